@@ -1,0 +1,989 @@
+//! A checked reader for flattened device trees (DTB, Devicetree Specification v0.4 §5).
+//!
+//! The DTB is untrusted input: it comes from firmware, U-Boot or a user's
+//! overlay. [`Fdt::new`] validates the whole blob once (header, block bounds,
+//! every token, name and string offset, nesting depth) so that a malformed tree
+//! is reported with the byte offset of the problem instead of being trusted.
+//! Everything after that still reads through `get()` and returns `Option`, so
+//! even a bug in validation cannot turn into a panic at EL2.
+//!
+//! Why not the `fdt` crate: version 0.1.5 panics inside node iteration on
+//! malformed structure blocks (`unwrap`/`assert_eq!` in `node.rs`), does not
+//! bounds-check the block offsets in its header, and panics on a valid tree that
+//! has an `FDT_NOP` between a node's properties and its subnodes (what libfdt's
+//! `fdt_nop_property` leaves behind). See `nop_between_properties_and_children`.
+
+#![deny(clippy::indexing_slicing)]
+
+use core::fmt;
+
+/// `FDT_MAGIC` (§5.2).
+pub const FDT_MAGIC: u32 = 0xd00d_feed;
+/// The header version this reader understands (§5.2: blobs of `version` 17,
+/// or later ones whose `last_comp_version` is at most 17).
+const FDT_VERSION: u32 = 17;
+/// Size of the version-17 header in bytes.
+pub const FDT_HEADER_SIZE: usize = 40;
+/// Linux refuses DTBs above 2 MiB (`MAX_FDT_SIZE`); so do we, so that a
+/// corrupt `totalsize` cannot make us read (or reserve) half of RAM.
+pub const FDT_MAX_SIZE: usize = 2 * 1024 * 1024;
+/// Deepest node nesting accepted (the root is depth 0). Real trees stay below
+/// 8; the bound keeps [`Node`] a fixed-size value.
+pub const MAX_DEPTH: usize = 16;
+
+// Structure block tokens (§5.4.1).
+const FDT_BEGIN_NODE: u32 = 0x1;
+const FDT_END_NODE: u32 = 0x2;
+const FDT_PROP: u32 = 0x3;
+const FDT_NOP: u32 = 0x4;
+const FDT_END: u32 = 0x9;
+
+/// What is wrong with a DTB, with the byte offset where it was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdtError {
+    /// The blob is shorter than its header says (or than a header).
+    Truncated { needed: usize, available: usize },
+    /// The first word is not `FDT_MAGIC`.
+    BadMagic { found: u32 },
+    /// A header version this reader does not understand.
+    UnsupportedVersion { version: u32, last_compatible: u32 },
+    /// `totalsize` is larger than [`FDT_MAX_SIZE`].
+    TooLarge { total_size: usize },
+    /// A block named in the header does not lie inside `totalsize` or is misaligned.
+    BadBlock { block: &'static str, offset: usize, size: usize },
+    /// An unexpected token in the structure block.
+    BadToken { offset: usize, token: u32 },
+    /// A node name or string that is not NUL-terminated inside its block.
+    Unterminated { offset: usize },
+    /// A node or property name that is not valid UTF-8.
+    BadName { offset: usize },
+    /// A property's name offset points outside the strings block.
+    BadStringOffset { offset: usize, name_offset: u32 },
+    /// A property value runs past the end of the structure block.
+    PropertyOverrun { offset: usize, len: u32 },
+    /// A property follows a subnode (§5.4.2 requires properties first).
+    PropertyAfterSubnode { offset: usize },
+    /// Nodes nested deeper than [`MAX_DEPTH`].
+    TooDeep { offset: usize },
+    /// The root node is missing, has a name, or is followed by another node.
+    BadRoot { offset: usize },
+    /// The memory reservation block is not terminated by a zero entry.
+    UnterminatedReservations,
+}
+
+impl fmt::Display for FdtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Truncated { needed, available } => {
+                write!(f, "truncated: needs {needed} bytes, {available} available")
+            }
+            Self::BadMagic { found } => {
+                write!(f, "bad magic {found:#010x} (a DTB starts with {FDT_MAGIC:#010x})")
+            }
+            Self::UnsupportedVersion { version, last_compatible } => write!(
+                f,
+                "unsupported version {version} (last compatible {last_compatible}); \
+                 version {FDT_VERSION} is required"
+            ),
+            Self::TooLarge { total_size } => {
+                write!(f, "totalsize {total_size} bytes exceeds the {FDT_MAX_SIZE}-byte limit")
+            }
+            Self::BadBlock { block, offset, size } => write!(
+                f,
+                "{block} block at offset {offset:#x} (size {size:#x}) lies outside the blob or is misaligned"
+            ),
+            Self::BadToken { offset, token } => {
+                write!(f, "unexpected token {token:#x} at structure offset {offset:#x}")
+            }
+            Self::Unterminated { offset } => {
+                write!(f, "name at structure offset {offset:#x} is not NUL-terminated")
+            }
+            Self::BadName { offset } => {
+                write!(f, "name at structure offset {offset:#x} is not valid UTF-8")
+            }
+            Self::BadStringOffset { offset, name_offset } => write!(
+                f,
+                "property at structure offset {offset:#x} names string offset {name_offset:#x}, \
+                 outside the strings block"
+            ),
+            Self::PropertyOverrun { offset, len } => write!(
+                f,
+                "property at structure offset {offset:#x} claims {len} bytes, past the structure block"
+            ),
+            Self::PropertyAfterSubnode { offset } => {
+                write!(f, "property after a subnode at structure offset {offset:#x}")
+            }
+            Self::TooDeep { offset } => write!(
+                f,
+                "nodes nested deeper than {MAX_DEPTH} levels at structure offset {offset:#x}"
+            ),
+            Self::BadRoot { offset } => {
+                write!(f, "malformed root node at structure offset {offset:#x}")
+            }
+            Self::UnterminatedReservations => {
+                f.write_str("memory reservation block has no terminating entry")
+            }
+        }
+    }
+}
+
+fn be32(bytes: &[u8], offset: usize) -> Option<u32> {
+    let word = bytes.get(offset..offset.checked_add(4)?)?;
+    Some(u32::from_be_bytes([*word.first()?, *word.get(1)?, *word.get(2)?, *word.get(3)?]))
+}
+
+fn be64(bytes: &[u8], offset: usize) -> Option<u64> {
+    let high = be32(bytes, offset)?;
+    let low = be32(bytes, offset.checked_add(4)?)?;
+    Some((u64::from(high) << 32) | u64::from(low))
+}
+
+fn align4(offset: usize) -> Option<usize> {
+    Some(offset.checked_add(3)? & !3)
+}
+
+/// Reads a NUL-terminated UTF-8 string starting at `offset`.
+fn cstr_at(bytes: &[u8], offset: usize) -> Result<&str, FdtError> {
+    let tail = bytes.get(offset..).ok_or(FdtError::Unterminated { offset })?;
+    let len = tail.iter().position(|&b| b == 0).ok_or(FdtError::Unterminated { offset })?;
+    let name = tail.get(..len).ok_or(FdtError::Unterminated { offset })?;
+    core::str::from_utf8(name).map_err(|_| FdtError::BadName { offset })
+}
+
+/// A validated device tree blob.
+#[derive(Clone, Copy, Debug)]
+pub struct Fdt<'a> {
+    blob: &'a [u8],
+    structs: &'a [u8],
+    strings: &'a [u8],
+    reservations: &'a [u8],
+    boot_cpuid: u32,
+}
+
+/// The `totalsize` field of a DTB header, read before the whole blob is
+/// available (at boot, only the header is known to be readable).
+pub fn total_size_from_header(header: &[u8]) -> Result<usize, FdtError> {
+    let magic = be32(header, 0)
+        .ok_or(FdtError::Truncated { needed: FDT_HEADER_SIZE, available: header.len() })?;
+    if magic != FDT_MAGIC {
+        return Err(FdtError::BadMagic { found: magic });
+    }
+    let total = be32(header, 4)
+        .ok_or(FdtError::Truncated { needed: FDT_HEADER_SIZE, available: header.len() })?;
+    let total = usize::try_from(total).map_err(|_| FdtError::TooLarge { total_size: usize::MAX })?;
+    if total > FDT_MAX_SIZE {
+        return Err(FdtError::TooLarge { total_size: total });
+    }
+    if total < FDT_HEADER_SIZE {
+        return Err(FdtError::Truncated { needed: FDT_HEADER_SIZE, available: total });
+    }
+    Ok(total)
+}
+
+impl<'a> Fdt<'a> {
+    /// Validates `blob` and returns a reader for it. `blob` may be longer than
+    /// the tree's `totalsize`; the rest is ignored.
+    pub fn new(blob: &'a [u8]) -> Result<Self, FdtError> {
+        let total = total_size_from_header(blob)?;
+        let blob = blob.get(..total).ok_or(FdtError::Truncated { needed: total, available: blob.len() })?;
+        let field = |index: usize| -> Result<usize, FdtError> {
+            let value = be32(blob, index * 4)
+                .ok_or(FdtError::Truncated { needed: FDT_HEADER_SIZE, available: blob.len() })?;
+            usize::try_from(value).map_err(|_| FdtError::TooLarge { total_size: usize::MAX })
+        };
+        let (off_struct, off_strings, off_rsvmap) = (field(2)?, field(3)?, field(4)?);
+        let version = be32(blob, 20).unwrap_or(0);
+        let last_comp = be32(blob, 24).unwrap_or(u32::MAX);
+        let boot_cpuid = be32(blob, 28).unwrap_or(0);
+        let (size_strings, size_struct) = (field(8)?, field(9)?);
+        if version < FDT_VERSION || last_comp > FDT_VERSION {
+            return Err(FdtError::UnsupportedVersion { version, last_compatible: last_comp });
+        }
+        let block = |name: &'static str, offset: usize, size: usize, align: usize| {
+            let bad = FdtError::BadBlock { block: name, offset, size };
+            let end = offset.checked_add(size).ok_or(bad)?;
+            if offset < FDT_HEADER_SIZE || offset % align != 0 {
+                return Err(bad);
+            }
+            blob.get(offset..end).ok_or(bad)
+        };
+        let structs = block("structure", off_struct, size_struct, 4)?;
+        let strings = block("strings", off_strings, size_strings, 1)?;
+        let reservations = block("memory reservation", off_rsvmap, total - off_rsvmap.min(total), 8)?;
+        let fdt = Fdt { blob, structs, strings, reservations, boot_cpuid };
+        fdt.validate_structure()?;
+        fdt.validate_reservations()?;
+        Ok(fdt)
+    }
+
+    /// The whole blob, `totalsize` bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.blob
+    }
+
+    /// `totalsize` from the header.
+    pub fn total_size(&self) -> usize {
+        self.blob.len()
+    }
+
+    /// `boot_cpuid_phys` from the header.
+    pub fn boot_cpuid(&self) -> u32 {
+        self.boot_cpuid
+    }
+
+    /// One pass over the structure block checking every token.
+    fn validate_structure(&self) -> Result<(), FdtError> {
+        let mut offset = 0;
+        let mut depth = 0usize;
+        let mut seen_root = false;
+        // Per depth: whether a subnode has been seen (properties must come first).
+        let mut has_child = [false; MAX_DEPTH + 1];
+        loop {
+            let token = be32(self.structs, offset)
+                .ok_or(FdtError::Truncated { needed: offset + 4, available: self.structs.len() })?;
+            match token {
+                FDT_NOP => offset += 4,
+                FDT_BEGIN_NODE => {
+                    if depth == 0 && seen_root {
+                        return Err(FdtError::BadRoot { offset });
+                    }
+                    let name = cstr_at(self.structs, offset + 4)?;
+                    if depth == 0 && !name.is_empty() {
+                        return Err(FdtError::BadRoot { offset });
+                    }
+                    if depth > 0 {
+                        *has_child.get_mut(depth).ok_or(FdtError::TooDeep { offset })? = true;
+                    }
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(FdtError::TooDeep { offset });
+                    }
+                    *has_child.get_mut(depth).ok_or(FdtError::TooDeep { offset })? = false;
+                    seen_root = true;
+                    offset = align4(offset + 4 + name.len() + 1).ok_or(FdtError::BadToken { offset, token })?;
+                }
+                FDT_PROP => {
+                    if depth == 0 {
+                        return Err(FdtError::BadToken { offset, token });
+                    }
+                    if has_child.get(depth).copied().unwrap_or(true) {
+                        return Err(FdtError::PropertyAfterSubnode { offset });
+                    }
+                    let (len, name_offset) = (
+                        be32(self.structs, offset + 4).ok_or(FdtError::PropertyOverrun { offset, len: 0 })?,
+                        be32(self.structs, offset + 8).ok_or(FdtError::PropertyOverrun { offset, len: 0 })?,
+                    );
+                    let value_end = usize::try_from(len)
+                        .ok()
+                        .and_then(|len| (offset + 12).checked_add(len))
+                        .filter(|&end| end <= self.structs.len())
+                        .ok_or(FdtError::PropertyOverrun { offset, len })?;
+                    let name_at = usize::try_from(name_offset)
+                        .ok()
+                        .filter(|&n| n < self.strings.len())
+                        .ok_or(FdtError::BadStringOffset { offset, name_offset })?;
+                    cstr_at(self.strings, name_at)?;
+                    offset = align4(value_end).ok_or(FdtError::PropertyOverrun { offset, len })?;
+                }
+                FDT_END_NODE => {
+                    if depth == 0 {
+                        return Err(FdtError::BadToken { offset, token });
+                    }
+                    depth -= 1;
+                    offset += 4;
+                }
+                FDT_END => {
+                    return if depth == 0 && seen_root {
+                        Ok(())
+                    } else {
+                        Err(FdtError::BadRoot { offset })
+                    };
+                }
+                _ => return Err(FdtError::BadToken { offset, token }),
+            }
+        }
+    }
+
+    fn validate_reservations(&self) -> Result<(), FdtError> {
+        let mut offset = 0;
+        loop {
+            let address = be64(self.reservations, offset).ok_or(FdtError::UnterminatedReservations)?;
+            let size = be64(self.reservations, offset + 8).ok_or(FdtError::UnterminatedReservations)?;
+            if address == 0 && size == 0 {
+                return Ok(());
+            }
+            offset += 16;
+        }
+    }
+
+    /// The `/memreserve/` entries as (address, size).
+    pub fn reservations(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
+        let block = self.reservations;
+        let mut offset = 0usize;
+        core::iter::from_fn(move || {
+            let entry = (be64(block, offset)?, be64(block, offset.checked_add(8)?)?);
+            offset = offset.checked_add(16)?;
+            (entry != (0, 0)).then_some(entry)
+        })
+    }
+
+    /// The root node.
+    pub fn root(&self) -> Node<'a> {
+        // Validation found the root's FDT_BEGIN_NODE after any leading NOPs.
+        let mut offset = 0;
+        while be32(self.structs, offset) == Some(FDT_NOP) {
+            offset += 4;
+        }
+        Node { fdt: *self, offset, depth: 0, ancestors: [0; MAX_DEPTH] }
+    }
+
+    /// Every node, depth first, root included.
+    pub fn nodes(&self) -> Nodes<'a> {
+        Nodes { fdt: *self, offset: 0, depth: 0, ancestors: [0; MAX_DEPTH] }
+    }
+
+    /// Finds a node by absolute path (`/soc/serial@7e201000`) or by alias
+    /// (`serial0`, `serial0/child`). A path component without a unit address
+    /// matches a node whose name has one, as the specification allows.
+    pub fn find_node(&self, path: &str) -> Option<Node<'a>> {
+        if let Some(absolute) = path.strip_prefix('/') {
+            return self.root().find_descendant(absolute);
+        }
+        let (alias, rest) = path.split_once('/').unwrap_or((path, ""));
+        let target = self.root().child("aliases")?.property(alias)?.as_str()?;
+        // An alias must name an absolute path; anything else could recurse.
+        if !target.starts_with('/') {
+            return None;
+        }
+        let node = self.find_node(target)?;
+        if rest.is_empty() { Some(node) } else { node.find_descendant(rest) }
+    }
+
+    /// The node whose `phandle` property is `phandle`.
+    pub fn find_phandle(&self, phandle: u32) -> Option<Node<'a>> {
+        self.nodes().find(|node| node.property("phandle").and_then(|p| p.as_u32()) == Some(phandle))
+    }
+
+    fn string_at(&self, offset: usize) -> Option<&'a str> {
+        cstr_at(self.strings, offset).ok()
+    }
+}
+
+/// A node: a position in a validated structure block plus the positions of
+/// its ancestors (so that `#address-cells` and `ranges` can be read upwards).
+#[derive(Clone, Copy)]
+pub struct Node<'a> {
+    fdt: Fdt<'a>,
+    /// Offset of this node's `FDT_BEGIN_NODE` token.
+    offset: usize,
+    depth: usize,
+    ancestors: [usize; MAX_DEPTH],
+}
+
+impl fmt::Debug for Node<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Node({})", self.path())
+    }
+}
+
+impl PartialEq for Node<'_> {
+    /// Two handles are the same node if they point at the same token of the same blob.
+    fn eq(&self, other: &Self) -> bool {
+        self.offset == other.offset && core::ptr::eq(self.fdt.structs, other.fdt.structs)
+    }
+}
+
+impl Eq for Node<'_> {}
+
+impl<'a> Node<'a> {
+    /// The node's name including its unit address (`serial@7e201000`); the
+    /// root's name is empty.
+    pub fn name(&self) -> &'a str {
+        cstr_at(self.fdt.structs, self.offset + 4).unwrap_or("")
+    }
+
+    /// The name without its unit address.
+    pub fn base_name(&self) -> &'a str {
+        let name = self.name();
+        name.split_once('@').map_or(name, |(base, _)| base)
+    }
+
+    /// The tree this node belongs to.
+    pub fn fdt(&self) -> &Fdt<'a> {
+        &self.fdt
+    }
+
+    /// The node's full path, for messages.
+    pub fn path(&self) -> NodePath<'a> {
+        NodePath { node: *self }
+    }
+
+    /// The parent node, or `None` for the root.
+    pub fn parent(&self) -> Option<Node<'a>> {
+        let parent_depth = self.depth.checked_sub(1)?;
+        let offset = *self.ancestors.get(parent_depth)?;
+        Some(Node { fdt: self.fdt, offset, depth: parent_depth, ancestors: self.ancestors })
+    }
+
+    /// Offset of the first token after the node's name.
+    fn body(&self) -> usize {
+        align4(self.offset + 4 + self.name().len() + 1).unwrap_or(usize::MAX)
+    }
+
+    /// The node's properties in order.
+    pub fn properties(&self) -> Properties<'a> {
+        Properties { fdt: self.fdt, offset: self.body() }
+    }
+
+    /// The property called `name`.
+    pub fn property(&self, name: &str) -> Option<Property<'a>> {
+        self.properties().find(|p| p.name == name)
+    }
+
+    /// Whether the node has a property called `name` (boolean properties).
+    pub fn has_property(&self, name: &str) -> bool {
+        self.property(name).is_some()
+    }
+
+    /// The node's children in order.
+    pub fn children(&self) -> Children<'a> {
+        // Skip the properties: they end at the first token that is not PROP or NOP.
+        let mut offset = self.body();
+        let structs = self.fdt.structs;
+        loop {
+            match be32(structs, offset) {
+                Some(FDT_NOP) => offset += 4,
+                Some(FDT_PROP) => {
+                    offset = be32(structs, offset + 4)
+                        .and_then(|len| usize::try_from(len).ok())
+                        .and_then(|len| align4(offset + 12 + len))
+                        .unwrap_or(usize::MAX);
+                }
+                _ => break,
+            }
+        }
+        let mut ancestors = self.ancestors;
+        let child_depth = self.depth + 1;
+        let valid = if let Some(slot) = ancestors.get_mut(self.depth) {
+            *slot = self.offset;
+            true
+        } else {
+            false
+        };
+        Children { fdt: self.fdt, offset: if valid { offset } else { usize::MAX }, depth: child_depth, ancestors }
+    }
+
+    /// The child whose name is `name`, or whose base name is `name` when
+    /// `name` has no unit address.
+    pub fn child(&self, name: &str) -> Option<Node<'a>> {
+        let exact = name.contains('@');
+        self.children().find(|c| if exact { c.name() == name } else { c.name() == name || c.base_name() == name })
+    }
+
+    /// Follows a relative path (`soc/serial@7e201000`) below this node.
+    pub fn find_descendant(&self, path: &str) -> Option<Node<'a>> {
+        path.split('/').filter(|part| !part.is_empty()).try_fold(*self, |node, part| node.child(part))
+    }
+
+    /// The `compatible` strings.
+    pub fn compatible(&self) -> StringList<'a> {
+        self.property("compatible").map_or(StringList { rest: &[] }, |p| p.strings())
+    }
+
+    /// Whether any `compatible` string is in `any_of`.
+    pub fn is_compatible(&self, any_of: &[&str]) -> bool {
+        self.compatible().any(|c| any_of.contains(&c))
+    }
+
+    /// `status` is absent, "okay" or "ok" (§2.3.4).
+    pub fn is_enabled(&self) -> bool {
+        self.property("status").and_then(|p| p.as_str()).is_none_or(|s| s == "okay" || s == "ok")
+    }
+
+    /// Depth below the root (the root is 0).
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+}
+
+/// Displays a node's full path (`/soc/serial@7e201000`).
+#[derive(Clone, Copy)]
+pub struct NodePath<'a> {
+    node: Node<'a>,
+}
+
+impl fmt::Display for NodePath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.node.depth == 0 {
+            return f.write_str("/");
+        }
+        for depth in 1..=self.node.depth {
+            let offset = if depth == self.node.depth {
+                Some(self.node.offset)
+            } else {
+                self.node.ancestors.get(depth).copied()
+            };
+            let name = offset.and_then(|o| cstr_at(self.node.fdt.structs, o + 4).ok()).unwrap_or("?");
+            write!(f, "/{name}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for NodePath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Iterator over a node's properties.
+#[derive(Debug)]
+pub struct Properties<'a> {
+    fdt: Fdt<'a>,
+    offset: usize,
+}
+
+impl<'a> Iterator for Properties<'a> {
+    type Item = Property<'a>;
+
+    fn next(&mut self) -> Option<Property<'a>> {
+        let structs = self.fdt.structs;
+        loop {
+            match be32(structs, self.offset)? {
+                FDT_NOP => self.offset = self.offset.checked_add(4)?,
+                FDT_PROP => {
+                    let len = usize::try_from(be32(structs, self.offset + 4)?).ok()?;
+                    let name = self.fdt.string_at(usize::try_from(be32(structs, self.offset + 8)?).ok()?)?;
+                    let start = self.offset + 12;
+                    let value = structs.get(start..start.checked_add(len)?)?;
+                    self.offset = align4(start + len)?;
+                    return Some(Property { name, value });
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Iterator over a node's children.
+#[derive(Debug)]
+pub struct Children<'a> {
+    fdt: Fdt<'a>,
+    offset: usize,
+    depth: usize,
+    ancestors: [usize; MAX_DEPTH],
+}
+
+impl<'a> Iterator for Children<'a> {
+    type Item = Node<'a>;
+
+    fn next(&mut self) -> Option<Node<'a>> {
+        let structs = self.fdt.structs;
+        while be32(structs, self.offset)? == FDT_NOP {
+            self.offset += 4;
+        }
+        if be32(structs, self.offset)? != FDT_BEGIN_NODE || self.depth > MAX_DEPTH {
+            return None;
+        }
+        let child = Node { fdt: self.fdt, offset: self.offset, depth: self.depth, ancestors: self.ancestors };
+        self.offset = skip_node(structs, self.offset)?;
+        Some(child)
+    }
+}
+
+/// Returns the offset just past the subtree starting at `offset` (a BEGIN_NODE).
+fn skip_node(structs: &[u8], mut offset: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    loop {
+        match be32(structs, offset)? {
+            FDT_BEGIN_NODE => {
+                depth += 1;
+                let name = cstr_at(structs, offset + 4).ok()?;
+                offset = align4(offset + 4 + name.len() + 1)?;
+            }
+            FDT_END_NODE => {
+                depth = depth.checked_sub(1)?;
+                offset += 4;
+                if depth == 0 {
+                    return Some(offset);
+                }
+            }
+            FDT_PROP => {
+                let len = usize::try_from(be32(structs, offset + 4)?).ok()?;
+                offset = align4(offset.checked_add(12)?.checked_add(len)?)?;
+            }
+            FDT_NOP => offset += 4,
+            _ => return None,
+        }
+    }
+}
+
+/// Depth-first iterator over all nodes: a linear walk of the structure block.
+#[derive(Debug)]
+pub struct Nodes<'a> {
+    fdt: Fdt<'a>,
+    offset: usize,
+    depth: usize,
+    ancestors: [usize; MAX_DEPTH],
+}
+
+impl<'a> Iterator for Nodes<'a> {
+    type Item = Node<'a>;
+
+    fn next(&mut self) -> Option<Node<'a>> {
+        let structs = self.fdt.structs;
+        loop {
+            match be32(structs, self.offset)? {
+                FDT_BEGIN_NODE => {
+                    let node =
+                        Node { fdt: self.fdt, offset: self.offset, depth: self.depth, ancestors: self.ancestors };
+                    *self.ancestors.get_mut(self.depth)? = self.offset;
+                    self.depth += 1;
+                    self.offset = node.body();
+                    return Some(node);
+                }
+                FDT_PROP => {
+                    let len = usize::try_from(be32(structs, self.offset + 4)?).ok()?;
+                    self.offset = align4(self.offset.checked_add(12)?.checked_add(len)?)?;
+                }
+                FDT_END_NODE => {
+                    self.depth = self.depth.checked_sub(1)?;
+                    self.offset += 4;
+                }
+                FDT_NOP => self.offset += 4,
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// A property: its name and raw big-endian value.
+#[derive(Debug, Clone, Copy)]
+pub struct Property<'a> {
+    pub name: &'a str,
+    pub value: &'a [u8],
+}
+
+impl<'a> Property<'a> {
+    /// The value as one 32-bit cell.
+    pub fn as_u32(&self) -> Option<u32> {
+        (self.value.len() == 4).then(|| be32(self.value, 0)).flatten()
+    }
+
+    /// The value as one or two cells (`<u32>` or `<u64>`).
+    pub fn as_u64(&self) -> Option<u64> {
+        match self.value.len() {
+            4 => be32(self.value, 0).map(u64::from),
+            8 => be64(self.value, 0),
+            _ => None,
+        }
+    }
+
+    /// The value as a single NUL-terminated string.
+    pub fn as_str(&self) -> Option<&'a str> {
+        let (last, text) = self.value.split_last()?;
+        if *last != 0 || text.contains(&0) {
+            return None;
+        }
+        core::str::from_utf8(text).ok()
+    }
+
+    /// The value as a list of NUL-terminated strings (`compatible`).
+    pub fn strings(&self) -> StringList<'a> {
+        StringList { rest: self.value }
+    }
+
+    /// The value as 32-bit cells; `None` if its length is not a multiple of 4.
+    pub fn cells(&self) -> Option<Cells<'a>> {
+        (self.value.len() % 4 == 0).then_some(Cells { rest: self.value })
+    }
+
+    /// Number of 32-bit cells in the value (rounded down).
+    pub fn cell_count(&self) -> usize {
+        self.value.len() / 4
+    }
+}
+
+/// Iterator over a string-list property.
+#[derive(Debug, Clone)]
+pub struct StringList<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for StringList<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let end = self.rest.iter().position(|&b| b == 0)?;
+        let text = self.rest.get(..end)?;
+        self.rest = self.rest.get(end + 1..)?;
+        core::str::from_utf8(text).ok()
+    }
+}
+
+/// Iterator over 32-bit cells.
+#[derive(Debug, Clone)]
+pub struct Cells<'a> {
+    rest: &'a [u8],
+}
+
+impl Cells<'_> {
+    /// Reads a number made of `count` cells (0, 1 or 2; more does not fit a u64).
+    pub fn read(&mut self, count: u32) -> Option<u64> {
+        if count > 2 {
+            return None;
+        }
+        let mut value = 0u64;
+        for _ in 0..count {
+            value = (value << 32) | u64::from(self.next()?);
+        }
+        Some(value)
+    }
+
+    /// Whether all cells have been read.
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+}
+
+impl Iterator for Cells<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        let cell = be32(self.rest, 0)?;
+        self.rest = self.rest.get(4..)?;
+        Some(cell)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Builds FDT blobs token by token, including ones dtc would never write.
+    #[derive(Default)]
+    pub(crate) struct Builder {
+        structs: Vec<u8>,
+        strings: Vec<u8>,
+        reservations: Vec<(u64, u64)>,
+    }
+
+    impl Builder {
+        fn token(&mut self, token: u32) -> &mut Self {
+            self.structs.extend_from_slice(&token.to_be_bytes());
+            self
+        }
+
+        fn pad(&mut self) {
+            while self.structs.len() % 4 != 0 {
+                self.structs.push(0);
+            }
+        }
+
+        pub(crate) fn begin(&mut self, name: &str) -> &mut Self {
+            self.token(FDT_BEGIN_NODE);
+            self.structs.extend_from_slice(name.as_bytes());
+            self.structs.push(0);
+            self.pad();
+            self
+        }
+
+        pub(crate) fn end(&mut self) -> &mut Self {
+            self.token(FDT_END_NODE)
+        }
+
+        pub(crate) fn nop(&mut self) -> &mut Self {
+            self.token(FDT_NOP)
+        }
+
+        pub(crate) fn prop(&mut self, name: &str, value: &[u8]) -> &mut Self {
+            let offset = self.strings.len() as u32;
+            self.strings.extend_from_slice(name.as_bytes());
+            self.strings.push(0);
+            self.token(FDT_PROP);
+            self.structs.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            self.structs.extend_from_slice(&offset.to_be_bytes());
+            self.structs.extend_from_slice(value);
+            self.pad();
+            self
+        }
+
+        pub(crate) fn prop_cells(&mut self, name: &str, cells: &[u32]) -> &mut Self {
+            let bytes: Vec<u8> = cells.iter().flat_map(|c| c.to_be_bytes()).collect();
+            self.prop(name, &bytes)
+        }
+
+        pub(crate) fn prop_str(&mut self, name: &str, value: &str) -> &mut Self {
+            let mut bytes = value.as_bytes().to_vec();
+            bytes.push(0);
+            self.prop(name, &bytes)
+        }
+
+        pub(crate) fn reserve(&mut self, address: u64, size: u64) -> &mut Self {
+            self.reservations.push((address, size));
+            self
+        }
+
+        /// The blob, with FDT_END appended.
+        pub(crate) fn build(&mut self) -> Vec<u8> {
+            self.token(FDT_END);
+            let rsv_offset = FDT_HEADER_SIZE;
+            let struct_offset = rsv_offset + (self.reservations.len() + 1) * 16;
+            let strings_offset = struct_offset + self.structs.len();
+            let total = strings_offset + self.strings.len();
+            let mut blob = Vec::new();
+            for field in [
+                FDT_MAGIC,
+                total as u32,
+                struct_offset as u32,
+                strings_offset as u32,
+                rsv_offset as u32,
+                17,
+                16,
+                0,
+                self.strings.len() as u32,
+                self.structs.len() as u32,
+            ] {
+                blob.extend_from_slice(&field.to_be_bytes());
+            }
+            for &(address, size) in self.reservations.iter().chain(&[(0, 0)]) {
+                blob.extend_from_slice(&address.to_be_bytes());
+                blob.extend_from_slice(&size.to_be_bytes());
+            }
+            blob.extend_from_slice(&self.structs);
+            blob.extend_from_slice(&self.strings);
+            blob
+        }
+    }
+
+    fn small_tree() -> Vec<u8> {
+        Builder::default()
+            .begin("")
+            .prop_str("model", "test board")
+            .prop_cells("#address-cells", &[1])
+            .begin("aliases")
+            .prop_str("serial0", "/soc/uart@100")
+            .end()
+            .begin("soc")
+            .prop_cells("#address-cells", &[1])
+            .prop_cells("#size-cells", &[1])
+            .prop_cells("ranges", &[0x0, 0x8000_0000, 0x1000])
+            .begin("uart@100")
+            .prop_cells("reg", &[0x100, 0x20])
+            .end()
+            .end()
+            .end()
+            .build()
+    }
+
+    #[test]
+    fn nop_between_properties_and_children() {
+        // libfdt's fdt_nop_property leaves NOPs where a property was; the fdt
+        // crate panics on exactly this shape.
+        let blob = Builder::default()
+            .begin("")
+            .nop()
+            .prop_str("model", "nop board")
+            .nop()
+            .nop()
+            .begin("child@1")
+            .nop()
+            .end()
+            .nop()
+            .begin("child@2")
+            .end()
+            .end()
+            .build();
+        let fdt = Fdt::new(&blob).unwrap();
+        assert_eq!(fdt.root().property("model").unwrap().as_str(), Some("nop board"));
+        let names: Vec<_> = fdt.root().children().map(|c| c.name()).collect();
+        assert_eq!(names, ["child@1", "child@2"]);
+        assert_eq!(fdt.nodes().count(), 3);
+    }
+
+    #[test]
+    fn paths_aliases_and_parents() {
+        let blob = small_tree();
+        let fdt = Fdt::new(&blob).unwrap();
+        let uart = fdt.find_node("/soc/uart@100").unwrap();
+        assert_eq!(uart.path().to_string(), "/soc/uart@100");
+        assert_eq!(fdt.find_node("/soc/uart").unwrap(), uart, "the unit address may be omitted");
+        assert_eq!(fdt.find_node("serial0").unwrap(), uart, "aliases resolve");
+        assert_eq!(uart.parent().unwrap().name(), "soc");
+        assert_eq!(uart.parent().unwrap().parent().unwrap().path().to_string(), "/");
+        assert!(fdt.find_node("/soc/uart@200").is_none());
+        let all: Vec<_> = fdt.nodes().map(|n| n.path().to_string()).collect();
+        assert_eq!(all, ["/", "/aliases", "/soc", "/soc/uart@100"]);
+    }
+
+    #[test]
+    fn malformed_blobs_are_errors_with_offsets() {
+        let good = small_tree();
+        let total = good.len();
+        assert_eq!(Fdt::new(&good[..20]).unwrap_err(), FdtError::Truncated { needed: total, available: 20 });
+        let mut bad_magic = good.clone();
+        bad_magic[0] = 0;
+        assert!(matches!(Fdt::new(&bad_magic), Err(FdtError::BadMagic { .. })));
+        assert!(matches!(Fdt::new(&good[..good.len() - 1]), Err(FdtError::Truncated { .. })));
+
+        let unterminated = Builder::default().begin("").begin("child").build();
+        assert!(matches!(Fdt::new(&unterminated), Err(FdtError::BadRoot { .. })));
+
+        let prop_after_child =
+            Builder::default().begin("").begin("child").end().prop_str("late", "x").end().build();
+        assert!(matches!(Fdt::new(&prop_after_child), Err(FdtError::PropertyAfterSubnode { .. })));
+
+        let two_roots = Builder::default().begin("").end().begin("").end().build();
+        assert!(matches!(Fdt::new(&two_roots), Err(FdtError::BadRoot { .. })));
+
+        let mut deep = Builder::default();
+        deep.begin("");
+        for _ in 0..MAX_DEPTH {
+            deep.begin("n");
+        }
+        for _ in 0..=MAX_DEPTH {
+            deep.end();
+        }
+        assert!(matches!(Fdt::new(&deep.build()), Err(FdtError::TooDeep { .. })));
+
+        let mut huge_prop = small_tree();
+        // The model property's length field sits right after its FDT_PROP token.
+        let struct_offset = u32::from_be_bytes(huge_prop[8..12].try_into().unwrap()) as usize;
+        huge_prop[struct_offset + 12..struct_offset + 16].copy_from_slice(&0xffff_fff0u32.to_be_bytes());
+        assert!(matches!(Fdt::new(&huge_prop), Err(FdtError::PropertyOverrun { .. })));
+    }
+
+    #[test]
+    fn error_messages_say_what_and_where() {
+        let message = FdtError::PropertyOverrun { offset: 0x48, len: 4096 }.to_string();
+        assert_eq!(message, "property at structure offset 0x48 claims 4096 bytes, past the structure block");
+    }
+
+    #[test]
+    fn reservations_are_listed_until_the_terminator() {
+        let blob = Builder::default().reserve(0, 0x1000).reserve(0x8000, 0x10).begin("").end().build();
+        let fdt = Fdt::new(&blob).unwrap();
+        assert_eq!(fdt.reservations().collect::<Vec<_>>(), [(0, 0x1000), (0x8000, 0x10)]);
+    }
+
+    #[test]
+    fn property_value_helpers_check_their_shape() {
+        let blob = Builder::default()
+            .begin("")
+            .prop("compatible", b"a,b\0c,d\0")
+            .prop_cells("one", &[7])
+            .prop_cells("two", &[1, 2])
+            .prop("odd", &[1, 2, 3])
+            .end()
+            .build();
+        let fdt = Fdt::new(&blob).unwrap();
+        let root = fdt.root();
+        assert_eq!(root.compatible().collect::<Vec<_>>(), ["a,b", "c,d"]);
+        assert!(root.is_compatible(&["c,d"]));
+        assert_eq!(root.property("one").unwrap().as_u64(), Some(7));
+        assert_eq!(root.property("two").unwrap().as_u64(), Some((1 << 32) | 2));
+        assert_eq!(root.property("two").unwrap().as_u32(), None);
+        assert!(root.property("odd").unwrap().cells().is_none());
+        assert_eq!(root.property("compatible").unwrap().as_str(), None, "a list is not a single string");
+    }
+}

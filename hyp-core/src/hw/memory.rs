@@ -1,0 +1,206 @@
+//! RAM banks and the memory that is not Tessera's to give away.
+
+#![deny(clippy::indexing_slicing)]
+
+use heapless::Vec;
+
+use super::issue::{Issues, Place, Problem};
+use crate::dt::address::{self, translate};
+use crate::dt::{Fdt, Node};
+use crate::mm::address::{PhysAddr, PhysRange};
+
+/// Most RAM banks kept (Raspberry Pi 5 firmware reports four).
+pub const MAX_MEMORY_BANKS: usize = 8;
+/// Most reserved regions kept. Reserved memory that is not recorded could be
+/// handed out, so exceeding this is fatal, not a warning.
+pub const MAX_RESERVED: usize = 32;
+
+/// Why a region is reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReservedKind {
+    /// A `/memreserve/` entry of the DTB header.
+    MemReserve,
+    /// A child of `/reserved-memory` with a `reg`.
+    ReservedMemory,
+    /// The initrd named by `/chosen/linux,initrd-start` and `-end`.
+    Initrd,
+    /// A `multiboot,module` node: an image U-Boot loaded.
+    Module,
+    /// The device tree blob itself.
+    DeviceTree,
+    /// The hypervisor image, from its load address to the end of its BSS.
+    Hypervisor,
+}
+
+impl ReservedKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ReservedKind::MemReserve => "/memreserve/",
+            ReservedKind::ReservedMemory => "/reserved-memory",
+            ReservedKind::Initrd => "initrd",
+            ReservedKind::Module => "module",
+            ReservedKind::DeviceTree => "device tree",
+            ReservedKind::Hypervisor => "Tessera image",
+        }
+    }
+}
+
+/// A region of memory that must not be reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reserved {
+    pub range: PhysRange,
+    pub kind: ReservedKind,
+}
+
+/// RAM and what is reserved in it.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryMap {
+    /// RAM banks in ascending order, non-overlapping.
+    pub banks: Vec<PhysRange, MAX_MEMORY_BANKS>,
+    /// Reserved regions in discovery order.
+    pub reserved: Vec<Reserved, MAX_RESERVED>,
+}
+
+impl MemoryMap {
+    /// Total RAM in bytes.
+    pub fn total(&self) -> u64 {
+        self.banks.iter().map(PhysRange::size).sum()
+    }
+
+    /// Whether `range` lies entirely inside one RAM bank.
+    pub fn is_ram(&self, range: &PhysRange) -> bool {
+        self.banks.iter().any(|bank| bank.contains_range(range))
+    }
+
+    /// Records a reserved region; `false` if the table is full.
+    pub fn reserve(&mut self, range: PhysRange, kind: ReservedKind) -> bool {
+        self.reserved.push(Reserved { range, kind }).is_ok()
+    }
+}
+
+/// Most `reg` entries read from one node.
+const MAX_REGIONS_PER_NODE: usize = 8;
+
+/// Reads RAM banks and reserved regions. `dtb` is where the blob itself lies,
+/// when known (at boot; not in host tests of a file).
+pub fn discover<'a>(fdt: &Fdt<'a>, dtb: Option<PhysRange>, issues: &mut Issues<'a>) -> MemoryMap {
+    let mut map = MemoryMap::default();
+    discover_banks(fdt, &mut map, issues);
+    let reserve = |map: &mut MemoryMap, issues: &mut Issues<'a>, place: Place<'a>, range, kind| {
+        if !map.reserve(range, kind) {
+            issues.fatal(place, "reg", Problem::TooMany { limit: MAX_RESERVED });
+        }
+    };
+    if let Some(range) = dtb {
+        reserve(&mut map, issues, Place::Path("the device tree blob"), range, ReservedKind::DeviceTree);
+    }
+    for (address, size) in fdt.reservations() {
+        if let Some(range) = PhysRange::new(PhysAddr(address), size) {
+            reserve(&mut map, issues, Place::Path("/memreserve/"), range, ReservedKind::MemReserve);
+        }
+    }
+    let reserved_nodes = fdt
+        .find_node("/reserved-memory")
+        .into_iter()
+        .flat_map(|node| node.children())
+        .filter(|c| c.is_enabled() && c.has_property("reg"));
+    for node in reserved_nodes {
+        for range in regions(&node, issues) {
+            reserve(&mut map, issues, Place::Node(node), range, ReservedKind::ReservedMemory);
+        }
+    }
+    if let Some(chosen) = fdt.find_node("/chosen") {
+        match initrd(&chosen) {
+            Ok(Some(range)) => reserve(&mut map, issues, Place::Node(chosen), range, ReservedKind::Initrd),
+            Ok(None) => {}
+            Err(problem) => issues.fatal(Place::Node(chosen), "linux,initrd-start", problem),
+        }
+    }
+    for module in fdt.nodes().filter(|n| n.is_compatible(&["multiboot,module"]) && n.is_enabled()) {
+        for range in regions(&module, issues) {
+            reserve(&mut map, issues, Place::Node(module), range, ReservedKind::Module);
+        }
+    }
+    map
+}
+
+/// The non-empty `reg` regions of `node`. Malformed `reg` is fatal because
+/// the memory it should describe is unknown.
+fn regions<'a>(node: &Node<'a>, issues: &mut Issues<'a>) -> Vec<PhysRange, MAX_REGIONS_PER_NODE> {
+    let mut found = Vec::new();
+    let entries = match address::raw_reg(node) {
+        Ok(entries) => entries,
+        Err(error) => {
+            issues.fatal(Place::Node(*node), "reg", Problem::Address(error));
+            return found;
+        }
+    };
+    for (address, size) in entries.filter(|&(_, size)| size != 0) {
+        match translate(node.parent(), address, size).map(|a| PhysRange::new(PhysAddr(a), size)) {
+            Ok(Some(range)) => {
+                if found.push(range).is_err() {
+                    issues.fatal(Place::Node(*node), "reg", Problem::TooMany { limit: MAX_REGIONS_PER_NODE });
+                    break;
+                }
+            }
+            Ok(None) => issues.fatal(
+                Place::Node(*node),
+                "reg",
+                Problem::InvalidValue { value: address, why: "region wraps past 2^64" },
+            ),
+            Err(error) => issues.fatal(Place::Node(*node), "reg", Problem::Address(error)),
+        }
+    }
+    found
+}
+
+fn discover_banks<'a>(fdt: &Fdt<'a>, map: &mut MemoryMap, issues: &mut Issues<'a>) {
+    let memory_nodes = fdt.root().children().filter(|n| {
+        n.property("device_type").and_then(|p| p.as_str()) == Some("memory") && n.is_enabled()
+    });
+    let mut saw_node = false;
+    for node in memory_nodes {
+        saw_node = true;
+        for bank in regions(&node, issues) {
+            if let Some(other) = map.banks.iter().find(|b| b.overlaps(&bank)) {
+                issues.fatal(Place::Node(node), "reg", Problem::Overlap { this: bank, other: *other });
+            } else if map.banks.push(bank).is_err() {
+                issues.fatal(Place::Node(node), "reg", Problem::TooMany { limit: MAX_MEMORY_BANKS });
+            }
+        }
+    }
+    map.banks.sort_unstable();
+    if !saw_node {
+        issues.fatal(Place::Path("/memory"), "", Problem::MissingNode);
+    } else if map.banks.is_empty() {
+        issues.fatal(
+            Place::Path("/memory"),
+            "reg",
+            Problem::Invalid(
+                "no RAM: every memory node is empty (on a Raspberry Pi the firmware fills it in; \
+                 boot through the firmware and U-Boot)",
+            ),
+        );
+    }
+}
+
+/// The initrd range from `/chosen`, if one is given.
+fn initrd(chosen: &Node<'_>) -> Result<Option<PhysRange>, Problem> {
+    let start = chosen.property("linux,initrd-start");
+    let end = chosen.property("linux,initrd-end");
+    let (Some(start), Some(end)) = (start, end) else {
+        return match (start, end) {
+            (None, None) => Ok(None),
+            _ => Err(Problem::Invalid("linux,initrd-start and linux,initrd-end must come together")),
+        };
+    };
+    let (Some(start), Some(end)) = (start.as_u64(), end.as_u64()) else {
+        return Err(Problem::CellCount { found: start.cell_count(), expected: "1 or 2" });
+    };
+    if start == end {
+        return Ok(None);
+    }
+    PhysRange::from_bounds(PhysAddr(start), PhysAddr(end))
+        .map(Some)
+        .ok_or(Problem::InvalidValue { value: end, why: "initrd ends before it starts" })
+}

@@ -1,0 +1,59 @@
+//! Hardware discovery: what the board's device tree says about RAM, CPUs,
+//! the GIC, the timer, PSCI and the console.
+//!
+//! Pure functions of the DTB (plus the boot CPU's MPIDR and the blob's own
+//! location), so they run in host unit tests against real board DTBs.
+
+pub mod console;
+pub mod cpus;
+pub mod gic;
+pub mod issue;
+pub mod memory;
+pub mod psci;
+pub mod timer;
+
+use crate::dt::Fdt;
+use crate::mm::address::PhysRange;
+pub use issue::{Issue, Issues, Severity};
+
+#[cfg(test)]
+mod tests;
+
+/// Everything Tessera needs to know about the machine.
+#[derive(Debug)]
+pub struct Hardware<'a> {
+    /// Root `model`, or its first `compatible` when there is no model.
+    pub model: &'a str,
+    pub memory: memory::MemoryMap,
+    pub cpus: cpus::Cpus<'a>,
+    pub gic: gic::Gic<'a>,
+    pub timer: timer::Timer,
+    pub psci: Option<psci::Psci<'a>>,
+    pub console: Option<console::Console<'a>>,
+    /// Problems Tessera can run with.
+    pub warnings: Issues<'a>,
+}
+
+/// Reads the whole description. On any fatal problem, returns every problem
+/// found (not just the first), so one boot shows all that needs fixing.
+pub fn discover<'a>(fdt: &Fdt<'a>, boot_mpidr: u64, dtb: Option<PhysRange>) -> Result<Hardware<'a>, Issues<'a>> {
+    let mut issues = Issues::default();
+    let root = fdt.root();
+    let model = root
+        .property("model")
+        .and_then(|p| p.as_str())
+        .or_else(|| root.compatible().next())
+        .unwrap_or("unknown board");
+    let console = console::discover(fdt, &mut issues);
+    let memory = memory::discover(fdt, dtb, &mut issues);
+    let cpus = cpus::discover(fdt, boot_mpidr, &mut issues);
+    let gic = gic::discover(fdt, &mut issues);
+    let timer = gic.as_ref().and_then(|gic| timer::discover(fdt, gic, &mut issues));
+    let psci = psci::discover(fdt, &mut issues);
+    match (cpus, gic, timer) {
+        (Some(cpus), Some(gic), Some(timer)) if !issues.has_fatal() => {
+            Ok(Hardware { model, memory, cpus, gic, timer, psci, console, warnings: issues })
+        }
+        _ => Err(issues),
+    }
+}

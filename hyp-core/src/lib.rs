@@ -1,0 +1,21 @@
+//! Tessera's hypervisor core: boot at EL2, hardware discovery, memory
+//! management, and (in later work) partitions, the virtual GIC and the
+//! paravirtual interfaces.
+//!
+//! Everything that does not touch registers (device-tree parsing, hardware
+//! discovery, page-table building, crash-report decoding, log formatting)
+//! builds and is unit-tested on the host; the code that runs only at EL2 lives
+//! in [`arch`] and [`boot`] and builds only for `target_os = "none"`.
+
+#![cfg_attr(not(test), no_std)]
+
+pub mod dt;
+pub mod exception;
+pub mod hw;
+pub mod mm;
+pub mod time;
+
+#[cfg(target_os = "none")]
+pub mod arch;
+#[cfg(target_os = "none")]
+pub mod boot;

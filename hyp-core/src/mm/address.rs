@@ -1,0 +1,168 @@
+//! Address types: host physical addresses and ranges of them.
+//!
+//! Host physical (`PhysAddr`), guest physical (intermediate physical, added
+//! with stage 2) and virtual addresses are distinct types so that one is never
+//! passed where another is meant. At EL2 Tessera identity-maps what it uses,
+//! so a `PhysAddr` is also the address EL2 code dereferences.
+
+use core::fmt;
+
+/// A host physical address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct PhysAddr(pub u64);
+
+impl PhysAddr {
+    /// The address `offset` bytes further, or `None` on overflow.
+    pub fn checked_add(self, offset: u64) -> Option<PhysAddr> {
+        self.0.checked_add(offset).map(PhysAddr)
+    }
+
+    /// Whether the address is a multiple of `align` (a power of two).
+    pub fn is_aligned(self, align: u64) -> bool {
+        self.0 & (align - 1) == 0
+    }
+
+    /// Rounds down to a multiple of `align` (a power of two).
+    pub fn align_down(self, align: u64) -> PhysAddr {
+        PhysAddr(self.0 & !(align - 1))
+    }
+
+    /// Rounds up to a multiple of `align` (a power of two), or `None` on overflow.
+    pub fn align_up(self, align: u64) -> Option<PhysAddr> {
+        Some(PhysAddr(self.0.checked_add(align - 1)? & !(align - 1)))
+    }
+}
+
+impl fmt::Display for PhysAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+/// A non-empty range of host physical memory, `[start, start + size)`, whose
+/// end does not overflow (checked at construction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PhysRange {
+    start: PhysAddr,
+    size: u64,
+}
+
+impl PhysRange {
+    /// A range, or `None` if `size` is 0 or the end would overflow 64 bits.
+    pub fn new(start: PhysAddr, size: u64) -> Option<PhysRange> {
+        (size != 0 && start.0.checked_add(size - 1).is_some()).then_some(PhysRange { start, size })
+    }
+
+    /// The range `[start, end)`, or `None` if it is empty or reversed.
+    pub fn from_bounds(start: PhysAddr, end: PhysAddr) -> Option<PhysRange> {
+        PhysRange::new(start, end.0.checked_sub(start.0)?)
+    }
+
+    pub fn start(&self) -> PhysAddr {
+        self.start
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The last byte's address (never overflows, unlike the exclusive end).
+    pub fn last(&self) -> PhysAddr {
+        PhysAddr(self.start.0 + (self.size - 1))
+    }
+
+    /// The exclusive end, or `None` if the range reaches the top of the address space.
+    pub fn end(&self) -> Option<PhysAddr> {
+        self.start.checked_add(self.size)
+    }
+
+    pub fn contains(&self, addr: PhysAddr) -> bool {
+        self.start <= addr && addr <= self.last()
+    }
+
+    /// Whether `other` lies entirely inside this range.
+    pub fn contains_range(&self, other: &PhysRange) -> bool {
+        self.start <= other.start && other.last() <= self.last()
+    }
+
+    pub fn overlaps(&self, other: &PhysRange) -> bool {
+        self.start <= other.last() && other.start <= self.last()
+    }
+
+    /// The smallest range of whole `align`-sized units (a power of two) that covers this one.
+    pub fn align_outward(&self, align: u64) -> Option<PhysRange> {
+        let start = self.start.align_down(align);
+        let end = PhysAddr(self.last().0).align_down(align).checked_add(align)?;
+        Some(PhysRange { start, size: end.0.checked_sub(start.0)? })
+    }
+}
+
+impl fmt::Display for PhysRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}..{:#x}", self.start.0, u128::from(self.last().0) + 1)
+    }
+}
+
+/// Formats a byte count the way people read sizes: `2 GiB`, `512 KiB`, `4100 B`.
+#[derive(Clone, Copy, Debug)]
+pub struct ByteSize(pub u64);
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(&str, u32); 4] = [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)];
+        for (unit, shift) in UNITS {
+            let scale = 1u64 << shift;
+            if self.0 >= scale && self.0 % scale == 0 {
+                return write!(f, "{} {unit}", self.0 >> shift);
+            }
+        }
+        for (unit, shift) in UNITS {
+            if self.0 >= (1u64 << shift) {
+                // One decimal is enough to read a size; integer arithmetic only.
+                let tenths = (u128::from(self.0) * 10) >> shift;
+                return write!(f, "{}.{} {unit}", tenths / 10, tenths % 10);
+            }
+        }
+        write!(f, "{} B", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_rejects_empty_and_overflowing() {
+        assert!(PhysRange::new(PhysAddr(0x1000), 0).is_none());
+        assert!(PhysRange::new(PhysAddr(u64::MAX), 2).is_none());
+        let top = PhysRange::new(PhysAddr(u64::MAX - 0xfff), 0x1000).unwrap();
+        assert_eq!(top.end(), None, "a range touching the top has no exclusive end");
+        assert_eq!(top.last(), PhysAddr(u64::MAX));
+    }
+
+    #[test]
+    fn overlap_is_inclusive_of_last_byte_only() {
+        let a = PhysRange::new(PhysAddr(0x1000), 0x1000).unwrap();
+        let b = PhysRange::new(PhysAddr(0x2000), 0x1000).unwrap();
+        let c = PhysRange::new(PhysAddr(0x1fff), 1).unwrap();
+        assert!(!a.overlaps(&b), "adjacent ranges do not overlap");
+        assert!(a.overlaps(&c) && c.overlaps(&a));
+        assert!(a.contains_range(&c));
+    }
+
+    #[test]
+    fn align_outward_covers_partial_pages() {
+        let r = PhysRange::new(PhysAddr(0x1010), 0x20).unwrap();
+        assert_eq!(r.align_outward(0x1000).unwrap(), PhysRange::new(PhysAddr(0x1000), 0x1000).unwrap());
+        let r = PhysRange::new(PhysAddr(0xfff), 2).unwrap();
+        assert_eq!(r.align_outward(0x1000).unwrap().size(), 0x2000);
+    }
+
+    #[test]
+    fn byte_size_reads_naturally() {
+        assert_eq!(ByteSize(2 << 30).to_string(), "2 GiB");
+        assert_eq!(ByteSize(948 << 20).to_string(), "948 MiB");
+        assert_eq!(ByteSize(1536).to_string(), "1.5 KiB");
+        assert_eq!(ByteSize(100).to_string(), "100 B");
+    }
+}

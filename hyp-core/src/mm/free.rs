@@ -1,0 +1,125 @@
+//! Free memory: RAM banks minus everything reserved, and first-fit placement in it.
+
+#![deny(clippy::indexing_slicing)]
+
+use heapless::Vec;
+
+use super::address::{PhysAddr, PhysRange};
+use crate::hw::memory::{MAX_MEMORY_BANKS, MAX_RESERVED, MemoryMap};
+
+/// Most free ranges: each reservation can split one range in two.
+pub const MAX_FREE_RANGES: usize = MAX_MEMORY_BANKS + MAX_RESERVED;
+
+/// The free ranges of `map` in ascending order.
+pub fn free_ranges(map: &MemoryMap) -> Vec<PhysRange, MAX_FREE_RANGES> {
+    let mut free = Vec::new();
+    for bank in &map.banks {
+        let mut holes: Vec<PhysRange, MAX_RESERVED> =
+            map.reserved.iter().map(|r| r.range).filter(|r| r.overlaps(bank)).collect();
+        holes.sort_unstable();
+        // `cursor` is the first byte not yet known to be reserved or emitted;
+        // u128 so that a bank reaching 2^64 needs no special case.
+        let mut cursor = u128::from(bank.start().0);
+        let bank_end = u128::from(bank.last().0) + 1;
+        for hole in &holes {
+            let hole_start = u128::from(hole.start().0);
+            if hole_start > cursor {
+                push_range(&mut free, cursor, hole_start.min(bank_end));
+            }
+            cursor = cursor.max(u128::from(hole.last().0) + 1);
+        }
+        if cursor < bank_end {
+            push_range(&mut free, cursor, bank_end);
+        }
+    }
+    free
+}
+
+fn push_range(free: &mut Vec<PhysRange, MAX_FREE_RANGES>, start: u128, end: u128) {
+    let (Ok(start), Ok(size)) = (u64::try_from(start), u64::try_from(end - start)) else { return };
+    if let Some(range) = PhysRange::new(PhysAddr(start), size) {
+        // Capacity is the worst case of banks + reservations, so this cannot be full.
+        let _ = free.push(range);
+    }
+}
+
+/// Finds `size` bytes aligned to `align` (a power of two) in `free`,
+/// preferring the lowest address at or above `prefer_above`, else the lowest anywhere.
+pub fn place(free: &[PhysRange], size: u64, align: u64, prefer_above: PhysAddr) -> Option<PhysRange> {
+    let fit = |range: &PhysRange, floor: PhysAddr| -> Option<PhysRange> {
+        let start = range.start().max(floor).align_up(align)?;
+        let candidate = PhysRange::new(start, size)?;
+        range.contains_range(&candidate).then_some(candidate)
+    };
+    free.iter()
+        .find_map(|r| fit(r, prefer_above))
+        .or_else(|| free.iter().find_map(|r| fit(r, r.start())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hw::memory::ReservedKind;
+
+    fn range(start: u64, size: u64) -> PhysRange {
+        PhysRange::new(PhysAddr(start), size).unwrap()
+    }
+
+    fn map(banks: &[PhysRange], reserved: &[PhysRange]) -> MemoryMap {
+        let mut map = MemoryMap::default();
+        map.banks.extend_from_slice(banks).unwrap();
+        for r in reserved {
+            assert!(map.reserve(*r, ReservedKind::MemReserve));
+        }
+        map
+    }
+
+    #[test]
+    fn reservations_split_banks() {
+        let m = map(
+            &[range(0x4000_0000, 0x8000_0000)],
+            &[range(0x4020_0000, 0x10_0000), range(0x4800_0000, 0x1000)],
+        );
+        let free = free_ranges(&m);
+        assert_eq!(
+            free.as_slice(),
+            &[
+                range(0x4000_0000, 0x20_0000),
+                range(0x4030_0000, 0x4800_0000 - 0x4030_0000),
+                range(0x4800_1000, 0xc000_0000 - 0x4800_1000),
+            ]
+        );
+    }
+
+    #[test]
+    fn overlapping_and_out_of_bank_reservations_are_tolerated() {
+        let m = map(
+            &[range(0x1000, 0x10000)],
+            &[range(0x0, 0x2000), range(0x1800, 0x1000), range(0x20000, 0x1000), range(0x10000, 0x2000)],
+        );
+        assert_eq!(free_ranges(&m).as_slice(), &[range(0x2800, 0x10000 - 0x2800)]);
+    }
+
+    #[test]
+    fn bank_reaching_top_of_address_space() {
+        let top = range(u64::MAX - 0xffff, 0x10000);
+        let m = map(&[top], &[range(u64::MAX - 0xfff, 0x1000)]);
+        assert_eq!(free_ranges(&m).as_slice(), &[range(u64::MAX - 0xffff, 0xf000)]);
+    }
+
+    #[test]
+    fn fully_reserved_bank_has_no_free_range() {
+        let m = map(&[range(0x1000, 0x1000)], &[range(0x1000, 0x1000)]);
+        assert!(free_ranges(&m).is_empty());
+    }
+
+    #[test]
+    fn place_prefers_memory_above_the_hint_then_falls_back() {
+        let free = [range(0x1000, 0x10_0000), range(0x4000_0000, 0x40_0000)];
+        let above = place(&free, 0x20_0000, 0x20_0000, PhysAddr(0x4000_0000)).unwrap();
+        assert_eq!(above, range(0x4000_0000, 0x20_0000));
+        let fallback = place(&free, 0x1000, 0x1000, PhysAddr(0x8000_0000)).unwrap();
+        assert_eq!(fallback, range(0x1000, 0x1000), "nothing above the hint: lowest fit anywhere");
+        assert!(place(&free, 0x100_0000, 0x1000, PhysAddr(0)).is_none(), "too large to fit");
+    }
+}

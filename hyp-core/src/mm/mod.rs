@@ -1,0 +1,5 @@
+//! Memory management: address types, free-memory computation, page tables.
+
+pub mod address;
+pub mod free;
+pub mod page_table;

@@ -1,0 +1,2 @@
+//! Board support (placeholder while hyp-core is brought up).
+#![no_std]
