@@ -213,7 +213,10 @@ impl Syndrome {
     fn is_abort(self) -> bool {
         matches!(
             self.class(),
-            ec::DATA_ABORT_LOWER | ec::DATA_ABORT_SAME | ec::INSTRUCTION_ABORT_LOWER | ec::INSTRUCTION_ABORT_SAME
+            ec::DATA_ABORT_LOWER
+                | ec::DATA_ABORT_SAME
+                | ec::INSTRUCTION_ABORT_LOWER
+                | ec::INSTRUCTION_ABORT_SAME
         )
     }
 }
@@ -221,7 +224,12 @@ impl Syndrome {
 impl fmt::Display for Syndrome {
     /// "data abort without a change in exception level (EC 0x25): translation fault, level 0, read"
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (EC {:#04x})", exception_class_name(self.class()), self.class())?;
+        write!(
+            f,
+            "{} (EC {:#04x})",
+            exception_class_name(self.class()),
+            self.class()
+        )?;
         if self.is_abort() {
             let status = self.iss() & ISS_FSC_MASK;
             write!(f, ": {}", fault_status_name(status))?;
@@ -230,7 +238,11 @@ impl fmt::Display for Syndrome {
                 write!(f, ", level {}", status & 0b11)?;
             }
             if matches!(self.class(), ec::DATA_ABORT_LOWER | ec::DATA_ABORT_SAME) {
-                f.write_str(if self.iss() & ISS_WNR != 0 { ", write" } else { ", read" })?;
+                f.write_str(if self.iss() & ISS_WNR != 0 {
+                    ", write"
+                } else {
+                    ", read"
+                })?;
             }
             if self.iss() & ISS_FNV != 0 {
                 f.write_str(", FAR not valid")?;
@@ -241,13 +253,30 @@ impl fmt::Display for Syndrome {
 }
 
 /// Writes the crash report for an unexpected exception.
-pub fn write_crash_report(out: &mut impl fmt::Write, cpu: usize, kind: VectorKind, frame: &TrapFrame) -> fmt::Result {
-    writeln!(out, "*** TESSERA CRASH on CPU {cpu}: unexpected {} ***", kind.describe())?;
+pub fn write_crash_report(
+    out: &mut impl fmt::Write,
+    cpu: usize,
+    kind: VectorKind,
+    frame: &TrapFrame,
+) -> fmt::Result {
+    writeln!(
+        out,
+        "*** TESSERA CRASH on CPU {cpu}: unexpected {} ***",
+        kind.describe()
+    )?;
     if kind.has_syndrome() {
         writeln!(out, "exception class: {}", Syndrome(frame.esr))?;
-        writeln!(out, "ESR_EL2  {:#018x}  FAR_EL2  {:#018x}", frame.esr, frame.far)?;
+        writeln!(
+            out,
+            "ESR_EL2  {:#018x}  FAR_EL2  {:#018x}",
+            frame.esr, frame.far
+        )?;
     }
-    writeln!(out, "ELR_EL2  {:#018x}  SPSR_EL2 {:#018x}  SP {:#018x}", frame.elr, frame.spsr, frame.sp)?;
+    writeln!(
+        out,
+        "ELR_EL2  {:#018x}  SPSR_EL2 {:#018x}  SP {:#018x}",
+        frame.elr, frame.spsr, frame.sp
+    )?;
     for (pair, chunk) in frame.x.chunks(2).enumerate() {
         let n = pair * 2;
         match chunk {
@@ -288,15 +317,25 @@ mod tests {
 
     #[test]
     fn crash_report_names_cpu_class_and_registers() {
-        let mut frame = TrapFrame { esr: 0x9600_0004, far: 0xdead_0000, elr: 0x4020_1234, ..Default::default() };
+        let mut frame = TrapFrame {
+            esr: 0x9600_0004,
+            far: 0xdead_0000,
+            elr: 0x4020_1234,
+            ..Default::default()
+        };
         frame.x[30] = 0x30;
         let mut out = String::new();
         write_crash_report(&mut out, 2, VectorKind::CurrentElSync, &frame).unwrap();
-        assert!(out.starts_with("*** TESSERA CRASH on CPU 2: unexpected synchronous exception at EL2 ***"));
+        assert!(out.starts_with(
+            "*** TESSERA CRASH on CPU 2: unexpected synchronous exception at EL2 ***"
+        ));
         assert!(out.contains("exception class: data abort without a change in exception level"));
         assert!(out.contains("FAR_EL2  0x00000000dead0000"));
         assert!(out.contains("ELR_EL2  0x0000000040201234"));
-        assert!(out.contains("x30 0x0000000000000030"), "the odd last register gets its own line:\n{out}");
+        assert!(
+            out.contains("x30 0x0000000000000030"),
+            "the odd last register gets its own line:\n{out}"
+        );
     }
 
     #[test]

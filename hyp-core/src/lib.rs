@@ -9,13 +9,29 @@
 
 #![cfg_attr(not(test), no_std)]
 
+#[cfg(target_os = "none")]
+extern crate alloc;
+
 pub mod dt;
 pub mod exception;
 pub mod hw;
+pub mod logging;
 pub mod mm;
 pub mod time;
 
 #[cfg(target_os = "none")]
 pub mod arch;
 #[cfg(target_os = "none")]
-pub mod boot;
+mod boot;
+#[cfg(target_os = "none")]
+mod console;
+#[cfg(target_os = "none")]
+mod crash;
+#[cfg(target_os = "none")]
+mod gic;
+#[cfg(target_os = "none")]
+mod heap;
+#[cfg(target_os = "none")]
+mod power;
+#[cfg(target_os = "none")]
+mod smp;

@@ -16,7 +16,8 @@ impl Timestamp {
         if self.frequency == 0 {
             return 0;
         }
-        u64::try_from(u128::from(self.ticks) * 1_000_000 / u128::from(self.frequency)).unwrap_or(u64::MAX)
+        u64::try_from(u128::from(self.ticks) * 1_000_000 / u128::from(self.frequency))
+            .unwrap_or(u64::MAX)
     }
 }
 
@@ -49,15 +50,47 @@ mod tests {
 
     #[test]
     fn timestamps_convert_ticks_at_the_counter_frequency() {
-        let t = Timestamp { ticks: 62_500_000 + 62_500, frequency: 62_500_000 };
+        let t = Timestamp {
+            ticks: 62_500_000 + 62_500,
+            frequency: 62_500_000,
+        };
         assert_eq!(t.to_string(), "    1.001000");
-        assert_eq!(Timestamp { ticks: 5, frequency: 0 }.micros(), 0, "unknown frequency must not divide by zero");
-        assert_eq!(Timestamp { ticks: u64::MAX, frequency: 1 }.micros(), u64::MAX);
+        assert_eq!(
+            Timestamp {
+                ticks: 5,
+                frequency: 0
+            }
+            .micros(),
+            0,
+            "unknown frequency must not divide by zero"
+        );
+        assert_eq!(
+            Timestamp {
+                ticks: u64::MAX,
+                frequency: 1
+            }
+            .micros(),
+            u64::MAX
+        );
     }
 
     #[test]
     fn elapsed_picks_a_readable_unit() {
-        assert_eq!(Elapsed(Timestamp { ticks: 54_000, frequency: 54_000_000 }).to_string(), "1000 us");
-        assert_eq!(Elapsed(Timestamp { ticks: 54_000_000, frequency: 54_000_000 }).to_string(), "1000.0 ms");
+        assert_eq!(
+            Elapsed(Timestamp {
+                ticks: 54_000,
+                frequency: 54_000_000
+            })
+            .to_string(),
+            "1000 us"
+        );
+        assert_eq!(
+            Elapsed(Timestamp {
+                ticks: 54_000_000,
+                frequency: 54_000_000
+            })
+            .to_string(),
+            "1000.0 ms"
+        );
     }
 }

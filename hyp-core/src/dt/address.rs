@@ -23,7 +23,11 @@ pub enum AddressError {
     /// The node has no `reg`.
     MissingReg,
     /// `reg` (or `ranges`) is not a whole number of entries.
-    BadLength { property: &'static str, bytes: usize, entry_cells: u32 },
+    BadLength {
+        property: &'static str,
+        bytes: usize,
+        entry_cells: u32,
+    },
     /// `#address-cells`/`#size-cells` outside what a 64-bit address can hold.
     UnsupportedCells { address_cells: u32, size_cells: u32 },
     /// A `reg` entry with size 0 or whose end overflows 64 bits.
@@ -40,11 +44,18 @@ impl fmt::Display for AddressError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::MissingReg => f.write_str("property missing"),
-            Self::BadLength { property, bytes, entry_cells } => write!(
+            Self::BadLength {
+                property,
+                bytes,
+                entry_cells,
+            } => write!(
                 f,
                 "{property} is {bytes} bytes, not a whole number of {entry_cells}-cell entries"
             ),
-            Self::UnsupportedCells { address_cells, size_cells } => write!(
+            Self::UnsupportedCells {
+                address_cells,
+                size_cells,
+            } => write!(
                 f,
                 "#address-cells = {address_cells}, #size-cells = {size_cells}: at most 2 each are supported"
             ),
@@ -53,7 +64,10 @@ impl fmt::Display for AddressError {
                 f.write_str("a parent bus has no `ranges`, so the address is not CPU-physical")
             }
             Self::OutsideRanges { address } => {
-                write!(f, "address {address:#x} lies outside the parent bus's `ranges`")
+                write!(
+                    f,
+                    "address {address:#x} lies outside the parent bus's `ranges`"
+                )
             }
             Self::TooFewEntries { needed, found } => {
                 write!(f, "{found} entries, at least {needed} needed")
@@ -63,7 +77,9 @@ impl fmt::Display for AddressError {
 }
 
 fn cells_property(node: &Node<'_>, name: &str, default: u32) -> u32 {
-    node.property(name).and_then(|p| p.as_u32()).unwrap_or(default)
+    node.property(name)
+        .and_then(|p| p.as_u32())
+        .unwrap_or(default)
 }
 
 /// `#address-cells` of `bus` (the number of cells its children's addresses use).
@@ -96,7 +112,11 @@ fn entries<'a, const N: usize>(
     })?;
     let entry_bytes = entry_cells as usize * 4;
     if property.value.len() % entry_bytes != 0 {
-        return Err(AddressError::BadLength { property: name, bytes: property.value.len(), entry_cells });
+        return Err(AddressError::BadLength {
+            property: name,
+            bytes: property.value.len(),
+            entry_cells,
+        });
     }
     Ok(core::iter::from_fn(move || {
         let mut entry = [0u64; N];
@@ -115,7 +135,10 @@ pub fn raw_reg<'a>(node: &Node<'a>) -> Result<impl Iterator<Item = (u64, u64)> +
         None => (DEFAULT_ADDRESS_CELLS, DEFAULT_SIZE_CELLS),
     };
     if address == 0 || address > 2 || size > 2 {
-        return Err(AddressError::UnsupportedCells { address_cells: address, size_cells: size });
+        return Err(AddressError::UnsupportedCells {
+            address_cells: address,
+            size_cells: size,
+        });
     }
     Ok(entries(reg, "reg", [address, size])?.map(|[a, s]| (a, s)))
 }
@@ -126,14 +149,23 @@ pub fn translate(bus: Option<Node<'_>>, mut address: u64, size: u64) -> Result<u
     let mut current = bus;
     while let Some(node) = current {
         let Some(parent) = node.parent() else { break };
-        let ranges = node.property("ranges").ok_or(AddressError::NotTranslatable)?;
+        let ranges = node
+            .property("ranges")
+            .ok_or(AddressError::NotTranslatable)?;
         if !ranges.value.is_empty() {
-            let parts = [address_cells(&node), address_cells(&parent), size_cells(&node)];
+            let parts = [
+                address_cells(&node),
+                address_cells(&parent),
+                size_cells(&node),
+            ];
             let window = entries(ranges, "ranges", parts)?.find(|&[child, _, len]| {
                 address >= child
-                    && address.checked_sub(child).zip(size.checked_sub(1)).is_some_and(|(offset, extra)| {
-                        offset.checked_add(extra).is_some_and(|last| last < len)
-                    })
+                    && address
+                        .checked_sub(child)
+                        .zip(size.checked_sub(1))
+                        .is_some_and(|(offset, extra)| {
+                            offset.checked_add(extra).is_some_and(|last| last < len)
+                        })
             });
             let [child, parent_base, _] = window.ok_or(AddressError::OutsideRanges { address })?;
             address = parent_base
@@ -146,12 +178,16 @@ pub fn translate(bus: Option<Node<'_>>, mut address: u64, size: u64) -> Result<u
 }
 
 /// `reg` entries of `node` as CPU-physical ranges.
-pub fn reg<'a>(node: &Node<'a>) -> Result<impl Iterator<Item = Result<PhysRange, AddressError>> + 'a, AddressError> {
+pub fn reg<'a>(
+    node: &Node<'a>,
+) -> Result<impl Iterator<Item = Result<PhysRange, AddressError>> + 'a, AddressError> {
     let parent = node.parent();
-    Ok(raw_reg(node)?.enumerate().map(move |(index, (address, size))| {
-        let translated = translate(parent, address, size.max(1))?;
-        PhysRange::new(PhysAddr(translated), size).ok_or(AddressError::BadEntry { index })
-    }))
+    Ok(raw_reg(node)?
+        .enumerate()
+        .map(move |(index, (address, size))| {
+            let translated = translate(parent, address, size.max(1))?;
+            PhysRange::new(PhysAddr(translated), size).ok_or(AddressError::BadEntry { index })
+        }))
 }
 
 /// The `index`-th `reg` entry of `node` as a CPU-physical range.
@@ -163,5 +199,8 @@ pub fn reg_entry(node: &Node<'_>, index: usize) -> Result<PhysRange, AddressErro
         }
         found = i + 1;
     }
-    Err(AddressError::TooFewEntries { needed: index + 1, found })
+    Err(AddressError::TooFewEntries {
+        needed: index + 1,
+        found,
+    })
 }

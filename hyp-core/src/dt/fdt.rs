@@ -50,7 +50,11 @@ pub enum FdtError {
     /// `totalsize` is larger than [`FDT_MAX_SIZE`].
     TooLarge { total_size: usize },
     /// A block named in the header does not lie inside `totalsize` or is misaligned.
-    BadBlock { block: &'static str, offset: usize, size: usize },
+    BadBlock {
+        block: &'static str,
+        offset: usize,
+        size: usize,
+    },
     /// An unexpected token in the structure block.
     BadToken { offset: usize, token: u32 },
     /// A node name or string that is not NUL-terminated inside its block.
@@ -78,30 +82,52 @@ impl fmt::Display for FdtError {
                 write!(f, "truncated: needs {needed} bytes, {available} available")
             }
             Self::BadMagic { found } => {
-                write!(f, "bad magic {found:#010x} (a DTB starts with {FDT_MAGIC:#010x})")
+                write!(
+                    f,
+                    "bad magic {found:#010x} (a DTB starts with {FDT_MAGIC:#010x})"
+                )
             }
-            Self::UnsupportedVersion { version, last_compatible } => write!(
+            Self::UnsupportedVersion {
+                version,
+                last_compatible,
+            } => write!(
                 f,
                 "unsupported version {version} (last compatible {last_compatible}); \
                  version {FDT_VERSION} is required"
             ),
             Self::TooLarge { total_size } => {
-                write!(f, "totalsize {total_size} bytes exceeds the {FDT_MAX_SIZE}-byte limit")
+                write!(
+                    f,
+                    "totalsize {total_size} bytes exceeds the {FDT_MAX_SIZE}-byte limit"
+                )
             }
-            Self::BadBlock { block, offset, size } => write!(
+            Self::BadBlock {
+                block,
+                offset,
+                size,
+            } => write!(
                 f,
                 "{block} block at offset {offset:#x} (size {size:#x}) lies outside the blob or is misaligned"
             ),
             Self::BadToken { offset, token } => {
-                write!(f, "unexpected token {token:#x} at structure offset {offset:#x}")
+                write!(
+                    f,
+                    "unexpected token {token:#x} at structure offset {offset:#x}"
+                )
             }
             Self::Unterminated { offset } => {
-                write!(f, "name at structure offset {offset:#x} is not NUL-terminated")
+                write!(
+                    f,
+                    "name at structure offset {offset:#x} is not NUL-terminated"
+                )
             }
             Self::BadName { offset } => {
                 write!(f, "name at structure offset {offset:#x} is not valid UTF-8")
             }
-            Self::BadStringOffset { offset, name_offset } => write!(
+            Self::BadStringOffset {
+                offset,
+                name_offset,
+            } => write!(
                 f,
                 "property at structure offset {offset:#x} names string offset {name_offset:#x}, \
                  outside the strings block"
@@ -111,7 +137,10 @@ impl fmt::Display for FdtError {
                 "property at structure offset {offset:#x} claims {len} bytes, past the structure block"
             ),
             Self::PropertyAfterSubnode { offset } => {
-                write!(f, "property after a subnode at structure offset {offset:#x}")
+                write!(
+                    f,
+                    "property after a subnode at structure offset {offset:#x}"
+                )
             }
             Self::TooDeep { offset } => write!(
                 f,
@@ -129,7 +158,12 @@ impl fmt::Display for FdtError {
 
 fn be32(bytes: &[u8], offset: usize) -> Option<u32> {
     let word = bytes.get(offset..offset.checked_add(4)?)?;
-    Some(u32::from_be_bytes([*word.first()?, *word.get(1)?, *word.get(2)?, *word.get(3)?]))
+    Some(u32::from_be_bytes([
+        *word.first()?,
+        *word.get(1)?,
+        *word.get(2)?,
+        *word.get(3)?,
+    ]))
 }
 
 fn be64(bytes: &[u8], offset: usize) -> Option<u64> {
@@ -144,38 +178,67 @@ fn align4(offset: usize) -> Option<usize> {
 
 /// Reads a NUL-terminated UTF-8 string starting at `offset`.
 fn cstr_at(bytes: &[u8], offset: usize) -> Result<&str, FdtError> {
-    let tail = bytes.get(offset..).ok_or(FdtError::Unterminated { offset })?;
-    let len = tail.iter().position(|&b| b == 0).ok_or(FdtError::Unterminated { offset })?;
+    let tail = bytes
+        .get(offset..)
+        .ok_or(FdtError::Unterminated { offset })?;
+    let len = tail
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(FdtError::Unterminated { offset })?;
     let name = tail.get(..len).ok_or(FdtError::Unterminated { offset })?;
     core::str::from_utf8(name).map_err(|_| FdtError::BadName { offset })
 }
 
-/// A validated device tree blob.
+/// A validated device tree blob: the bytes and where its blocks are (kept
+/// small, because every [`Node`] carries a copy).
 #[derive(Clone, Copy, Debug)]
 pub struct Fdt<'a> {
     blob: &'a [u8],
-    structs: &'a [u8],
-    strings: &'a [u8],
-    reservations: &'a [u8],
+    structs: Block,
+    strings: Block,
+    reservations: Block,
     boot_cpuid: u32,
+}
+
+/// A block's place in the blob (checked against the blob by [`Fdt::new`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Block {
+    offset: u32,
+    size: u32,
+}
+
+impl Block {
+    fn of<'a>(&self, blob: &'a [u8]) -> &'a [u8] {
+        let start = self.offset as usize;
+        blob.get(start..start + self.size as usize).unwrap_or(&[])
+    }
 }
 
 /// The `totalsize` field of a DTB header, read before the whole blob is
 /// available (at boot, only the header is known to be readable).
 pub fn total_size_from_header(header: &[u8]) -> Result<usize, FdtError> {
-    let magic = be32(header, 0)
-        .ok_or(FdtError::Truncated { needed: FDT_HEADER_SIZE, available: header.len() })?;
+    let magic = be32(header, 0).ok_or(FdtError::Truncated {
+        needed: FDT_HEADER_SIZE,
+        available: header.len(),
+    })?;
     if magic != FDT_MAGIC {
         return Err(FdtError::BadMagic { found: magic });
     }
-    let total = be32(header, 4)
-        .ok_or(FdtError::Truncated { needed: FDT_HEADER_SIZE, available: header.len() })?;
-    let total = usize::try_from(total).map_err(|_| FdtError::TooLarge { total_size: usize::MAX })?;
+    let total = be32(header, 4).ok_or(FdtError::Truncated {
+        needed: FDT_HEADER_SIZE,
+        available: header.len(),
+    })?;
+    let total = usize::try_from(total).map_err(|_| FdtError::TooLarge {
+        total_size: usize::MAX,
+    })?;
     if total > FDT_MAX_SIZE {
         return Err(FdtError::TooLarge { total_size: total });
     }
     if total < FDT_HEADER_SIZE {
-        return Err(FdtError::Truncated { needed: FDT_HEADER_SIZE, available: total });
+        return Err(FdtError::Truncated {
+            needed: FDT_HEADER_SIZE,
+            available: total,
+        });
     }
     Ok(total)
 }
@@ -185,11 +248,18 @@ impl<'a> Fdt<'a> {
     /// the tree's `totalsize`; the rest is ignored.
     pub fn new(blob: &'a [u8]) -> Result<Self, FdtError> {
         let total = total_size_from_header(blob)?;
-        let blob = blob.get(..total).ok_or(FdtError::Truncated { needed: total, available: blob.len() })?;
+        let blob = blob.get(..total).ok_or(FdtError::Truncated {
+            needed: total,
+            available: blob.len(),
+        })?;
         let field = |index: usize| -> Result<usize, FdtError> {
-            let value = be32(blob, index * 4)
-                .ok_or(FdtError::Truncated { needed: FDT_HEADER_SIZE, available: blob.len() })?;
-            usize::try_from(value).map_err(|_| FdtError::TooLarge { total_size: usize::MAX })
+            let value = be32(blob, index * 4).ok_or(FdtError::Truncated {
+                needed: FDT_HEADER_SIZE,
+                available: blob.len(),
+            })?;
+            usize::try_from(value).map_err(|_| FdtError::TooLarge {
+                total_size: usize::MAX,
+            })
         };
         let (off_struct, off_strings, off_rsvmap) = (field(2)?, field(3)?, field(4)?);
         let version = be32(blob, 20).unwrap_or(0);
@@ -197,20 +267,42 @@ impl<'a> Fdt<'a> {
         let boot_cpuid = be32(blob, 28).unwrap_or(0);
         let (size_strings, size_struct) = (field(8)?, field(9)?);
         if version < FDT_VERSION || last_comp > FDT_VERSION {
-            return Err(FdtError::UnsupportedVersion { version, last_compatible: last_comp });
+            return Err(FdtError::UnsupportedVersion {
+                version,
+                last_compatible: last_comp,
+            });
         }
         let block = |name: &'static str, offset: usize, size: usize, align: usize| {
-            let bad = FdtError::BadBlock { block: name, offset, size };
+            let bad = FdtError::BadBlock {
+                block: name,
+                offset,
+                size,
+            };
             let end = offset.checked_add(size).ok_or(bad)?;
-            if offset < FDT_HEADER_SIZE || offset % align != 0 {
+            if offset < FDT_HEADER_SIZE || offset % align != 0 || end > blob.len() {
                 return Err(bad);
             }
-            blob.get(offset..end).ok_or(bad)
+            // Both fit in u32: the blob is at most FDT_MAX_SIZE bytes.
+            Ok(Block {
+                offset: u32::try_from(offset).map_err(|_| bad)?,
+                size: u32::try_from(size).map_err(|_| bad)?,
+            })
         };
         let structs = block("structure", off_struct, size_struct, 4)?;
         let strings = block("strings", off_strings, size_strings, 1)?;
-        let reservations = block("memory reservation", off_rsvmap, total - off_rsvmap.min(total), 8)?;
-        let fdt = Fdt { blob, structs, strings, reservations, boot_cpuid };
+        let reservations = block(
+            "memory reservation",
+            off_rsvmap,
+            total - off_rsvmap.min(total),
+            8,
+        )?;
+        let fdt = Fdt {
+            blob,
+            structs,
+            strings,
+            reservations,
+            boot_cpuid,
+        };
         fdt.validate_structure()?;
         fdt.validate_reservations()?;
         Ok(fdt)
@@ -231,36 +323,52 @@ impl<'a> Fdt<'a> {
         self.boot_cpuid
     }
 
+    fn structs(&self) -> &'a [u8] {
+        self.structs.of(self.blob)
+    }
+
+    fn strings(&self) -> &'a [u8] {
+        self.strings.of(self.blob)
+    }
+
     /// One pass over the structure block checking every token.
     fn validate_structure(&self) -> Result<(), FdtError> {
+        let (structs, strings) = (self.structs(), self.strings());
         let mut offset = 0;
         let mut depth = 0usize;
         let mut seen_root = false;
         // Per depth: whether a subnode has been seen (properties must come first).
         let mut has_child = [false; MAX_DEPTH + 1];
         loop {
-            let token = be32(self.structs, offset)
-                .ok_or(FdtError::Truncated { needed: offset + 4, available: self.structs.len() })?;
+            let token = be32(structs, offset).ok_or(FdtError::Truncated {
+                needed: offset + 4,
+                available: structs.len(),
+            })?;
             match token {
                 FDT_NOP => offset += 4,
                 FDT_BEGIN_NODE => {
                     if depth == 0 && seen_root {
                         return Err(FdtError::BadRoot { offset });
                     }
-                    let name = cstr_at(self.structs, offset + 4)?;
+                    let name = cstr_at(structs, offset + 4)?;
                     if depth == 0 && !name.is_empty() {
                         return Err(FdtError::BadRoot { offset });
                     }
                     if depth > 0 {
-                        *has_child.get_mut(depth).ok_or(FdtError::TooDeep { offset })? = true;
+                        *has_child
+                            .get_mut(depth)
+                            .ok_or(FdtError::TooDeep { offset })? = true;
                     }
                     depth += 1;
                     if depth > MAX_DEPTH {
                         return Err(FdtError::TooDeep { offset });
                     }
-                    *has_child.get_mut(depth).ok_or(FdtError::TooDeep { offset })? = false;
+                    *has_child
+                        .get_mut(depth)
+                        .ok_or(FdtError::TooDeep { offset })? = false;
                     seen_root = true;
-                    offset = align4(offset + 4 + name.len() + 1).ok_or(FdtError::BadToken { offset, token })?;
+                    offset = align4(offset + 4 + name.len() + 1)
+                        .ok_or(FdtError::BadToken { offset, token })?;
                 }
                 FDT_PROP => {
                     if depth == 0 {
@@ -270,19 +378,24 @@ impl<'a> Fdt<'a> {
                         return Err(FdtError::PropertyAfterSubnode { offset });
                     }
                     let (len, name_offset) = (
-                        be32(self.structs, offset + 4).ok_or(FdtError::PropertyOverrun { offset, len: 0 })?,
-                        be32(self.structs, offset + 8).ok_or(FdtError::PropertyOverrun { offset, len: 0 })?,
+                        be32(structs, offset + 4)
+                            .ok_or(FdtError::PropertyOverrun { offset, len: 0 })?,
+                        be32(structs, offset + 8)
+                            .ok_or(FdtError::PropertyOverrun { offset, len: 0 })?,
                     );
                     let value_end = usize::try_from(len)
                         .ok()
                         .and_then(|len| (offset + 12).checked_add(len))
-                        .filter(|&end| end <= self.structs.len())
+                        .filter(|&end| end <= structs.len())
                         .ok_or(FdtError::PropertyOverrun { offset, len })?;
                     let name_at = usize::try_from(name_offset)
                         .ok()
-                        .filter(|&n| n < self.strings.len())
-                        .ok_or(FdtError::BadStringOffset { offset, name_offset })?;
-                    cstr_at(self.strings, name_at)?;
+                        .filter(|&n| n < strings.len())
+                        .ok_or(FdtError::BadStringOffset {
+                            offset,
+                            name_offset,
+                        })?;
+                    cstr_at(strings, name_at)?;
                     offset = align4(value_end).ok_or(FdtError::PropertyOverrun { offset, len })?;
                 }
                 FDT_END_NODE => {
@@ -305,10 +418,11 @@ impl<'a> Fdt<'a> {
     }
 
     fn validate_reservations(&self) -> Result<(), FdtError> {
+        let block = self.reservations.of(self.blob);
         let mut offset = 0;
         loop {
-            let address = be64(self.reservations, offset).ok_or(FdtError::UnterminatedReservations)?;
-            let size = be64(self.reservations, offset + 8).ok_or(FdtError::UnterminatedReservations)?;
+            let address = be64(block, offset).ok_or(FdtError::UnterminatedReservations)?;
+            let size = be64(block, offset + 8).ok_or(FdtError::UnterminatedReservations)?;
             if address == 0 && size == 0 {
                 return Ok(());
             }
@@ -318,7 +432,7 @@ impl<'a> Fdt<'a> {
 
     /// The `/memreserve/` entries as (address, size).
     pub fn reservations(&self) -> impl Iterator<Item = (u64, u64)> + 'a {
-        let block = self.reservations;
+        let block = self.reservations.of(self.blob);
         let mut offset = 0usize;
         core::iter::from_fn(move || {
             let entry = (be64(block, offset)?, be64(block, offset.checked_add(8)?)?);
@@ -331,15 +445,20 @@ impl<'a> Fdt<'a> {
     pub fn root(&self) -> Node<'a> {
         // Validation found the root's FDT_BEGIN_NODE after any leading NOPs.
         let mut offset = 0;
-        while be32(self.structs, offset) == Some(FDT_NOP) {
+        while be32(self.structs(), offset) == Some(FDT_NOP) {
             offset += 4;
         }
-        Node { fdt: *self, offset, depth: 0, ancestors: [0; MAX_DEPTH] }
+        Node::at(*self, offset, 0, [0; MAX_DEPTH])
     }
 
     /// Every node, depth first, root included.
     pub fn nodes(&self) -> Nodes<'a> {
-        Nodes { fdt: *self, offset: 0, depth: 0, ancestors: [0; MAX_DEPTH] }
+        Nodes {
+            fdt: *self,
+            offset: 0,
+            depth: 0,
+            ancestors: [0; MAX_DEPTH],
+        }
     }
 
     /// Finds a node by absolute path (`/soc/serial@7e201000`) or by alias
@@ -356,28 +475,36 @@ impl<'a> Fdt<'a> {
             return None;
         }
         let node = self.find_node(target)?;
-        if rest.is_empty() { Some(node) } else { node.find_descendant(rest) }
+        if rest.is_empty() {
+            Some(node)
+        } else {
+            node.find_descendant(rest)
+        }
     }
 
     /// The node whose `phandle` property is `phandle`.
     pub fn find_phandle(&self, phandle: u32) -> Option<Node<'a>> {
-        self.nodes().find(|node| node.property("phandle").and_then(|p| p.as_u32()) == Some(phandle))
+        self.nodes()
+            .find(|node| node.property("phandle").and_then(|p| p.as_u32()) == Some(phandle))
     }
 
     fn string_at(&self, offset: usize) -> Option<&'a str> {
-        cstr_at(self.strings, offset).ok()
+        cstr_at(self.strings(), offset).ok()
     }
 }
 
 /// A node: a position in a validated structure block plus the positions of
 /// its ancestors (so that `#address-cells` and `ranges` can be read upwards).
+/// Offsets are u32 (a blob is at most [`FDT_MAX_SIZE`]) to keep nodes small:
+/// discovery holds many of them on the boot stack.
 #[derive(Clone, Copy)]
 pub struct Node<'a> {
     fdt: Fdt<'a>,
-    /// Offset of this node's `FDT_BEGIN_NODE` token.
-    offset: usize,
-    depth: usize,
-    ancestors: [usize; MAX_DEPTH],
+    /// Offset of this node's `FDT_BEGIN_NODE` token in the structure block.
+    offset: u32,
+    depth: u8,
+    /// Offsets of the ancestors' `FDT_BEGIN_NODE` tokens, root first.
+    ancestors: [u32; MAX_DEPTH],
 }
 
 impl fmt::Debug for Node<'_> {
@@ -389,17 +516,36 @@ impl fmt::Debug for Node<'_> {
 impl PartialEq for Node<'_> {
     /// Two handles are the same node if they point at the same token of the same blob.
     fn eq(&self, other: &Self) -> bool {
-        self.offset == other.offset && core::ptr::eq(self.fdt.structs, other.fdt.structs)
+        self.offset == other.offset && core::ptr::eq(self.fdt.blob, other.fdt.blob)
     }
 }
 
 impl Eq for Node<'_> {}
 
+/// Offsets and depths fit their small types: the blob is at most
+/// [`FDT_MAX_SIZE`] bytes and validation bounds the depth by [`MAX_DEPTH`].
+fn narrow(offset: usize) -> u32 {
+    u32::try_from(offset).unwrap_or(u32::MAX)
+}
+
 impl<'a> Node<'a> {
+    fn at(fdt: Fdt<'a>, offset: usize, depth: usize, ancestors: [u32; MAX_DEPTH]) -> Node<'a> {
+        Node {
+            fdt,
+            offset: narrow(offset),
+            depth: u8::try_from(depth).unwrap_or(u8::MAX),
+            ancestors,
+        }
+    }
+
+    fn offset(&self) -> usize {
+        self.offset as usize
+    }
+
     /// The node's name including its unit address (`serial@7e201000`); the
     /// root's name is empty.
     pub fn name(&self) -> &'a str {
-        cstr_at(self.fdt.structs, self.offset + 4).unwrap_or("")
+        cstr_at(self.fdt.structs(), self.offset() + 4).unwrap_or("")
     }
 
     /// The name without its unit address.
@@ -420,19 +566,27 @@ impl<'a> Node<'a> {
 
     /// The parent node, or `None` for the root.
     pub fn parent(&self) -> Option<Node<'a>> {
-        let parent_depth = self.depth.checked_sub(1)?;
+        let parent_depth = usize::from(self.depth).checked_sub(1)?;
         let offset = *self.ancestors.get(parent_depth)?;
-        Some(Node { fdt: self.fdt, offset, depth: parent_depth, ancestors: self.ancestors })
+        Some(Node::at(
+            self.fdt,
+            offset as usize,
+            parent_depth,
+            self.ancestors,
+        ))
     }
 
     /// Offset of the first token after the node's name.
     fn body(&self) -> usize {
-        align4(self.offset + 4 + self.name().len() + 1).unwrap_or(usize::MAX)
+        align4(self.offset() + 4 + self.name().len() + 1).unwrap_or(usize::MAX)
     }
 
     /// The node's properties in order.
     pub fn properties(&self) -> Properties<'a> {
-        Properties { fdt: self.fdt, offset: self.body() }
+        Properties {
+            fdt: self.fdt,
+            offset: self.body(),
+        }
     }
 
     /// The property called `name`.
@@ -448,8 +602,8 @@ impl<'a> Node<'a> {
     /// The node's children in order.
     pub fn children(&self) -> Children<'a> {
         // Skip the properties: they end at the first token that is not PROP or NOP.
+        let structs = self.fdt.structs();
         let mut offset = self.body();
-        let structs = self.fdt.structs;
         loop {
             match be32(structs, offset) {
                 Some(FDT_NOP) => offset += 4,
@@ -463,31 +617,47 @@ impl<'a> Node<'a> {
             }
         }
         let mut ancestors = self.ancestors;
-        let child_depth = self.depth + 1;
-        let valid = if let Some(slot) = ancestors.get_mut(self.depth) {
-            *slot = self.offset;
-            true
-        } else {
-            false
+        let depth = usize::from(self.depth);
+        let offset = match ancestors.get_mut(depth) {
+            Some(slot) => {
+                *slot = self.offset;
+                offset
+            }
+            // Validation bounds the depth, so this does not happen; no children then.
+            None => usize::MAX,
         };
-        Children { fdt: self.fdt, offset: if valid { offset } else { usize::MAX }, depth: child_depth, ancestors }
+        Children {
+            fdt: self.fdt,
+            offset,
+            depth: depth + 1,
+            ancestors,
+        }
     }
 
     /// The child whose name is `name`, or whose base name is `name` when
     /// `name` has no unit address.
     pub fn child(&self, name: &str) -> Option<Node<'a>> {
         let exact = name.contains('@');
-        self.children().find(|c| if exact { c.name() == name } else { c.name() == name || c.base_name() == name })
+        self.children().find(|c| {
+            if exact {
+                c.name() == name
+            } else {
+                c.name() == name || c.base_name() == name
+            }
+        })
     }
 
     /// Follows a relative path (`soc/serial@7e201000`) below this node.
     pub fn find_descendant(&self, path: &str) -> Option<Node<'a>> {
-        path.split('/').filter(|part| !part.is_empty()).try_fold(*self, |node, part| node.child(part))
+        path.split('/')
+            .filter(|part| !part.is_empty())
+            .try_fold(*self, |node, part| node.child(part))
     }
 
     /// The `compatible` strings.
     pub fn compatible(&self) -> StringList<'a> {
-        self.property("compatible").map_or(StringList { rest: &[] }, |p| p.strings())
+        self.property("compatible")
+            .map_or(StringList { rest: &[] }, |p| p.strings())
     }
 
     /// Whether any `compatible` string is in `any_of`.
@@ -497,12 +667,14 @@ impl<'a> Node<'a> {
 
     /// `status` is absent, "okay" or "ok" (§2.3.4).
     pub fn is_enabled(&self) -> bool {
-        self.property("status").and_then(|p| p.as_str()).is_none_or(|s| s == "okay" || s == "ok")
+        self.property("status")
+            .and_then(|p| p.as_str())
+            .is_none_or(|s| s == "okay" || s == "ok")
     }
 
     /// Depth below the root (the root is 0).
     pub fn depth(&self) -> usize {
-        self.depth
+        usize::from(self.depth)
     }
 }
 
@@ -514,16 +686,20 @@ pub struct NodePath<'a> {
 
 impl fmt::Display for NodePath<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.node.depth == 0 {
+        let depth = self.node.depth();
+        if depth == 0 {
             return f.write_str("/");
         }
-        for depth in 1..=self.node.depth {
-            let offset = if depth == self.node.depth {
+        let structs = self.node.fdt.structs();
+        for level in 1..=depth {
+            let offset = if level == depth {
                 Some(self.node.offset)
             } else {
-                self.node.ancestors.get(depth).copied()
+                self.node.ancestors.get(level).copied()
             };
-            let name = offset.and_then(|o| cstr_at(self.node.fdt.structs, o + 4).ok()).unwrap_or("?");
+            let name = offset
+                .and_then(|o| cstr_at(structs, o as usize + 4).ok())
+                .unwrap_or("?");
             write!(f, "/{name}")?;
         }
         Ok(())
@@ -547,13 +723,15 @@ impl<'a> Iterator for Properties<'a> {
     type Item = Property<'a>;
 
     fn next(&mut self) -> Option<Property<'a>> {
-        let structs = self.fdt.structs;
+        let structs = self.fdt.structs();
         loop {
             match be32(structs, self.offset)? {
                 FDT_NOP => self.offset = self.offset.checked_add(4)?,
                 FDT_PROP => {
                     let len = usize::try_from(be32(structs, self.offset + 4)?).ok()?;
-                    let name = self.fdt.string_at(usize::try_from(be32(structs, self.offset + 8)?).ok()?)?;
+                    let name = self
+                        .fdt
+                        .string_at(usize::try_from(be32(structs, self.offset + 8)?).ok()?)?;
                     let start = self.offset + 12;
                     let value = structs.get(start..start.checked_add(len)?)?;
                     self.offset = align4(start + len)?;
@@ -571,21 +749,21 @@ pub struct Children<'a> {
     fdt: Fdt<'a>,
     offset: usize,
     depth: usize,
-    ancestors: [usize; MAX_DEPTH],
+    ancestors: [u32; MAX_DEPTH],
 }
 
 impl<'a> Iterator for Children<'a> {
     type Item = Node<'a>;
 
     fn next(&mut self) -> Option<Node<'a>> {
-        let structs = self.fdt.structs;
+        let structs = self.fdt.structs();
         while be32(structs, self.offset)? == FDT_NOP {
             self.offset += 4;
         }
-        if be32(structs, self.offset)? != FDT_BEGIN_NODE || self.depth > MAX_DEPTH {
+        if be32(structs, self.offset)? != FDT_BEGIN_NODE || self.depth >= MAX_DEPTH {
             return None;
         }
-        let child = Node { fdt: self.fdt, offset: self.offset, depth: self.depth, ancestors: self.ancestors };
+        let child = Node::at(self.fdt, self.offset, self.depth, self.ancestors);
         self.offset = skip_node(structs, self.offset)?;
         Some(child)
     }
@@ -624,20 +802,19 @@ pub struct Nodes<'a> {
     fdt: Fdt<'a>,
     offset: usize,
     depth: usize,
-    ancestors: [usize; MAX_DEPTH],
+    ancestors: [u32; MAX_DEPTH],
 }
 
 impl<'a> Iterator for Nodes<'a> {
     type Item = Node<'a>;
 
     fn next(&mut self) -> Option<Node<'a>> {
-        let structs = self.fdt.structs;
+        let structs = self.fdt.structs();
         loop {
             match be32(structs, self.offset)? {
                 FDT_BEGIN_NODE => {
-                    let node =
-                        Node { fdt: self.fdt, offset: self.offset, depth: self.depth, ancestors: self.ancestors };
-                    *self.ancestors.get_mut(self.depth)? = self.offset;
+                    let node = Node::at(self.fdt, self.offset, self.depth, self.ancestors);
+                    *self.ancestors.get_mut(self.depth)? = narrow(self.offset);
                     self.depth += 1;
                     self.offset = node.body();
                     return Some(node);
@@ -667,7 +844,9 @@ pub struct Property<'a> {
 impl<'a> Property<'a> {
     /// The value as one 32-bit cell.
     pub fn as_u32(&self) -> Option<u32> {
-        (self.value.len() == 4).then(|| be32(self.value, 0)).flatten()
+        (self.value.len() == 4)
+            .then(|| be32(self.value, 0))
+            .flatten()
     }
 
     /// The value as one or two cells (`<u32>` or `<u64>`).
@@ -801,7 +980,8 @@ pub(crate) mod tests {
             self.strings.extend_from_slice(name.as_bytes());
             self.strings.push(0);
             self.token(FDT_PROP);
-            self.structs.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            self.structs
+                .extend_from_slice(&(value.len() as u32).to_be_bytes());
             self.structs.extend_from_slice(&offset.to_be_bytes());
             self.structs.extend_from_slice(value);
             self.pad();
@@ -895,7 +1075,10 @@ pub(crate) mod tests {
             .end()
             .build();
         let fdt = Fdt::new(&blob).unwrap();
-        assert_eq!(fdt.root().property("model").unwrap().as_str(), Some("nop board"));
+        assert_eq!(
+            fdt.root().property("model").unwrap().as_str(),
+            Some("nop board")
+        );
         let names: Vec<_> = fdt.root().children().map(|c| c.name()).collect();
         assert_eq!(names, ["child@1", "child@2"]);
         assert_eq!(fdt.nodes().count(), 3);
@@ -907,10 +1090,17 @@ pub(crate) mod tests {
         let fdt = Fdt::new(&blob).unwrap();
         let uart = fdt.find_node("/soc/uart@100").unwrap();
         assert_eq!(uart.path().to_string(), "/soc/uart@100");
-        assert_eq!(fdt.find_node("/soc/uart").unwrap(), uart, "the unit address may be omitted");
+        assert_eq!(
+            fdt.find_node("/soc/uart").unwrap(),
+            uart,
+            "the unit address may be omitted"
+        );
         assert_eq!(fdt.find_node("serial0").unwrap(), uart, "aliases resolve");
         assert_eq!(uart.parent().unwrap().name(), "soc");
-        assert_eq!(uart.parent().unwrap().parent().unwrap().path().to_string(), "/");
+        assert_eq!(
+            uart.parent().unwrap().parent().unwrap().path().to_string(),
+            "/"
+        );
         assert!(fdt.find_node("/soc/uart@200").is_none());
         let all: Vec<_> = fdt.nodes().map(|n| n.path().to_string()).collect();
         assert_eq!(all, ["/", "/aliases", "/soc", "/soc/uart@100"]);
@@ -920,21 +1110,47 @@ pub(crate) mod tests {
     fn malformed_blobs_are_errors_with_offsets() {
         let good = small_tree();
         let total = good.len();
-        assert_eq!(Fdt::new(&good[..20]).unwrap_err(), FdtError::Truncated { needed: total, available: 20 });
+        assert_eq!(
+            Fdt::new(&good[..20]).unwrap_err(),
+            FdtError::Truncated {
+                needed: total,
+                available: 20
+            }
+        );
         let mut bad_magic = good.clone();
         bad_magic[0] = 0;
-        assert!(matches!(Fdt::new(&bad_magic), Err(FdtError::BadMagic { .. })));
-        assert!(matches!(Fdt::new(&good[..good.len() - 1]), Err(FdtError::Truncated { .. })));
+        assert!(matches!(
+            Fdt::new(&bad_magic),
+            Err(FdtError::BadMagic { .. })
+        ));
+        assert!(matches!(
+            Fdt::new(&good[..good.len() - 1]),
+            Err(FdtError::Truncated { .. })
+        ));
 
         let unterminated = Builder::default().begin("").begin("child").build();
-        assert!(matches!(Fdt::new(&unterminated), Err(FdtError::BadRoot { .. })));
+        assert!(matches!(
+            Fdt::new(&unterminated),
+            Err(FdtError::BadRoot { .. })
+        ));
 
-        let prop_after_child =
-            Builder::default().begin("").begin("child").end().prop_str("late", "x").end().build();
-        assert!(matches!(Fdt::new(&prop_after_child), Err(FdtError::PropertyAfterSubnode { .. })));
+        let prop_after_child = Builder::default()
+            .begin("")
+            .begin("child")
+            .end()
+            .prop_str("late", "x")
+            .end()
+            .build();
+        assert!(matches!(
+            Fdt::new(&prop_after_child),
+            Err(FdtError::PropertyAfterSubnode { .. })
+        ));
 
         let two_roots = Builder::default().begin("").end().begin("").end().build();
-        assert!(matches!(Fdt::new(&two_roots), Err(FdtError::BadRoot { .. })));
+        assert!(matches!(
+            Fdt::new(&two_roots),
+            Err(FdtError::BadRoot { .. })
+        ));
 
         let mut deep = Builder::default();
         deep.begin("");
@@ -944,26 +1160,48 @@ pub(crate) mod tests {
         for _ in 0..=MAX_DEPTH {
             deep.end();
         }
-        assert!(matches!(Fdt::new(&deep.build()), Err(FdtError::TooDeep { .. })));
+        assert!(matches!(
+            Fdt::new(&deep.build()),
+            Err(FdtError::TooDeep { .. })
+        ));
 
         let mut huge_prop = small_tree();
         // The model property's length field sits right after its FDT_PROP token.
         let struct_offset = u32::from_be_bytes(huge_prop[8..12].try_into().unwrap()) as usize;
-        huge_prop[struct_offset + 12..struct_offset + 16].copy_from_slice(&0xffff_fff0u32.to_be_bytes());
-        assert!(matches!(Fdt::new(&huge_prop), Err(FdtError::PropertyOverrun { .. })));
+        huge_prop[struct_offset + 12..struct_offset + 16]
+            .copy_from_slice(&0xffff_fff0u32.to_be_bytes());
+        assert!(matches!(
+            Fdt::new(&huge_prop),
+            Err(FdtError::PropertyOverrun { .. })
+        ));
     }
 
     #[test]
     fn error_messages_say_what_and_where() {
-        let message = FdtError::PropertyOverrun { offset: 0x48, len: 4096 }.to_string();
-        assert_eq!(message, "property at structure offset 0x48 claims 4096 bytes, past the structure block");
+        let message = FdtError::PropertyOverrun {
+            offset: 0x48,
+            len: 4096,
+        }
+        .to_string();
+        assert_eq!(
+            message,
+            "property at structure offset 0x48 claims 4096 bytes, past the structure block"
+        );
     }
 
     #[test]
     fn reservations_are_listed_until_the_terminator() {
-        let blob = Builder::default().reserve(0, 0x1000).reserve(0x8000, 0x10).begin("").end().build();
+        let blob = Builder::default()
+            .reserve(0, 0x1000)
+            .reserve(0x8000, 0x10)
+            .begin("")
+            .end()
+            .build();
         let fdt = Fdt::new(&blob).unwrap();
-        assert_eq!(fdt.reservations().collect::<Vec<_>>(), [(0, 0x1000), (0x8000, 0x10)]);
+        assert_eq!(
+            fdt.reservations().collect::<Vec<_>>(),
+            [(0, 0x1000), (0x8000, 0x10)]
+        );
     }
 
     #[test]
@@ -984,6 +1222,10 @@ pub(crate) mod tests {
         assert_eq!(root.property("two").unwrap().as_u64(), Some((1 << 32) | 2));
         assert_eq!(root.property("two").unwrap().as_u32(), None);
         assert!(root.property("odd").unwrap().cells().is_none());
-        assert_eq!(root.property("compatible").unwrap().as_str(), None, "a list is not a single string");
+        assert_eq!(
+            root.property("compatible").unwrap().as_str(),
+            None,
+            "a list is not a single string"
+        );
     }
 }

@@ -7,31 +7,15 @@ use crate::dt::address::reg_entry;
 use crate::dt::{Fdt, Node};
 use crate::mm::address::PhysRange;
 
-/// UARTs Tessera drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UartKind {
-    /// Arm PrimeCell PL011 (QEMU virt, Raspberry Pi UART0, Raspberry Pi 5 debug UART).
-    Pl011,
-    /// The BCM2835 auxiliary mini-UART, 8250-like (Raspberry Pi 4's default console).
-    MiniUart,
-}
+pub use platform::uart::UartKind;
 
-impl UartKind {
-    fn from_compatible(node: &Node<'_>) -> Option<UartKind> {
-        if node.is_compatible(&["arm,pl011"]) {
-            Some(UartKind::Pl011)
-        } else if node.is_compatible(&["brcm,bcm2835-aux-uart"]) {
-            Some(UartKind::MiniUart)
-        } else {
-            None
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            UartKind::Pl011 => "PL011",
-            UartKind::MiniUart => "mini-UART",
-        }
+fn uart_kind(node: &Node<'_>) -> Option<UartKind> {
+    if node.is_compatible(&["arm,pl011"]) {
+        Some(UartKind::Pl011)
+    } else if node.is_compatible(&["brcm,bcm2835-aux-uart"]) {
+        Some(UartKind::MiniUart)
+    } else {
+        None
     }
 }
 
@@ -51,9 +35,15 @@ pub struct Console<'a> {
 /// runs, silently.
 pub fn discover<'a>(fdt: &Fdt<'a>, issues: &mut Issues<'a>) -> Option<Console<'a>> {
     let chosen = fdt.find_node("/chosen")?;
-    let property = chosen.property("stdout-path").or_else(|| chosen.property("linux,stdout-path"))?;
+    let property = chosen
+        .property("stdout-path")
+        .or_else(|| chosen.property("linux,stdout-path"))?;
     let Some(value) = property.as_str() else {
-        issues.warn(Place::Node(chosen), "stdout-path", Problem::Invalid("not a string"));
+        issues.warn(
+            Place::Node(chosen),
+            "stdout-path",
+            Problem::Invalid("not a string"),
+        );
         return None;
     };
     let (path, options) = match value.split_once(':') {
@@ -61,10 +51,14 @@ pub fn discover<'a>(fdt: &Fdt<'a>, issues: &mut Issues<'a>) -> Option<Console<'a
         None => (value, None),
     };
     let Some(node) = fdt.find_node(path) else {
-        issues.warn(Place::Node(chosen), "stdout-path", Problem::Invalid("names no node (nor alias)"));
+        issues.warn(
+            Place::Node(chosen),
+            "stdout-path",
+            Problem::Invalid("names no node (nor alias)"),
+        );
         return None;
     };
-    let Some(kind) = UartKind::from_compatible(&node) else {
+    let Some(kind) = uart_kind(&node) else {
         issues.warn(
             Place::Node(node),
             "compatible",
@@ -73,7 +67,12 @@ pub fn discover<'a>(fdt: &Fdt<'a>, issues: &mut Issues<'a>) -> Option<Console<'a
         return None;
     };
     match reg_entry(&node, 0) {
-        Ok(registers) => Some(Console { node, kind, registers, options }),
+        Ok(registers) => Some(Console {
+            node,
+            kind,
+            registers,
+            options,
+        }),
         Err(error) => {
             issues.warn(Place::Node(node), "reg", Problem::Address(error));
             None

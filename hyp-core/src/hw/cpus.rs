@@ -61,7 +61,10 @@ pub fn discover<'a>(fdt: &Fdt<'a>, boot_mpidr: u64, issues: &mut Issues<'a>) -> 
         issues.fatal(
             Place::Node(cpus_node),
             "#address-cells",
-            Problem::InvalidValue { value: cells.into(), why: "CPU addresses take 1 or 2 cells" },
+            Problem::InvalidValue {
+                value: cells.into(),
+                why: "CPU addresses take 1 or 2 cells",
+            },
         );
         return None;
     }
@@ -71,12 +74,17 @@ pub fn discover<'a>(fdt: &Fdt<'a>, boot_mpidr: u64, issues: &mut Issues<'a>) -> 
         .children()
         .filter(|n| n.property("device_type").and_then(|p| p.as_str()) == Some("cpu"));
     for node in cpu_nodes {
-        let Some(mpidr) = read_mpidr(&node, cells, issues) else { continue };
+        let Some(mpidr) = read_mpidr(&node, cells, issues) else {
+            continue;
+        };
         if list.iter().any(|c| c.mpidr == mpidr) {
             issues.fatal(
                 Place::Node(node),
                 "reg",
-                Problem::InvalidValue { value: mpidr, why: "another CPU has the same MPIDR" },
+                Problem::InvalidValue {
+                    value: mpidr,
+                    why: "another CPU has the same MPIDR",
+                },
             );
             continue;
         }
@@ -84,19 +92,36 @@ pub fn discover<'a>(fdt: &Fdt<'a>, boot_mpidr: u64, issues: &mut Issues<'a>) -> 
         if model.is_empty() {
             model = node.compatible().next().unwrap_or("");
         }
-        if list.push(Cpu { node, mpidr, enable_method }).is_err() {
+        if list
+            .push(Cpu {
+                node,
+                mpidr,
+                enable_method,
+            })
+            .is_err()
+        {
             issues.warn(Place::Node(node), "", Problem::TooMany { limit: MAX_CPUS });
         }
     }
     if list.is_empty() {
-        issues.fatal(Place::Node(cpus_node), "", Problem::Invalid("no CPU nodes (device_type = \"cpu\")"));
-        return None;
-    }
-    let Some(boot) = list.iter().position(|c| c.mpidr == boot_mpidr & MPIDR_AFFINITY_MASK) else {
         issues.fatal(
             Place::Node(cpus_node),
             "",
-            Problem::InvalidValue { value: boot_mpidr, why: "the boot CPU's MPIDR is not listed" },
+            Problem::Invalid("no CPU nodes (device_type = \"cpu\")"),
+        );
+        return None;
+    }
+    let Some(boot) = list
+        .iter()
+        .position(|c| c.mpidr == boot_mpidr & MPIDR_AFFINITY_MASK)
+    else {
+        issues.fatal(
+            Place::Node(cpus_node),
+            "",
+            Problem::InvalidValue {
+                value: boot_mpidr,
+                why: "the boot CPU's MPIDR is not listed",
+            },
         );
         return None;
     };
@@ -117,7 +142,10 @@ fn read_mpidr<'a>(node: &Node<'a>, cells: u32, issues: &mut Issues<'a>) -> Optio
         issues.fatal(
             Place::Node(*node),
             "reg",
-            Problem::CellCount { found: reg.cell_count(), expected: "#address-cells of /cpus" },
+            Problem::CellCount {
+                found: reg.cell_count(),
+                expected: "#address-cells of /cpus",
+            },
         );
         return None;
     };
@@ -125,7 +153,10 @@ fn read_mpidr<'a>(node: &Node<'a>, cells: u32, issues: &mut Issues<'a>) -> Optio
         issues.fatal(
             Place::Node(*node),
             "reg",
-            Problem::InvalidValue { value: mpidr, why: "bits outside the MPIDR affinity fields" },
+            Problem::InvalidValue {
+                value: mpidr,
+                why: "bits outside the MPIDR affinity fields",
+            },
         );
         return None;
     }
@@ -142,15 +173,23 @@ fn read_enable_method<'a>(node: &Node<'a>, issues: &mut Issues<'a>) -> EnableMet
             // Always a 64-bit value (two cells), whatever #address-cells says:
             // Linux reads it with of_property_read_u64, and the Raspberry Pi 4
             // DTB has two cells under a one-cell /cpus.
-            match node.property("cpu-release-addr").map(|p| (p.as_u64(), p.cell_count())) {
+            match node
+                .property("cpu-release-addr")
+                .map(|p| (p.as_u64(), p.cell_count()))
+            {
                 Some((Some(address), _)) if address % 8 == 0 && address != 0 => {
-                    EnableMethod::SpinTable { release_addr: PhysAddr(address) }
+                    EnableMethod::SpinTable {
+                        release_addr: PhysAddr(address),
+                    }
                 }
                 Some((Some(address), _)) => {
                     issues.warn(
                         Place::Node(*node),
                         "cpu-release-addr",
-                        Problem::InvalidValue { value: address, why: "must be a non-zero 8-byte-aligned address" },
+                        Problem::InvalidValue {
+                            value: address,
+                            why: "must be a non-zero 8-byte-aligned address",
+                        },
                     );
                     EnableMethod::Other("spin-table")
                 }
@@ -158,19 +197,30 @@ fn read_enable_method<'a>(node: &Node<'a>, issues: &mut Issues<'a>) -> EnableMet
                     issues.warn(
                         Place::Node(*node),
                         "cpu-release-addr",
-                        Problem::CellCount { found, expected: "2" },
+                        Problem::CellCount {
+                            found,
+                            expected: "2",
+                        },
                     );
                     EnableMethod::Other("spin-table")
                 }
                 None => {
-                    issues.warn(Place::Node(*node), "cpu-release-addr", Problem::MissingProperty);
+                    issues.warn(
+                        Place::Node(*node),
+                        "cpu-release-addr",
+                        Problem::MissingProperty,
+                    );
                     EnableMethod::Other("spin-table")
                 }
             }
         }
         Some(other) => EnableMethod::Other(other),
         None => {
-            issues.warn(Place::Node(*node), "enable-method", Problem::Invalid("not a string"));
+            issues.warn(
+                Place::Node(*node),
+                "enable-method",
+                Problem::Invalid("not a string"),
+            );
             EnableMethod::Other("?")
         }
     }

@@ -44,7 +44,12 @@ pub enum GicVersion {
 pub enum GicRegions {
     /// GICv2: distributor, CPU interface, and the virtualization extensions'
     /// hypervisor control interface (GICH) and virtual CPU interface (GICV).
-    V2 { distributor: PhysRange, cpu_interface: PhysRange, hyp_interface: PhysRange, virtual_cpu: PhysRange },
+    V2 {
+        distributor: PhysRange,
+        cpu_interface: PhysRange,
+        hyp_interface: PhysRange,
+        virtual_cpu: PhysRange,
+    },
     /// GICv3: distributor and the redistributor regions (CPU interfaces are
     /// system registers).
     V3 {
@@ -77,38 +82,69 @@ impl Gic<'_> {
     /// Every MMIO region of the GIC, for mapping.
     pub fn mmio_regions(&self) -> impl Iterator<Item = PhysRange> + '_ {
         let (fixed, redistributors): ([Option<PhysRange>; 4], &[PhysRange]) = match &self.regions {
-            GicRegions::V2 { distributor, cpu_interface, hyp_interface, virtual_cpu } => {
-                ([Some(*distributor), Some(*cpu_interface), Some(*hyp_interface), Some(*virtual_cpu)], &[])
-            }
-            GicRegions::V3 { distributor, redistributors, .. } => {
-                ([Some(*distributor), None, None, None], redistributors.as_slice())
-            }
+            GicRegions::V2 {
+                distributor,
+                cpu_interface,
+                hyp_interface,
+                virtual_cpu,
+            } => (
+                [
+                    Some(*distributor),
+                    Some(*cpu_interface),
+                    Some(*hyp_interface),
+                    Some(*virtual_cpu),
+                ],
+                &[],
+            ),
+            GicRegions::V3 {
+                distributor,
+                redistributors,
+                ..
+            } => (
+                [Some(*distributor), None, None, None],
+                redistributors.as_slice(),
+            ),
         };
-        fixed.into_iter().flatten().chain(redistributors.iter().copied())
+        fixed
+            .into_iter()
+            .flatten()
+            .chain(redistributors.iter().copied())
     }
 }
 
 /// Finds the GIC and reads its regions and maintenance interrupt.
 pub fn discover<'a>(fdt: &Fdt<'a>, issues: &mut Issues<'a>) -> Option<Gic<'a>> {
     let is_gic = |n: &Node<'_>| {
-        n.is_enabled() && n.has_property("interrupt-controller") && n.is_compatible(GICV3_COMPATIBLE)
-            || n.is_enabled() && n.has_property("interrupt-controller") && n.is_compatible(GICV2_COMPATIBLE)
+        n.is_enabled()
+            && n.has_property("interrupt-controller")
+            && n.is_compatible(GICV3_COMPATIBLE)
+            || n.is_enabled()
+                && n.has_property("interrupt-controller")
+                && n.is_compatible(GICV2_COMPATIBLE)
     };
     let Some(node) = fdt.nodes().find(is_gic) else {
         issues.fatal(
             Place::Path("interrupt controller"),
             "compatible",
-            Problem::Invalid("no GICv2 (arm,gic-400, arm,cortex-a15-gic) or GICv3 (arm,gic-v3) node"),
+            Problem::Invalid(
+                "no GICv2 (arm,gic-400, arm,cortex-a15-gic) or GICv3 (arm,gic-v3) node",
+            ),
         );
         return None;
     };
     let place = Place::Node(node);
-    let interrupt_cells = node.property("#interrupt-cells").and_then(|p| p.as_u32()).unwrap_or(0);
+    let interrupt_cells = node
+        .property("#interrupt-cells")
+        .and_then(|p| p.as_u32())
+        .unwrap_or(0);
     if interrupt_cells < 3 {
         issues.fatal(
             place,
             "#interrupt-cells",
-            Problem::InvalidValue { value: interrupt_cells.into(), why: "a GIC needs at least 3" },
+            Problem::InvalidValue {
+                value: interrupt_cells.into(),
+                why: "a GIC needs at least 3",
+            },
         );
         return None;
     }
@@ -138,7 +174,14 @@ pub fn discover<'a>(fdt: &Fdt<'a>, issues: &mut Issues<'a>) -> Option<Gic<'a>> {
         v3_regions(&node, &entries, issues)?
     } else {
         let (Some(&distributor), Some(&cpu_interface)) = (entries.first(), entries.get(1)) else {
-            issues.fatal(place, "reg", Problem::Address(AddressError::TooFewEntries { needed: 4, found: entries.len() }));
+            issues.fatal(
+                place,
+                "reg",
+                Problem::Address(AddressError::TooFewEntries {
+                    needed: 4,
+                    found: entries.len(),
+                }),
+            );
             return None;
         };
         let (Some(&hyp_interface), Some(&virtual_cpu)) = (entries.get(2), entries.get(3)) else {
@@ -151,21 +194,32 @@ pub fn discover<'a>(fdt: &Fdt<'a>, issues: &mut Issues<'a>) -> Option<Gic<'a>> {
             );
             return None;
         };
-        GicRegions::V2 { distributor, cpu_interface, hyp_interface, virtual_cpu }
+        GicRegions::V2 {
+            distributor,
+            cpu_interface,
+            hyp_interface,
+            virtual_cpu,
+        }
     };
     let maintenance_intid = match node.property("interrupts") {
         None => {
             issues.fatal(
                 place,
                 "interrupts",
-                Problem::Invalid("missing: the maintenance interrupt is needed to virtualize the GIC"),
+                Problem::Invalid(
+                    "missing: the maintenance interrupt is needed to virtualize the GIC",
+                ),
             );
             return None;
         }
         Some(property) => match decode_interrupts(&property.value, interrupt_cells).next() {
             Some(Ok(Interrupt::Ppi(intid))) => intid,
             Some(Ok(Interrupt::Spi(_))) => {
-                issues.fatal(place, "interrupts", Problem::Invalid("the maintenance interrupt must be a PPI"));
+                issues.fatal(
+                    place,
+                    "interrupts",
+                    Problem::Invalid("the maintenance interrupt must be a PPI"),
+                );
                 return None;
             }
             Some(Err(problem)) => {
@@ -176,41 +230,75 @@ pub fn discover<'a>(fdt: &Fdt<'a>, issues: &mut Issues<'a>) -> Option<Gic<'a>> {
                 issues.fatal(
                     place,
                     "interrupts",
-                    Problem::CellCount { found: property.cell_count(), expected: "#interrupt-cells" },
+                    Problem::CellCount {
+                        found: property.cell_count(),
+                        expected: "#interrupt-cells",
+                    },
                 );
                 return None;
             }
         },
     };
-    Some(Gic { node, regions, maintenance_intid, interrupt_cells })
+    Some(Gic {
+        node,
+        regions,
+        maintenance_intid,
+        interrupt_cells,
+    })
 }
 
-fn v3_regions<'a>(node: &Node<'a>, entries: &[PhysRange], issues: &mut Issues<'a>) -> Option<GicRegions> {
+fn v3_regions<'a>(
+    node: &Node<'a>,
+    entries: &[PhysRange],
+    issues: &mut Issues<'a>,
+) -> Option<GicRegions> {
     let place = Place::Node(*node);
-    let count = node.property("#redistributor-regions").and_then(|p| p.as_u32()).unwrap_or(1) as usize;
+    let count = node
+        .property("#redistributor-regions")
+        .and_then(|p| p.as_u32())
+        .unwrap_or(1) as usize;
     if count == 0 || count > MAX_REDISTRIBUTOR_REGIONS {
         issues.fatal(
             place,
             "#redistributor-regions",
-            Problem::InvalidValue { value: count as u64, why: "must be 1 to 4" },
+            Problem::InvalidValue {
+                value: count as u64,
+                why: "must be 1 to 4",
+            },
         );
         return None;
     }
     let Some((&distributor, rest)) = entries.split_first() else {
-        issues.fatal(place, "reg", Problem::Address(AddressError::TooFewEntries { needed: 1 + count, found: 0 }));
+        issues.fatal(
+            place,
+            "reg",
+            Problem::Address(AddressError::TooFewEntries {
+                needed: 1 + count,
+                found: 0,
+            }),
+        );
         return None;
     };
     let Some(redistributor_ranges) = rest.get(..count) else {
         issues.fatal(
             place,
             "reg",
-            Problem::Address(AddressError::TooFewEntries { needed: 1 + count, found: entries.len() }),
+            Problem::Address(AddressError::TooFewEntries {
+                needed: 1 + count,
+                found: entries.len(),
+            }),
         );
         return None;
     };
     let redistributors = Vec::from_slice(redistributor_ranges).ok()?;
-    let redistributor_stride = node.property("redistributor-stride").and_then(|p| p.as_u64());
-    Some(GicRegions::V3 { distributor, redistributors, redistributor_stride })
+    let redistributor_stride = node
+        .property("redistributor-stride")
+        .and_then(|p| p.as_u64());
+    Some(GicRegions::V3 {
+        distributor,
+        redistributors,
+        redistributor_stride,
+    })
 }
 
 /// A decoded GIC interrupt specifier.
@@ -223,9 +311,16 @@ pub enum Interrupt {
 }
 
 /// Decodes an `interrupts` value made of `cells`-cell GIC specifiers.
-pub fn decode_interrupts(value: &[u8], cells: u32) -> impl Iterator<Item = Result<Interrupt, Problem>> + '_ {
+pub fn decode_interrupts(
+    value: &[u8],
+    cells: u32,
+) -> impl Iterator<Item = Result<Interrupt, Problem>> + '_ {
     let stride = cells as usize * 4;
-    let usable = if stride == 0 || value.len() % stride != 0 { &[][..] } else { value };
+    let usable = if stride == 0 || value.len() % stride != 0 {
+        &[][..]
+    } else {
+        value
+    };
     usable.chunks_exact(stride.max(1)).map(|specifier| {
         let cell = |i: usize| {
             specifier
@@ -237,9 +332,10 @@ pub fn decode_interrupts(value: &[u8], cells: u32) -> impl Iterator<Item = Resul
         match (cell(0), cell(1)) {
             (SPECIFIER_PPI, n) if n < PPI_COUNT => Ok(Interrupt::Ppi(PPI_BASE + n)),
             (SPECIFIER_SPI, n) if n <= MAX_SPI => Ok(Interrupt::Spi(SPI_BASE + n)),
-            (SPECIFIER_PPI | SPECIFIER_SPI, n) => {
-                Err(Problem::InvalidValue { value: n.into(), why: "interrupt number out of range" })
-            }
+            (SPECIFIER_PPI | SPECIFIER_SPI, n) => Err(Problem::InvalidValue {
+                value: n.into(),
+                why: "interrupt number out of range",
+            }),
             (kind, _) => Err(Problem::InvalidValue {
                 value: kind.into(),
                 why: "interrupt type other than SPI (0) or PPI (1)",

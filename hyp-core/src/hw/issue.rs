@@ -43,7 +43,10 @@ pub enum Problem {
     /// The property's addresses are malformed or not translatable.
     Address(AddressError),
     /// A property has the wrong number of cells.
-    CellCount { found: usize, expected: &'static str },
+    CellCount {
+        found: usize,
+        expected: &'static str,
+    },
     /// A value Tessera does not support, with what it is.
     Unsupported(&'static str),
     /// A value that is wrong, with why.
@@ -113,12 +116,22 @@ impl<'a> Issues<'a> {
 
     /// Records a fatal problem.
     pub fn fatal(&mut self, place: Place<'a>, property: &'static str, problem: Problem) {
-        self.push(Issue { severity: Severity::Fatal, place, property, problem });
+        self.push(Issue {
+            severity: Severity::Fatal,
+            place,
+            property,
+            problem,
+        });
     }
 
     /// Records a problem Tessera can run with.
     pub fn warn(&mut self, place: Place<'a>, property: &'static str, problem: Problem) {
-        self.push(Issue { severity: Severity::Warning, place, property, problem });
+        self.push(Issue {
+            severity: Severity::Warning,
+            place,
+            property,
+            problem,
+        });
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Issue<'a>> {

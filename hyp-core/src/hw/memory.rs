@@ -88,15 +88,33 @@ pub fn discover<'a>(fdt: &Fdt<'a>, dtb: Option<PhysRange>, issues: &mut Issues<'
     discover_banks(fdt, &mut map, issues);
     let reserve = |map: &mut MemoryMap, issues: &mut Issues<'a>, place: Place<'a>, range, kind| {
         if !map.reserve(range, kind) {
-            issues.fatal(place, "reg", Problem::TooMany { limit: MAX_RESERVED });
+            issues.fatal(
+                place,
+                "reg",
+                Problem::TooMany {
+                    limit: MAX_RESERVED,
+                },
+            );
         }
     };
     if let Some(range) = dtb {
-        reserve(&mut map, issues, Place::Path("the device tree blob"), range, ReservedKind::DeviceTree);
+        reserve(
+            &mut map,
+            issues,
+            Place::Path("the device tree blob"),
+            range,
+            ReservedKind::DeviceTree,
+        );
     }
     for (address, size) in fdt.reservations() {
         if let Some(range) = PhysRange::new(PhysAddr(address), size) {
-            reserve(&mut map, issues, Place::Path("/memreserve/"), range, ReservedKind::MemReserve);
+            reserve(
+                &mut map,
+                issues,
+                Place::Path("/memreserve/"),
+                range,
+                ReservedKind::MemReserve,
+            );
         }
     }
     let reserved_nodes = fdt
@@ -106,19 +124,40 @@ pub fn discover<'a>(fdt: &Fdt<'a>, dtb: Option<PhysRange>, issues: &mut Issues<'
         .filter(|c| c.is_enabled() && c.has_property("reg"));
     for node in reserved_nodes {
         for range in regions(&node, issues) {
-            reserve(&mut map, issues, Place::Node(node), range, ReservedKind::ReservedMemory);
+            reserve(
+                &mut map,
+                issues,
+                Place::Node(node),
+                range,
+                ReservedKind::ReservedMemory,
+            );
         }
     }
     if let Some(chosen) = fdt.find_node("/chosen") {
         match initrd(&chosen) {
-            Ok(Some(range)) => reserve(&mut map, issues, Place::Node(chosen), range, ReservedKind::Initrd),
+            Ok(Some(range)) => reserve(
+                &mut map,
+                issues,
+                Place::Node(chosen),
+                range,
+                ReservedKind::Initrd,
+            ),
             Ok(None) => {}
             Err(problem) => issues.fatal(Place::Node(chosen), "linux,initrd-start", problem),
         }
     }
-    for module in fdt.nodes().filter(|n| n.is_compatible(&["multiboot,module"]) && n.is_enabled()) {
+    for module in fdt
+        .nodes()
+        .filter(|n| n.is_compatible(&["multiboot,module"]) && n.is_enabled())
+    {
         for range in regions(&module, issues) {
-            reserve(&mut map, issues, Place::Node(module), range, ReservedKind::Module);
+            reserve(
+                &mut map,
+                issues,
+                Place::Node(module),
+                range,
+                ReservedKind::Module,
+            );
         }
     }
     map
@@ -139,14 +178,23 @@ fn regions<'a>(node: &Node<'a>, issues: &mut Issues<'a>) -> Vec<PhysRange, MAX_R
         match translate(node.parent(), address, size).map(|a| PhysRange::new(PhysAddr(a), size)) {
             Ok(Some(range)) => {
                 if found.push(range).is_err() {
-                    issues.fatal(Place::Node(*node), "reg", Problem::TooMany { limit: MAX_REGIONS_PER_NODE });
+                    issues.fatal(
+                        Place::Node(*node),
+                        "reg",
+                        Problem::TooMany {
+                            limit: MAX_REGIONS_PER_NODE,
+                        },
+                    );
                     break;
                 }
             }
             Ok(None) => issues.fatal(
                 Place::Node(*node),
                 "reg",
-                Problem::InvalidValue { value: address, why: "region wraps past 2^64" },
+                Problem::InvalidValue {
+                    value: address,
+                    why: "region wraps past 2^64",
+                },
             ),
             Err(error) => issues.fatal(Place::Node(*node), "reg", Problem::Address(error)),
         }
@@ -163,9 +211,22 @@ fn discover_banks<'a>(fdt: &Fdt<'a>, map: &mut MemoryMap, issues: &mut Issues<'a
         saw_node = true;
         for bank in regions(&node, issues) {
             if let Some(other) = map.banks.iter().find(|b| b.overlaps(&bank)) {
-                issues.fatal(Place::Node(node), "reg", Problem::Overlap { this: bank, other: *other });
+                issues.fatal(
+                    Place::Node(node),
+                    "reg",
+                    Problem::Overlap {
+                        this: bank,
+                        other: *other,
+                    },
+                );
             } else if map.banks.push(bank).is_err() {
-                issues.fatal(Place::Node(node), "reg", Problem::TooMany { limit: MAX_MEMORY_BANKS });
+                issues.fatal(
+                    Place::Node(node),
+                    "reg",
+                    Problem::TooMany {
+                        limit: MAX_MEMORY_BANKS,
+                    },
+                );
             }
         }
     }
@@ -191,16 +252,24 @@ fn initrd(chosen: &Node<'_>) -> Result<Option<PhysRange>, Problem> {
     let (Some(start), Some(end)) = (start, end) else {
         return match (start, end) {
             (None, None) => Ok(None),
-            _ => Err(Problem::Invalid("linux,initrd-start and linux,initrd-end must come together")),
+            _ => Err(Problem::Invalid(
+                "linux,initrd-start and linux,initrd-end must come together",
+            )),
         };
     };
     let (Some(start), Some(end)) = (start.as_u64(), end.as_u64()) else {
-        return Err(Problem::CellCount { found: start.cell_count(), expected: "1 or 2" });
+        return Err(Problem::CellCount {
+            found: start.cell_count(),
+            expected: "1 or 2",
+        });
     };
     if start == end {
         return Ok(None);
     }
     PhysRange::from_bounds(PhysAddr(start), PhysAddr(end))
         .map(Some)
-        .ok_or(Problem::InvalidValue { value: end, why: "initrd ends before it starts" })
+        .ok_or(Problem::InvalidValue {
+            value: end,
+            why: "initrd ends before it starts",
+        })
 }

@@ -36,7 +36,11 @@ pub struct Hardware<'a> {
 
 /// Reads the whole description. On any fatal problem, returns every problem
 /// found (not just the first), so one boot shows all that needs fixing.
-pub fn discover<'a>(fdt: &Fdt<'a>, boot_mpidr: u64, dtb: Option<PhysRange>) -> Result<Hardware<'a>, Issues<'a>> {
+pub fn discover<'a>(
+    fdt: &Fdt<'a>,
+    boot_mpidr: u64,
+    dtb: Option<PhysRange>,
+) -> Result<Hardware<'a>, Issues<'a>> {
     let mut issues = Issues::default();
     let root = fdt.root();
     let model = root
@@ -48,12 +52,21 @@ pub fn discover<'a>(fdt: &Fdt<'a>, boot_mpidr: u64, dtb: Option<PhysRange>) -> R
     let memory = memory::discover(fdt, dtb, &mut issues);
     let cpus = cpus::discover(fdt, boot_mpidr, &mut issues);
     let gic = gic::discover(fdt, &mut issues);
-    let timer = gic.as_ref().and_then(|gic| timer::discover(fdt, gic, &mut issues));
+    let timer = gic
+        .as_ref()
+        .and_then(|gic| timer::discover(fdt, gic, &mut issues));
     let psci = psci::discover(fdt, &mut issues);
     match (cpus, gic, timer) {
-        (Some(cpus), Some(gic), Some(timer)) if !issues.has_fatal() => {
-            Ok(Hardware { model, memory, cpus, gic, timer, psci, console, warnings: issues })
-        }
+        (Some(cpus), Some(gic), Some(timer)) if !issues.has_fatal() => Ok(Hardware {
+            model,
+            memory,
+            cpus,
+            gic,
+            timer,
+            psci,
+            console,
+            warnings: issues,
+        }),
         _ => Err(issues),
     }
 }

@@ -16,12 +16,13 @@ pub struct Psci<'a> {
 /// issued at EL2 traps to EL2 itself, so a tree that says "hvc" (written for a
 /// kernel running under a hypervisor) is reported and PSCI treated as absent.
 pub fn discover<'a>(fdt: &Fdt<'a>, issues: &mut Issues<'a>) -> Option<Psci<'a>> {
-    let node = fdt
-        .root()
-        .children()
-        .find(|n| n.is_compatible(&["arm,psci-1.0", "arm,psci-0.2", "arm,psci"]) && n.is_enabled())?;
+    let node = fdt.root().children().find(|n| {
+        n.is_compatible(&["arm,psci-1.0", "arm,psci-0.2", "arm,psci"]) && n.is_enabled()
+    })?;
     match node.property("method").and_then(|p| p.as_str()) {
-        Some("smc") => Some(Psci { compatible: node.compatible().next().unwrap_or("arm,psci") }),
+        Some("smc") => Some(Psci {
+            compatible: node.compatible().next().unwrap_or("arm,psci"),
+        }),
         Some("hvc") => {
             issues.warn(
                 Place::Node(node),
@@ -35,7 +36,11 @@ pub fn discover<'a>(fdt: &Fdt<'a>, issues: &mut Issues<'a>) -> Option<Psci<'a>> 
             None
         }
         Some(_) => {
-            issues.warn(Place::Node(node), "method", Problem::Unsupported("conduit other than \"smc\""));
+            issues.warn(
+                Place::Node(node),
+                "method",
+                Problem::Unsupported("conduit other than \"smc\""),
+            );
             None
         }
         None => {

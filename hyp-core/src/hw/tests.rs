@@ -22,7 +22,10 @@ fn range(start: u64, size: u64) -> PhysRange {
 fn discover_ok<'a>(fdt: &Fdt<'a>, boot_mpidr: u64) -> Hardware<'a> {
     match discover(fdt, boot_mpidr, None) {
         Ok(hw) => hw,
-        Err(issues) => panic!("discovery failed: {:?}", issues.iter().map(|i| i.to_string()).collect::<Vec<_>>()),
+        Err(issues) => panic!(
+            "discovery failed: {:?}",
+            issues.iter().map(|i| i.to_string()).collect::<Vec<_>>()
+        ),
     }
 }
 
@@ -35,12 +38,25 @@ fn qemu_virt_gicv3() {
     let fdt = Fdt::new(QEMU_VIRT_GICV3).unwrap();
     let hw = discover_ok(&fdt, 0);
     assert_eq!(hw.model, "linux,dummy-virt");
-    assert_eq!(hw.memory.banks.as_slice(), &[range(0x4000_0000, 0x8000_0000)]);
+    assert_eq!(
+        hw.memory.banks.as_slice(),
+        &[range(0x4000_0000, 0x8000_0000)]
+    );
     assert_eq!(mpidrs(&hw), [0, 1, 2, 3]);
-    assert!(hw.cpus.list.iter().all(|c| c.enable_method == EnableMethod::Psci));
+    assert!(
+        hw.cpus
+            .list
+            .iter()
+            .all(|c| c.enable_method == EnableMethod::Psci)
+    );
     assert_eq!((hw.cpus.boot, hw.cpus.model), (0, "arm,cortex-a72"));
     assert_eq!(hw.gic.version(), GicVersion::V3);
-    let GicRegions::V3 { distributor, redistributors, redistributor_stride } = &hw.gic.regions else {
+    let GicRegions::V3 {
+        distributor,
+        redistributors,
+        redistributor_stride,
+    } = &hw.gic.regions
+    else {
         panic!("expected GICv3 regions")
     };
     assert_eq!(*distributor, range(0x0800_0000, 0x1_0000));
@@ -48,12 +64,23 @@ fn qemu_virt_gicv3() {
     assert_eq!(*redistributor_stride, None);
     assert_eq!(hw.gic.maintenance_intid, 25, "PPI 9");
     let t = hw.timer;
-    assert_eq!((t.secure_physical, t.physical, t.virtual_timer, t.hyp_physical), (29, 30, 27, 26));
+    assert_eq!(
+        (
+            t.secure_physical,
+            t.physical,
+            t.virtual_timer,
+            t.hyp_physical
+        ),
+        (29, 30, 27, 26)
+    );
     assert_eq!(t.hyp_virtual, None);
     assert!(t.always_on);
     assert_eq!(hw.psci.unwrap().compatible, "arm,psci-1.0");
     let console = hw.console.unwrap();
-    assert_eq!((console.kind, console.registers), (console::UartKind::Pl011, range(0x0900_0000, 0x1000)));
+    assert_eq!(
+        (console.kind, console.registers),
+        (console::UartKind::Pl011, range(0x0900_0000, 0x1000))
+    );
     assert!(hw.warnings.is_empty(), "{:?}", hw.warnings);
 }
 
@@ -61,8 +88,17 @@ fn qemu_virt_gicv3() {
 fn qemu_virt_gicv2() {
     let fdt = Fdt::new(QEMU_VIRT_GICV2).unwrap();
     let hw = discover_ok(&fdt, 2);
-    assert_eq!(hw.cpus.boot, 2, "the boot CPU is found by MPIDR, not assumed to be the first");
-    let GicRegions::V2 { distributor, cpu_interface, hyp_interface, virtual_cpu } = hw.gic.regions else {
+    assert_eq!(
+        hw.cpus.boot, 2,
+        "the boot CPU is found by MPIDR, not assumed to be the first"
+    );
+    let GicRegions::V2 {
+        distributor,
+        cpu_interface,
+        hyp_interface,
+        virtual_cpu,
+    } = hw.gic.regions
+    else {
         panic!("expected GICv2 regions")
     };
     assert_eq!(distributor.start(), PhysAddr(0x0800_0000));
@@ -79,7 +115,11 @@ fn raspberry_pi_4_as_shipped_has_no_ram_until_the_firmware_fills_it() {
     let issues = discover(&fdt, 0, None).unwrap_err();
     let messages: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
     assert_eq!(messages.len(), 1, "only memory is wrong: {messages:?}");
-    assert!(messages[0].starts_with("/memory: reg: no RAM"), "{}", messages[0]);
+    assert!(
+        messages[0].starts_with("/memory: reg: no RAM"),
+        "{}",
+        messages[0]
+    );
 }
 
 #[test]
@@ -87,10 +127,16 @@ fn raspberry_pi_4() {
     let fdt = Fdt::new(RPI4_4GB).unwrap();
     let hw = discover_ok(&fdt, 0);
     assert_eq!(hw.model, "Raspberry Pi 4 Model B");
-    assert_eq!(hw.memory.banks.as_slice(), &[range(0, 0x3b40_0000), range(0x4000_0000, 0xbc00_0000)]);
+    assert_eq!(
+        hw.memory.banks.as_slice(),
+        &[range(0, 0x3b40_0000), range(0x4000_0000, 0xbc00_0000)]
+    );
     assert_eq!(hw.memory.total(), 3956 << 20);
     assert!(
-        hw.memory.reserved.iter().any(|r| r.kind == ReservedKind::MemReserve && r.range == range(0, 0x1000)),
+        hw.memory
+            .reserved
+            .iter()
+            .any(|r| r.kind == ReservedKind::MemReserve && r.range == range(0, 0x1000)),
         "the spin table's page is a /memreserve/ entry"
     );
     // Spin-table release addresses: two cells each although /cpus has #address-cells = 1.
@@ -106,7 +152,13 @@ fn raspberry_pi_4() {
     assert_eq!(release, [0xd8, 0xe0, 0xe8, 0xf0]);
     assert!(hw.psci.is_none(), "no TF-A, no /psci");
     // /soc ranges: 0x40000000 (bus) -> 0xff800000 (CPU) for the GIC-400.
-    let GicRegions::V2 { distributor, cpu_interface, hyp_interface, virtual_cpu } = hw.gic.regions else {
+    let GicRegions::V2 {
+        distributor,
+        cpu_interface,
+        hyp_interface,
+        virtual_cpu,
+    } = hw.gic.regions
+    else {
         panic!("expected GICv2 regions")
     };
     assert_eq!(distributor, range(0xff84_1000, 0x1000));
@@ -129,18 +181,40 @@ fn raspberry_pi_5() {
     let hw = discover_ok(&fdt, 0x8000_0100);
     assert_eq!(hw.model, "Raspberry Pi 5");
     assert_eq!(mpidrs(&hw), [0x000, 0x100, 0x200, 0x300]);
-    assert_eq!(hw.cpus.boot, 1, "MPIDR_EL1's RES1 bit 31 is ignored when matching");
+    assert_eq!(
+        hw.cpus.boot, 1,
+        "MPIDR_EL1's RES1 bit 31 is ignored when matching"
+    );
     assert_eq!(hw.memory.banks.len(), 4);
     assert_eq!(hw.memory.total(), 8188 << 20);
-    assert!(hw.memory.reserved.iter().any(|r| r.kind == ReservedKind::ReservedMemory && r.range == range(0, 0x8_0000)));
+    assert!(
+        hw.memory
+            .reserved
+            .iter()
+            .any(|r| r.kind == ReservedKind::ReservedMemory && r.range == range(0, 0x8_0000))
+    );
     assert_eq!(hw.psci.unwrap().compatible, "arm,psci-1.0");
     // /soc@107c000000 maps bus 0 to CPU 0x10_0000_0000.
-    let GicRegions::V2 { distributor, virtual_cpu, .. } = hw.gic.regions else { panic!("expected GICv2") };
+    let GicRegions::V2 {
+        distributor,
+        virtual_cpu,
+        ..
+    } = hw.gic.regions
+    else {
+        panic!("expected GICv2")
+    };
     assert_eq!(distributor, range(0x10_7fff_9000, 0x1000));
     assert_eq!(virtual_cpu, range(0x10_7fff_e000, 0x2000));
-    assert_eq!(hw.timer.hyp_virtual, Some(28), "five timer interrupts: EL2 virtual timer is PPI 12");
+    assert_eq!(
+        hw.timer.hyp_virtual,
+        Some(28),
+        "five timer interrupts: EL2 virtual timer is PPI 12"
+    );
     let console = hw.console.unwrap();
-    assert_eq!((console.kind, console.registers), (console::UartKind::Pl011, range(0x10_7d00_1000, 0x200)));
+    assert_eq!(
+        (console.kind, console.registers),
+        (console::UartKind::Pl011, range(0x10_7d00_1000, 0x200))
+    );
 }
 
 #[test]
@@ -162,7 +236,12 @@ fn boot_cpu_missing_from_the_tree_is_fatal() {
 fn the_blob_itself_is_reserved() {
     let fdt = Fdt::new(QEMU_VIRT_GICV3).unwrap();
     let hw = discover(&fdt, 0, Some(range(0x4800_0000, 0x10_0000))).unwrap();
-    assert!(hw.memory.reserved.iter().any(|r| r.kind == ReservedKind::DeviceTree));
+    assert!(
+        hw.memory
+            .reserved
+            .iter()
+            .any(|r| r.kind == ReservedKind::DeviceTree)
+    );
 }
 
 /// xorshift64: deterministic, so a failure reproduces.
@@ -200,7 +279,11 @@ fn corrupted_trees_never_panic() {
             for node in fdt.nodes() {
                 let _ = node.path().to_string();
                 for property in node.properties() {
-                    let _ = (property.as_str(), property.as_u64(), property.strings().count());
+                    let _ = (
+                        property.as_str(),
+                        property.as_u64(),
+                        property.strings().count(),
+                    );
                 }
                 let _ = crate::dt::address::reg(&node).map(|r| r.count());
             }

@@ -28,12 +28,20 @@ pub fn discover<'a>(fdt: &Fdt<'a>, gic: &Gic<'a>, issues: &mut Issues<'a>) -> Op
         .nodes()
         .find(|n| n.is_compatible(&["arm,armv8-timer", "arm,armv7-timer"]) && n.is_enabled())
     else {
-        issues.fatal(Place::Path("/timer"), "compatible", Problem::Invalid("no arm,armv8-timer node"));
+        issues.fatal(
+            Place::Path("/timer"),
+            "compatible",
+            Problem::Invalid("no arm,armv8-timer node"),
+        );
         return None;
     };
     let place = Place::Node(node);
     if interrupt_parent(fdt, &node).is_some_and(|parent| parent != gic.node) {
-        issues.fatal(place, "interrupt-parent", Problem::Invalid("the timer is not wired to the GIC"));
+        issues.fatal(
+            place,
+            "interrupt-parent",
+            Problem::Invalid("the timer is not wired to the GIC"),
+        );
         return None;
     }
     let Some(property) = node.property("interrupts") else {
@@ -41,11 +49,18 @@ pub fn discover<'a>(fdt: &Fdt<'a>, gic: &Gic<'a>, issues: &mut Issues<'a>) -> Op
         return None;
     };
     let mut intids = [None; 5];
-    for (slot, decoded) in intids.iter_mut().zip(decode_interrupts(property.value, gic.interrupt_cells)) {
+    for (slot, decoded) in intids
+        .iter_mut()
+        .zip(decode_interrupts(property.value, gic.interrupt_cells))
+    {
         match decoded {
             Ok(Interrupt::Ppi(intid)) => *slot = Some(intid),
             Ok(Interrupt::Spi(_)) => {
-                issues.fatal(place, "interrupts", Problem::Invalid("timer interrupts must be PPIs"));
+                issues.fatal(
+                    place,
+                    "interrupts",
+                    Problem::Invalid("timer interrupts must be PPIs"),
+                );
                 return None;
             }
             Err(problem) => {
@@ -54,12 +69,21 @@ pub fn discover<'a>(fdt: &Fdt<'a>, gic: &Gic<'a>, issues: &mut Issues<'a>) -> Op
             }
         }
     }
-    let [Some(secure_physical), Some(physical), Some(virtual_timer), Some(hyp_physical), hyp_virtual] = intids
+    let [
+        Some(secure_physical),
+        Some(physical),
+        Some(virtual_timer),
+        Some(hyp_physical),
+        hyp_virtual,
+    ] = intids
     else {
         issues.fatal(
             place,
             "interrupts",
-            Problem::CellCount { found: property.cell_count(), expected: "4 or 5 interrupt specifiers" },
+            Problem::CellCount {
+                found: property.cell_count(),
+                expected: "4 or 5 interrupt specifiers",
+            },
         );
         return None;
     };

@@ -92,14 +92,24 @@ impl PhysRange {
     /// The smallest range of whole `align`-sized units (a power of two) that covers this one.
     pub fn align_outward(&self, align: u64) -> Option<PhysRange> {
         let start = self.start.align_down(align);
-        let end = PhysAddr(self.last().0).align_down(align).checked_add(align)?;
-        Some(PhysRange { start, size: end.0.checked_sub(start.0)? })
+        let end = PhysAddr(self.last().0)
+            .align_down(align)
+            .checked_add(align)?;
+        Some(PhysRange {
+            start,
+            size: end.0.checked_sub(start.0)?,
+        })
     }
 }
 
 impl fmt::Display for PhysRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#x}..{:#x}", self.start.0, u128::from(self.last().0) + 1)
+        write!(
+            f,
+            "{:#x}..{:#x}",
+            self.start.0,
+            u128::from(self.last().0) + 1
+        )
     }
 }
 
@@ -136,7 +146,11 @@ mod tests {
         assert!(PhysRange::new(PhysAddr(0x1000), 0).is_none());
         assert!(PhysRange::new(PhysAddr(u64::MAX), 2).is_none());
         let top = PhysRange::new(PhysAddr(u64::MAX - 0xfff), 0x1000).unwrap();
-        assert_eq!(top.end(), None, "a range touching the top has no exclusive end");
+        assert_eq!(
+            top.end(),
+            None,
+            "a range touching the top has no exclusive end"
+        );
         assert_eq!(top.last(), PhysAddr(u64::MAX));
     }
 
@@ -153,7 +167,10 @@ mod tests {
     #[test]
     fn align_outward_covers_partial_pages() {
         let r = PhysRange::new(PhysAddr(0x1010), 0x20).unwrap();
-        assert_eq!(r.align_outward(0x1000).unwrap(), PhysRange::new(PhysAddr(0x1000), 0x1000).unwrap());
+        assert_eq!(
+            r.align_outward(0x1000).unwrap(),
+            PhysRange::new(PhysAddr(0x1000), 0x1000).unwrap()
+        );
         let r = PhysRange::new(PhysAddr(0xfff), 2).unwrap();
         assert_eq!(r.align_outward(0x1000).unwrap().size(), 0x2000);
     }

@@ -14,8 +14,12 @@ pub const MAX_FREE_RANGES: usize = MAX_MEMORY_BANKS + MAX_RESERVED;
 pub fn free_ranges(map: &MemoryMap) -> Vec<PhysRange, MAX_FREE_RANGES> {
     let mut free = Vec::new();
     for bank in &map.banks {
-        let mut holes: Vec<PhysRange, MAX_RESERVED> =
-            map.reserved.iter().map(|r| r.range).filter(|r| r.overlaps(bank)).collect();
+        let mut holes: Vec<PhysRange, MAX_RESERVED> = map
+            .reserved
+            .iter()
+            .map(|r| r.range)
+            .filter(|r| r.overlaps(bank))
+            .collect();
         holes.sort_unstable();
         // `cursor` is the first byte not yet known to be reserved or emitted;
         // u128 so that a bank reaching 2^64 needs no special case.
@@ -36,7 +40,9 @@ pub fn free_ranges(map: &MemoryMap) -> Vec<PhysRange, MAX_FREE_RANGES> {
 }
 
 fn push_range(free: &mut Vec<PhysRange, MAX_FREE_RANGES>, start: u128, end: u128) {
-    let (Ok(start), Ok(size)) = (u64::try_from(start), u64::try_from(end - start)) else { return };
+    let (Ok(start), Ok(size)) = (u64::try_from(start), u64::try_from(end - start)) else {
+        return;
+    };
     if let Some(range) = PhysRange::new(PhysAddr(start), size) {
         // Capacity is the worst case of banks + reservations, so this cannot be full.
         let _ = free.push(range);
@@ -45,7 +51,12 @@ fn push_range(free: &mut Vec<PhysRange, MAX_FREE_RANGES>, start: u128, end: u128
 
 /// Finds `size` bytes aligned to `align` (a power of two) in `free`,
 /// preferring the lowest address at or above `prefer_above`, else the lowest anywhere.
-pub fn place(free: &[PhysRange], size: u64, align: u64, prefer_above: PhysAddr) -> Option<PhysRange> {
+pub fn place(
+    free: &[PhysRange],
+    size: u64,
+    align: u64,
+    prefer_above: PhysAddr,
+) -> Option<PhysRange> {
     let fit = |range: &PhysRange, floor: PhysAddr| -> Option<PhysRange> {
         let start = range.start().max(floor).align_up(align)?;
         let candidate = PhysRange::new(start, size)?;
@@ -95,16 +106,27 @@ mod tests {
     fn overlapping_and_out_of_bank_reservations_are_tolerated() {
         let m = map(
             &[range(0x1000, 0x10000)],
-            &[range(0x0, 0x2000), range(0x1800, 0x1000), range(0x20000, 0x1000), range(0x10000, 0x2000)],
+            &[
+                range(0x0, 0x2000),
+                range(0x1800, 0x1000),
+                range(0x20000, 0x1000),
+                range(0x10000, 0x2000),
+            ],
         );
-        assert_eq!(free_ranges(&m).as_slice(), &[range(0x2800, 0x10000 - 0x2800)]);
+        assert_eq!(
+            free_ranges(&m).as_slice(),
+            &[range(0x2800, 0x10000 - 0x2800)]
+        );
     }
 
     #[test]
     fn bank_reaching_top_of_address_space() {
         let top = range(u64::MAX - 0xffff, 0x10000);
         let m = map(&[top], &[range(u64::MAX - 0xfff, 0x1000)]);
-        assert_eq!(free_ranges(&m).as_slice(), &[range(u64::MAX - 0xffff, 0xf000)]);
+        assert_eq!(
+            free_ranges(&m).as_slice(),
+            &[range(u64::MAX - 0xffff, 0xf000)]
+        );
     }
 
     #[test]
@@ -119,7 +141,14 @@ mod tests {
         let above = place(&free, 0x20_0000, 0x20_0000, PhysAddr(0x4000_0000)).unwrap();
         assert_eq!(above, range(0x4000_0000, 0x20_0000));
         let fallback = place(&free, 0x1000, 0x1000, PhysAddr(0x8000_0000)).unwrap();
-        assert_eq!(fallback, range(0x1000, 0x1000), "nothing above the hint: lowest fit anywhere");
-        assert!(place(&free, 0x100_0000, 0x1000, PhysAddr(0)).is_none(), "too large to fit");
+        assert_eq!(
+            fallback,
+            range(0x1000, 0x1000),
+            "nothing above the hint: lowest fit anywhere"
+        );
+        assert!(
+            place(&free, 0x100_0000, 0x1000, PhysAddr(0)).is_none(),
+            "too large to fit"
+        );
     }
 }

@@ -2,4 +2,5 @@
 
 pub mod address;
 pub mod free;
+pub mod hyp_map;
 pub mod page_table;

@@ -42,6 +42,8 @@ const DESC_AF: u64 = 1 << 10;
 const DESC_XN: u64 = 1 << 54;
 /// Output address bits [47:12].
 const OUTPUT_ADDRESS_MASK: u64 = 0x0000_ffff_ffff_f000;
+/// An invalid (faulting) descriptor.
+const INVALID: u64 = 0;
 /// Attribute bits carried over when a block is split into smaller entries.
 const LEAF_ATTRIBUTES_MASK: u64 = !OUTPUT_ADDRESS_MASK & !DESC_TABLE_OR_PAGE;
 
@@ -54,8 +56,8 @@ pub const MAIR_INDEX_NORMAL: u64 = 1;
 const MAIR_DEVICE_NGNRE: u64 = 0x04;
 const MAIR_NORMAL_WRITE_BACK: u64 = 0xff;
 /// The MAIR_EL2 value the stage-1 attributes assume.
-pub const MAIR_EL2_VALUE: u64 =
-    (MAIR_DEVICE_NGNRE << (8 * MAIR_INDEX_DEVICE)) | (MAIR_NORMAL_WRITE_BACK << (8 * MAIR_INDEX_NORMAL));
+pub const MAIR_EL2_VALUE: u64 = (MAIR_DEVICE_NGNRE << (8 * MAIR_INDEX_DEVICE))
+    | (MAIR_NORMAL_WRITE_BACK << (8 * MAIR_INDEX_NORMAL));
 /// Stage-2 MemAttr[3:0] (Arm ARM D8.6.5): Normal inner and outer write-back, and Device-nGnRE.
 const S2_MEMATTR_NORMAL_WRITE_BACK: u64 = 0b1111;
 const S2_MEMATTR_DEVICE_NGNRE: u64 = 0b0001;
@@ -93,10 +95,22 @@ pub struct Attributes {
 }
 
 impl Attributes {
-    pub const NORMAL_RW: Attributes = Attributes { kind: MemoryKind::Normal, access: Access::ReadWrite };
-    pub const NORMAL_RO: Attributes = Attributes { kind: MemoryKind::Normal, access: Access::ReadOnly };
-    pub const NORMAL_RX: Attributes = Attributes { kind: MemoryKind::Normal, access: Access::ReadExecute };
-    pub const DEVICE_RW: Attributes = Attributes { kind: MemoryKind::Device, access: Access::ReadWrite };
+    pub const NORMAL_RW: Attributes = Attributes {
+        kind: MemoryKind::Normal,
+        access: Access::ReadWrite,
+    };
+    pub const NORMAL_RO: Attributes = Attributes {
+        kind: MemoryKind::Normal,
+        access: Access::ReadOnly,
+    };
+    pub const NORMAL_RX: Attributes = Attributes {
+        kind: MemoryKind::Normal,
+        access: Access::ReadExecute,
+    };
+    pub const DEVICE_RW: Attributes = Attributes {
+        kind: MemoryKind::Device,
+        access: Access::ReadWrite,
+    };
 
     /// The descriptor bits for a leaf with these attributes.
     fn leaf_bits(self, stage: Stage) -> u64 {
@@ -168,7 +182,11 @@ impl Table {
 
 impl fmt::Debug for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Table({} valid entries)", self.0.iter().filter(|&&d| d & DESC_VALID != 0).count())
+        write!(
+            f,
+            "Table({} valid entries)",
+            self.0.iter().filter(|&&d| d & DESC_VALID != 0).count()
+        )
     }
 }
 
@@ -186,7 +204,11 @@ impl<'t> TablePool<'t> {
     /// At EL2 (identity-mapped) `base` is the tables' own address; in host
     /// tests any page-aligned value.
     pub fn new(tables: &'t mut [Table], base: PhysAddr) -> Self {
-        TablePool { tables, used: 0, base }
+        TablePool {
+            tables,
+            used: 0,
+            base,
+        }
     }
 
     fn allocate(&mut self) -> Option<usize> {
@@ -224,7 +246,11 @@ pub enum MapError {
     /// Addresses or size not multiples of [`PAGE_SIZE`].
     Misaligned { input: u64, output: u64, size: u64 },
     /// The input range does not fit the table's input address size.
-    OutOfRange { input: u64, size: u64, input_bits: u32 },
+    OutOfRange {
+        input: u64,
+        size: u64,
+        input_bits: u32,
+    },
     /// The output address needs more than 48 bits.
     OutputTooLarge { output: u64 },
     /// The pool has no table left.
@@ -234,11 +260,19 @@ pub enum MapError {
 impl fmt::Display for MapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            MapError::Misaligned { input, output, size } => write!(
+            MapError::Misaligned {
+                input,
+                output,
+                size,
+            } => write!(
                 f,
                 "mapping {input:#x} -> {output:#x} size {size:#x} is not {PAGE_SIZE:#x}-aligned"
             ),
-            MapError::OutOfRange { input, size, input_bits } => write!(
+            MapError::OutOfRange {
+                input,
+                size,
+                input_bits,
+            } => write!(
                 f,
                 "mapping {input:#x} size {size:#x} exceeds the {input_bits}-bit input address space"
             ),
@@ -278,7 +312,11 @@ fn entry_index(input: u64, level: usize) -> usize {
 
 impl<'p, 't> PageTable<'p, 't> {
     /// An empty tree translating `input_bits`-bit addresses (25 to 48).
-    pub fn new(pool: &'p mut TablePool<'t>, stage: Stage, input_bits: u32) -> Result<Self, MapError> {
+    pub fn new(
+        pool: &'p mut TablePool<'t>,
+        stage: Stage,
+        input_bits: u32,
+    ) -> Result<Self, MapError> {
         let capacity = pool.tables.len();
         let root = pool.allocate().ok_or(MapError::OutOfTables { capacity })?;
         let input_bits = input_bits.clamp(25, 48);
@@ -289,7 +327,13 @@ impl<'p, 't> PageTable<'p, 't> {
             31..=39 => 1,
             _ => 2,
         };
-        Ok(PageTable { pool, root, stage, input_bits, start_level })
+        Ok(PageTable {
+            pool,
+            root,
+            stage,
+            input_bits,
+            start_level,
+        })
     }
 
     /// Physical address of the root table (for TTBR0_EL2 or VTTBR_EL2).
@@ -310,19 +354,66 @@ impl<'p, 't> PageTable<'p, 't> {
     /// Maps `[input, input + size)` to `[output, output + size)`. A later
     /// mapping replaces what an earlier one put in the same range, splitting
     /// blocks where needed.
-    pub fn map(&mut self, input: u64, output: PhysAddr, size: u64, attributes: Attributes) -> Result<(), MapError> {
+    pub fn map(
+        &mut self,
+        input: u64,
+        output: PhysAddr,
+        size: u64,
+        attributes: Attributes,
+    ) -> Result<(), MapError> {
         let output = output.0;
         if (input | output | size) % PAGE_SIZE != 0 {
-            return Err(MapError::Misaligned { input, output, size });
+            return Err(MapError::Misaligned {
+                input,
+                output,
+                size,
+            });
         }
         let limit = 1u64 << self.input_bits;
         if input.checked_add(size).is_none_or(|end| end > limit) {
-            return Err(MapError::OutOfRange { input, size, input_bits: self.input_bits });
+            return Err(MapError::OutOfRange {
+                input,
+                size,
+                input_bits: self.input_bits,
+            });
         }
         if output.checked_add(size).is_none_or(|end| end > 1 << 48) {
             return Err(MapError::OutputTooLarge { output });
         }
-        let bits = attributes.leaf_bits(self.stage);
+        self.write_range(input, output, size, attributes.leaf_bits(self.stage))
+    }
+
+    /// Removes whatever maps `[input, input + size)`, splitting blocks
+    /// around it (for guard pages).
+    pub fn unmap(&mut self, input: u64, size: u64) -> Result<(), MapError> {
+        if (input | size) % PAGE_SIZE != 0 {
+            return Err(MapError::Misaligned {
+                input,
+                output: 0,
+                size,
+            });
+        }
+        if input
+            .checked_add(size)
+            .is_none_or(|end| end > 1u64 << self.input_bits)
+        {
+            return Err(MapError::OutOfRange {
+                input,
+                size,
+                input_bits: self.input_bits,
+            });
+        }
+        self.write_range(input, 0, size, INVALID)
+    }
+
+    /// Writes leaves for a range: `bits` are the leaf attributes, or [`INVALID`].
+    fn write_range(
+        &mut self,
+        input: u64,
+        output: u64,
+        size: u64,
+        bits: u64,
+    ) -> Result<(), MapError> {
         let mut done = 0;
         while done < size {
             let (at, to, remaining) = (input + done, output + done, size - done);
@@ -340,15 +431,27 @@ impl<'p, 't> PageTable<'p, 't> {
     }
 
     fn capacity_error(&self) -> MapError {
-        MapError::OutOfTables { capacity: self.pool.tables.len() }
+        MapError::OutOfTables {
+            capacity: self.pool.tables.len(),
+        }
     }
 
     fn read(&self, table: usize, index: usize) -> u64 {
-        self.pool.tables.get(table).and_then(|t| t.0.get(index)).copied().unwrap_or(0)
+        self.pool
+            .tables
+            .get(table)
+            .and_then(|t| t.0.get(index))
+            .copied()
+            .unwrap_or(0)
     }
 
     fn write(&mut self, table: usize, index: usize, descriptor: u64) {
-        if let Some(slot) = self.pool.tables.get_mut(table).and_then(|t| t.0.get_mut(index)) {
+        if let Some(slot) = self
+            .pool
+            .tables
+            .get_mut(table)
+            .and_then(|t| t.0.get_mut(index))
+        {
             *slot = descriptor;
         }
     }
@@ -365,32 +468,61 @@ impl<'p, 't> PageTable<'p, 't> {
     ) -> Result<(), MapError> {
         let index = entry_index(input, current);
         let existing = self.read(table, index);
-        let is_table = existing & DESC_VALID != 0 && existing & DESC_TABLE_OR_PAGE != 0 && current < PAGE_LEVEL;
+        let is_table = existing & DESC_VALID != 0
+            && existing & DESC_TABLE_OR_PAGE != 0
+            && current < PAGE_LEVEL;
         if current == level {
             if is_table {
                 // Keep the table and overwrite every entry below it.
-                let next = self.pool.index_of(PhysAddr(existing & OUTPUT_ADDRESS_MASK)).ok_or(self.capacity_error())?;
+                let next = self
+                    .pool
+                    .index_of(PhysAddr(existing & OUTPUT_ADDRESS_MASK))
+                    .ok_or(self.capacity_error())?;
                 let step = entry_size(current + 1);
                 for i in 0..ENTRIES_PER_TABLE as u64 {
-                    self.set_leaf(next, current + 1, input + i * step, output + i * step, current + 1, bits)?;
+                    self.set_leaf(
+                        next,
+                        current + 1,
+                        input + i * step,
+                        output + i * step,
+                        current + 1,
+                        bits,
+                    )?;
                 }
+            } else if bits == INVALID {
+                self.write(table, index, INVALID);
             } else {
-                let kind = if level == PAGE_LEVEL { DESC_TABLE_OR_PAGE } else { 0 };
+                let kind = if level == PAGE_LEVEL {
+                    DESC_TABLE_OR_PAGE
+                } else {
+                    0
+                };
                 self.write(table, index, (output & OUTPUT_ADDRESS_MASK) | bits | kind);
             }
             return Ok(());
         }
+        if bits == INVALID && existing & DESC_VALID == 0 {
+            // Nothing mapped here: nothing to remove.
+            return Ok(());
+        }
         let next = if is_table {
-            self.pool.index_of(PhysAddr(existing & OUTPUT_ADDRESS_MASK)).ok_or(self.capacity_error())?
+            self.pool
+                .index_of(PhysAddr(existing & OUTPUT_ADDRESS_MASK))
+                .ok_or(self.capacity_error())?
         } else {
             let next = self.pool.allocate().ok_or(self.capacity_error())?;
             if existing & DESC_VALID != 0 {
                 // Split the block: the new table repeats it at the next level.
                 let base = existing & OUTPUT_ADDRESS_MASK;
-                let kind = if current + 1 == PAGE_LEVEL { DESC_TABLE_OR_PAGE } else { 0 };
+                let kind = if current + 1 == PAGE_LEVEL {
+                    DESC_TABLE_OR_PAGE
+                } else {
+                    0
+                };
                 let step = entry_size(current + 1);
                 for i in 0..ENTRIES_PER_TABLE {
-                    let descriptor = (base + i as u64 * step) | (existing & LEAF_ATTRIBUTES_MASK) | kind;
+                    let descriptor =
+                        (base + i as u64 * step) | (existing & LEAF_ATTRIBUTES_MASK) | kind;
                     self.write(next, i, descriptor);
                 }
             }
@@ -413,10 +545,14 @@ impl<'p, 't> PageTable<'p, 't> {
             let is_leaf = level == PAGE_LEVEL || descriptor & DESC_TABLE_OR_PAGE == 0;
             if is_leaf {
                 let offset = input & (entry_size(level) - 1);
-                let output = PhysAddr((descriptor & OUTPUT_ADDRESS_MASK & !(entry_size(level) - 1)) + offset);
+                let output = PhysAddr(
+                    (descriptor & OUTPUT_ADDRESS_MASK & !(entry_size(level) - 1)) + offset,
+                );
                 return Some((output, level, Attributes::from_leaf(descriptor, self.stage)));
             }
-            table = self.pool.index_of(PhysAddr(descriptor & OUTPUT_ADDRESS_MASK))?;
+            table = self
+                .pool
+                .index_of(PhysAddr(descriptor & OUTPUT_ADDRESS_MASK))?;
         }
         None
     }
@@ -435,7 +571,10 @@ impl<'p, 't> PageTable<'p, 't> {
                 continue;
             }
             if level < PAGE_LEVEL && descriptor & DESC_TABLE_OR_PAGE != 0 {
-                if let Some(next) = self.pool.index_of(PhysAddr(descriptor & OUTPUT_ADDRESS_MASK)) {
+                if let Some(next) = self
+                    .pool
+                    .index_of(PhysAddr(descriptor & OUTPUT_ADDRESS_MASK))
+                {
                     self.count(next, level + 1, counts);
                 }
             } else if let Some(count) = counts.get_mut(level) {
@@ -461,12 +600,31 @@ mod tests {
         let mut tables = pool_tables(8);
         let mut pool = TablePool::new(&mut tables, PhysAddr(0x8000_0000));
         let mut pt = PageTable::new(&mut pool, Stage::Stage1El2, 48).unwrap();
-        pt.map(0x4000_0000, PhysAddr(0x4000_0000), 2 * GIB, Attributes::NORMAL_RW).unwrap();
-        assert_eq!(pt.leaf_counts(), [0, 2, 0, 0], "2 GiB at a 1 GiB boundary is two level-1 blocks");
+        pt.map(
+            0x4000_0000,
+            PhysAddr(0x4000_0000),
+            2 * GIB,
+            Attributes::NORMAL_RW,
+        )
+        .unwrap();
+        assert_eq!(
+            pt.leaf_counts(),
+            [0, 2, 0, 0],
+            "2 GiB at a 1 GiB boundary is two level-1 blocks"
+        );
         let (pa, level, attrs) = pt.translate(0x7fff_1234).unwrap();
-        assert_eq!((pa, level, attrs), (PhysAddr(0x7fff_1234), 1, Attributes::NORMAL_RW));
-        assert!(pt.translate(0xc000_0000).is_none(), "nothing past the end is mapped");
-        assert!(pt.translate(0x3fff_ffff).is_none(), "nothing before the start is mapped");
+        assert_eq!(
+            (pa, level, attrs),
+            (PhysAddr(0x7fff_1234), 1, Attributes::NORMAL_RW)
+        );
+        assert!(
+            pt.translate(0xc000_0000).is_none(),
+            "nothing past the end is mapped"
+        );
+        assert!(
+            pt.translate(0x3fff_ffff).is_none(),
+            "nothing before the start is mapped"
+        );
     }
 
     #[test]
@@ -476,7 +634,13 @@ mod tests {
         let mut pt = PageTable::new(&mut pool, Stage::Stage1El2, 48).unwrap();
         // 4 KiB below a 2 MiB boundary, then 2 MiB blocks up to 1 GiB, then one 1 GiB block.
         let start = 0x4000_0000 - 0x20_0000 - 0x1000;
-        pt.map(start, PhysAddr(start), 0x1000 + 0x20_0000 + GIB, Attributes::NORMAL_RW).unwrap();
+        pt.map(
+            start,
+            PhysAddr(start),
+            0x1000 + 0x20_0000 + GIB,
+            Attributes::NORMAL_RW,
+        )
+        .unwrap();
         assert_eq!(pt.leaf_counts(), [0, 1, 1, 1]);
     }
 
@@ -485,12 +649,31 @@ mod tests {
         let mut tables = pool_tables(8);
         let mut pool = TablePool::new(&mut tables, PhysAddr(0x8000_0000));
         let mut pt = PageTable::new(&mut pool, Stage::Stage1El2, 48).unwrap();
-        pt.map(0x4000_0000, PhysAddr(0x4000_0000), GIB, Attributes::NORMAL_RW).unwrap();
+        pt.map(
+            0x4000_0000,
+            PhysAddr(0x4000_0000),
+            GIB,
+            Attributes::NORMAL_RW,
+        )
+        .unwrap();
         // W^X for an image inside RAM: text read-execute.
-        pt.map(0x4020_0000, PhysAddr(0x4020_0000), 0x3000, Attributes::NORMAL_RX).unwrap();
+        pt.map(
+            0x4020_0000,
+            PhysAddr(0x4020_0000),
+            0x3000,
+            Attributes::NORMAL_RX,
+        )
+        .unwrap();
         assert_eq!(pt.translate(0x4020_1000).unwrap().2, Attributes::NORMAL_RX);
-        assert_eq!(pt.translate(0x4020_3000).unwrap().2, Attributes::NORMAL_RW, "split keeps the block's attributes");
-        assert_eq!(pt.translate(0x4040_0000).unwrap(), (PhysAddr(0x4040_0000), 2, Attributes::NORMAL_RW));
+        assert_eq!(
+            pt.translate(0x4020_3000).unwrap().2,
+            Attributes::NORMAL_RW,
+            "split keeps the block's attributes"
+        );
+        assert_eq!(
+            pt.translate(0x4040_0000).unwrap(),
+            (PhysAddr(0x4040_0000), 2, Attributes::NORMAL_RW)
+        );
         assert_eq!(pt.translate(0x4000_0000).unwrap().0, PhysAddr(0x4000_0000));
         let counts = pt.leaf_counts();
         assert_eq!(counts, [0, 0, 511, 512], "one 2 MiB block became 512 pages");
@@ -501,10 +684,49 @@ mod tests {
         let mut tables = pool_tables(8);
         let mut pool = TablePool::new(&mut tables, PhysAddr(0x8000_0000));
         let mut pt = PageTable::new(&mut pool, Stage::Stage1El2, 48).unwrap();
-        pt.map(0x20_0000, PhysAddr(0x20_0000), 0x1000, Attributes::DEVICE_RW).unwrap();
-        pt.map(0, PhysAddr(0x4000_0000), GIB, Attributes::NORMAL_RO).unwrap();
+        pt.map(
+            0x20_0000,
+            PhysAddr(0x20_0000),
+            0x1000,
+            Attributes::DEVICE_RW,
+        )
+        .unwrap();
+        pt.map(0, PhysAddr(0x4000_0000), GIB, Attributes::NORMAL_RO)
+            .unwrap();
         let (pa, _, attrs) = pt.translate(0x20_0000).unwrap();
-        assert_eq!((pa, attrs), (PhysAddr(0x4020_0000), Attributes::NORMAL_RO), "the later mapping wins");
+        assert_eq!(
+            (pa, attrs),
+            (PhysAddr(0x4020_0000), Attributes::NORMAL_RO),
+            "the later mapping wins"
+        );
+    }
+
+    #[test]
+    fn unmapping_a_guard_page_splits_down_to_it() {
+        let mut tables = pool_tables(8);
+        let mut pool = TablePool::new(&mut tables, PhysAddr(0x8000_0000));
+        let mut pt = PageTable::new(&mut pool, Stage::Stage1El2, 48).unwrap();
+        pt.map(
+            0x4000_0000,
+            PhysAddr(0x4000_0000),
+            GIB,
+            Attributes::NORMAL_RW,
+        )
+        .unwrap();
+        pt.unmap(0x4023_8000, 0x1000).unwrap();
+        assert!(pt.translate(0x4023_8000).is_none(), "the guard page faults");
+        assert!(pt.translate(0x4023_8fff).is_none());
+        assert_eq!(
+            pt.translate(0x4023_7fff).unwrap().0,
+            PhysAddr(0x4023_7fff),
+            "the page below stays"
+        );
+        assert_eq!(
+            pt.translate(0x4023_9000).unwrap().0,
+            PhysAddr(0x4023_9000),
+            "the page above stays"
+        );
+        assert_eq!(pt.leaf_counts(), [0, 0, 511, 511]);
     }
 
     #[test]
@@ -512,10 +734,28 @@ mod tests {
         let mut tables = pool_tables(8);
         let mut pool = TablePool::new(&mut tables, PhysAddr(0));
         let mut pt = PageTable::new(&mut pool, Stage::Stage2, 40).unwrap();
-        pt.map(0x900_0000, PhysAddr(0xfe20_1000), 0x1000, Attributes::DEVICE_RW).unwrap();
-        pt.map(0x4000_0000, PhysAddr(0x8000_0000), 2 * MIB, Attributes::NORMAL_RW).unwrap();
-        assert_eq!(pt.translate(0x900_0010).unwrap(), (PhysAddr(0xfe20_1010), 3, Attributes::DEVICE_RW));
-        assert_eq!(pt.translate(0x4000_0000).unwrap(), (PhysAddr(0x8000_0000), 2, Attributes::NORMAL_RW));
+        pt.map(
+            0x900_0000,
+            PhysAddr(0xfe20_1000),
+            0x1000,
+            Attributes::DEVICE_RW,
+        )
+        .unwrap();
+        pt.map(
+            0x4000_0000,
+            PhysAddr(0x8000_0000),
+            2 * MIB,
+            Attributes::NORMAL_RW,
+        )
+        .unwrap();
+        assert_eq!(
+            pt.translate(0x900_0010).unwrap(),
+            (PhysAddr(0xfe20_1010), 3, Attributes::DEVICE_RW)
+        );
+        assert_eq!(
+            pt.translate(0x4000_0000).unwrap(),
+            (PhysAddr(0x8000_0000), 2, Attributes::NORMAL_RW)
+        );
     }
 
     #[test]
@@ -534,13 +774,25 @@ mod tests {
         let mut tables = pool_tables(2);
         let mut pool = TablePool::new(&mut tables, PhysAddr(0));
         let mut pt = PageTable::new(&mut pool, Stage::Stage1El2, 39).unwrap();
-        assert!(matches!(pt.map(0x1001, PhysAddr(0), 0x1000, Attributes::NORMAL_RW), Err(MapError::Misaligned { .. })));
-        assert!(matches!(pt.map(1 << 39, PhysAddr(0), 0x1000, Attributes::NORMAL_RW), Err(MapError::OutOfRange { .. })));
         assert!(matches!(
-            pt.map(0, PhysAddr(u64::MAX & !0xfff), 0x1000, Attributes::NORMAL_RW),
+            pt.map(0x1001, PhysAddr(0), 0x1000, Attributes::NORMAL_RW),
+            Err(MapError::Misaligned { .. })
+        ));
+        assert!(matches!(
+            pt.map(1 << 39, PhysAddr(0), 0x1000, Attributes::NORMAL_RW),
+            Err(MapError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            pt.map(
+                0,
+                PhysAddr(u64::MAX & !0xfff),
+                0x1000,
+                Attributes::NORMAL_RW
+            ),
             Err(MapError::OutputTooLarge { .. })
         ));
-        pt.map(0, PhysAddr(0), 0x1000, Attributes::NORMAL_RW).unwrap_err();
+        pt.map(0, PhysAddr(0), 0x1000, Attributes::NORMAL_RW)
+            .unwrap_err();
         assert_eq!(
             pt.map(0, PhysAddr(0), 0x1000, Attributes::NORMAL_RW),
             Err(MapError::OutOfTables { capacity: 2 }),

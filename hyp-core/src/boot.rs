@@ -1,0 +1,416 @@
+//! The boot sequence. Init order, once:
+//!
+//! 1. entry.S: relocate, clear BSS, boot stack, vectors (MMU off).
+//! 2. Read the DTB; without one, say so on the build's fallback UART and halt.
+//! 3. Console from `/chosen/stdout-path`, then the logger.
+//! 4. Discover the hardware; on any fatal problem, list them all and halt.
+//! 5. Build the EL2 map and turn on the MMU and caches.
+//! 6. Heap on free RAM.
+//! 7. GIC distributor and this CPU's interface.
+//! 8. Secondary CPUs, each reporting in.
+//! 9. Banner; then (until partitions exist) power off.
+
+use core::fmt::Write;
+
+use log::{error, info, warn};
+use platform::uart::Uart;
+
+use crate::arch::{cpu, layout, mmu};
+use crate::dt::Fdt;
+use crate::dt::address::reg_entry;
+use crate::dt::fdt::{FDT_HEADER_SIZE, FdtError, total_size_from_header};
+use crate::hw::memory::ReservedKind;
+use crate::hw::{self, Hardware, Issues};
+use crate::mm::address::{ByteSize, PhysAddr, PhysRange};
+use crate::mm::free;
+use crate::mm::hyp_map::{self, UNMAPPED_PROBE};
+use crate::power::{self, PowerControl, ResetDevice};
+use crate::time::{Elapsed, Timestamp};
+use crate::{console, gic, heap, logging, smp};
+
+/// "0.1.0 (ee781e3)".
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const GIT: &str = env!("TESSERA_GIT");
+
+/// Why there is no device tree to read.
+enum DtbProblem {
+    Missing,
+    Misaligned(usize),
+    Invalid(usize, FdtError),
+}
+
+impl core::fmt::Display for DtbProblem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DtbProblem::Missing => f.write_str(
+                "no device tree: x0 was 0 at entry. Boot Tessera the way Linux is booted \
+                 (U-Boot: booti <image> - <dtb>; QEMU: -kernel), which passes the DTB in x0",
+            ),
+            DtbProblem::Misaligned(address) => {
+                write!(
+                    f,
+                    "the device tree address {address:#x} in x0 is not 8-byte aligned"
+                )
+            }
+            DtbProblem::Invalid(address, error) => {
+                write!(f, "the device tree at {address:#x} is invalid: {error}")
+            }
+        }
+    }
+}
+
+/// The DTB whose address was in x0.
+fn read_device_tree(address: usize) -> Result<Fdt<'static>, DtbProblem> {
+    if address == 0 {
+        return Err(DtbProblem::Missing);
+    }
+    if address % 8 != 0 {
+        return Err(DtbProblem::Misaligned(address));
+    }
+    // SAFETY: the boot protocol puts a DTB at x0. If the bootloader lied, the
+    // read faults into the EL2 vectors (a crash report), or reads garbage
+    // that the checks below reject. Nothing writes this memory: it is
+    // reserved from the heap and mapped read-only once the MMU is on.
+    let header = unsafe { core::slice::from_raw_parts(address as *const u8, FDT_HEADER_SIZE) };
+    let total = total_size_from_header(header).map_err(|e| DtbProblem::Invalid(address, e))?;
+    // SAFETY: as above, for the `totalsize` bytes the header claims (at most 2 MiB).
+    let blob = unsafe { core::slice::from_raw_parts(address as *const u8, total) };
+    Fdt::new(blob).map_err(|e| DtbProblem::Invalid(address, e))
+}
+
+/// The console named by the DTB, or else the build's fallback UART.
+fn early_uart(fdt: Option<&Fdt<'_>>) -> Uart {
+    let named = fdt
+        .and_then(|fdt| hw::console::discover(fdt, &mut Issues::default()))
+        .map(|console| (console.kind, console.registers.start().0 as usize));
+    let (kind, address) = named.unwrap_or(platform::board::build_target().fallback_console);
+    // SAFETY: the address is the console UART the DT names, or the board's
+    // documented debug UART; the MMU is off, so it is reached as device
+    // memory, and nothing else drives it yet.
+    let mut uart = unsafe { Uart::new(kind, address) };
+    uart.init();
+    uart
+}
+
+/// Entered from entry.S at an EL other than 2 (x0 still holds the DTB).
+#[unsafe(no_mangle)]
+extern "C" fn wrong_el_main(dtb_address: usize, exception_level: u64) -> ! {
+    let fdt = read_device_tree(dtb_address).ok();
+    let mut uart = early_uart(fdt.as_ref());
+    let _ = writeln!(
+        uart,
+        "Tessera: entered at EL{exception_level}, but a hypervisor must be entered at EL2. \
+         Enable the virtualization extensions (QEMU: -M virt,virtualization=on) and boot \
+         Tessera from EL2 (U-Boot's booti does, when U-Boot itself runs at EL2). Halting."
+    );
+    uart.flush();
+    cpu::park()
+}
+
+/// Stops the boot after a problem that leaves nothing to run.
+fn halt() -> ! {
+    error!("Tessera cannot continue: halted");
+    console::flush();
+    cpu::park()
+}
+
+/// The boot CPU's Rust entry (entry.S), MMU off.
+#[unsafe(no_mangle)]
+extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks: u64) -> ! {
+    let fdt = match read_device_tree(dtb_address) {
+        Ok(fdt) => fdt,
+        Err(problem) => {
+            let mut uart = early_uart(None);
+            let _ = writeln!(uart, "Tessera: cannot start: {problem}. Halting.");
+            uart.flush();
+            cpu::park()
+        }
+    };
+    console::install(early_uart(Some(&fdt)));
+    let chosen_string = |name| {
+        fdt.find_node("/chosen")
+            .and_then(|c| c.property(name))
+            .and_then(|p| p.as_str())
+    };
+    let level = chosen_string("tessera,log-level")
+        .and_then(logging::parse_level)
+        .unwrap_or(log::LevelFilter::Info);
+    console::init_logger(level);
+    let mut frequency = cpu::counter_frequency();
+    console::set_time_origin(entry_ticks, frequency);
+    info!(
+        "Tessera {VERSION} ({GIT}), loaded at {load_address:#x}, device tree at {dtb_address:#x}"
+    );
+
+    let dtb_range = PhysRange::new(PhysAddr(dtb_address as u64), fdt.total_size() as u64);
+    let mut hardware = match hw::discover(&fdt, cpu::mpidr(), dtb_range) {
+        Ok(hardware) => hardware,
+        Err(issues) => {
+            error!("the device tree does not describe a machine Tessera can run on:");
+            report_issues(&issues);
+            halt();
+        }
+    };
+    if frequency == 0 {
+        frequency = hardware.timer.clock_frequency.map_or(0, u64::from);
+        warn!(
+            "CNTFRQ_EL0 is 0 (firmware did not set it); using the DT's clock-frequency, {frequency} Hz"
+        );
+        console::set_time_origin(entry_ticks, frequency);
+    }
+    let Some(image) = layout::image() else {
+        error!("the linker script's section symbols are out of order");
+        halt();
+    };
+    let Some(whole_image) = image.whole() else {
+        halt()
+    };
+    if !hardware
+        .memory
+        .reserve(whole_image, ReservedKind::Hypervisor)
+    {
+        error!("too many reserved regions to also reserve Tessera's image");
+        halt();
+    }
+    if !hardware.memory.is_ram(&whole_image) {
+        warn!("Tessera's image at {whole_image} is not inside a RAM bank of the device tree");
+    }
+
+    let board = platform::board::identify(fdt.root().compatible());
+    let reset_device = reset_device(&fdt, &hardware, board);
+    let Some(dtb_range) = dtb_range else { halt() };
+    let extra_devices = match reset_device {
+        (ResetDevice::Bcm2835Watchdog(_), Some(range)) => Some(range),
+        _ => None,
+    };
+    let plan = match hyp_map::plan(&hardware, &image, dtb_range, extra_devices.as_slice()) {
+        Ok(plan) => plan,
+        Err(_) => {
+            error!(
+                "the EL2 map needs more than {} regions",
+                hyp_map::MAX_MAPPINGS
+            );
+            halt();
+        }
+    };
+    // SAFETY: the MMU is still off, and the plan maps the image (stack and
+    // BSS included), the DTB and the console this CPU uses from here on.
+    let mmu = match unsafe { mmu::enable(&plan, &image) } {
+        Ok(summary) => summary,
+        Err(error) => {
+            error!("cannot build the EL2 page tables: {error}");
+            halt();
+        }
+    };
+
+    let free = free::free_ranges(&hardware.memory);
+    let Some(heap_range) = free::place(
+        &free,
+        heap::HEAP_SIZE,
+        heap::HEAP_ALIGN,
+        whole_image.end().unwrap_or_default(),
+    ) else {
+        error!(
+            "no free {} of RAM for Tessera's heap",
+            ByteSize(heap::HEAP_SIZE)
+        );
+        halt();
+    };
+    // SAFETY: the range is free RAM (outside every reservation, the image and
+    // the DTB), mapped read-write by the EL2 map, and this is the only call.
+    unsafe { heap::init(heap_range) };
+
+    for warning in hardware.warnings.iter() {
+        warn!("{warning}");
+    }
+    let gic_info = match gic::init(&hardware.gic.regions) {
+        Ok(info) => info,
+        Err(error) => {
+            error!("GIC: {error}");
+            halt();
+        }
+    };
+    cpu::enable_event_stream();
+
+    power::configure(PowerControl {
+        psci: hardware.psci.is_some(),
+        reset_device: reset_device.0,
+        reset_on_crash: chosen_string("tessera,crash-action") == Some("reset"),
+    });
+
+    let mapped = |address: u64| plan.maps(PhysAddr(address));
+    let online = smp::start_secondaries(&hardware, mapped);
+    let boot_time = console::since_entry();
+
+    banner(&hardware, board, &gic_info, &mmu, heap_range, frequency);
+    info!(
+        "{online} of {} CPUs online, {} after entry",
+        hardware.cpus.list.len(),
+        Elapsed(Timestamp {
+            ticks: boot_time.ticks,
+            frequency
+        })
+    );
+
+    if let Some(fault) = chosen_string("tessera,fault-injection") {
+        inject_fault(fault);
+    }
+    match configured_partitions(&fdt) {
+        0 => info!(
+            "no partitions configured (no /hypervisor node with compatible \"tessera,hypervisor\"): powering off"
+        ),
+        count => warn!(
+            "{count} partitions in /hypervisor, but this Tessera cannot run partitions yet: powering off"
+        ),
+    }
+    power::power_off()
+}
+
+fn report_issues(issues: &Issues<'_>) {
+    for issue in issues.iter() {
+        match issue.severity {
+            hw::Severity::Fatal => error!("  {issue}"),
+            hw::Severity::Warning => warn!("  {issue}"),
+        }
+    }
+    if issues.dropped() > 0 {
+        error!("  ... and {} more problems", issues.dropped());
+    }
+}
+
+/// The board's reset mechanism when it has no PSCI, and its registers.
+fn reset_device(
+    fdt: &Fdt<'_>,
+    hardware: &Hardware<'_>,
+    board: Option<&platform::board::Board>,
+) -> (ResetDevice, Option<PhysRange>) {
+    let needs_own = hardware.psci.is_none()
+        && board.is_some_and(|b| {
+            b.reset_without_psci == platform::board::ResetWithoutPsci::Bcm2835Watchdog
+        });
+    if !needs_own {
+        return (ResetDevice::None, None);
+    }
+    let node = fdt
+        .nodes()
+        .find(|n| n.is_compatible(platform::board::BCM2835_PM_COMPATIBLE) && n.is_enabled());
+    match node.map(|n| (n, reg_entry(&n, 0))) {
+        Some((_, Ok(range))) => (
+            ResetDevice::Bcm2835Watchdog(range.start().0 as usize),
+            Some(range),
+        ),
+        Some((node, Err(error))) => {
+            warn!("{}: reg: {error}; this board cannot be reset", node.path());
+            (ResetDevice::None, None)
+        }
+        None => {
+            warn!("no BCM2835 power-management node: this board cannot be reset");
+            (ResetDevice::None, None)
+        }
+    }
+}
+
+fn banner(
+    hardware: &Hardware<'_>,
+    board: Option<&platform::board::Board>,
+    gic: &platform::gic::GicInfo,
+    mmu: &mmu::MmuSummary,
+    heap: PhysRange,
+    frequency: u64,
+) {
+    match board {
+        Some(board) => info!("board: {} ({})", hardware.model, board.name),
+        None => info!(
+            "board: {} (not a board Tessera knows; running from the device tree alone)",
+            hardware.model
+        ),
+    }
+    let cpus = &hardware.cpus;
+    info!(
+        "CPUs: {} x {}, booted on MPIDR {:#x}",
+        cpus.list.len(),
+        cpus.model,
+        cpu::mpidr()
+    );
+    let banks = &hardware.memory.banks;
+    info!(
+        "memory: {} in {} bank(s)",
+        ByteSize(hardware.memory.total()),
+        banks.len()
+    );
+    for bank in banks {
+        info!("  {bank} ({})", ByteSize(bank.size()));
+    }
+    for reserved in &hardware.memory.reserved {
+        info!(
+            "  reserved {} ({})",
+            reserved.range,
+            reserved.kind.describe()
+        );
+    }
+    info!(
+        "GIC: v{}, {} interrupt lines, {} list registers, maintenance INTID {}",
+        gic.version, gic.lines, gic.list_registers, hardware.gic.maintenance_intid
+    );
+    let timer = &hardware.timer;
+    info!(
+        "timer: {} kHz, INTIDs: EL2 physical {}, EL1 virtual {}, EL1 physical {}{}",
+        frequency / 1000,
+        timer.hyp_physical,
+        timer.virtual_timer,
+        timer.physical,
+        if timer.always_on { ", always-on" } else { "" }
+    );
+    match (&hardware.psci, platform::cpu::psci::version()) {
+        (Some(psci), Some((major, minor))) => {
+            info!("PSCI: {major}.{minor} over SMC ({})", psci.compatible)
+        }
+        (Some(psci), None) => info!("PSCI: over SMC ({}), version unknown", psci.compatible),
+        (None, _) => info!("PSCI: none"),
+    }
+    if let Some(console) = &hardware.console {
+        info!(
+            "console: {} at {} ({})",
+            console.kind.name(),
+            console.registers.start(),
+            console.node.path()
+        );
+    }
+    info!("heap: {} at {heap}", ByteSize(heap.size()));
+    let [_, gib, mib2, kib4] = mmu.leaves;
+    info!(
+        "EL2 map: {} tables, {gib} x 1 GiB + {mib2} x 2 MiB + {kib4} x 4 KiB, {}-bit physical addresses",
+        mmu.tables_used, mmu.physical_bits
+    );
+}
+
+/// Number of partitions the DT configures (issue #4 runs them).
+fn configured_partitions(fdt: &Fdt<'_>) -> usize {
+    fdt.find_node("/hypervisor")
+        .filter(|n| n.is_compatible(&["tessera,hypervisor"]))
+        .map_or(0, |n| n.children().count())
+}
+
+/// `/chosen/tessera,fault-injection`: makes Tessera fail on purpose, so a
+/// board's crash report can be seen (and tested) before it is needed.
+fn inject_fault(kind: &str) {
+    warn!("fault injection requested: {kind}");
+    match kind {
+        #[allow(clippy::panic, reason = "a requested panic is the point")]
+        "panic" => panic!("fault injection: /chosen/tessera,fault-injection = \"panic\""),
+        "data-abort" => {
+            // SAFETY: not safe by design: the address is unmapped at EL2
+            // (hyp_map::UNMAPPED_PROBE), so this load takes a data abort,
+            // which ends in the crash report before any value is used.
+            let _ = unsafe { core::ptr::read_volatile(UNMAPPED_PROBE.0 as *const u64) };
+        }
+        "undefined-instruction" => {
+            // SAFETY: UDF takes an undefined-instruction exception into the
+            // crash report; it touches no memory.
+            unsafe { core::arch::asm!("udf #0", options(nomem, nostack)) };
+        }
+        other => {
+            warn!("unknown fault {other:?} (panic, data-abort, undefined-instruction): ignored")
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Turning the machine off, or resetting it, whichever way the board allows.
+
+use log::{error, info};
+use platform::watchdog::Bcm2835Watchdog;
+use spin::Once;
+
+use crate::arch::cpu;
+use crate::{console, smp};
+
+/// How the machine can be reset when there is no PSCI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetDevice {
+    None,
+    /// Address of a BCM2835 power-management block (mapped).
+    Bcm2835Watchdog(usize),
+}
+
+/// What the board offers, decided once at boot.
+#[derive(Debug, Clone, Copy)]
+pub struct PowerControl {
+    /// The firmware has PSCI (over SMC).
+    pub psci: bool,
+    pub reset_device: ResetDevice,
+    /// `/chosen/tessera,crash-action = "reset"`: reset after a crash report
+    /// instead of halting, for unattended boards.
+    pub reset_on_crash: bool,
+}
+
+static CONTROL: Once<PowerControl> = Once::new();
+
+/// Records how this board powers off and resets.
+pub fn configure(control: PowerControl) {
+    CONTROL.call_once(|| control);
+}
+
+fn control() -> PowerControl {
+    CONTROL.get().copied().unwrap_or(PowerControl {
+        psci: false,
+        reset_device: ResetDevice::None,
+        reset_on_crash: false,
+    })
+}
+
+/// Powers off: PSCI SYSTEM_OFF where the firmware has PSCI, else every CPU
+/// parks in WFI after saying so.
+pub fn power_off() -> ! {
+    if control().psci {
+        info!("powering off (PSCI SYSTEM_OFF)");
+        smp::stop_other_cpus();
+        console::flush();
+        let result = platform::cpu::psci::system_off();
+        error!("PSCI SYSTEM_OFF returned {result:?}; parking all CPUs instead");
+    } else {
+        info!(
+            "this board has no PSCI to power off with: parking every CPU in WFI; power can be removed"
+        );
+    }
+    park_all()
+}
+
+/// Resets the machine: PSCI SYSTEM_RESET, else the board's own mechanism,
+/// else parks. Other CPUs must already be stopped.
+pub fn reset() -> ! {
+    let control = control();
+    console::flush();
+    if control.psci {
+        let result = platform::cpu::psci::system_reset();
+        error!("PSCI SYSTEM_RESET returned {result:?}");
+    } else if let ResetDevice::Bcm2835Watchdog(address) = control.reset_device {
+        // SAFETY: the address is the PM block found in the DT, mapped as a
+        // device by the EL2 map, and nothing else drives it.
+        unsafe { Bcm2835Watchdog::new(address) }.reset();
+        // The reset takes effect within microseconds.
+        cpu::park();
+    }
+    error!("no way to reset this board: parking");
+    console::flush();
+    cpu::park()
+}
+
+/// After a crash report, with the other CPUs stopped: reset if configured, else park.
+pub fn after_crash() -> ! {
+    if control().reset_on_crash {
+        reset()
+    }
+    cpu::park()
+}
+
+/// Stops every CPU, this one last.
+pub fn park_all() -> ! {
+    let (stopped, others) = smp::stop_other_cpus();
+    info!(
+        "{stopped} of {others} other CPUs parked; parking CPU {}",
+        cpu::index()
+    );
+    console::flush();
+    cpu::park()
+}

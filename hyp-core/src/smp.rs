@@ -1,0 +1,188 @@
+//! Bringing the secondary CPUs online, and stopping them.
+
+use core::alloc::Layout;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use log::{info, warn};
+
+use crate::arch::{self, cpu};
+use crate::hw::Hardware;
+use crate::hw::cpus::{Cpu, EnableMethod, MAX_CPUS};
+use crate::{console, gic};
+
+/// Stacks of each secondary CPU (the boot CPU's are in the image): the one
+/// Tessera's code runs on, and the one exceptions run on.
+const SECONDARY_STACK_SIZE: usize = 32 << 10;
+const SECONDARY_EXCEPTION_STACK_SIZE: usize = 16 << 10;
+/// How long the boot CPU waits for secondaries to report in.
+const BRING_UP_TIMEOUT_MS: u64 = 1000;
+/// How long a crash waits for the other CPUs to stop.
+const STOP_TIMEOUT_MS: u64 = 100;
+
+/// CPUs that have reported in, the boot CPU included.
+static ONLINE: AtomicUsize = AtomicUsize::new(1);
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+static STOPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// Why a CPU was not started.
+#[derive(Debug)]
+enum StartError {
+    NoPsci,
+    Psci(platform::cpu::psci::PsciError),
+    Unsupported(&'static str),
+    UnknownMethod,
+    NoStack,
+    ReleaseNotMapped(u64),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::NoPsci => {
+                f.write_str("its enable-method is \"psci\" but no usable /psci node exists")
+            }
+            StartError::Psci(error) => write!(f, "PSCI CPU_ON failed: {error:?}"),
+            StartError::Unsupported(why) => f.write_str(why),
+            StartError::UnknownMethod => {
+                f.write_str("its enable-method is not one Tessera knows (psci, spin-table)")
+            }
+            StartError::NoStack => f.write_str("no memory for its stack"),
+            StartError::ReleaseNotMapped(address) => {
+                write!(
+                    f,
+                    "its cpu-release-addr {address:#x} is neither RAM nor mapped"
+                )
+            }
+        }
+    }
+}
+
+/// A deadline `ms` milliseconds from now, in counter ticks.
+fn deadline(ms: u64) -> u64 {
+    cpu::counter().saturating_add(cpu::counter_frequency().saturating_mul(ms) / 1000)
+}
+
+/// Starts every CPU of `hardware` other than the boot CPU, waits for them to
+/// report in, and returns how many CPUs are online.
+pub fn start_secondaries(hardware: &Hardware<'_>, mapped: impl Fn(u64) -> bool) -> usize {
+    let mut expected = 1;
+    let others = hardware
+        .cpus
+        .list
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != hardware.cpus.boot);
+    for (logical, (_, cpu)) in (1..MAX_CPUS).zip(others) {
+        match start(logical, cpu, hardware.psci.is_some(), &mapped) {
+            Ok(()) => expected += 1,
+            Err(error) => warn!(
+                "CPU {logical} (MPIDR {:#x}, {}) stays offline: {error}",
+                cpu.mpidr,
+                cpu.node.path()
+            ),
+        }
+    }
+    let until = deadline(BRING_UP_TIMEOUT_MS);
+    while ONLINE.load(Ordering::Acquire) < expected && cpu::counter() < until {
+        cpu::wait_for_event();
+    }
+    let online = ONLINE.load(Ordering::Acquire);
+    if online < expected {
+        warn!(
+            "{} CPUs were started but did not report in within {BRING_UP_TIMEOUT_MS} ms",
+            expected - online
+        );
+    }
+    online
+}
+
+/// A stack of `size` bytes from the heap, as its top address. Never freed:
+/// the CPU runs until the machine stops.
+fn allocate_stack(size: usize) -> Result<u64, StartError> {
+    let layout = Layout::from_size_align(size, 16).map_err(|_| StartError::NoStack)?;
+    // SAFETY: the layout has a non-zero size.
+    let stack = unsafe { alloc::alloc::alloc(layout) };
+    if stack.is_null() {
+        return Err(StartError::NoStack);
+    }
+    Ok(stack as u64 + size as u64)
+}
+
+fn start(
+    logical: usize,
+    cpu: &Cpu<'_>,
+    psci: bool,
+    mapped: &impl Fn(u64) -> bool,
+) -> Result<(), StartError> {
+    let top = allocate_stack(SECONDARY_STACK_SIZE)?;
+    let exception_top = allocate_stack(SECONDARY_EXCEPTION_STACK_SIZE)?;
+    if !cpu::prepare_boot_slot(logical, cpu.mpidr, top, exception_top) {
+        return Err(StartError::Unsupported("more CPUs than boot slots"));
+    }
+    let entry = arch::secondary_entry as *const () as u64;
+    match cpu.enable_method {
+        EnableMethod::Psci if !psci => Err(StartError::NoPsci),
+        EnableMethod::Psci => {
+            platform::cpu::psci::cpu_on(cpu.mpidr, entry, logical as u64).map_err(StartError::Psci)
+        }
+        EnableMethod::SpinTable { release_addr } => {
+            if !mapped(release_addr.0) {
+                return Err(StartError::ReleaseNotMapped(release_addr.0));
+            }
+            // SAFETY: the release address comes from the DT's spin-table
+            // description, is 8-byte aligned (checked in discovery), mapped
+            // (checked above) and firmware memory Tessera does not use.
+            unsafe { platform::cpu::spin_table::release(release_addr.0 as usize, entry) };
+            Ok(())
+        }
+        EnableMethod::Other("spin-table") => Err(StartError::Unsupported(
+            "its spin-table description is incomplete",
+        )),
+        EnableMethod::Other(_) | EnableMethod::None => Err(StartError::UnknownMethod),
+    }
+}
+
+/// A secondary CPU's first Rust code, MMU and caches on (entry.S).
+#[unsafe(no_mangle)]
+extern "C" fn secondary_main(index: usize) -> ! {
+    cpu::enable_event_stream();
+    if let Err(error) = gic::init_this_cpu() {
+        warn!("GIC CPU interface: {error}");
+    }
+    info!("CPU {index} online (MPIDR {:#x})", cpu::mpidr());
+    ONLINE.fetch_add(1, Ordering::Release);
+    cpu::send_event();
+    idle()
+}
+
+/// Where a secondary CPU waits while it has nothing to run.
+fn idle() -> ! {
+    loop {
+        if STOP_REQUESTED.load(Ordering::Acquire) {
+            acknowledge_stop();
+            cpu::park();
+        }
+        cpu::wait_for_event();
+    }
+}
+
+/// Counts this CPU as stopped.
+pub fn acknowledge_stop() {
+    STOPPED.fetch_add(1, Ordering::AcqRel);
+    cpu::send_event();
+}
+
+/// Asks every other online CPU to stop and waits (briefly) until they have.
+/// Returns (stopped, other CPUs online).
+pub fn stop_other_cpus() -> (usize, usize) {
+    let others = ONLINE.load(Ordering::Acquire).saturating_sub(1);
+    STOP_REQUESTED.store(true, Ordering::Release);
+    cpu::send_event();
+    let until = deadline(STOP_TIMEOUT_MS);
+    while STOPPED.load(Ordering::Acquire) < others && cpu::counter() < until {
+        cpu::wait_for_event();
+    }
+    console::flush();
+    (STOPPED.load(Ordering::Acquire).min(others), others)
+}

@@ -1,0 +1,28 @@
+//! Calls into the firmware's PSCI (Arm DEN 0022) over SMC: the only conduit
+//! that reaches firmware from EL2.
+
+use smccc::Smc;
+use smccc::psci;
+
+pub use smccc::psci::error::Error as PsciError;
+
+/// Starts the CPU with affinity `mpidr` at physical address `entry`, with
+/// `context` in its x0.
+pub fn cpu_on(mpidr: u64, entry: u64, context: u64) -> Result<(), PsciError> {
+    psci::cpu_on::<Smc>(mpidr, entry, context)
+}
+
+/// Powers the machine off. Returns only if the firmware refuses.
+pub fn system_off() -> Result<(), PsciError> {
+    psci::system_off::<Smc>()
+}
+
+/// Resets the machine. Returns only if the firmware refuses.
+pub fn system_reset() -> Result<(), PsciError> {
+    psci::system_reset::<Smc>()
+}
+
+/// The PSCI version as (major, minor).
+pub fn version() -> Option<(u16, u16)> {
+    psci::version::<Smc>().ok().map(|v| (v.major, v.minor))
+}

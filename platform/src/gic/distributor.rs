@@ -1,0 +1,86 @@
+//! The distributor registers GICv2 and GICv3 share (GICD_*, offsets 0-0xcff).
+
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_bitfields;
+use tock_registers::registers::{ReadOnly, ReadWrite};
+
+use super::{DEFAULT_PRIORITY, FIRST_SPI};
+
+register_bitfields! {u32,
+    /// GICD_TYPER.
+    pub TYPER [
+        IT_LINES_NUMBER OFFSET(0) NUMBITS(5) [],
+    ],
+}
+
+/// The banks every distributor has, from GICD_CTLR to GICD_ICFGR.
+#[repr(C)]
+pub struct DistributorBanks {
+    pub ctlr: ReadWrite<u32>,
+    pub typer: ReadOnly<u32, TYPER::Register>,
+    pub iidr: ReadOnly<u32>,
+    _reserved0: [u32; 29],
+    pub igroupr: [ReadWrite<u32>; 32],
+    pub isenabler: [ReadWrite<u32>; 32],
+    pub icenabler: [ReadWrite<u32>; 32],
+    pub ispendr: [ReadWrite<u32>; 32],
+    pub icpendr: [ReadWrite<u32>; 32],
+    pub isactiver: [ReadWrite<u32>; 32],
+    pub icactiver: [ReadWrite<u32>; 32],
+    /// One byte per INTID, four to a register.
+    pub ipriorityr: [ReadWrite<u32>; 255],
+    _reserved1: u32,
+    /// GICv2: one byte per INTID naming target CPUs. RES0 in GICv3 with ARE.
+    pub itargetsr: [ReadWrite<u32>; 255],
+    _reserved2: u32,
+    pub icfgr: [ReadWrite<u32>; 64],
+}
+
+impl DistributorBanks {
+    /// Interrupt lines implemented, SGIs and PPIs included.
+    pub fn lines(&self) -> u32 {
+        32 * (self.typer.read(TYPER::IT_LINES_NUMBER) + 1)
+    }
+
+    /// Disables, clears and deprioritises every SPI; `group1` puts them in
+    /// Group 1 (the non-secure group Tessera runs in).
+    pub fn reset_spis(&self) {
+        let lines = self.lines().min(1020);
+        let priority_word = u32::from_ne_bytes([DEFAULT_PRIORITY; 4]);
+        for register in (FIRST_SPI / 32)..lines.div_ceil(32) {
+            let index = register as usize;
+            if let (Some(clear_enable), Some(clear_pending), Some(clear_active), Some(group)) = (
+                self.icenabler.get(index),
+                self.icpendr.get(index),
+                self.icactiver.get(index),
+                self.igroupr.get(index),
+            ) {
+                clear_enable.set(u32::MAX);
+                clear_pending.set(u32::MAX);
+                clear_active.set(u32::MAX);
+                group.set(u32::MAX);
+            }
+        }
+        for register in (FIRST_SPI / 4)..(lines / 4) {
+            if let Some(priority) = self.ipriorityr.get(register as usize) {
+                priority.set(priority_word);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bank_offsets_match_the_gic_specification() {
+        assert_eq!(core::mem::offset_of!(DistributorBanks, igroupr), 0x080);
+        assert_eq!(core::mem::offset_of!(DistributorBanks, isenabler), 0x100);
+        assert_eq!(core::mem::offset_of!(DistributorBanks, icactiver), 0x380);
+        assert_eq!(core::mem::offset_of!(DistributorBanks, ipriorityr), 0x400);
+        assert_eq!(core::mem::offset_of!(DistributorBanks, itargetsr), 0x800);
+        assert_eq!(core::mem::offset_of!(DistributorBanks, icfgr), 0xc00);
+        assert_eq!(core::mem::size_of::<DistributorBanks>(), 0xd00);
+    }
+}

@@ -1,0 +1,135 @@
+//! GICv2 with the virtualization extensions (the GIC-400 of Raspberry Pi 4
+//! and 5; QEMU virt with `gic-version=2`).
+
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::register_bitfields;
+use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
+
+use super::distributor::DistributorBanks;
+use super::{DEFAULT_PRIORITY, GicInfo, PPI_ENABLE_BITS, PRIORITY_MASK_ALL};
+use crate::mmio::Mmio;
+
+/// GICD_CTLR.Enable (non-secure view: enables Group 1 forwarding).
+const GICD_CTLR_ENABLE: u32 = 1;
+
+register_bitfields! {u32,
+    /// GICC_CTLR (non-secure view).
+    pub GICC_CTLR [
+        ENABLE_GRP1 OFFSET(0) NUMBITS(1) [],
+    ],
+    /// GICH_VTR.
+    pub GICH_VTR [
+        LIST_REGS OFFSET(0) NUMBITS(6) [],
+    ],
+}
+
+register_structs! {
+    /// GICv2 distributor (4 KiB).
+    pub GicdV2 {
+        (0x000 => pub banks: DistributorBanks),
+        (0xd00 => _reserved0),
+        (0xf00 => pub sgir: WriteOnly<u32>),
+        (0xf04 => _reserved1),
+        (0xf10 => pub cpendsgir: [ReadWrite<u32>; 4]),
+        (0xf20 => pub spendsgir: [ReadWrite<u32>; 4]),
+        (0xf30 => _reserved2),
+        (0x1000 => @END),
+    },
+    /// GICv2 CPU interface (the first 4 KiB page; GICC_DIR is on the second).
+    pub Gicc {
+        (0x000 => pub ctlr: ReadWrite<u32, GICC_CTLR::Register>),
+        (0x004 => pub pmr: ReadWrite<u32>),
+        (0x008 => pub bpr: ReadWrite<u32>),
+        (0x00c => pub iar: ReadOnly<u32>),
+        (0x010 => pub eoir: WriteOnly<u32>),
+        (0x014 => pub rpr: ReadOnly<u32>),
+        (0x018 => pub hppir: ReadOnly<u32>),
+        (0x01c => _reserved0),
+        (0x0fc => pub iidr: ReadOnly<u32>),
+        (0x100 => @END),
+    },
+    /// The virtual interface control registers (GICH), the part of the
+    /// virtualization extensions Tessera reads now.
+    pub Gich {
+        (0x000 => pub hcr: ReadWrite<u32>),
+        (0x004 => pub vtr: ReadOnly<u32, GICH_VTR::Register>),
+        (0x008 => pub vmcr: ReadWrite<u32>),
+        (0x00c => _reserved0),
+        (0x010 => pub misr: ReadOnly<u32>),
+        (0x014 => _reserved1),
+        (0x100 => pub lr: [ReadWrite<u32>; 64]),
+        (0x200 => @END),
+    }
+}
+
+/// A GICv2.
+#[derive(Debug)]
+pub struct GicV2 {
+    distributor: Mmio<GicdV2>,
+    cpu_interface: Mmio<Gicc>,
+    hyp_interface: Mmio<Gich>,
+}
+
+impl GicV2 {
+    /// # Safety
+    ///
+    /// The three addresses must be the GICD, GICC and GICH frames of one
+    /// GICv2, mapped as device memory, and this value its only driver.
+    pub unsafe fn new(distributor: usize, cpu_interface: usize, hyp_interface: usize) -> GicV2 {
+        // SAFETY (all three): forwarded from this function's contract.
+        unsafe {
+            GicV2 {
+                distributor: Mmio::new(distributor),
+                cpu_interface: Mmio::new(cpu_interface),
+                hyp_interface: Mmio::new(hyp_interface),
+            }
+        }
+    }
+
+    /// Resets the shared state; once, on the boot CPU.
+    pub fn init_distributor(&self) {
+        let gicd = &self.distributor;
+        gicd.banks.ctlr.set(0);
+        gicd.banks.reset_spis();
+        gicd.banks.ctlr.set(GICD_CTLR_ENABLE);
+    }
+
+    /// Resets this CPU's banked SGI/PPI state and enables its CPU interface;
+    /// on every CPU.
+    pub fn init_cpu(&self) {
+        let banks = &self.distributor.banks;
+        if let Some(register) = banks.icenabler.first() {
+            register.set(PPI_ENABLE_BITS);
+        }
+        let priority_word = u32::from_ne_bytes([DEFAULT_PRIORITY; 4]);
+        for register in banks.ipriorityr.iter().take(8) {
+            register.set(priority_word);
+        }
+        let gicc = &self.cpu_interface;
+        gicc.pmr.set(PRIORITY_MASK_ALL);
+        gicc.bpr.set(0);
+        gicc.ctlr.write(GICC_CTLR::ENABLE_GRP1::SET);
+    }
+
+    pub fn info(&self) -> GicInfo {
+        GicInfo {
+            version: 2,
+            lines: self.distributor.banks.lines(),
+            list_registers: self.hyp_interface.vtr.read(GICH_VTR::LIST_REGS) + 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_have_the_architected_sizes() {
+        assert_eq!(core::mem::size_of::<GicdV2>(), 0x1000);
+        assert_eq!(core::mem::offset_of!(GicdV2, sgir), 0xf00);
+        assert_eq!(core::mem::offset_of!(Gicc, iidr), 0xfc);
+        assert_eq!(core::mem::offset_of!(Gich, lr), 0x100);
+    }
+}
