@@ -64,7 +64,7 @@ fn read_device_tree(address: usize) -> Result<Fdt<'static>, DtbProblem> {
     if address == 0 {
         return Err(DtbProblem::Missing);
     }
-    if address % 8 != 0 {
+    if !address.is_multiple_of(8) {
         return Err(DtbProblem::Misaligned(address));
     }
     // SAFETY: the boot protocol puts a DTB at x0. If the bootloader lied, the
@@ -82,7 +82,7 @@ fn read_device_tree(address: usize) -> Result<Fdt<'static>, DtbProblem> {
 fn early_uart(fdt: Option<&Fdt<'_>>) -> Uart {
     let named = fdt
         .and_then(|fdt| hw::console::discover(fdt, &mut Issues::default()))
-        .map(|console| (console.kind, console.registers.start().0 as usize));
+        .map(|console| (console.kind, console.registers.start().as_usize()));
     let (kind, address) = named.unwrap_or(platform::board::build_target().fallback_console);
     // SAFETY: the address is the console UART the DT names, or the board's
     // documented debug UART; the MMU is off, so it is reached as device
@@ -296,7 +296,7 @@ fn reset_device(
         .find(|n| n.is_compatible(platform::board::BCM2835_PM_COMPATIBLE) && n.is_enabled());
     match node.map(|n| (n, reg_entry(&n, 0))) {
         Some((_, Ok(range))) => (
-            ResetDevice::Bcm2835Watchdog(range.start().0 as usize),
+            ResetDevice::Bcm2835Watchdog(range.start().as_usize()),
             Some(range),
         ),
         Some((node, Err(error))) => {
@@ -404,13 +404,29 @@ fn inject_fault(kind: &str) {
             // which ends in the crash report before any value is used.
             let _ = unsafe { core::ptr::read_volatile(UNMAPPED_PROBE.0 as *const u64) };
         }
+        "stack-overflow" => {
+            core::hint::black_box(overflow_stack(0));
+        }
         "undefined-instruction" => {
             // SAFETY: UDF takes an undefined-instruction exception into the
             // crash report; it touches no memory.
             unsafe { core::arch::asm!("udf #0", options(nomem, nostack)) };
         }
         other => {
-            warn!("unknown fault {other:?} (panic, data-abort, undefined-instruction): ignored")
+            warn!(
+                "unknown fault {other:?} (panic, data-abort, stack-overflow, undefined-instruction): ignored"
+            )
         }
     }
+}
+
+/// Recurses with 512-byte frames until the boot stack runs into its guard page.
+#[inline(never)]
+fn overflow_stack(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 64]);
+    if depth == u64::MAX {
+        return frame[0];
+    }
+    // Using the result after the call keeps it from becoming a loop.
+    overflow_stack(depth + 1).wrapping_add(frame[63])
 }

@@ -66,18 +66,20 @@ impl VectorKind {
         ALL.get(usize::try_from(index).ok()?).copied()
     }
 
-    /// "synchronous exception from EL2 (SP_EL2)" and so on.
+    /// What the exception was. Tessera's code runs on SP_EL0, so its own
+    /// exceptions come through the SP_EL0 entries; the SP_ELx entries are
+    /// taken only inside an exception handler (which runs on SP_EL2).
     pub fn describe(self) -> &'static str {
         use VectorKind::*;
         match self {
-            CurrentElSp0Sync => "synchronous exception at EL2 on SP_EL0",
-            CurrentElSp0Irq => "IRQ at EL2 on SP_EL0",
-            CurrentElSp0Fiq => "FIQ at EL2 on SP_EL0",
-            CurrentElSp0SError => "SError at EL2 on SP_EL0",
-            CurrentElSync => "synchronous exception at EL2",
-            CurrentElIrq => "IRQ at EL2",
-            CurrentElFiq => "FIQ at EL2",
-            CurrentElSError => "SError at EL2",
+            CurrentElSp0Sync => "synchronous exception at EL2",
+            CurrentElSp0Irq => "IRQ at EL2",
+            CurrentElSp0Fiq => "FIQ at EL2",
+            CurrentElSp0SError => "SError at EL2",
+            CurrentElSync => "synchronous exception at EL2 inside an exception handler",
+            CurrentElIrq => "IRQ at EL2 inside an exception handler",
+            CurrentElFiq => "FIQ at EL2 inside an exception handler",
+            CurrentElSError => "SError at EL2 inside an exception handler",
             LowerEl64Sync => "synchronous exception from AArch64 EL1/EL0",
             LowerEl64Irq => "IRQ from AArch64 EL1/EL0",
             LowerEl64Fiq => "FIQ from AArch64 EL1/EL0",
@@ -325,7 +327,7 @@ mod tests {
         };
         frame.x[30] = 0x30;
         let mut out = String::new();
-        write_crash_report(&mut out, 2, VectorKind::CurrentElSync, &frame).unwrap();
+        write_crash_report(&mut out, 2, VectorKind::CurrentElSp0Sync, &frame).unwrap();
         assert!(out.starts_with(
             "*** TESSERA CRASH on CPU 2: unexpected synchronous exception at EL2 ***"
         ));

@@ -7,12 +7,13 @@ use spin::Once;
 
 use crate::arch::cpu;
 use crate::hw::gic::GicRegions;
+use crate::mm::address::to_usize;
 
 /// The GIC, once the boot CPU has set it up.
 pub static GIC: Once<Gic> = Once::new();
 
 fn address(range: &crate::mm::address::PhysRange) -> usize {
-    range.start().0 as usize
+    range.start().as_usize()
 }
 
 /// Creates the driver, resets the distributor and this CPU's interface.
@@ -42,9 +43,9 @@ pub fn init(regions: &GicRegions) -> Result<GicInfo, GicError> {
         } => {
             let mut list = [(0usize, 0usize); platform::gic::v3::MAX_REDISTRIBUTOR_REGIONS];
             for (slot, region) in list.iter_mut().zip(redistributors.iter()) {
-                *slot = (address(region), region.size() as usize);
+                *slot = (address(region), to_usize(region.size()));
             }
-            let stride = redistributor_stride.map(|s| s as usize);
+            let stride = redistributor_stride.map(to_usize);
             // SAFETY: as above, for the distributor and redistributor regions.
             Gic::V3(unsafe { GicV3::new(address(distributor), &list, stride) })
         }

@@ -3,7 +3,7 @@
 
 use buddy_system_allocator::LockedHeap;
 
-use crate::mm::address::PhysRange;
+use crate::mm::address::{PhysRange, to_usize};
 
 /// Heap size. Tessera's own needs (per-CPU stacks of 32 KiB, later
 /// partition state, guest device trees and stage-2 tables) fit in a few
@@ -28,6 +28,6 @@ pub unsafe fn init(range: PhysRange) {
     // SAFETY: forwarded from this function's contract.
     unsafe {
         HEAP.lock()
-            .init(range.start().0 as usize, range.size() as usize)
+            .init(range.start().as_usize(), to_usize(range.size()))
     };
 }

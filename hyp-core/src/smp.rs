@@ -133,7 +133,7 @@ fn start(
             // SAFETY: the release address comes from the DT's spin-table
             // description, is 8-byte aligned (checked in discovery), mapped
             // (checked above) and firmware memory Tessera does not use.
-            unsafe { platform::cpu::spin_table::release(release_addr.0 as usize, entry) };
+            unsafe { platform::cpu::spin_table::release(release_addr.as_usize(), entry) };
             Ok(())
         }
         EnableMethod::Other("spin-table") => Err(StartError::Unsupported(

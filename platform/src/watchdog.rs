@@ -42,10 +42,9 @@ impl Bcm2835Watchdog {
     /// `address` must be the PM block (first `reg` entry of a
     /// `brcm,bcm2835-pm` node), mapped as device memory, used by nothing else.
     pub unsafe fn new(address: usize) -> Bcm2835Watchdog {
-        // SAFETY: forwarded from this function's contract.
-        Bcm2835Watchdog {
-            registers: unsafe { Mmio::new(address) },
-        }
+        // SAFETY: forwarded from this function\'s contract.
+        let registers = unsafe { Mmio::new(address) };
+        Bcm2835Watchdog { registers }
     }
 
     /// Starts a full-chip reset about 160 µs from now.

@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, Readable, TCR_EL2};
 
-use crate::mm::address::PhysAddr;
+use crate::mm::address::{PhysAddr, to_usize};
 use crate::mm::hyp_map::{ImageLayout, Plan};
 use crate::mm::page_table::{
     LeafCounts, MAIR_EL2_VALUE, MapError, PageTable, Stage, Table, TablePool,
@@ -169,7 +169,7 @@ pub unsafe fn enable(plan: &Plan, image: &ImageLayout) -> Result<MmuSummary, Mmu
     // memory with caches off. Discard any stale lines of those addresses
     // before caches come on (booting.rst lets the loader leave clean lines).
     if let Some(whole) = image.whole() {
-        platform::cpu::cache::invalidate(whole.start().0 as usize, whole.size() as usize);
+        platform::cpu::cache::invalidate(whole.start().as_usize(), to_usize(whole.size()));
     }
     // SAFETY: the caller guarantees the MMU is off and the plan covers what
     // this CPU uses; the registers are written in the order the Arm ARM

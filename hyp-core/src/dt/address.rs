@@ -111,7 +111,7 @@ fn entries<'a, const N: usize>(
         entry_cells,
     })?;
     let entry_bytes = entry_cells as usize * 4;
-    if property.value.len() % entry_bytes != 0 {
+    if !property.value.len().is_multiple_of(entry_bytes) {
         return Err(AddressError::BadLength {
             property: name,
             bytes: property.value.len(),

@@ -279,7 +279,7 @@ impl<'a> Fdt<'a> {
                 size,
             };
             let end = offset.checked_add(size).ok_or(bad)?;
-            if offset < FDT_HEADER_SIZE || offset % align != 0 || end > blob.len() {
+            if offset < FDT_HEADER_SIZE || !offset.is_multiple_of(align) || end > blob.len() {
                 return Err(bad);
             }
             // Both fit in u32: the blob is at most FDT_MAX_SIZE bytes.
@@ -874,7 +874,10 @@ impl<'a> Property<'a> {
 
     /// The value as 32-bit cells; `None` if its length is not a multiple of 4.
     pub fn cells(&self) -> Option<Cells<'a>> {
-        (self.value.len() % 4 == 0).then_some(Cells { rest: self.value })
+        self.value
+            .len()
+            .is_multiple_of(4)
+            .then_some(Cells { rest: self.value })
     }
 
     /// Number of 32-bit cells in the value (rounded down).
@@ -936,6 +939,10 @@ impl Iterator for Cells<'_> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "test blobs are a few hundred bytes"
+)]
 pub(crate) mod tests {
     use super::*;
 
@@ -954,7 +961,7 @@ pub(crate) mod tests {
         }
 
         fn pad(&mut self) {
-            while self.structs.len() % 4 != 0 {
+            while !self.structs.len().is_multiple_of(4) {
                 self.structs.push(0);
             }
         }

@@ -212,7 +212,7 @@ pub fn discover<'a>(fdt: &Fdt<'a>, issues: &mut Issues<'a>) -> Option<Gic<'a>> {
             );
             return None;
         }
-        Some(property) => match decode_interrupts(&property.value, interrupt_cells).next() {
+        Some(property) => match decode_interrupts(property.value, interrupt_cells).next() {
             Some(Ok(Interrupt::Ppi(intid))) => intid,
             Some(Ok(Interrupt::Spi(_))) => {
                 issues.fatal(
@@ -316,7 +316,7 @@ pub fn decode_interrupts(
     cells: u32,
 ) -> impl Iterator<Item = Result<Interrupt, Problem>> + '_ {
     let stride = cells as usize * 4;
-    let usable = if stride == 0 || value.len() % stride != 0 {
+    let usable = if stride == 0 || !value.len().is_multiple_of(stride) {
         &[][..]
     } else {
         value

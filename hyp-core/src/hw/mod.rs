@@ -36,6 +36,10 @@ pub struct Hardware<'a> {
 
 /// Reads the whole description. On any fatal problem, returns every problem
 /// found (not just the first), so one boot shows all that needs fixing.
+#[allow(
+    clippy::result_large_err,
+    reason = "runs once, before the heap exists, so there is nothing to box into"
+)]
 pub fn discover<'a>(
     fdt: &Fdt<'a>,
     boot_mpidr: u64,

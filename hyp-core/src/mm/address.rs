@@ -7,6 +7,19 @@
 
 use core::fmt;
 
+// Tessera runs only on 64-bit targets, where an address or size in u64
+// always fits a usize; `to_usize` relies on it.
+const _: () = assert!(core::mem::size_of::<usize>() == core::mem::size_of::<u64>());
+
+/// A u64 address or size as a usize (lossless: see the assertion above).
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "usize is 64 bits wide, asserted above"
+)]
+pub const fn to_usize(value: u64) -> usize {
+    value as usize
+}
+
 /// A host physical address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct PhysAddr(pub u64);
@@ -20,6 +33,11 @@ impl PhysAddr {
     /// Whether the address is a multiple of `align` (a power of two).
     pub fn is_aligned(self, align: u64) -> bool {
         self.0 & (align - 1) == 0
+    }
+
+    /// The address as a pointer-sized integer (at EL2 identity-mapped, so usable as a pointer).
+    pub const fn as_usize(self) -> usize {
+        to_usize(self.0)
     }
 
     /// Rounds down to a multiple of `align` (a power of two).
@@ -122,7 +140,7 @@ impl fmt::Display for ByteSize {
         const UNITS: [(&str, u32); 4] = [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)];
         for (unit, shift) in UNITS {
             let scale = 1u64 << shift;
-            if self.0 >= scale && self.0 % scale == 0 {
+            if self.0 >= scale && self.0.is_multiple_of(scale) {
                 return write!(f, "{} {unit}", self.0 >> shift);
             }
         }

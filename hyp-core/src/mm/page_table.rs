@@ -301,10 +301,15 @@ pub struct PageTable<'p, 't> {
 }
 
 /// Bytes mapped by one entry at `level`.
+#[allow(clippy::cast_possible_truncation, reason = "levels are 0 to 3")]
 const fn entry_size(level: usize) -> u64 {
     PAGE_SIZE << (BITS_PER_LEVEL * (PAGE_LEVEL - level) as u32)
 }
 
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "levels are 0 to 3; the index is masked to 9 bits"
+)]
 fn entry_index(input: u64, level: usize) -> usize {
     let shift = PAGE_SIZE.trailing_zeros() + BITS_PER_LEVEL * (PAGE_LEVEL - level) as u32;
     ((input >> shift) & (ENTRIES_PER_TABLE as u64 - 1)) as usize
@@ -362,7 +367,7 @@ impl<'p, 't> PageTable<'p, 't> {
         attributes: Attributes,
     ) -> Result<(), MapError> {
         let output = output.0;
-        if (input | output | size) % PAGE_SIZE != 0 {
+        if !(input | output | size).is_multiple_of(PAGE_SIZE) {
             return Err(MapError::Misaligned {
                 input,
                 output,
@@ -386,7 +391,7 @@ impl<'p, 't> PageTable<'p, 't> {
     /// Removes whatever maps `[input, input + size)`, splitting blocks
     /// around it (for guard pages).
     pub fn unmap(&mut self, input: u64, size: u64) -> Result<(), MapError> {
-        if (input | size) % PAGE_SIZE != 0 {
+        if !(input | size).is_multiple_of(PAGE_SIZE) {
             return Err(MapError::Misaligned {
                 input,
                 output: 0,
@@ -783,12 +788,7 @@ mod tests {
             Err(MapError::OutOfRange { .. })
         ));
         assert!(matches!(
-            pt.map(
-                0,
-                PhysAddr(u64::MAX & !0xfff),
-                0x1000,
-                Attributes::NORMAL_RW
-            ),
+            pt.map(0, PhysAddr(!0xfff), 0x1000, Attributes::NORMAL_RW),
             Err(MapError::OutputTooLarge { .. })
         ));
         pt.map(0, PhysAddr(0), 0x1000, Attributes::NORMAL_RW)

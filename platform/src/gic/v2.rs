@@ -77,13 +77,16 @@ impl GicV2 {
     /// The three addresses must be the GICD, GICC and GICH frames of one
     /// GICv2, mapped as device memory, and this value its only driver.
     pub unsafe fn new(distributor: usize, cpu_interface: usize, hyp_interface: usize) -> GicV2 {
-        // SAFETY (all three): forwarded from this function's contract.
-        unsafe {
-            GicV2 {
-                distributor: Mmio::new(distributor),
-                cpu_interface: Mmio::new(cpu_interface),
-                hyp_interface: Mmio::new(hyp_interface),
-            }
+        // SAFETY: forwarded from this function's contract.
+        let distributor = unsafe { Mmio::new(distributor) };
+        // SAFETY: forwarded from this function's contract.
+        let cpu_interface = unsafe { Mmio::new(cpu_interface) };
+        // SAFETY: forwarded from this function's contract.
+        let hyp_interface = unsafe { Mmio::new(hyp_interface) };
+        GicV2 {
+            distributor,
+            cpu_interface,
+            hyp_interface,
         }
     }
 

@@ -102,8 +102,9 @@ impl GicV3 {
             *slot = *region;
         }
         // SAFETY: forwarded from this function's contract.
+        let distributor = unsafe { Mmio::new(distributor) };
         GicV3 {
-            distributor: unsafe { Mmio::new(distributor) },
+            distributor,
             redistributor_regions,
             stride,
         }
@@ -146,7 +147,7 @@ impl GicV3 {
                 // `new`'s contract says is mapped and ours.
                 let frame: Mmio<Gicr> = unsafe { Mmio::new(base + offset) };
                 let typer = frame.typer.extract();
-                if u64::from(typer.read(GICR_TYPER::AFFINITY)) == affinity {
+                if typer.read(GICR_TYPER::AFFINITY) == affinity {
                     return Ok(frame);
                 }
                 if typer.is_set(GICR_TYPER::LAST) {

@@ -51,10 +51,9 @@ impl MiniUart {
     /// As for [`Mmio::new`]: `address` is the mini-UART's AUX_MU_IO_REG,
     /// mapped as device memory, used by nothing else.
     pub unsafe fn new(address: usize) -> MiniUart {
-        // SAFETY: forwarded from this function's contract.
-        MiniUart {
-            registers: unsafe { Mmio::new(address) },
-        }
+        // SAFETY: forwarded from this function\'s contract.
+        let registers = unsafe { Mmio::new(address) };
+        MiniUart { registers }
     }
 
     /// The firmware (`enable_uart=1`) sets up the mini-UART and its clock;
@@ -101,7 +100,6 @@ mod tests {
         // SAFETY: the fake is 0x40 bytes of memory that lives past `uart`.
         let mut uart = unsafe { MiniUart::new(fake.address()) };
         uart.write_byte(b'P');
-        drop(uart);
         assert_eq!(fake.read32(0x00), u32::from(b'P'));
     }
 }

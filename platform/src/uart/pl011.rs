@@ -62,10 +62,9 @@ impl Pl011 {
     /// As for [`Mmio::new`]: `address` is a PL011 register block, mapped as
     /// device memory, used by nothing else.
     pub unsafe fn new(address: usize) -> Pl011 {
-        // SAFETY: forwarded from this function's contract.
-        Pl011 {
-            registers: unsafe { Mmio::new(address) },
-        }
+        // SAFETY: forwarded from this function\'s contract.
+        let registers = unsafe { Mmio::new(address) };
+        Pl011 { registers }
     }
 
     /// Enables the UART and its transmitter if firmware left them off (QEMU's
@@ -117,7 +116,6 @@ mod tests {
         let mut uart = unsafe { Pl011::new(fake.address()) };
         uart.init();
         uart.write_byte(b'T');
-        drop(uart);
         let cr = fake.read32(0x30);
         assert_eq!(cr & 0x301, 0x301, "UARTEN, TXE and RXE set, got {cr:#x}");
         assert_eq!(fake.read32(0x00), u32::from(b'T'));
@@ -130,7 +128,6 @@ mod tests {
         // SAFETY: the fake is 0x1000 bytes of memory that lives past `uart`.
         let mut uart = unsafe { Pl011::new(fake.address()) };
         uart.write_byte(b'X');
-        drop(uart);
         assert_eq!(fake.read32(0x00), 0);
     }
 }

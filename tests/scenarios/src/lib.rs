@@ -1,1 +1,13 @@
-//! QEMU scenarios.
+//! Tessera's QEMU scenarios: what to boot, and what the serial console must
+//! show, in what order, within what time.
+//!
+//! [`scenario`] describes them as data; [`engine`] runs one QEMU process and
+//! checks its output. `cargo xtask test` turns a scenario's [`Machine`] and
+//! [`Boot`] into a QEMU command line (it owns the tools and build artifacts)
+//! and hands the process to the engine.
+
+pub mod engine;
+pub mod scenario;
+
+pub use engine::{Outcome, Watch, run};
+pub use scenario::{Boot, DtbEdit, End, Machine, Scenario, Step, all};

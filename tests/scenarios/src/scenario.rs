@@ -1,0 +1,398 @@
+//! The scenarios: every supported way to boot Tessera, and every bad input
+//! it must answer with a clear message instead of a hang.
+
+use std::time::Duration;
+
+/// A QEMU `virt` machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Machine {
+    /// GIC version, 2 or 3.
+    pub gic: u8,
+    pub cpus: u8,
+    /// `-m` argument.
+    pub memory: &'static str,
+    /// Pinned everywhere: QEMU 10's default virt CPU is a 32-bit cortex-a15,
+    /// and `-cpu max` changes the counter frequency, PAC and SVE.
+    pub cpu_model: &'static str,
+    /// `virtualization=on`: start at EL2.
+    pub virtualization: bool,
+}
+
+impl Machine {
+    /// `cargo xtask run`'s default machine.
+    pub const DEFAULT: Machine = Machine {
+        gic: 3,
+        cpus: 4,
+        memory: "2G",
+        cpu_model: "cortex-a72",
+        virtualization: true,
+    };
+
+    pub fn with(gic: u8, cpus: u8) -> Machine {
+        Machine {
+            gic,
+            cpus,
+            ..Machine::DEFAULT
+        }
+    }
+}
+
+/// How Tessera gets into memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boot {
+    /// QEMU's `-kernel`, as in development.
+    Kernel,
+    /// U-Boot from a FAT partition with a generated boot.scr, as on a board.
+    UBoot,
+    /// The image placed by `-device loader` and entered with x0 = 0 (no DTB).
+    LoaderWithoutDtb,
+}
+
+/// An edit applied with `fdtput` to QEMU's own DTB before booting with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtbEdit {
+    DeleteNode(&'static str),
+    SetString {
+        path: &'static str,
+        name: &'static str,
+        value: &'static str,
+    },
+    SetCells {
+        path: &'static str,
+        name: &'static str,
+        cells: &'static [u32],
+    },
+}
+
+/// How a run ends once every step has been seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The machine stops by itself (power-off or reset with `-no-reboot`)
+    /// with this QEMU exit status.
+    Exit(i32),
+    /// The machine halts and stays up; the runner stops it.
+    Halt,
+}
+
+/// Substrings that must all appear, in any order, before the next step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step(Vec<String>);
+
+impl Step {
+    pub fn all(substrings: &[&str]) -> Step {
+        Step(substrings.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    pub fn one(substring: impl Into<String>) -> Step {
+        Step(vec![substring.into()])
+    }
+
+    /// The substrings still to be seen.
+    pub fn pending(&self) -> Vec<&str> {
+        self.0.iter().map(String::as_str).collect()
+    }
+}
+
+/// One QEMU run.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    /// What it shows, for the test listing.
+    pub about: &'static str,
+    pub machine: Machine,
+    pub boot: Boot,
+    /// Edits to QEMU's DTB; none means QEMU's own. With [`Boot::Kernel`]
+    /// QEMU still rewrites /psci and /memory; with [`Boot::UBoot`] the tree
+    /// reaches Tessera as edited (plus U-Boot's /chosen and /memory fix-ups).
+    pub dtb_edits: Vec<DtbEdit>,
+    pub steps: Vec<Step>,
+    pub forbidden: Vec<String>,
+    pub end: End,
+    pub timeout: Duration,
+}
+
+/// Output that fails any scenario not about it: crash and panic reports,
+/// warnings and errors from Tessera, U-Boot's exception report.
+const ALWAYS_FORBIDDEN: [&str; 5] = [
+    "TESSERA CRASH",
+    "TESSERA PANIC",
+    " WARN  ",
+    " ERROR ",
+    "Synchronous Abort",
+];
+
+fn forbidden_except(allowed: &[&str]) -> Vec<String> {
+    ALWAYS_FORBIDDEN
+        .iter()
+        .filter(|f| !allowed.contains(f))
+        .map(|f| (*f).to_owned())
+        .collect()
+}
+
+/// Time for a run through QEMU's `-kernel` (seconds under TCG).
+const KERNEL_TIMEOUT: Duration = Duration::from_secs(60);
+/// U-Boot under TCG at EL2 is slow; the flash environment skips its countdown.
+const UBOOT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// A clean boot to power-off.
+fn clean_boot(machine: Machine, boot: Boot) -> Scenario {
+    let cpus = machine.cpus;
+    let mut steps = Vec::new();
+    if boot == Boot::UBoot {
+        steps.push(Step::one("U-Boot"));
+        steps.push(Step::one("Tessera: loading the hypervisor"));
+    }
+    steps.push(Step::all(&["Tessera 0.", "loaded at"]));
+    let online: Vec<String> = (1..cpus).map(|i| format!("CPU {i} online")).collect();
+    if !online.is_empty() {
+        steps.push(Step(online));
+    }
+    steps.push(Step::one("board: linux,dummy-virt (QEMU virt)"));
+    steps.push(Step::one(format!("GIC: v{}", machine.gic)));
+    steps.push(Step::one(format!("{cpus} of {cpus} CPUs online")));
+    steps.push(Step::one("no partitions configured"));
+    steps.push(Step::one("powering off (PSCI SYSTEM_OFF)"));
+    let via = if boot == Boot::UBoot { "-uboot" } else { "" };
+    Scenario {
+        name: format!("boot-gicv{}-{cpus}cpu{via}", machine.gic),
+        about: "banner, every CPU online, clean power-off",
+        machine,
+        boot,
+        dtb_edits: Vec::new(),
+        steps,
+        forbidden: forbidden_except(&[]),
+        end: End::Exit(0),
+        timeout: if boot == Boot::UBoot {
+            UBOOT_TIMEOUT
+        } else {
+            KERNEL_TIMEOUT
+        },
+    }
+}
+
+/// A boot that must stop with a message.
+fn halts(
+    name: &str,
+    about: &'static str,
+    machine: Machine,
+    boot: Boot,
+    dtb_edits: Vec<DtbEdit>,
+    steps: Vec<Step>,
+) -> Scenario {
+    Scenario {
+        name: name.to_owned(),
+        about,
+        machine,
+        boot,
+        dtb_edits,
+        steps,
+        forbidden: forbidden_except(&[" ERROR "]),
+        end: End::Halt,
+        timeout: KERNEL_TIMEOUT,
+    }
+}
+
+fn fault(kind: &'static str) -> DtbEdit {
+    DtbEdit::SetString {
+        path: "/chosen",
+        name: "tessera,fault-injection",
+        value: kind,
+    }
+}
+
+/// Every scenario, in the order they are listed.
+pub fn all() -> Vec<Scenario> {
+    let mut list = Vec::new();
+    for boot in [Boot::Kernel, Boot::UBoot] {
+        for gic in [3, 2] {
+            for cpus in [1, 4] {
+                list.push(clean_boot(Machine::with(gic, cpus), boot));
+            }
+        }
+    }
+    let four = Machine::DEFAULT;
+    list.push(halts(
+        "wrong-el",
+        "entered at EL1 (no virtualization): says so and halts",
+        Machine {
+            virtualization: false,
+            ..four
+        },
+        Boot::Kernel,
+        Vec::new(),
+        vec![Step::one(
+            "Tessera: entered at EL1, but a hypervisor must be entered at EL2",
+        )],
+    ));
+    list.push(halts(
+        "no-dtb",
+        "entered with x0 = 0: message on the fallback UART, then halt",
+        four,
+        Boot::LoaderWithoutDtb,
+        Vec::new(),
+        vec![Step::one(
+            "Tessera: cannot start: no device tree: x0 was 0 at entry",
+        )],
+    ));
+    list.push(halts(
+        "dtb-without-cpus",
+        "a DTB without /cpus: every problem listed, then halt",
+        four,
+        Boot::Kernel,
+        vec![DtbEdit::DeleteNode("/cpus")],
+        vec![
+            Step::one("the device tree does not describe a machine Tessera can run on"),
+            Step::one("/cpus: node missing"),
+            Step::one("Tessera cannot continue: halted"),
+        ],
+    ));
+    list.push(halts(
+        "dtb-malformed-gic",
+        "a GIC node whose reg is cut short: the node, property and reason, then halt",
+        Machine::with(2, 4),
+        Boot::Kernel,
+        vec![DtbEdit::SetCells {
+            path: "/intc@8000000",
+            name: "reg",
+            cells: &[0, 0x0800_0000, 0, 0x1_0000, 0],
+        }],
+        vec![
+            Step::one("/intc@8000000: reg: reg is 20 bytes, not a whole number of 4-cell entries"),
+            Step::one("Tessera cannot continue: halted"),
+        ],
+    ));
+    // Through U-Boot with the edited DTB on the disk: QEMU's -kernel path
+    // rewrites /psci to match its own PSCI emulation.
+    let mut psci_hvc = halts(
+        "psci-hvc",
+        "/psci says hvc: reported, secondaries stay off, the CPUs park",
+        four,
+        Boot::UBoot,
+        vec![DtbEdit::SetString {
+            path: "/psci",
+            name: "method",
+            value: "hvc",
+        }],
+        vec![
+            Step::one("/psci: method: \"hvc\" cannot reach firmware from EL2"),
+            Step::one("CPU 1 (MPIDR 0x1, /cpus/cpu@1) stays offline"),
+            Step::one("1 of 4 CPUs online"),
+            Step::one("this board has no PSCI to power off with: parking every CPU in WFI"),
+        ],
+    );
+    psci_hvc.forbidden = forbidden_except(&[" WARN  "]);
+    psci_hvc.timeout = UBOOT_TIMEOUT;
+    list.push(psci_hvc);
+    let crash_steps = |report: Vec<Step>| {
+        let mut steps = vec![Step::one("4 of 4 CPUs online")];
+        steps.extend(report);
+        steps.push(Step::one("3 of 3 other CPUs stopped; Tessera halted."));
+        steps
+    };
+    let crash = |name: &str, about, kind, report: Vec<Step>| {
+        let mut scenario = halts(
+            name,
+            about,
+            four,
+            Boot::Kernel,
+            vec![fault(kind)],
+            crash_steps(report),
+        );
+        scenario.forbidden =
+            forbidden_except(&[" WARN  ", "TESSERA CRASH", "TESSERA PANIC", " ERROR "]);
+        scenario
+    };
+    list.push(crash(
+        "crash-data-abort",
+        "a data abort at EL2: crash report with decoded ESR and registers, all CPUs stop",
+        "data-abort",
+        vec![
+            Step::one("*** TESSERA CRASH on CPU 0: unexpected synchronous exception at EL2 ***"),
+            Step::one("exception class: data abort without a change in exception level (EC 0x25): translation fault, level"),
+            Step::one("FAR_EL2  0x0000fffffffff000"),
+            Step::all(&["ELR_EL2", "SPSR_EL2"]),
+            Step::all(&["x0 ", "x29", "x30"]),
+        ],
+    ));
+    list.push(crash(
+        "crash-panic",
+        "a Rust panic: file, line and message, all CPUs stop",
+        "panic",
+        vec![Step::all(&[
+            "*** TESSERA PANIC on CPU 0 at hyp-core/src/boot.rs:",
+            ": fault injection: /chosen/tessera,fault-injection = \"panic\" ***",
+        ])],
+    ));
+    list.push(crash(
+        "crash-stack-overflow",
+        "the boot stack overflows into its guard page: reported, not silent corruption",
+        "stack-overflow",
+        vec![
+            Step::one("*** TESSERA CRASH on CPU 0"),
+            Step::one(
+                "The fault address is the boot stack's guard page: the boot stack overflowed.",
+            ),
+        ],
+    ));
+    let mut reset = crash(
+        "crash-action-reset",
+        "tessera,crash-action = \"reset\": the report, then a machine reset",
+        "panic",
+        vec![Step::one("*** TESSERA PANIC on CPU 0")],
+    );
+    reset.dtb_edits.push(DtbEdit::SetString {
+        path: "/chosen",
+        name: "tessera,crash-action",
+        value: "reset",
+    });
+    reset.end = End::Exit(0);
+    reset.forbidden.push("powering off".to_owned());
+    list.push(reset);
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        let scenarios = all();
+        let mut names: Vec<_> = scenarios.iter().map(|s| s.name.as_str()).collect();
+        names.sort_unstable();
+        let count = names.len();
+        names.dedup();
+        assert_eq!(names.len(), count, "duplicate scenario names");
+    }
+
+    #[test]
+    fn the_boot_matrix_covers_both_gics_cpu_counts_and_loaders() {
+        let names: Vec<String> = all().into_iter().map(|s| s.name).collect();
+        for expected in [
+            "boot-gicv3-1cpu",
+            "boot-gicv3-4cpu",
+            "boot-gicv2-1cpu",
+            "boot-gicv2-4cpu",
+            "boot-gicv3-4cpu-uboot",
+            "boot-gicv2-1cpu-uboot",
+        ] {
+            assert!(names.iter().any(|n| n == expected), "missing {expected}");
+        }
+    }
+
+    #[test]
+    fn every_scenario_expects_something() {
+        for scenario in all() {
+            assert!(
+                !scenario.steps.is_empty(),
+                "{} checks nothing",
+                scenario.name
+            );
+            assert!(
+                scenario.steps.iter().all(|s| !s.pending().is_empty()),
+                "{} has an empty step",
+                scenario.name
+            );
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Command-line parsing.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use lexopt::prelude::*;
+
+use crate::build::{Board, Profile};
+use crate::qemu::Loader;
+use crate::{build, run, setup, test};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  build  [--board qemu-virt|rpi4|rpi5] [--release]
+         Build the hypervisor ELF and its arm64 Image; print its size.
+  run    [--gic 2|3] [--cpus N] [--mem SIZE] [--uboot] [--release]
+         Boot Tessera in QEMU virt (default: GICv3, 4 CPUs, 2G, -kernel).
+         Quit QEMU with Ctrl-A X.
+  test   [--unit-only | --qemu-only] [--jobs N] [FILTER]
+         Host unit tests, then every QEMU scenario (or those whose name
+         contains FILTER). Ends with one line: N passed, N failed.
+  setup  Check (and, as root on Debian/Ubuntu, install) QEMU, U-Boot, dtc
+         and the disk tools; `run` and `test` do this first.
+  lint   rustfmt check and clippy (-D warnings) for host and bare-metal targets.
+";
+
+pub enum Command {
+    Build { board: Board, profile: Profile },
+    Run(run::Options),
+    Test(test::Options),
+    Setup,
+    Lint,
+    Help,
+}
+
+pub fn parse() -> Result<Command> {
+    let mut parser = lexopt::Parser::from_env();
+    let Some(command) = parser.next()? else {
+        return Ok(Command::Help);
+    };
+    let command = match command {
+        Value(name) => name.string()?,
+        Long("help") | Short('h') => return Ok(Command::Help),
+        other => return Err(other.unexpected().into()),
+    };
+    match command.as_str() {
+        "build" => {
+            let (mut board, mut profile) = (Board::QemuVirt, Profile::Debug);
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("board") => board = parser.value()?.string()?.parse()?,
+                    Long("release") => profile = Profile::Release,
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            Ok(Command::Build { board, profile })
+        }
+        "run" => {
+            let mut options = run::Options::default();
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("gic") => {
+                        options.machine.gic = parser.value()?.parse()?;
+                        if !matches!(options.machine.gic, 2 | 3) {
+                            bail!("--gic takes 2 or 3");
+                        }
+                    }
+                    Long("cpus") => {
+                        options.machine.cpus = parser.value()?.parse()?;
+                        if !(1..=8).contains(&options.machine.cpus) {
+                            bail!("--cpus takes 1 to 8 (QEMU virt with GICv2 has at most 8)");
+                        }
+                    }
+                    Long("mem") => options.memory = parser.value()?.string()?,
+                    Long("uboot") => options.loader = Loader::UBoot,
+                    Long("release") => options.profile = Profile::Release,
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            Ok(Command::Run(options))
+        }
+        "test" => {
+            let mut options = test::Options::default();
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("unit-only") => options.qemu = false,
+                    Long("qemu-only") => options.unit = false,
+                    Long("jobs") | Short('j') => {
+                        options.jobs = parser.value()?.parse::<usize>().context("--jobs")?.max(1)
+                    }
+                    Value(filter) if options.filter.is_none() => {
+                        options.filter = Some(filter.string()?)
+                    }
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            Ok(Command::Test(options))
+        }
+        "setup" => Ok(Command::Setup),
+        "lint" => Ok(Command::Lint),
+        "help" => Ok(Command::Help),
+        other => bail!("unknown command {other:?}\n\n{USAGE}"),
+    }
+}
+
+impl Command {
+    pub fn execute(self) -> Result<ExitCode> {
+        match self {
+            Command::Build { board, profile } => {
+                build::hypervisor(board, profile)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Run(options) => run::run(&options),
+            Command::Test(options) => test::test(&options),
+            Command::Setup => {
+                setup::ensure()?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Lint => build::lint(),
+            Command::Help => {
+                print!("{USAGE}");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! QEMU command lines for Tessera's machines, and QEMU's own DTBs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Result;
+pub use tessera_scenarios::Boot as Loader;
+use tessera_scenarios::Machine;
+
+use crate::uboot;
+use crate::workspace::{output_dir, run_quiet};
+
+/// Where the image goes when `-device loader` places it (no DTB): the
+/// address QEMU's `-kernel` uses for an Image with text_offset 0 (RAM base
+/// plus 2 MiB, past QEMU's boot stub).
+pub const LOADER_ADDRESS: u64 = 0x4020_0000;
+
+/// How the console is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Console {
+    /// A person at a terminal: serial and QEMU monitor on stdio (Ctrl-A X quits).
+    Interactive,
+    /// A test reading stdout: serial only, no monitor, no input.
+    Captured,
+}
+
+/// `-M virt,...` and the other options every run shares.
+fn machine_args(machine: &Machine) -> Vec<String> {
+    let virtualization = if machine.virtualization { "on" } else { "off" };
+    vec![
+        "-M".into(),
+        format!(
+            "virt,virtualization={virtualization},gic-version={}",
+            machine.gic
+        ),
+        "-cpu".into(),
+        machine.cpu_model.into(),
+        "-m".into(),
+        machine.memory.into(),
+        "-smp".into(),
+        machine.cpus.to_string(),
+        // No network: U-Boot would otherwise try DHCP/TFTP on QEMU's user network.
+        "-nic".into(),
+        "none".into(),
+        // A machine reset ends QEMU instead of looping.
+        "-no-reboot".into(),
+    ]
+}
+
+/// The QEMU command that boots `image` on `machine`. With `-kernel`, a `dtb`
+/// replaces QEMU's own (QEMU still rewrites its /psci and /memory); through
+/// U-Boot it goes on the disk and U-Boot passes it as a board's U-Boot would.
+/// `name` keeps each run's U-Boot media apart.
+pub fn command(
+    name: &str,
+    machine: &Machine,
+    loader: Loader,
+    image: &Path,
+    dtb: Option<&Path>,
+    console: Console,
+) -> Result<Command> {
+    let mut command = Command::new("qemu-system-aarch64");
+    command.args(machine_args(machine));
+    match console {
+        Console::Interactive => command.arg("-nographic"),
+        Console::Captured => {
+            command.args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
+        }
+    };
+    match loader {
+        Loader::Kernel => {
+            command.arg("-kernel").arg(image);
+        }
+        Loader::UBoot => {
+            let media = uboot::media(name, image, dtb)?;
+            command.args(["-bios", uboot::FIRMWARE]);
+            command.arg("-drive").arg(format!(
+                "if=pflash,unit=1,format=raw,readonly=on,file={}",
+                media.environment.display()
+            ));
+            command.arg("-drive").arg(format!(
+                "if=none,id=disk,format=raw,readonly=on,file={}",
+                media.disk.display()
+            ));
+            command.args(["-device", "virtio-blk-device,drive=disk"]);
+        }
+        Loader::LoaderWithoutDtb => {
+            command.arg("-device").arg(format!(
+                "loader,file={},addr={LOADER_ADDRESS:#x},force-raw=on",
+                image.display()
+            ));
+            command
+                .arg("-device")
+                .arg(format!("loader,addr={LOADER_ADDRESS:#x},cpu-num=0"));
+        }
+    }
+    if let Some(dtb) = dtb.filter(|_| loader != Loader::UBoot) {
+        command.arg("-dtb").arg(dtb);
+    }
+    Ok(command)
+}
+
+/// QEMU's own DTB for `machine` (`dumpdtb`), cached under target/tessera/dtb.
+pub fn dump_dtb(machine: &Machine) -> Result<PathBuf> {
+    let name = format!(
+        "virt-gicv{}-{}cpu-{}{}.dtb",
+        machine.gic,
+        machine.cpus,
+        machine.memory,
+        if machine.virtualization {
+            ""
+        } else {
+            "-novirt"
+        }
+    );
+    let path = output_dir("dtb")?.join(name);
+    let mut args = machine_args(machine);
+    // Without dtb-randomness=off each dump has a new random /chosen/rng-seed.
+    args[1] = format!("{},dtb-randomness=off,dumpdtb={}", args[1], path.display());
+    run_quiet(
+        Command::new("qemu-system-aarch64")
+            .args(&args)
+            .args(["-display", "none"]),
+    )?;
+    Ok(path)
+}

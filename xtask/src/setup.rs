@@ -1,0 +1,262 @@
+//! What Tessera's build and tests need from the machine, checked and, as
+//! root on Debian or Ubuntu, installed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::build::TARGET;
+use crate::uboot;
+
+/// Oldest QEMU accepted: 9 brought the `raspi4b` machine the Raspberry Pi
+/// scenarios use.
+const QEMU_MIN_MAJOR: u32 = 9;
+const QEMU_PACKAGE: &str = "qemu-system-arm";
+/// Debian bookworm ships QEMU 7.2; its backports suite has QEMU 10.
+const BACKPORTS_SOURCES: &str = "/etc/apt/sources.list.d/tessera-bookworm-backports.sources";
+const BACKPORTS_ENTRY: &str = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
+
+/// Commands and the Debian package that provides each.
+const TOOLS: [(&str, &str); 9] = [
+    ("dtc", "device-tree-compiler"),
+    ("fdtput", "device-tree-compiler"),
+    ("fdtget", "device-tree-compiler"),
+    ("fdtoverlay", "device-tree-compiler"),
+    ("mkimage", "u-boot-tools"),
+    ("mkenvimage", "u-boot-tools"),
+    ("mcopy", "mtools"),
+    ("mkfs.vfat", "dosfstools"),
+    ("sfdisk", "fdisk"),
+];
+
+/// Where a command lives: on PATH, or in the sbin directories a non-root
+/// PATH often lacks (mkfs.vfat, sfdisk).
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A `Command` for a tool found by [`tool`] (or by name, to fail clearly).
+pub fn command(name: &str) -> Command {
+    Command::new(tool(name).unwrap_or_else(|| PathBuf::from(name)))
+}
+
+/// The installed QEMU's major version, if any.
+fn qemu_major() -> Option<u32> {
+    let output = Command::new("qemu-system-aarch64")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let version = text.split("version ").nth(1)?;
+    version.split(['.', ' ']).next()?.parse().ok()
+}
+
+fn target_installed() -> Option<bool> {
+    let output = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .ok()?;
+    Some(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .any(|line| line.trim() == TARGET),
+    )
+}
+
+/// What is missing.
+#[derive(Debug, Default)]
+struct Missing {
+    packages: Vec<&'static str>,
+    qemu: Option<String>,
+    rust_target: bool,
+}
+
+impl Missing {
+    fn is_empty(&self) -> bool {
+        self.packages.is_empty() && self.qemu.is_none() && !self.rust_target
+    }
+}
+
+fn check() -> Missing {
+    let mut missing = Missing::default();
+    for (name, package) in TOOLS {
+        if tool(name).is_none() && !missing.packages.contains(&package) {
+            missing.packages.push(package);
+        }
+    }
+    if !Path::new(uboot::FIRMWARE).is_file() {
+        missing.packages.push("u-boot-qemu");
+    }
+    missing.qemu = match qemu_major() {
+        Some(major) if major >= QEMU_MIN_MAJOR => None,
+        Some(major) => Some(format!(
+            "QEMU {major} is installed; Tessera needs QEMU {QEMU_MIN_MAJOR} or later"
+        )),
+        None => Some("qemu-system-aarch64 is not installed".into()),
+    };
+    missing.rust_target = target_installed() == Some(false);
+    missing
+}
+
+fn os_release(key: &str) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/os-release").ok()?;
+    text.lines().find_map(|line| {
+        line.strip_prefix(&format!("{key}="))
+            .map(|v| v.trim_matches('"').to_owned())
+    })
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn apt(args: &[&str]) -> Result<()> {
+    println!("setup: apt-get {}", args.join(" "));
+    let status = Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()?;
+    if !status.success() {
+        bail!("apt-get {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// The commands that would install what is missing.
+fn instructions(missing: &Missing, bookworm: bool) -> Vec<String> {
+    let mut steps = Vec::new();
+    if missing.rust_target {
+        steps.push(format!("rustup target add {TARGET}"));
+    }
+    if missing.qemu.is_some() && bookworm {
+        steps.push(format!(
+            "printf '{}' > {BACKPORTS_SOURCES}",
+            BACKPORTS_ENTRY.replace('\n', "\\n")
+        ));
+    }
+    if !missing.packages.is_empty() || missing.qemu.is_some() {
+        steps.push("apt-get update".into());
+    }
+    if !missing.packages.is_empty() {
+        steps.push(format!("apt-get install -y {}", missing.packages.join(" ")));
+    }
+    if missing.qemu.is_some() {
+        let suite = if bookworm {
+            "-t bookworm-backports "
+        } else {
+            ""
+        };
+        steps.push(format!("apt-get install -y {suite}{QEMU_PACKAGE}"));
+    }
+    steps
+}
+
+/// Makes sure everything is there, installing it where possible.
+pub fn ensure() -> Result<()> {
+    let missing = check();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let bookworm = os_release("VERSION_CODENAME").as_deref() == Some("bookworm");
+    let debian_like = Path::new("/usr/bin/apt-get").exists();
+    if missing.rust_target {
+        println!("setup: rustup target add {TARGET}");
+        let status = Command::new("rustup")
+            .args(["target", "add", TARGET])
+            .status()?;
+        if !status.success() {
+            bail!("rustup target add {TARGET} failed");
+        }
+    }
+    let needs_apt = !missing.packages.is_empty() || missing.qemu.is_some();
+    if needs_apt && !(debian_like && is_root()) {
+        let reason = missing
+            .qemu
+            .clone()
+            .unwrap_or_else(|| format!("missing packages: {}", missing.packages.join(", ")));
+        let how = if debian_like {
+            "as root, run"
+        } else {
+            "on Debian or Ubuntu, run as root (elsewhere, install the equivalents)"
+        };
+        bail!(
+            "{reason}.\nTo install what Tessera needs, {how}:\n  {}",
+            instructions(&missing, bookworm).join("\n  ")
+        );
+    }
+    if needs_apt {
+        if missing.qemu.is_some() && bookworm && !Path::new(BACKPORTS_SOURCES).exists() {
+            println!(
+                "setup: adding bookworm-backports for QEMU {QEMU_MIN_MAJOR}+ ({BACKPORTS_SOURCES})"
+            );
+            std::fs::write(BACKPORTS_SOURCES, BACKPORTS_ENTRY)?;
+        }
+        apt(&["update", "-q"])?;
+        if !missing.packages.is_empty() {
+            let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+            args.extend(&missing.packages);
+            apt(&args)?;
+        }
+        if missing.qemu.is_some() {
+            let mut args = vec!["install", "-y", "-q"];
+            if bookworm {
+                args.extend(["-t", "bookworm-backports"]);
+            }
+            args.push(QEMU_PACKAGE);
+            apt(&args)?;
+        }
+    }
+    let still = check();
+    if !still.is_empty() {
+        bail!(
+            "still missing after installing: {}{}",
+            still.packages.join(", "),
+            still.qemu.map(|q| format!(" ({q})")).unwrap_or_default()
+        );
+    }
+    println!("setup: all tools present");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instructions_name_backports_for_qemu_on_bookworm() {
+        let missing = Missing {
+            packages: vec!["mtools"],
+            qemu: Some("old".into()),
+            rust_target: true,
+        };
+        let steps = instructions(&missing, true);
+        assert_eq!(steps[0], format!("rustup target add {TARGET}"));
+        assert!(steps.iter().any(|s| s.contains(BACKPORTS_SOURCES)));
+        assert!(steps.contains(&"apt-get install -y mtools".to_owned()));
+        assert_eq!(
+            steps.last().unwrap(),
+            "apt-get install -y -t bookworm-backports qemu-system-arm"
+        );
+    }
+
+    #[test]
+    fn instructions_elsewhere_use_the_distribution_qemu() {
+        let missing = Missing {
+            packages: vec![],
+            qemu: Some("old".into()),
+            rust_target: false,
+        };
+        assert_eq!(
+            instructions(&missing, false),
+            ["apt-get update", "apt-get install -y qemu-system-arm"]
+        );
+    }
+}

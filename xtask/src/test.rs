@@ -1,0 +1,289 @@
+//! `cargo xtask test`: host unit tests, then every QEMU scenario, then one
+//! line: `N passed, N failed`.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::sync::Mutex;
+use std::thread;
+
+use anyhow::{Context, Result};
+use tessera_scenarios::{DtbEdit, Machine, Outcome, Scenario, Watch};
+
+use crate::build::{self, Board, Profile};
+use crate::qemu::{self, Console};
+use crate::setup;
+use crate::workspace::{cargo, output_dir, run_quiet};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub unit: bool,
+    pub qemu: bool,
+    pub jobs: usize,
+    pub filter: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let jobs = thread::available_parallelism().map_or(1, |n| n.get());
+        Options {
+            unit: true,
+            qemu: true,
+            jobs,
+            filter: None,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+pub fn test(options: &Options) -> Result<ExitCode> {
+    setup::ensure()?;
+    let mut tally = Tally::default();
+    if options.unit {
+        unit_tests(&mut tally)?;
+    }
+    if options.qemu {
+        scenarios(options, &mut tally)?;
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    Ok(if tally.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Counts from a libtest summary line: `test result: ok. 12 passed; 0 failed; ...`.
+fn parse_summary(line: &str) -> Option<(usize, usize)> {
+    let rest = line.trim().strip_prefix("test result: ")?;
+    let count = |label: &str| -> Option<usize> {
+        rest.split(';')
+            .find_map(|part| {
+                part.trim()
+                    .rsplit_once(' ')
+                    .filter(|(_, l)| *l == label)
+                    .map(|(n, _)| n)
+            })?
+            .rsplit(' ')
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((count("passed")?, count("failed")?))
+}
+
+/// `cargo test` for the whole workspace on the host, counted test by test.
+fn unit_tests(tally: &mut Tally) -> Result<()> {
+    println!("== host unit tests");
+    let mut child = cargo()
+        .args(["test", "--workspace"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("running cargo test")?;
+    let mut counted = false;
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some((passed, failed)) = parse_summary(&line) {
+                tally.passed += passed;
+                tally.failed += failed;
+                counted = true;
+            }
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() && (!counted || tally.failed == 0) {
+        // It did not build, or a test binary crashed: count that as a failure.
+        println!("FAIL host unit tests: cargo test ended with {status}");
+        tally.failed += 1;
+    }
+    Ok(())
+}
+
+/// QEMU's DTB for a machine with `edits` applied, for scenarios that boot
+/// with a broken or modified tree.
+fn edited_dtb(
+    machine: &Machine,
+    name: &str,
+    edits: &[DtbEdit],
+    cache: &mut HashMap<String, PathBuf>,
+) -> Result<PathBuf> {
+    let key = format!("{machine:?}");
+    let base = match cache.get(&key) {
+        Some(path) => path.clone(),
+        None => {
+            let path = qemu::dump_dtb(machine)?;
+            cache.insert(key, path.clone());
+            path
+        }
+    };
+    let path = output_dir("dtb")?.join(format!("{name}.dtb"));
+    std::fs::copy(&base, &path)?;
+    for edit in edits {
+        let mut command = setup::command("fdtput");
+        match edit {
+            DtbEdit::DeleteNode(node) => command.args(["-r"]).arg(&path).arg(node),
+            DtbEdit::SetString {
+                path: node,
+                name,
+                value,
+            } => command
+                .args(["-t", "s"])
+                .arg(&path)
+                .args([node, name, value]),
+            DtbEdit::SetCells {
+                path: node,
+                name,
+                cells,
+            } => command
+                .args(["-t", "x"])
+                .arg(&path)
+                .args([node, name])
+                .args(cells.iter().map(|c| format!("{c:x}"))),
+        };
+        run_quiet(&mut command)?;
+    }
+    Ok(path)
+}
+
+fn scenarios(options: &Options, tally: &mut Tally) -> Result<()> {
+    let selected: Vec<Scenario> = tessera_scenarios::all()
+        .into_iter()
+        .filter(|s| options.filter.as_deref().is_none_or(|f| s.name.contains(f)))
+        .collect();
+    if selected.is_empty() {
+        println!(
+            "== no QEMU scenario matches {:?}",
+            options.filter.as_deref().unwrap_or("")
+        );
+        return Ok(());
+    }
+    let artifacts = build::hypervisor(Board::QemuVirt, Profile::Release)?;
+    let logs = output_dir("test-logs")?;
+    // Prepare every command first (DTB fixtures, U-Boot media), then run.
+    let mut dtb_cache = HashMap::new();
+    let mut jobs = VecDeque::new();
+    for scenario in selected {
+        let dtb = if scenario.dtb_edits.is_empty() {
+            None
+        } else {
+            Some(edited_dtb(
+                &scenario.machine,
+                &scenario.name,
+                &scenario.dtb_edits,
+                &mut dtb_cache,
+            )?)
+        };
+        let command = qemu::command(
+            &scenario.name,
+            &scenario.machine,
+            scenario.boot,
+            &artifacts.image,
+            dtb.as_deref(),
+            Console::Captured,
+        )?;
+        jobs.push_back((scenario, command));
+    }
+    println!(
+        "== {} QEMU scenarios, {} at a time (logs in {})",
+        jobs.len(),
+        options.jobs,
+        logs.display()
+    );
+    let queue = Mutex::new(jobs);
+    let results = Mutex::new(Vec::new());
+    thread::scope(|scope| {
+        for _ in 0..options.jobs {
+            scope.spawn(|| {
+                while let Some((scenario, command)) =
+                    queue.lock().ok().and_then(|mut q| q.pop_front())
+                {
+                    let outcome = run_one(&scenario, command, &logs);
+                    report(&scenario, &outcome, &logs);
+                    if let Ok(mut results) = results.lock() {
+                        results.push(outcome.passed());
+                    }
+                }
+            });
+        }
+    });
+    for passed in results.into_inner().unwrap_or_default() {
+        if passed {
+            tally.passed += 1;
+        } else {
+            tally.failed += 1;
+        }
+    }
+    Ok(())
+}
+
+fn run_one(scenario: &Scenario, command: std::process::Command, logs: &Path) -> Outcome {
+    let watch = Watch {
+        steps: scenario.steps.clone(),
+        forbidden: scenario.forbidden.clone(),
+        end: scenario.end,
+        timeout: scenario.timeout,
+    };
+    tessera_scenarios::run(
+        command,
+        &watch,
+        &logs.join(format!("{}.log", scenario.name)),
+    )
+}
+
+fn report(scenario: &Scenario, outcome: &Outcome, logs: &Path) {
+    // One print per scenario, so parallel runs do not interleave.
+    let text = match outcome {
+        Outcome::Passed { elapsed } => format!(
+            "PASS {} ({:.1} s): {}",
+            scenario.name,
+            elapsed.as_secs_f64(),
+            scenario.about
+        ),
+        Outcome::Failed {
+            reason,
+            tail,
+            elapsed,
+        } => {
+            let mut text = format!(
+                "FAIL {} ({:.1} s): {reason}\n  log: {}\n  last {} lines of the console:\n",
+                scenario.name,
+                elapsed.as_secs_f64(),
+                logs.join(format!("{}.log", scenario.name)).display(),
+                tail.len()
+            );
+            for line in tail {
+                text.push_str(&format!("  | {line}\n"));
+            }
+            text
+        }
+    };
+    println!("{}", text.trim_end());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtest_summaries_are_counted() {
+        assert_eq!(
+            parse_summary(
+                "test result: ok. 42 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.91s"
+            ),
+            Some((42, 0))
+        );
+        assert_eq!(
+            parse_summary("test result: FAILED. 7 passed; 2 failed; 0 ignored; 0 measured"),
+            Some((7, 2))
+        );
+        assert_eq!(parse_summary("running 3 tests"), None);
+    }
+}

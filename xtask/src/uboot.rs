@@ -1,0 +1,157 @@
+//! Booting through U-Boot as on a board: Debian's `u-boot-qemu` as QEMU's
+//! firmware, its environment in the second flash bank, and a partitioned
+//! disk with a FAT partition holding Tessera and a generated `boot.scr`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::setup::command;
+use crate::workspace::{output_dir, run_quiet};
+
+/// Debian's U-Boot for QEMU's arm64 `virt` machine.
+pub const FIRMWARE: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
+
+/// Load addresses, spelled out because a flash environment replaces U-Boot's
+/// default one (no `kernel_addr_r`). Tessera goes 2 MiB into RAM (booti
+/// wants a 2 MiB boundary for an image with text_offset 0); the script well
+/// above it, clear of Tessera's image, BSS and heap.
+const TESSERA_LOAD: u64 = 0x4020_0000;
+/// A DTB from the disk goes 128 MiB into RAM: clear of Tessera, its BSS and heap.
+const DTB_LOAD: u64 = 0x4800_0000;
+const SCRIPT_LOAD: u64 = 0x4fc0_0000;
+/// U-Boot's environment: CONFIG_ENV_SIZE of qemu_arm64, at the start of flash bank 1.
+const ENVIRONMENT_SIZE: u64 = 0x4_0000;
+/// QEMU virt's flash banks are 64 MiB each.
+const FLASH_BANK_SIZE: u64 = 64 << 20;
+/// The FAT partition starts 1 MiB in (sector 2048), as partitioning tools do.
+const PARTITION_START_SECTOR: u64 = 2048;
+const SECTOR_SIZE: u64 = 512;
+const FAT_SIZE_KIB: u64 = 32 * 1024;
+
+/// The generated boot media.
+#[derive(Debug, Clone)]
+pub struct Media {
+    /// Flash image with U-Boot's environment.
+    pub environment: PathBuf,
+    /// Disk image: MBR, one FAT partition with `tessera.bin` and `boot.scr`.
+    pub disk: PathBuf,
+}
+
+/// What U-Boot runs: load Tessera and boot it with the board's own DTB
+/// (the one U-Boot received), or with `board.dtb` from the disk.
+fn boot_script(dtb_on_disk: bool) -> String {
+    let mut script = format!(
+        "echo Tessera: loading the hypervisor from virtio 0:1\n\
+         load virtio 0:1 {TESSERA_LOAD:#x} tessera.bin\n"
+    );
+    if dtb_on_disk {
+        script.push_str(&format!(
+            "load virtio 0:1 {DTB_LOAD:#x} board.dtb\n\
+             booti {TESSERA_LOAD:#x} - {DTB_LOAD:#x}\n"
+        ));
+    } else {
+        script.push_str(&format!("booti {TESSERA_LOAD:#x} - ${{fdtcontroladdr}}\n"));
+    }
+    script
+}
+
+/// U-Boot's environment: no autoboot countdown (under TCG at EL2 it runs
+/// about 15 times slower than wall time), and a bootcmd that runs boot.scr.
+fn environment() -> String {
+    format!(
+        "bootdelay=0\n\
+         bootcmd=virtio scan; load virtio 0:1 {SCRIPT_LOAD:#x} boot.scr && source {SCRIPT_LOAD:#x}\n"
+    )
+}
+
+/// Writes the environment flash image and the disk image for `image` (and
+/// `dtb`, which U-Boot then passes instead of its own) into
+/// `target/tessera/uboot/<name>`.
+pub fn media(name: &str, image: &Path, dtb: Option<&Path>) -> Result<Media> {
+    let dir = output_dir(&format!("uboot/{name}"))?;
+    let script_source = dir.join("boot.cmd");
+    let script = dir.join("boot.scr");
+    fs::write(&script_source, boot_script(dtb.is_some()))?;
+    run_quiet(
+        command("mkimage")
+            .args(["-A", "arm64", "-O", "linux", "-T", "script", "-C", "none"])
+            .args([
+                "-n".as_ref(),
+                "Tessera".as_ref(),
+                "-d".as_ref(),
+                script_source.as_os_str(),
+                script.as_os_str(),
+            ]),
+    )?;
+
+    let environment_text = dir.join("env.txt");
+    let environment_blob = dir.join("env.bin");
+    fs::write(&environment_text, environment())?;
+    run_quiet(
+        command("mkenvimage")
+            .args(["-s", &format!("{ENVIRONMENT_SIZE:#x}"), "-o"])
+            .arg(&environment_blob)
+            .arg(&environment_text),
+    )?;
+    let environment_flash = dir.join("env.img");
+    let mut flash = fs::read(&environment_blob)?;
+    flash.resize(usize::try_from(FLASH_BANK_SIZE)?, 0);
+    fs::write(&environment_flash, flash)?;
+
+    let fat = dir.join("fat.img");
+    let _ = fs::remove_file(&fat);
+    run_quiet(
+        command("mkfs.vfat")
+            .args(["-n", "TESSERA", "-C"])
+            .arg(&fat)
+            .arg(FAT_SIZE_KIB.to_string()),
+    )?;
+    let files = [
+        (Some(image), "tessera.bin"),
+        (Some(script.as_path()), "boot.scr"),
+        (dtb, "board.dtb"),
+    ];
+    for (file, name) in files
+        .iter()
+        .filter_map(|(file, name)| Some((file.as_ref()?, name)))
+    {
+        run_quiet(
+            command("mcopy")
+                .arg("-i")
+                .arg(&fat)
+                .arg(file)
+                .arg(format!("::{name}")),
+        )?;
+    }
+    let disk = dir.join("disk.img");
+    let mut bytes = vec![0u8; usize::try_from(PARTITION_START_SECTOR * SECTOR_SIZE)?];
+    bytes.extend(fs::read(&fat)?);
+    fs::write(&disk, bytes)?;
+    let table = format!("label: dos\nstart={PARTITION_START_SECTOR}, type=c\n");
+    let mut sfdisk = command("sfdisk");
+    sfdisk
+        .arg("--quiet")
+        .arg(&disk)
+        .stdin(std::process::Stdio::piped());
+    let mut child = sfdisk
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("running sfdisk")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        stdin.write_all(table.as_bytes())?;
+    }
+    let status = child.wait()?;
+    anyhow::ensure!(
+        status.success(),
+        "sfdisk failed on {} ({status})",
+        disk.display()
+    );
+    Ok(Media {
+        environment: environment_flash,
+        disk,
+    })
+}
