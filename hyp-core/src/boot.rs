@@ -414,7 +414,7 @@ fn inject_fault(kind: &str) {
         }
         other => {
             warn!(
-                "unknown fault {other:?} (panic, data-abort, stack-overflow, undefined-instruction): ignored"
+                "unknown fault \"{other}\" (panic, data-abort, stack-overflow, undefined-instruction): ignored"
             )
         }
     }

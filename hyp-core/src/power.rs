@@ -48,8 +48,12 @@ pub fn power_off() -> ! {
         info!("powering off (PSCI SYSTEM_OFF)");
         smp::stop_other_cpus();
         console::flush();
-        let result = platform::cpu::psci::system_off();
-        error!("PSCI SYSTEM_OFF returned {result:?}; parking all CPUs instead");
+        if let Err(error) = platform::cpu::psci::system_off() {
+            error!(
+                "PSCI SYSTEM_OFF failed: {}; parking all CPUs instead",
+                platform::cpu::psci::error_name(&error)
+            );
+        }
     } else {
         info!(
             "this board has no PSCI to power off with: parking every CPU in WFI; power can be removed"
@@ -64,8 +68,12 @@ pub fn reset() -> ! {
     let control = control();
     console::flush();
     if control.psci {
-        let result = platform::cpu::psci::system_reset();
-        error!("PSCI SYSTEM_RESET returned {result:?}");
+        if let Err(error) = platform::cpu::psci::system_reset() {
+            error!(
+                "PSCI SYSTEM_RESET failed: {}",
+                platform::cpu::psci::error_name(&error)
+            );
+        }
     } else if let ResetDevice::Bcm2835Watchdog(address) = control.reset_device {
         // SAFETY: the address is the PM block found in the DT, mapped as a
         // device by the EL2 map, and nothing else drives it.

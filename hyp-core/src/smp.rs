@@ -42,7 +42,13 @@ impl fmt::Display for StartError {
             StartError::NoPsci => {
                 f.write_str("its enable-method is \"psci\" but no usable /psci node exists")
             }
-            StartError::Psci(error) => write!(f, "PSCI CPU_ON failed: {error:?}"),
+            StartError::Psci(error) => {
+                write!(
+                    f,
+                    "PSCI CPU_ON failed: {}",
+                    platform::cpu::psci::error_name(error)
+                )
+            }
             StartError::Unsupported(why) => f.write_str(why),
             StartError::UnknownMethod => {
                 f.write_str("its enable-method is not one Tessera knows (psci, spin-table)")

@@ -13,11 +13,17 @@ pub struct Timestamp {
 impl Timestamp {
     /// Whole microseconds (saturating; 0 when the frequency is unknown).
     pub fn micros(&self) -> u64 {
+        const MICROS_PER_SECOND: u64 = 1_000_000;
         if self.frequency == 0 {
             return 0;
         }
-        u64::try_from(u128::from(self.ticks) * 1_000_000 / u128::from(self.frequency))
-            .unwrap_or(u64::MAX)
+        // Whole seconds and the remainder apart, so that nothing overflows
+        // u64 for any counter frequency below 2^44 Hz.
+        let seconds = self.ticks / self.frequency;
+        let rest = self.ticks % self.frequency;
+        seconds
+            .saturating_mul(MICROS_PER_SECOND)
+            .saturating_add(rest.saturating_mul(MICROS_PER_SECOND) / self.frequency)
     }
 }
 

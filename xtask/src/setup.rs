@@ -118,9 +118,33 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-fn apt(args: &[&str]) -> Result<()> {
-    println!("setup: apt-get {}", args.join(" "));
-    let status = Command::new("apt-get")
+/// How to run a command as root: directly, through password-less sudo, or not at all.
+fn privilege() -> Option<Vec<&'static str>> {
+    if is_root() {
+        return Some(Vec::new());
+    }
+    let sudo_works = Command::new("sudo")
+        .args(["-n", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    sudo_works.then(|| vec!["sudo", "-n", "--preserve-env=DEBIAN_FRONTEND"])
+}
+
+fn as_root(prefix: &[&str], program: &str) -> Command {
+    match prefix.split_first() {
+        Some((sudo, rest)) => {
+            let mut command = Command::new(sudo);
+            command.args(rest).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+fn apt(prefix: &[&str], args: &[&str]) -> Result<()> {
+    let shown: String = prefix.iter().map(|p| format!("{p} ")).collect();
+    println!("setup: {shown}apt-get {}", args.join(" "));
+    let status = as_root(prefix, "apt-get")
         .args(args)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()?;
@@ -177,7 +201,8 @@ pub fn ensure() -> Result<()> {
         }
     }
     let needs_apt = !missing.packages.is_empty() || missing.qemu.is_some();
-    if needs_apt && !(debian_like && is_root()) {
+    let root = privilege();
+    if needs_apt && !(debian_like && root.is_some()) {
         let reason = missing
             .qemu
             .clone()
@@ -192,18 +217,28 @@ pub fn ensure() -> Result<()> {
             instructions(&missing, bookworm).join("\n  ")
         );
     }
-    if needs_apt {
+    if let (true, Some(prefix)) = (needs_apt, root) {
         if missing.qemu.is_some() && bookworm && !Path::new(BACKPORTS_SOURCES).exists() {
             println!(
                 "setup: adding bookworm-backports for QEMU {QEMU_MIN_MAJOR}+ ({BACKPORTS_SOURCES})"
             );
-            std::fs::write(BACKPORTS_SOURCES, BACKPORTS_ENTRY)?;
+            let mut child = as_root(&prefix, "tee")
+                .arg(BACKPORTS_SOURCES)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .spawn()?;
+            if let Some(mut stdin) = child.stdin.take() {
+                std::io::Write::write_all(&mut stdin, BACKPORTS_ENTRY.as_bytes())?;
+            }
+            if !child.wait()?.success() {
+                bail!("cannot write {BACKPORTS_SOURCES}");
+            }
         }
-        apt(&["update", "-q"])?;
+        apt(&prefix, &["update", "-q"])?;
         if !missing.packages.is_empty() {
             let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
             args.extend(&missing.packages);
-            apt(&args)?;
+            apt(&prefix, &args)?;
         }
         if missing.qemu.is_some() {
             let mut args = vec!["install", "-y", "-q"];
@@ -211,7 +246,7 @@ pub fn ensure() -> Result<()> {
                 args.extend(["-t", "bookworm-backports"]);
             }
             args.push(QEMU_PACKAGE);
-            apt(&args)?;
+            apt(&prefix, &args)?;
         }
     }
     let still = check();

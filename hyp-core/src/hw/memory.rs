@@ -7,7 +7,7 @@ use heapless::Vec;
 use super::issue::{Issues, Place, Problem};
 use crate::dt::address::{self, translate};
 use crate::dt::{Fdt, Node};
-use crate::mm::address::{PhysAddr, PhysRange};
+use crate::mm::address::{PhysAddr, PhysRange, sort_small};
 
 /// Most RAM banks kept (Raspberry Pi 5 firmware reports four).
 pub const MAX_MEMORY_BANKS: usize = 8;
@@ -230,7 +230,7 @@ fn discover_banks<'a>(fdt: &Fdt<'a>, map: &mut MemoryMap, issues: &mut Issues<'a
             }
         }
     }
-    map.banks.sort_unstable();
+    sort_small(&mut map.banks);
     if !saw_node {
         issues.fatal(Place::Path("/memory"), "", Problem::MissingNode);
     } else if map.banks.is_empty() {

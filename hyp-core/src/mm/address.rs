@@ -122,12 +122,23 @@ impl PhysRange {
 
 impl fmt::Display for PhysRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:#x}..{:#x}",
-            self.start.0,
-            u128::from(self.last().0) + 1
-        )
+        match self.end() {
+            Some(end) => write!(f, "{:#x}..{:#x}", self.start.0, end.0),
+            None => write!(f, "{:#x}..=0xffffffffffffffff", self.start.0),
+        }
+    }
+}
+
+/// Sorts a short list in place. Insertion sort: the lists Tessera sorts
+/// (RAM banks, reservations) have a handful of entries, and core's
+/// quicksort would cost more code than all of them.
+pub fn sort_small<T: Ord + Copy>(items: &mut [T]) {
+    for i in 1..items.len() {
+        let mut j = i;
+        while j > 0 && items.get(j - 1) > items.get(j) {
+            items.swap(j - 1, j);
+            j -= 1;
+        }
     }
 }
 
@@ -147,8 +158,9 @@ impl fmt::Display for ByteSize {
         for (unit, shift) in UNITS {
             if self.0 >= (1u64 << shift) {
                 // One decimal is enough to read a size; integer arithmetic only.
-                let tenths = (u128::from(self.0) * 10) >> shift;
-                return write!(f, "{}.{} {unit}", tenths / 10, tenths % 10);
+                let whole = self.0 >> shift;
+                let tenths = ((self.0 - (whole << shift)) * 10) >> shift;
+                return write!(f, "{whole}.{tenths} {unit}");
             }
         }
         write!(f, "{} B", self.0)
@@ -191,6 +203,23 @@ mod tests {
         );
         let r = PhysRange::new(PhysAddr(0xfff), 2).unwrap();
         assert_eq!(r.align_outward(0x1000).unwrap().size(), 0x2000);
+    }
+
+    #[test]
+    fn a_range_to_the_top_of_the_address_space_displays() {
+        let top = PhysRange::new(PhysAddr(u64::MAX - 0xfff), 0x1000).unwrap();
+        assert_eq!(top.to_string(), "0xfffffffffffff000..=0xffffffffffffffff");
+        assert_eq!(
+            PhysRange::new(PhysAddr(0x1000), 0x10).unwrap().to_string(),
+            "0x1000..0x1010"
+        );
+    }
+
+    #[test]
+    fn sort_small_sorts() {
+        let mut items = [5, 1, 4, 1, 3];
+        sort_small(&mut items);
+        assert_eq!(items, [1, 1, 3, 4, 5]);
     }
 
     #[test]

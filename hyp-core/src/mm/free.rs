@@ -4,7 +4,7 @@
 
 use heapless::Vec;
 
-use super::address::{PhysAddr, PhysRange};
+use super::address::{PhysAddr, PhysRange, sort_small};
 use crate::hw::memory::{MAX_MEMORY_BANKS, MAX_RESERVED, MemoryMap};
 
 /// Most free ranges: each reservation can split one range in two.
@@ -20,7 +20,7 @@ pub fn free_ranges(map: &MemoryMap) -> Vec<PhysRange, MAX_FREE_RANGES> {
             .map(|r| r.range)
             .filter(|r| r.overlaps(bank))
             .collect();
-        holes.sort_unstable();
+        sort_small(&mut holes);
         // `cursor` is the first byte not yet known to be reserved or emitted;
         // u128 so that a bank reaching 2^64 needs no special case.
         let mut cursor = u128::from(bank.start().0);

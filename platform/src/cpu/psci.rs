@@ -26,3 +26,19 @@ pub fn system_reset() -> Result<(), PsciError> {
 pub fn version() -> Option<(u16, u16)> {
     psci::version::<Smc>().ok().map(|v| (v.major, v.minor))
 }
+
+/// The error's name as the PSCI specification spells it (DEN 0022, §5.2.2).
+pub fn error_name(error: &PsciError) -> &'static str {
+    match error {
+        PsciError::NotSupported => "NOT_SUPPORTED",
+        PsciError::InvalidParameters => "INVALID_PARAMETERS",
+        PsciError::Denied => "DENIED",
+        PsciError::AlreadyOn => "ALREADY_ON",
+        PsciError::OnPending => "ON_PENDING",
+        PsciError::InternalFailure => "INTERNAL_FAILURE",
+        PsciError::NotPresent => "NOT_PRESENT",
+        PsciError::Disabled => "DISABLED",
+        PsciError::InvalidAddress => "INVALID_ADDRESS",
+        PsciError::Unknown(_) => "an unknown error code",
+    }
+}
