@@ -361,12 +361,14 @@ fn banner(
         timer.physical,
         if timer.always_on { ", always-on" } else { "" }
     );
-    match (&hardware.psci, platform::cpu::psci::version()) {
-        (Some(psci), Some((major, minor))) => {
-            info!("PSCI: {major}.{minor} over SMC ({})", psci.compatible)
-        }
-        (Some(psci), None) => info!("PSCI: over SMC ({}), version unknown", psci.compatible),
-        (None, _) => info!("PSCI: none"),
+    // Only call PSCI where the DT says it exists: on a board without EL3
+    // firmware an SMC goes nowhere (on QEMU's raspi4b it never returns).
+    match &hardware.psci {
+        Some(psci) => match platform::cpu::psci::version() {
+            Some((major, minor)) => info!("PSCI: {major}.{minor} over SMC ({})", psci.compatible),
+            None => info!("PSCI: over SMC ({}), version unknown", psci.compatible),
+        },
+        None => info!("PSCI: none"),
     }
     if let Some(console) = &hardware.console {
         info!(

@@ -25,14 +25,17 @@ fn claim() {
     }
 }
 
-/// Stops the other CPUs, says how many stopped, and parks.
+/// Stops the other CPUs, says how many stopped and what happens next, and
+/// halts (or resets, if so configured).
 fn halt() -> ! {
     let (stopped, others) = smp::stop_other_cpus();
+    let next = if power::resets_on_crash() {
+        "resetting the board (/chosen/tessera,crash-action = \"reset\")."
+    } else {
+        "Tessera halted."
+    };
     console::with_console_for_crash(|uart| {
-        let _ = writeln!(
-            uart,
-            "{stopped} of {others} other CPUs stopped; Tessera halted."
-        );
+        let _ = writeln!(uart, "{stopped} of {others} other CPUs stopped; {next}");
         uart.flush();
     });
     power::after_crash()

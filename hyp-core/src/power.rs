@@ -86,6 +86,11 @@ pub fn reset() -> ! {
     cpu::park()
 }
 
+/// Whether a crash ends in a reset rather than a halt.
+pub fn resets_on_crash() -> bool {
+    control().reset_on_crash
+}
+
 /// After a crash report, with the other CPUs stopped: reset if configured, else park.
 pub fn after_crash() -> ! {
     if control().reset_on_crash {

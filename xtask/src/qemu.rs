@@ -5,7 +5,7 @@ use std::process::Command;
 
 use anyhow::Result;
 pub use tessera_scenarios::Boot as Loader;
-use tessera_scenarios::Machine;
+use tessera_scenarios::{Board, Machine};
 
 use crate::uboot;
 use crate::workspace::{output_dir, run_quiet};
@@ -24,8 +24,12 @@ pub enum Console {
     Captured,
 }
 
-/// `-M virt,...` and the other options every run shares.
+/// `-M ...` and the other options every run shares.
 fn machine_args(machine: &Machine) -> Vec<String> {
+    if machine.board == Board::Raspi4b {
+        // CPUs (4 x cortex-a72), memory and the GIC-400 are the SoC's own.
+        return vec!["-M".into(), "raspi4b".into(), "-no-reboot".into()];
+    }
     let virtualization = if machine.virtualization { "on" } else { "off" };
     vec![
         "-M".into(),
@@ -61,11 +65,17 @@ pub fn command(
 ) -> Result<Command> {
     let mut command = Command::new("qemu-system-aarch64");
     command.args(machine_args(machine));
+    // raspi4b's first serial port is the PL011; the Raspberry Pi 4 DTB's
+    // console (serial1) is the mini-UART, QEMU's second serial port.
+    let serials: &[&str] = match machine.board {
+        Board::Virt => &["-serial", "stdio"],
+        Board::Raspi4b => &["-serial", "null", "-serial", "stdio"],
+    };
     match console {
         Console::Interactive => command.arg("-nographic"),
-        Console::Captured => {
-            command.args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
-        }
+        Console::Captured => command
+            .args(["-display", "none", "-monitor", "none"])
+            .args(serials),
     };
     match loader {
         Loader::Kernel => {

@@ -9,12 +9,12 @@ use std::sync::Mutex;
 use std::thread;
 
 use anyhow::{Context, Result};
-use tessera_scenarios::{DtbEdit, Machine, Outcome, Scenario, Watch};
+use tessera_scenarios::{DtbEdit, Outcome, Scenario, Watch};
 
 use crate::build::{self, Board, Profile};
 use crate::qemu::{self, Console};
 use crate::setup;
-use crate::workspace::{cargo, output_dir, run_quiet};
+use crate::workspace::{cargo, output_dir, root, run_quiet};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -107,23 +107,23 @@ fn unit_tests(tally: &mut Tally) -> Result<()> {
     Ok(())
 }
 
-/// QEMU's DTB for a machine with `edits` applied, for scenarios that boot
-/// with a broken or modified tree.
-fn edited_dtb(
-    machine: &Machine,
-    name: &str,
-    edits: &[DtbEdit],
-    cache: &mut HashMap<String, PathBuf>,
-) -> Result<PathBuf> {
-    let key = format!("{machine:?}");
-    let base = match cache.get(&key) {
-        Some(path) => path.clone(),
+/// The scenario's DTB (a board file, or QEMU's own) with its edits applied.
+fn edited_dtb(scenario: &Scenario, cache: &mut HashMap<String, PathBuf>) -> Result<PathBuf> {
+    let base = match scenario.dtb_file {
+        Some(file) => root().join(file),
         None => {
-            let path = qemu::dump_dtb(machine)?;
-            cache.insert(key, path.clone());
-            path
+            let key = format!("{:?}", scenario.machine);
+            match cache.get(&key) {
+                Some(path) => path.clone(),
+                None => {
+                    let path = qemu::dump_dtb(&scenario.machine)?;
+                    cache.insert(key, path.clone());
+                    path
+                }
+            }
         }
     };
+    let (name, edits) = (&scenario.name, &scenario.dtb_edits);
     let path = output_dir("dtb")?.join(format!("{name}.dtb"));
     std::fs::copy(&base, &path)?;
     for edit in edits {
@@ -171,15 +171,10 @@ fn scenarios(options: &Options, tally: &mut Tally) -> Result<()> {
     let mut dtb_cache = HashMap::new();
     let mut jobs = VecDeque::new();
     for scenario in selected {
-        let dtb = if scenario.dtb_edits.is_empty() {
+        let dtb = if scenario.dtb_edits.is_empty() && scenario.dtb_file.is_none() {
             None
         } else {
-            Some(edited_dtb(
-                &scenario.machine,
-                &scenario.name,
-                &scenario.dtb_edits,
-                &mut dtb_cache,
-            )?)
+            Some(edited_dtb(&scenario, &mut dtb_cache)?)
         };
         let command = qemu::command(
             &scenario.name,

@@ -10,4 +10,4 @@ pub mod engine;
 pub mod scenario;
 
 pub use engine::{Outcome, Watch, run};
-pub use scenario::{Boot, DtbEdit, End, Machine, Scenario, Step, all};
+pub use scenario::{Board, Boot, DtbEdit, End, Machine, Scenario, Step, all};

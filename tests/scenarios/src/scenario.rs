@@ -3,9 +3,20 @@
 
 use std::time::Duration;
 
-/// A QEMU `virt` machine.
+/// Which QEMU machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Board {
+    /// `virt`: the CI target; GIC version, CPUs and memory are options.
+    Virt,
+    /// `raspi4b` (QEMU 9+): the BCM2711 of a Raspberry Pi 4, with its GIC-400,
+    /// mini-UART and the firmware's spin table; fixed CPUs and memory.
+    Raspi4b,
+}
+
+/// A QEMU machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Machine {
+    pub board: Board,
     /// GIC version, 2 or 3.
     pub gic: u8,
     pub cpus: u8,
@@ -21,11 +32,19 @@ pub struct Machine {
 impl Machine {
     /// `cargo xtask run`'s default machine.
     pub const DEFAULT: Machine = Machine {
+        board: Board::Virt,
         gic: 3,
         cpus: 4,
         memory: "2G",
         cpu_model: "cortex-a72",
         virtualization: true,
+    };
+    /// A Raspberry Pi 4 (its CPUs, GIC and memory are fixed by QEMU).
+    pub const RASPI4B: Machine = Machine {
+        board: Board::Raspi4b,
+        gic: 2,
+        cpus: 4,
+        ..Machine::DEFAULT
     };
 
     pub fn with(gic: u8, cpus: u8) -> Machine {
@@ -101,7 +120,10 @@ pub struct Scenario {
     pub about: &'static str,
     pub machine: Machine,
     pub boot: Boot,
-    /// Edits to QEMU's DTB; none means QEMU's own. With [`Boot::Kernel`]
+    /// The DTB to start from, relative to the workspace root; `None` means
+    /// QEMU's own (`dumpdtb`).
+    pub dtb_file: Option<&'static str>,
+    /// Edits to the DTB; none and no `dtb_file` means QEMU's own, untouched. With [`Boot::Kernel`]
     /// QEMU still rewrites /psci and /memory; with [`Boot::UBoot`] the tree
     /// reaches Tessera as edited (plus U-Boot's /chosen and /memory fix-ups).
     pub dtb_edits: Vec<DtbEdit>,
@@ -158,6 +180,7 @@ fn clean_boot(machine: Machine, boot: Boot) -> Scenario {
         about: "banner, every CPU online, clean power-off",
         machine,
         boot,
+        dtb_file: None,
         dtb_edits: Vec::new(),
         steps,
         forbidden: forbidden_except(&[]),
@@ -184,6 +207,7 @@ fn halts(
         about,
         machine,
         boot,
+        dtb_file: None,
         dtb_edits,
         steps,
         forbidden: forbidden_except(&[" ERROR "]),
@@ -340,6 +364,9 @@ pub fn all() -> Vec<Scenario> {
         "panic",
         vec![Step::one("*** TESSERA PANIC on CPU 0")],
     );
+    if let Some(last) = reset.steps.last_mut() {
+        *last = Step::one("3 of 3 other CPUs stopped; resetting the board");
+    }
     reset.dtb_edits.push(DtbEdit::SetString {
         path: "/chosen",
         name: "tessera,crash-action",
@@ -348,7 +375,56 @@ pub fn all() -> Vec<Scenario> {
     reset.end = End::Exit(0);
     reset.forbidden.push("powering off".to_owned());
     list.push(reset);
+    list.extend(raspberry_pi_4());
     list
+}
+
+/// Debian's Raspberry Pi 4 DTB as shipped (QEMU fills in /memory).
+const RPI4_DTB: &str = "dtb/boards/bcm2711-rpi-4-b.dtb";
+
+/// The Raspberry Pi 4 paths on QEMU's `raspi4b`, with the same image.
+fn raspberry_pi_4() -> Vec<Scenario> {
+    let mut boot = halts(
+        "rpi4-spin-table",
+        "Raspberry Pi 4: CPUs from the spin table, mini-UART console, GIC-400, no PSCI: the CPUs park",
+        Machine::RASPI4B,
+        Boot::Kernel,
+        Vec::new(),
+        vec![
+            Step::all(&["CPU 1 online", "CPU 2 online", "CPU 3 online"]),
+            Step::one("board: Raspberry Pi 4 Model B (Raspberry Pi 4)"),
+            Step::one("GIC: v2"),
+            Step::one("PSCI: none"),
+            Step::one("console: mini-UART at 0xfe215040 (/soc/serial@7e215040)"),
+            Step::one("4 of 4 CPUs online"),
+            Step::one("this board has no PSCI to power off with: parking every CPU in WFI"),
+            Step::one("3 of 3 other CPUs parked; parking CPU 0"),
+        ],
+    );
+    boot.dtb_file = Some(RPI4_DTB);
+    let mut reset = halts(
+        "rpi4-watchdog-reset",
+        "Raspberry Pi 4 without PSCI: a crash with crash-action reset resets through the BCM2711 watchdog",
+        Machine::RASPI4B,
+        Boot::Kernel,
+        vec![
+            fault("panic"),
+            DtbEdit::SetString {
+                path: "/chosen",
+                name: "tessera,crash-action",
+                value: "reset",
+            },
+        ],
+        vec![
+            Step::one("4 of 4 CPUs online"),
+            Step::one("*** TESSERA PANIC on CPU 0"),
+            Step::one("3 of 3 other CPUs stopped; resetting the board"),
+        ],
+    );
+    reset.dtb_file = Some(RPI4_DTB);
+    reset.end = End::Exit(0);
+    reset.forbidden = forbidden_except(&[" WARN  ", "TESSERA PANIC"]);
+    vec![boot, reset]
 }
 
 #[cfg(test)]
