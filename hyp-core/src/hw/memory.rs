@@ -123,7 +123,7 @@ pub fn discover<'a>(fdt: &Fdt<'a>, dtb: Option<PhysRange>, issues: &mut Issues<'
         .flat_map(|node| node.children())
         .filter(|c| c.is_enabled() && c.has_property("reg"));
     for node in reserved_nodes {
-        for range in regions(&node, issues) {
+        for range in regions(&node, Addressing::Translated, issues) {
             reserve(
                 &mut map,
                 issues,
@@ -150,7 +150,7 @@ pub fn discover<'a>(fdt: &Fdt<'a>, dtb: Option<PhysRange>, issues: &mut Issues<'
         .nodes()
         .filter(|n| n.is_compatible(&["multiboot,module"]) && n.is_enabled())
     {
-        for range in regions(&module, issues) {
+        for range in regions(&module, Addressing::Physical, issues) {
             reserve(
                 &mut map,
                 issues,
@@ -163,9 +163,24 @@ pub fn discover<'a>(fdt: &Fdt<'a>, dtb: Option<PhysRange>, issues: &mut Issues<'
     map
 }
 
+/// How a node's `reg` becomes a physical address.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Addressing {
+    /// Through the ancestors' `ranges`, as for any device or memory node.
+    Translated,
+    /// As is: boot-module nodes under `/chosen` (Xen dom0less's
+    /// `multiboot,module` vocabulary) give physical addresses with the
+    /// parent's cell counts, and `/chosen` has no `ranges`.
+    Physical,
+}
+
 /// The non-empty `reg` regions of `node`. Malformed `reg` is fatal because
 /// the memory it should describe is unknown.
-fn regions<'a>(node: &Node<'a>, issues: &mut Issues<'a>) -> Vec<PhysRange, MAX_REGIONS_PER_NODE> {
+fn regions<'a>(
+    node: &Node<'a>,
+    addressing: Addressing,
+    issues: &mut Issues<'a>,
+) -> Vec<PhysRange, MAX_REGIONS_PER_NODE> {
     let mut found = Vec::new();
     let entries = match address::raw_reg(node) {
         Ok(entries) => entries,
@@ -175,7 +190,11 @@ fn regions<'a>(node: &Node<'a>, issues: &mut Issues<'a>) -> Vec<PhysRange, MAX_R
         }
     };
     for (address, size) in entries.filter(|&(_, size)| size != 0) {
-        match translate(node.parent(), address, size).map(|a| PhysRange::new(PhysAddr(a), size)) {
+        let physical = match addressing {
+            Addressing::Translated => translate(node.parent(), address, size),
+            Addressing::Physical => Ok(address),
+        };
+        match physical.map(|a| PhysRange::new(PhysAddr(a), size)) {
             Ok(Some(range)) => {
                 if found.push(range).is_err() {
                     issues.fatal(
@@ -209,7 +228,7 @@ fn discover_banks<'a>(fdt: &Fdt<'a>, map: &mut MemoryMap, issues: &mut Issues<'a
     let mut saw_node = false;
     for node in memory_nodes {
         saw_node = true;
-        for bank in regions(&node, issues) {
+        for bank in regions(&node, Addressing::Translated, issues) {
             if let Some(other) = map.banks.iter().find(|b| b.overlaps(&bank)) {
                 issues.fatal(
                     Place::Node(node),

@@ -311,3 +311,101 @@ fn blocks_end(blob: &[u8]) -> usize {
     let word = |i: usize| u32::from_be_bytes(blob[i..i + 4].try_into().unwrap()) as usize;
     (word(8) + word(36)).max(word(12) + word(32))
 }
+
+/// A small machine with everything a bootloader may leave in memory.
+fn tree_with_loaded_images() -> Vec<u8> {
+    use crate::dt::fdt::tests::Builder;
+    Builder::default()
+        .reserve(0x4000_0000, 0x1000)
+        .begin("")
+        .prop_cells("#address-cells", &[2])
+        .prop_cells("#size-cells", &[2])
+        .begin("memory@40000000")
+        .prop_str("device_type", "memory")
+        .prop_cells("reg", &[0, 0x4000_0000, 0, 0x4000_0000])
+        .end()
+        .begin("reserved-memory")
+        .prop_cells("#address-cells", &[2])
+        .prop_cells("#size-cells", &[2])
+        .prop("ranges", &[])
+        .begin("firmware@7f000000")
+        .prop_cells("reg", &[0, 0x7f00_0000, 0, 0x10_0000])
+        .prop("no-map", &[])
+        .end()
+        .begin("disabled@7e000000")
+        .prop_cells("reg", &[0, 0x7e00_0000, 0, 0x10_0000])
+        .prop_str("status", "disabled")
+        .end()
+        .end()
+        .begin("chosen")
+        .prop_cells("#address-cells", &[2])
+        .prop_cells("#size-cells", &[2])
+        .prop_cells("linux,initrd-start", &[0, 0x4800_0000])
+        .prop_cells("linux,initrd-end", &[0, 0x4820_0000])
+        .begin("module@50000000")
+        .prop("compatible", b"multiboot,kernel\0multiboot,module\0")
+        .prop_cells("reg", &[0, 0x5000_0000, 0, 0x80_0000])
+        .end()
+        .end()
+        .end()
+        .build()
+}
+
+#[test]
+fn everything_the_bootloader_loaded_is_kept_out_of_free_memory() {
+    let blob = tree_with_loaded_images();
+    let fdt = Fdt::new(&blob).unwrap();
+    let mut issues = Issues::default();
+    let map = memory::discover(&fdt, Some(range(0x4f00_0000, 0x2000)), &mut issues);
+    assert!(issues.is_empty(), "{issues:?}");
+    let kinds: Vec<(ReservedKind, PhysRange)> =
+        map.reserved.iter().map(|r| (r.kind, r.range)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (ReservedKind::DeviceTree, range(0x4f00_0000, 0x2000)),
+            (ReservedKind::MemReserve, range(0x4000_0000, 0x1000)),
+            (ReservedKind::ReservedMemory, range(0x7f00_0000, 0x10_0000)),
+            (ReservedKind::Initrd, range(0x4800_0000, 0x20_0000)),
+            (ReservedKind::Module, range(0x5000_0000, 0x80_0000)),
+        ],
+        "a disabled /reserved-memory node reserves nothing"
+    );
+    let free = crate::mm::free::free_ranges(&map);
+    for reserved in &map.reserved {
+        assert!(
+            free.iter().all(|f| !f.overlaps(&reserved.range)),
+            "{reserved:?} is handed out"
+        );
+    }
+    assert_eq!(
+        free.iter().map(PhysRange::size).sum::<u64>(),
+        0x4000_0000 - 0x1000 - 0x10_0000 - 0x20_0000 - 0x80_0000 - 0x2000
+    );
+}
+
+#[test]
+fn an_initrd_that_ends_before_it_starts_is_fatal() {
+    use crate::dt::fdt::tests::Builder;
+    let blob = Builder::default()
+        .begin("")
+        .begin("memory@0")
+        .prop_str("device_type", "memory")
+        .prop_cells("reg", &[0, 0, 0x1000_0000])
+        .end()
+        .begin("chosen")
+        .prop_cells("linux,initrd-start", &[0x200_0000])
+        .prop_cells("linux,initrd-end", &[0x100_0000])
+        .end()
+        .end()
+        .build();
+    let fdt = Fdt::new(&blob).unwrap();
+    let mut issues = Issues::default();
+    memory::discover(&fdt, None, &mut issues);
+    assert!(issues.has_fatal());
+    let message = issues.iter().next().unwrap().to_string();
+    assert_eq!(
+        message,
+        "/chosen: linux,initrd-start: 0x1000000: initrd ends before it starts"
+    );
+}
