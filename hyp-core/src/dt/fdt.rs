@@ -189,6 +189,67 @@ fn cstr_at(bytes: &[u8], offset: usize) -> Result<&str, FdtError> {
     core::str::from_utf8(name).map_err(|_| FdtError::BadName { offset })
 }
 
+/// One token of the structure block (§5.4.1), decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+    BeginNode {
+        name: &'a str,
+    },
+    EndNode,
+    /// A property: its value's place in the structure block and its name's
+    /// offset in the strings block (checked by validation, not here).
+    Property {
+        value_start: usize,
+        len: usize,
+        name_offset: u32,
+    },
+    Nop,
+    End,
+}
+
+/// Decodes the token at `offset` and returns it with the offset of the next
+/// token. Every bound inside the structure block is checked here; the one
+/// decoder serves validation and every reader, so they cannot disagree.
+fn token_at(structs: &[u8], offset: usize) -> Result<(Token<'_>, usize), FdtError> {
+    let token = be32(structs, offset).ok_or(FdtError::Truncated {
+        needed: offset + 4,
+        available: structs.len(),
+    })?;
+    let body = offset + 4;
+    match token {
+        FDT_BEGIN_NODE => {
+            let name = cstr_at(structs, body)?;
+            let next =
+                align4(body + name.len() + 1).ok_or(FdtError::Unterminated { offset: body })?;
+            Ok((Token::BeginNode { name }, next))
+        }
+        FDT_PROP => {
+            let len = be32(structs, body).ok_or(FdtError::PropertyOverrun { offset, len: 0 })?;
+            let name_offset =
+                be32(structs, body + 4).ok_or(FdtError::PropertyOverrun { offset, len })?;
+            let value_start = body + 8;
+            let value_end = usize::try_from(len)
+                .ok()
+                .and_then(|len| value_start.checked_add(len))
+                .filter(|&end| end <= structs.len())
+                .ok_or(FdtError::PropertyOverrun { offset, len })?;
+            let next = align4(value_end).ok_or(FdtError::PropertyOverrun { offset, len })?;
+            Ok((
+                Token::Property {
+                    value_start,
+                    len: value_end - value_start,
+                    name_offset,
+                },
+                next,
+            ))
+        }
+        FDT_END_NODE => Ok((Token::EndNode, body)),
+        FDT_NOP => Ok((Token::Nop, body)),
+        FDT_END => Ok((Token::End, body)),
+        _ => Err(FdtError::BadToken { offset, token }),
+    }
+}
+
 /// A validated device tree blob: the bytes and where its blocks are (kept
 /// small, because every [`Node`] carries a copy).
 #[derive(Clone, Copy, Debug)]
@@ -340,18 +401,11 @@ impl<'a> Fdt<'a> {
         // Per depth: whether a subnode has been seen (properties must come first).
         let mut has_child = [false; MAX_DEPTH + 1];
         loop {
-            let token = be32(structs, offset).ok_or(FdtError::Truncated {
-                needed: offset + 4,
-                available: structs.len(),
-            })?;
+            let (token, next) = token_at(structs, offset)?;
             match token {
-                FDT_NOP => offset += 4,
-                FDT_BEGIN_NODE => {
-                    if depth == 0 && seen_root {
-                        return Err(FdtError::BadRoot { offset });
-                    }
-                    let name = cstr_at(structs, offset + 4)?;
-                    if depth == 0 && !name.is_empty() {
+                Token::Nop => {}
+                Token::BeginNode { name } => {
+                    if depth == 0 && (seen_root || !name.is_empty()) {
                         return Err(FdtError::BadRoot { offset });
                     }
                     if depth > 0 {
@@ -367,27 +421,17 @@ impl<'a> Fdt<'a> {
                         .get_mut(depth)
                         .ok_or(FdtError::TooDeep { offset })? = false;
                     seen_root = true;
-                    offset = align4(offset + 4 + name.len() + 1)
-                        .ok_or(FdtError::BadToken { offset, token })?;
                 }
-                FDT_PROP => {
+                Token::Property { name_offset, .. } => {
                     if depth == 0 {
-                        return Err(FdtError::BadToken { offset, token });
+                        return Err(FdtError::BadToken {
+                            offset,
+                            token: FDT_PROP,
+                        });
                     }
                     if has_child.get(depth).copied().unwrap_or(true) {
                         return Err(FdtError::PropertyAfterSubnode { offset });
                     }
-                    let (len, name_offset) = (
-                        be32(structs, offset + 4)
-                            .ok_or(FdtError::PropertyOverrun { offset, len: 0 })?,
-                        be32(structs, offset + 8)
-                            .ok_or(FdtError::PropertyOverrun { offset, len: 0 })?,
-                    );
-                    let value_end = usize::try_from(len)
-                        .ok()
-                        .and_then(|len| (offset + 12).checked_add(len))
-                        .filter(|&end| end <= structs.len())
-                        .ok_or(FdtError::PropertyOverrun { offset, len })?;
                     let name_at = usize::try_from(name_offset)
                         .ok()
                         .filter(|&n| n < strings.len())
@@ -396,24 +440,22 @@ impl<'a> Fdt<'a> {
                             name_offset,
                         })?;
                     cstr_at(strings, name_at)?;
-                    offset = align4(value_end).ok_or(FdtError::PropertyOverrun { offset, len })?;
                 }
-                FDT_END_NODE => {
-                    if depth == 0 {
-                        return Err(FdtError::BadToken { offset, token });
-                    }
-                    depth -= 1;
-                    offset += 4;
+                Token::EndNode => {
+                    depth = depth.checked_sub(1).ok_or(FdtError::BadToken {
+                        offset,
+                        token: FDT_END_NODE,
+                    })?;
                 }
-                FDT_END => {
+                Token::End => {
                     return if depth == 0 && seen_root {
                         Ok(())
                     } else {
                         Err(FdtError::BadRoot { offset })
                     };
                 }
-                _ => return Err(FdtError::BadToken { offset, token }),
             }
+            offset = next;
         }
     }
 
@@ -604,17 +646,8 @@ impl<'a> Node<'a> {
         // Skip the properties: they end at the first token that is not PROP or NOP.
         let structs = self.fdt.structs();
         let mut offset = self.body();
-        loop {
-            match be32(structs, offset) {
-                Some(FDT_NOP) => offset += 4,
-                Some(FDT_PROP) => {
-                    offset = be32(structs, offset + 4)
-                        .and_then(|len| usize::try_from(len).ok())
-                        .and_then(|len| align4(offset + 12 + len))
-                        .unwrap_or(usize::MAX);
-                }
-                _ => break,
-            }
+        while let Ok((Token::Nop | Token::Property { .. }, next)) = token_at(structs, offset) {
+            offset = next;
         }
         let mut ancestors = self.ancestors;
         let depth = usize::from(self.depth);
@@ -725,16 +758,17 @@ impl<'a> Iterator for Properties<'a> {
     fn next(&mut self) -> Option<Property<'a>> {
         let structs = self.fdt.structs();
         loop {
-            match be32(structs, self.offset)? {
-                FDT_NOP => self.offset = self.offset.checked_add(4)?,
-                FDT_PROP => {
-                    let len = usize::try_from(be32(structs, self.offset + 4)?).ok()?;
-                    let name = self
-                        .fdt
-                        .string_at(usize::try_from(be32(structs, self.offset + 8)?).ok()?)?;
-                    let start = self.offset + 12;
-                    let value = structs.get(start..start.checked_add(len)?)?;
-                    self.offset = align4(start + len)?;
+            let (token, next) = token_at(structs, self.offset).ok()?;
+            self.offset = next;
+            match token {
+                Token::Nop => {}
+                Token::Property {
+                    value_start,
+                    len,
+                    name_offset,
+                } => {
+                    let name = self.fdt.string_at(usize::try_from(name_offset).ok()?)?;
+                    let value = structs.get(value_start..value_start.checked_add(len)?)?;
                     return Some(Property { name, value });
                 }
                 _ => return None,
@@ -757,15 +791,17 @@ impl<'a> Iterator for Children<'a> {
 
     fn next(&mut self) -> Option<Node<'a>> {
         let structs = self.fdt.structs();
-        while be32(structs, self.offset)? == FDT_NOP {
-            self.offset += 4;
+        loop {
+            match token_at(structs, self.offset).ok()? {
+                (Token::Nop, next) => self.offset = next,
+                (Token::BeginNode { .. }, _) if self.depth < MAX_DEPTH => {
+                    let child = Node::at(self.fdt, self.offset, self.depth, self.ancestors);
+                    self.offset = skip_node(structs, self.offset)?;
+                    return Some(child);
+                }
+                _ => return None,
+            }
         }
-        if be32(structs, self.offset)? != FDT_BEGIN_NODE || self.depth >= MAX_DEPTH {
-            return None;
-        }
-        let child = Node::at(self.fdt, self.offset, self.depth, self.ancestors);
-        self.offset = skip_node(structs, self.offset)?;
-        Some(child)
     }
 }
 
@@ -773,25 +809,18 @@ impl<'a> Iterator for Children<'a> {
 fn skip_node(structs: &[u8], mut offset: usize) -> Option<usize> {
     let mut depth = 0usize;
     loop {
-        match be32(structs, offset)? {
-            FDT_BEGIN_NODE => {
-                depth += 1;
-                let name = cstr_at(structs, offset + 4).ok()?;
-                offset = align4(offset + 4 + name.len() + 1)?;
-            }
-            FDT_END_NODE => {
+        let (token, next) = token_at(structs, offset).ok()?;
+        offset = next;
+        match token {
+            Token::BeginNode { .. } => depth += 1,
+            Token::EndNode => {
                 depth = depth.checked_sub(1)?;
-                offset += 4;
                 if depth == 0 {
                     return Some(offset);
                 }
             }
-            FDT_PROP => {
-                let len = usize::try_from(be32(structs, offset + 4)?).ok()?;
-                offset = align4(offset.checked_add(12)?.checked_add(len)?)?;
-            }
-            FDT_NOP => offset += 4,
-            _ => return None,
+            Token::Property { .. } | Token::Nop => {}
+            Token::End => return None,
         }
     }
 }
@@ -811,25 +840,20 @@ impl<'a> Iterator for Nodes<'a> {
     fn next(&mut self) -> Option<Node<'a>> {
         let structs = self.fdt.structs();
         loop {
-            match be32(structs, self.offset)? {
-                FDT_BEGIN_NODE => {
+            let (token, next) = token_at(structs, self.offset).ok()?;
+            match token {
+                Token::BeginNode { .. } => {
                     let node = Node::at(self.fdt, self.offset, self.depth, self.ancestors);
                     *self.ancestors.get_mut(self.depth)? = narrow(self.offset);
                     self.depth += 1;
-                    self.offset = node.body();
+                    self.offset = next;
                     return Some(node);
                 }
-                FDT_PROP => {
-                    let len = usize::try_from(be32(structs, self.offset + 4)?).ok()?;
-                    self.offset = align4(self.offset.checked_add(12)?.checked_add(len)?)?;
-                }
-                FDT_END_NODE => {
-                    self.depth = self.depth.checked_sub(1)?;
-                    self.offset += 4;
-                }
-                FDT_NOP => self.offset += 4,
-                _ => return None,
+                Token::EndNode => self.depth = self.depth.checked_sub(1)?,
+                Token::Property { .. } | Token::Nop => {}
+                Token::End => return None,
             }
+            self.offset = next;
         }
     }
 }
