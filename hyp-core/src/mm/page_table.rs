@@ -600,138 +600,116 @@ mod tests {
         vec![Table::EMPTY; n]
     }
 
-    #[test]
-    fn aligned_ram_uses_gigabyte_blocks() {
+    /// Runs `test` on an empty 48-bit EL2 table tree with eight tables.
+    fn with_el2_table(test: impl FnOnce(&mut PageTable<'_, '_>)) {
         let mut tables = pool_tables(8);
         let mut pool = TablePool::new(&mut tables, PhysAddr(0x8000_0000));
-        let mut pt = PageTable::new(&mut pool, Stage::Stage1El2, 48).unwrap();
-        pt.map(
-            0x4000_0000,
-            PhysAddr(0x4000_0000),
-            2 * GIB,
-            Attributes::NORMAL_RW,
-        )
-        .unwrap();
-        assert_eq!(
-            pt.leaf_counts(),
-            [0, 2, 0, 0],
-            "2 GiB at a 1 GiB boundary is two level-1 blocks"
-        );
-        let (pa, level, attrs) = pt.translate(0x7fff_1234).unwrap();
-        assert_eq!(
-            (pa, level, attrs),
-            (PhysAddr(0x7fff_1234), 1, Attributes::NORMAL_RW)
-        );
-        assert!(
-            pt.translate(0xc000_0000).is_none(),
-            "nothing past the end is mapped"
-        );
-        assert!(
-            pt.translate(0x3fff_ffff).is_none(),
-            "nothing before the start is mapped"
-        );
+        let mut table = PageTable::new(&mut pool, Stage::Stage1El2, 48).unwrap();
+        test(&mut table);
+    }
+
+    /// Identity-maps `[start, start + size)`.
+    fn identity(table: &mut PageTable<'_, '_>, start: u64, size: u64, attributes: Attributes) {
+        table.map(start, PhysAddr(start), size, attributes).unwrap();
+    }
+
+    #[test]
+    fn aligned_ram_uses_gigabyte_blocks() {
+        with_el2_table(|pt| {
+            identity(pt, 0x4000_0000, 2 * GIB, Attributes::NORMAL_RW);
+            assert_eq!(
+                pt.leaf_counts(),
+                [0, 2, 0, 0],
+                "2 GiB at a 1 GiB boundary is two level-1 blocks"
+            );
+            let (pa, level, attrs) = pt.translate(0x7fff_1234).unwrap();
+            assert_eq!(
+                (pa, level, attrs),
+                (PhysAddr(0x7fff_1234), 1, Attributes::NORMAL_RW)
+            );
+            assert!(
+                pt.translate(0xc000_0000).is_none(),
+                "nothing past the end is mapped"
+            );
+            assert!(
+                pt.translate(0x3fff_ffff).is_none(),
+                "nothing before the start is mapped"
+            );
+        });
     }
 
     #[test]
     fn unaligned_edges_use_the_largest_blocks_that_fit() {
-        let mut tables = pool_tables(8);
-        let mut pool = TablePool::new(&mut tables, PhysAddr(0x8000_0000));
-        let mut pt = PageTable::new(&mut pool, Stage::Stage1El2, 48).unwrap();
-        // 4 KiB below a 2 MiB boundary, then 2 MiB blocks up to 1 GiB, then one 1 GiB block.
-        let start = 0x4000_0000 - 0x20_0000 - 0x1000;
-        pt.map(
-            start,
-            PhysAddr(start),
-            0x1000 + 0x20_0000 + GIB,
-            Attributes::NORMAL_RW,
-        )
-        .unwrap();
-        assert_eq!(pt.leaf_counts(), [0, 1, 1, 1]);
+        with_el2_table(|pt| {
+            // 4 KiB below a 2 MiB boundary, then 2 MiB blocks up to 1 GiB, then one 1 GiB block.
+            let start = 0x4000_0000 - 0x20_0000 - 0x1000;
+            pt.map(
+                start,
+                PhysAddr(start),
+                0x1000 + 0x20_0000 + GIB,
+                Attributes::NORMAL_RW,
+            )
+            .unwrap();
+            assert_eq!(pt.leaf_counts(), [0, 1, 1, 1]);
+        });
     }
 
     #[test]
     fn remapping_inside_a_block_splits_it_and_keeps_the_rest() {
-        let mut tables = pool_tables(8);
-        let mut pool = TablePool::new(&mut tables, PhysAddr(0x8000_0000));
-        let mut pt = PageTable::new(&mut pool, Stage::Stage1El2, 48).unwrap();
-        pt.map(
-            0x4000_0000,
-            PhysAddr(0x4000_0000),
-            GIB,
-            Attributes::NORMAL_RW,
-        )
-        .unwrap();
-        // W^X for an image inside RAM: text read-execute.
-        pt.map(
-            0x4020_0000,
-            PhysAddr(0x4020_0000),
-            0x3000,
-            Attributes::NORMAL_RX,
-        )
-        .unwrap();
-        assert_eq!(pt.translate(0x4020_1000).unwrap().2, Attributes::NORMAL_RX);
-        assert_eq!(
-            pt.translate(0x4020_3000).unwrap().2,
-            Attributes::NORMAL_RW,
-            "split keeps the block's attributes"
-        );
-        assert_eq!(
-            pt.translate(0x4040_0000).unwrap(),
-            (PhysAddr(0x4040_0000), 2, Attributes::NORMAL_RW)
-        );
-        assert_eq!(pt.translate(0x4000_0000).unwrap().0, PhysAddr(0x4000_0000));
-        let counts = pt.leaf_counts();
-        assert_eq!(counts, [0, 0, 511, 512], "one 2 MiB block became 512 pages");
+        with_el2_table(|pt| {
+            identity(pt, 0x4000_0000, GIB, Attributes::NORMAL_RW);
+            // W^X for an image inside RAM: text read-execute.
+            identity(pt, 0x4020_0000, 0x3000, Attributes::NORMAL_RX);
+            assert_eq!(pt.translate(0x4020_1000).unwrap().2, Attributes::NORMAL_RX);
+            assert_eq!(
+                pt.translate(0x4020_3000).unwrap().2,
+                Attributes::NORMAL_RW,
+                "split keeps the block's attributes"
+            );
+            assert_eq!(
+                pt.translate(0x4040_0000).unwrap(),
+                (PhysAddr(0x4040_0000), 2, Attributes::NORMAL_RW)
+            );
+            assert_eq!(pt.translate(0x4000_0000).unwrap().0, PhysAddr(0x4000_0000));
+            let counts = pt.leaf_counts();
+            assert_eq!(counts, [0, 0, 511, 512], "one 2 MiB block became 512 pages");
+        });
     }
 
     #[test]
     fn mapping_over_a_table_replaces_every_entry_below_it() {
-        let mut tables = pool_tables(8);
-        let mut pool = TablePool::new(&mut tables, PhysAddr(0x8000_0000));
-        let mut pt = PageTable::new(&mut pool, Stage::Stage1El2, 48).unwrap();
-        pt.map(
-            0x20_0000,
-            PhysAddr(0x20_0000),
-            0x1000,
-            Attributes::DEVICE_RW,
-        )
-        .unwrap();
-        pt.map(0, PhysAddr(0x4000_0000), GIB, Attributes::NORMAL_RO)
-            .unwrap();
-        let (pa, _, attrs) = pt.translate(0x20_0000).unwrap();
-        assert_eq!(
-            (pa, attrs),
-            (PhysAddr(0x4020_0000), Attributes::NORMAL_RO),
-            "the later mapping wins"
-        );
+        with_el2_table(|pt| {
+            identity(pt, 0x20_0000, 0x1000, Attributes::DEVICE_RW);
+            pt.map(0, PhysAddr(0x4000_0000), GIB, Attributes::NORMAL_RO)
+                .unwrap();
+            let (pa, _, attrs) = pt.translate(0x20_0000).unwrap();
+            assert_eq!(
+                (pa, attrs),
+                (PhysAddr(0x4020_0000), Attributes::NORMAL_RO),
+                "the later mapping wins"
+            );
+        });
     }
 
     #[test]
     fn unmapping_a_guard_page_splits_down_to_it() {
-        let mut tables = pool_tables(8);
-        let mut pool = TablePool::new(&mut tables, PhysAddr(0x8000_0000));
-        let mut pt = PageTable::new(&mut pool, Stage::Stage1El2, 48).unwrap();
-        pt.map(
-            0x4000_0000,
-            PhysAddr(0x4000_0000),
-            GIB,
-            Attributes::NORMAL_RW,
-        )
-        .unwrap();
-        pt.unmap(0x4023_8000, 0x1000).unwrap();
-        assert!(pt.translate(0x4023_8000).is_none(), "the guard page faults");
-        assert!(pt.translate(0x4023_8fff).is_none());
-        assert_eq!(
-            pt.translate(0x4023_7fff).unwrap().0,
-            PhysAddr(0x4023_7fff),
-            "the page below stays"
-        );
-        assert_eq!(
-            pt.translate(0x4023_9000).unwrap().0,
-            PhysAddr(0x4023_9000),
-            "the page above stays"
-        );
-        assert_eq!(pt.leaf_counts(), [0, 0, 511, 511]);
+        with_el2_table(|pt| {
+            identity(pt, 0x4000_0000, GIB, Attributes::NORMAL_RW);
+            pt.unmap(0x4023_8000, 0x1000).unwrap();
+            assert!(pt.translate(0x4023_8000).is_none(), "the guard page faults");
+            assert!(pt.translate(0x4023_8fff).is_none());
+            assert_eq!(
+                pt.translate(0x4023_7fff).unwrap().0,
+                PhysAddr(0x4023_7fff),
+                "the page below stays"
+            );
+            assert_eq!(
+                pt.translate(0x4023_9000).unwrap().0,
+                PhysAddr(0x4023_9000),
+                "the page above stays"
+            );
+            assert_eq!(pt.leaf_counts(), [0, 0, 511, 511]);
+        });
     }
 
     #[test]
