@@ -4,7 +4,8 @@
 //! 2. Read the DTB; without one, say so on the build's fallback UART and halt.
 //! 3. Console from `/chosen/stdout-path`, then the logger.
 //! 4. Discover the hardware; on any fatal problem, list them all and halt.
-//! 5. Build the EL2 map and turn on the MMU and caches.
+//! 5. Build the EL2 map and turn on the MMU and caches. Before this point no
+//!    code may use atomic read-modify-write or locks (see `console.rs`).
 //! 6. Heap on free RAM.
 //! 7. GIC distributor and this CPU's interface.
 //! 8. Secondary CPUs, each reporting in.
@@ -202,6 +203,8 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
             halt();
         }
     };
+    // Caches on: atomic read-modify-write (and so spin locks) works from here.
+    console::enable_locking();
 
     let free = free::free_ranges(&hardware.memory);
     let Some(heap_range) = free::place(

@@ -1,9 +1,16 @@
-//! The console: the UART behind one lock, and the `log` backend that writes
-//! each record as one line under that lock, so lines from different CPUs
-//! never interleave.
+//! The console: the UART and the `log` backend that writes each record as
+//! one line, so lines from different CPUs never interleave.
+//!
+//! Until the MMU and caches are on, every data access is to Device memory,
+//! where the exclusive loads and stores behind atomic read-modify-write (and
+//! so every spin lock) need a global exclusive monitor that boards like the
+//! Raspberry Pi 4 do not have: they fault or never succeed. So the console
+//! starts unlocked, used only by the boot CPU (nothing else runs yet), and
+//! switches to its lock with [`enable_locking`] once the MMU is on.
 
+use core::cell::UnsafeCell;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use platform::uart::Uart;
 use spin::Mutex;
@@ -12,13 +19,43 @@ use crate::arch::cpu;
 use crate::logging;
 use crate::time::Timestamp;
 
-static CONSOLE: Mutex<Option<Uart>> = Mutex::new(None);
+/// The UART and the lock that serialises it once locking is enabled.
+struct Console {
+    uart: UnsafeCell<Option<Uart>>,
+    lock: Mutex<()>,
+    locking: AtomicBool,
+}
+
+// SAFETY: `uart` is reached only through `Console::with` and the crash path,
+// which hold `lock` once `locking` is set, and before that run on the boot
+// CPU alone (secondary CPUs start after the MMU, and with it locking, is on).
+unsafe impl Sync for Console {}
+
+static CONSOLE: Console = Console {
+    uart: UnsafeCell::new(None),
+    lock: Mutex::new(()),
+    locking: AtomicBool::new(false),
+};
+
 /// Counter value at Tessera's entry: time stamps count from here.
 static ORIGIN: AtomicU64 = AtomicU64::new(0);
 static FREQUENCY: AtomicU64 = AtomicU64::new(0);
 
 /// Attempts to take the console lock before a crash report takes it by force.
 const CRASH_LOCK_ATTEMPTS: u32 = 1 << 20;
+
+impl Console {
+    /// Runs `f` on the UART, under the lock once locking is enabled.
+    fn with<R>(&self, f: impl FnOnce(&mut Uart) -> R) -> Option<R> {
+        let _guard = self
+            .locking
+            .load(Ordering::Acquire)
+            .then(|| self.lock.lock());
+        // SAFETY: either the lock is held, or locking is not enabled yet and
+        // only the boot CPU runs (see the `Sync` impl).
+        unsafe { (*self.uart.get()).as_mut().map(f) }
+    }
+}
 
 /// Time stamps count from `origin` ticks of a `frequency` Hz counter.
 pub fn set_time_origin(origin: u64, frequency: u64) {
@@ -34,39 +71,45 @@ pub fn since_entry() -> Timestamp {
     }
 }
 
-/// Makes `uart` the console.
+/// Makes `uart` the console. Boot CPU only, before [`enable_locking`].
 pub fn install(mut uart: Uart) {
     uart.init();
-    *CONSOLE.lock() = Some(uart);
+    if !CONSOLE.locking.load(Ordering::Acquire) {
+        // SAFETY: locking is not enabled yet, so only the boot CPU runs and
+        // nothing else holds a reference to the UART.
+        unsafe { *CONSOLE.uart.get() = Some(uart) };
+    }
+}
+
+/// From now on the console is used under its lock: call once the MMU and
+/// caches are on, before any other CPU starts.
+pub fn enable_locking() {
+    CONSOLE.locking.store(true, Ordering::Release);
 }
 
 /// Waits until the console's output has left the UART (before power-off).
 pub fn flush() {
-    if let Some(uart) = CONSOLE.lock().as_mut() {
-        uart.flush();
-    }
+    CONSOLE.with(Uart::flush);
 }
 
 /// Runs `f` on the console for a crash report: takes the lock if it can, by
-/// force if its holder seems stuck (it may be the CPU that crashed).
+/// force if its holder seems stuck (it may be the CPU that crashed), and not
+/// at all before locking is enabled (a crash that early runs alone).
 pub fn with_console_for_crash(f: impl FnOnce(&mut Uart)) {
-    for _ in 0..CRASH_LOCK_ATTEMPTS {
-        if let Some(mut guard) = CONSOLE.try_lock() {
-            if let Some(uart) = guard.as_mut() {
-                f(uart);
-            }
-            return;
+    if CONSOLE.locking.load(Ordering::Acquire) {
+        let mut attempts = 0;
+        while CONSOLE.lock.is_locked() && attempts < CRASH_LOCK_ATTEMPTS {
+            core::hint::spin_loop();
+            attempts += 1;
         }
-        core::hint::spin_loop();
+        if CONSOLE.lock.is_locked() {
+            // SAFETY: the holder has kept the lock for about a million
+            // polls: it crashed or is stopped. Interleaved bytes are a lesser
+            // evil than a crash report that never appears.
+            unsafe { CONSOLE.lock.force_unlock() };
+        }
     }
-    // SAFETY: the holder has kept the lock for about a million attempts: it
-    // crashed or is stopped. Interleaved bytes are a lesser evil than a crash
-    // report that never appears; nothing else relies on the lock for memory safety
-    // beyond the Option it guards, which a holder only reads.
-    unsafe { CONSOLE.force_unlock() };
-    if let Some(uart) = CONSOLE.lock().as_mut() {
-        f(uart);
-    }
+    CONSOLE.with(f);
 }
 
 struct Logger;
@@ -81,12 +124,11 @@ impl log::Log for Logger {
             return;
         }
         let time = since_entry();
-        let mut guard = CONSOLE.lock();
-        if let Some(uart) = guard.as_mut() {
+        CONSOLE.with(|uart| {
             let _ = logging::write_prefix(uart, time, cpu::index(), record.level());
             let _ = uart.write_fmt(*record.args());
             uart.write_bytes(b"\n");
-        }
+        });
     }
 
     fn flush(&self) {}
@@ -94,9 +136,13 @@ impl log::Log for Logger {
 
 static LOGGER: Logger = Logger;
 
-/// Routes `log` records to the console at `level` and above.
+/// Routes `log` records to the console at `level` and above. Boot CPU only,
+/// before [`enable_locking`] (it uses no atomic read-modify-write).
 pub fn init_logger(level: log::LevelFilter) {
-    // Fails only if a logger is already set, and then that one stays.
-    let _ = log::set_logger(&LOGGER);
-    log::set_max_level(level);
+    // SAFETY: called once, on the boot CPU, before any other CPU runs and
+    // before anything logs, which is what the racy variants require.
+    unsafe {
+        let _ = log::set_logger_racy(&LOGGER);
+        log::set_max_level_racy(level);
+    }
 }

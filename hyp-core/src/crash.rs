@@ -16,6 +16,15 @@ static CRASHING_CPU: AtomicUsize = AtomicUsize::new(0);
 /// time, or this one crashing again inside the report, parks at once.
 fn claim() {
     let me = cpu::index() + 1;
+    if !cpu::mmu_enabled() {
+        // No atomic read-modify-write with the MMU off (see console.rs); only
+        // the boot CPU runs then, so a plain check suffices.
+        if CRASHING_CPU.load(Ordering::Acquire) != 0 {
+            cpu::park();
+        }
+        CRASHING_CPU.store(me, Ordering::Release);
+        return;
+    }
     if CRASHING_CPU
         .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
         .is_err()

@@ -121,6 +121,20 @@ fn start(
     psci: bool,
     mapped: &impl Fn(u64) -> bool,
 ) -> Result<(), StartError> {
+    // Everything that can be checked is checked before memory is committed.
+    match cpu.enable_method {
+        EnableMethod::Psci if !psci => return Err(StartError::NoPsci),
+        EnableMethod::SpinTable { release_addr } if !mapped(release_addr.0) => {
+            return Err(StartError::ReleaseNotMapped(release_addr.0));
+        }
+        EnableMethod::Other("spin-table") => {
+            return Err(StartError::Unsupported(
+                "its spin-table description is incomplete",
+            ));
+        }
+        EnableMethod::Other(_) | EnableMethod::None => return Err(StartError::UnknownMethod),
+        EnableMethod::Psci | EnableMethod::SpinTable { .. } => {}
+    }
     let top = allocate_stack(SECONDARY_STACK_SIZE)?;
     let exception_top = allocate_stack(SECONDARY_EXCEPTION_STACK_SIZE)?;
     if !cpu::prepare_boot_slot(logical, cpu.mpidr, top, exception_top) {
@@ -128,24 +142,16 @@ fn start(
     }
     let entry = arch::secondary_entry as *const () as u64;
     match cpu.enable_method {
-        EnableMethod::Psci if !psci => Err(StartError::NoPsci),
-        EnableMethod::Psci => {
-            platform::cpu::psci::cpu_on(cpu.mpidr, entry, logical as u64).map_err(StartError::Psci)
-        }
         EnableMethod::SpinTable { release_addr } => {
-            if !mapped(release_addr.0) {
-                return Err(StartError::ReleaseNotMapped(release_addr.0));
-            }
             // SAFETY: the release address comes from the DT's spin-table
             // description, is 8-byte aligned (checked in discovery), mapped
             // (checked above) and firmware memory Tessera does not use.
             unsafe { platform::cpu::spin_table::release(release_addr.as_usize(), entry) };
             Ok(())
         }
-        EnableMethod::Other("spin-table") => Err(StartError::Unsupported(
-            "its spin-table description is incomplete",
-        )),
-        EnableMethod::Other(_) | EnableMethod::None => Err(StartError::UnknownMethod),
+        _ => {
+            platform::cpu::psci::cpu_on(cpu.mpidr, entry, logical as u64).map_err(StartError::Psci)
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, MPIDR_EL1, Readable, TPIDR_EL2};
+use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, MPIDR_EL1, Readable, SCTLR_EL2, TPIDR_EL2};
 
 use crate::hw::cpus::{MAX_CPUS, MPIDR_AFFINITY_MASK};
 
@@ -23,6 +23,12 @@ pub fn mpidr() -> u64 {
 pub fn counter() -> u64 {
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
     CNTPCT_EL0.get()
+}
+
+/// Whether this CPU's EL2 MMU, and with it the data cache, is on. Before it
+/// is, atomic read-modify-write must not be used (see `console.rs`).
+pub fn mmu_enabled() -> bool {
+    SCTLR_EL2.is_set(SCTLR_EL2::M)
 }
 
 /// The counter frequency as firmware programmed it.

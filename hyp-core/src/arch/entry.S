@@ -44,7 +44,27 @@ primary_entry:
     str     x4, [x20, x2]
     b       2b
 3:
-    // Clear BSS (16-byte aligned by the linker script); the boot stack is in it.
+    // BSS and the stacks are not part of the loaded file, and booting.rst
+    // only promises that the file was cleaned to the point of coherency: a
+    // dirty line a loader left over them could be evicted later and
+    // overwrite what is written here with caches off. Discard those lines
+    // first (Linux did the same for its early page tables). The DMB orders
+    // the data cache instructions after earlier Device accesses (MMU off).
+    adrp    x0, __bss_start
+    add     x0, x0, :lo12:__bss_start
+    adrp    x1, __image_end
+    add     x1, x1, :lo12:__image_end
+    mrs     x3, ctr_el0
+    ubfx    x3, x3, #16, #4         // CTR_EL0.DminLine: log2 of the line size in words
+    mov     x4, #4
+    lsl     x4, x4, x3              // line size in bytes
+    dmb     sy
+6:  dc      ivac, x0                // __bss_start is page-aligned (link.ld)
+    add     x0, x0, x4
+    cmp     x0, x1
+    b.lo    6b
+    dsb     sy
+    // Clear BSS (page-aligned by the linker script).
     adrp    x0, __bss_start
     add     x0, x0, :lo12:__bss_start
     adrp    x1, __bss_end
@@ -126,6 +146,8 @@ secondary_entry:
     msr     ttbr0_el2, x8
     isb
     tlbi    alle2
+    dsb     nsh
+    ic      iallu                   // as the boot CPU does before caches go on
     dsb     nsh
     isb
     msr     sctlr_el2, x9

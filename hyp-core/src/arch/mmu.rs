@@ -55,7 +55,7 @@ struct TableStore {
 }
 
 // SAFETY: `tables` is reachable only through `take`, which hands out the one
-// mutable reference at most once.
+// mutable reference at most once (on the boot CPU, before any other starts).
 unsafe impl Sync for TableStore {}
 
 static TABLES: TableStore = TableStore {
@@ -64,12 +64,16 @@ static TABLES: TableStore = TableStore {
 };
 
 impl TableStore {
+    /// Runs with the MMU off, so it must not use atomic read-modify-write (a
+    /// swap would be an exclusive access to Device memory): a plain load and
+    /// store suffice because only the boot CPU runs at this point.
     fn take(&self) -> Option<&'static mut [Table; TABLE_COUNT]> {
-        if self.taken.swap(true, Ordering::AcqRel) {
+        if self.taken.load(Ordering::Acquire) {
             return None;
         }
-        // SAFETY: the flag above lets exactly one caller through, so this is
-        // the only reference to the tables for the rest of time.
+        self.taken.store(true, Ordering::Release);
+        // SAFETY: the flag lets one caller through (there is only one CPU
+        // running), so this is the only reference to the tables for good.
         Some(unsafe { &mut *TABLES.tables.get() })
     }
 }
@@ -138,7 +142,7 @@ pub unsafe fn enable(plan: &Plan, image: &ImageLayout) -> Result<MmuSummary, Mmu
                 error,
             })?;
     }
-    for guard in &plan.guards {
+    for guard in &plan.unmapped {
         table
             .unmap(guard.start().0, guard.size())
             .map_err(|error| MmuError::Map {

@@ -20,8 +20,10 @@ pub const MAX_RESERVED: usize = 32;
 pub enum ReservedKind {
     /// A `/memreserve/` entry of the DTB header.
     MemReserve,
-    /// A child of `/reserved-memory` with a `reg`.
-    ReservedMemory,
+    /// A child of `/reserved-memory` with a `reg`; `no_map` when it also says
+    /// `no-map` (firmware such as TF-A's BL31 that not even a speculative
+    /// access may touch), so Tessera leaves it out of its own map.
+    ReservedMemory { no_map: bool },
     /// The initrd named by `/chosen/linux,initrd-start` and `-end`.
     Initrd,
     /// A `multiboot,module` node: an image U-Boot loaded.
@@ -36,7 +38,8 @@ impl ReservedKind {
     pub fn describe(self) -> &'static str {
         match self {
             ReservedKind::MemReserve => "/memreserve/",
-            ReservedKind::ReservedMemory => "/reserved-memory",
+            ReservedKind::ReservedMemory { no_map: false } => "/reserved-memory",
+            ReservedKind::ReservedMemory { no_map: true } => "/reserved-memory, no-map",
             ReservedKind::Initrd => "initrd",
             ReservedKind::Module => "module",
             ReservedKind::DeviceTree => "device tree",
@@ -129,7 +132,9 @@ pub fn discover<'a>(fdt: &Fdt<'a>, dtb: Option<PhysRange>, issues: &mut Issues<'
                 issues,
                 Place::Node(node),
                 range,
-                ReservedKind::ReservedMemory,
+                ReservedKind::ReservedMemory {
+                    no_map: node.has_property("no-map"),
+                },
             );
         }
     }

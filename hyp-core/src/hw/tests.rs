@@ -196,7 +196,8 @@ fn raspberry_pi_5() {
         hw.memory
             .reserved
             .iter()
-            .any(|r| r.kind == ReservedKind::ReservedMemory && r.range == range(0, 0x8_0000))
+            .any(|r| r.kind == ReservedKind::ReservedMemory { no_map: true }
+                && r.range == range(0, 0x8_0000))
     );
     assert_eq!(hw.psci.unwrap().compatible, "arm,psci-1.0");
     // /soc@107c000000 maps bus 0 to CPU 0x10_0000_0000.
@@ -365,7 +366,10 @@ fn everything_the_bootloader_loaded_is_kept_out_of_free_memory() {
         [
             (ReservedKind::DeviceTree, range(0x4f00_0000, 0x2000)),
             (ReservedKind::MemReserve, range(0x4000_0000, 0x1000)),
-            (ReservedKind::ReservedMemory, range(0x7f00_0000, 0x10_0000)),
+            (
+                ReservedKind::ReservedMemory { no_map: true },
+                range(0x7f00_0000, 0x10_0000)
+            ),
             (ReservedKind::Initrd, range(0x4800_0000, 0x20_0000)),
             (ReservedKind::Module, range(0x5000_0000, 0x80_0000)),
         ],

@@ -13,9 +13,12 @@ use super::address::{PhysAddr, PhysRange};
 use super::page_table::{Attributes, PAGE_SIZE};
 use crate::hw::Hardware;
 use crate::hw::cpus::EnableMethod;
+use crate::hw::memory::ReservedKind;
 
 /// Most mappings in the plan.
 pub const MAX_MAPPINGS: usize = 40;
+/// Most ranges left unmapped (the guard page and `no-map` reserved memory).
+pub const MAX_UNMAPPED: usize = 8;
 
 /// Where the parts of the hypervisor image lie (from the linker script).
 #[derive(Debug, Clone, Copy)]
@@ -58,15 +61,16 @@ pub struct TooManyMappings;
 pub struct Plan {
     /// Applied in order, later ones overriding earlier ones.
     pub mappings: Vec<Mapping, MAX_MAPPINGS>,
-    /// Guard pages, unmapped after all mappings.
-    pub guards: Vec<PhysRange, 4>,
+    /// Left unmapped after all mappings: the boot stack's guard page and
+    /// `no-map` reserved memory inside RAM banks.
+    pub unmapped: Vec<PhysRange, MAX_UNMAPPED>,
 }
 
 impl Plan {
     /// Whether `address` ends up mapped.
     pub fn maps(&self, address: PhysAddr) -> bool {
         self.mappings.iter().any(|m| m.range.contains(address))
-            && !self.guards.iter().any(|g| g.contains(address))
+            && !self.unmapped.iter().any(|g| g.contains(address))
     }
 }
 
@@ -114,11 +118,23 @@ pub fn plan(
     for device in extra_devices {
         add(*device, Attributes::DEVICE_RW, "device")?;
     }
-    let mut guards = Vec::new();
-    guards
+    let mut unmapped: Vec<PhysRange, MAX_UNMAPPED> = Vec::new();
+    unmapped
         .push(image.stack_guard)
         .map_err(|_| TooManyMappings)?;
-    Ok(Plan { mappings, guards })
+    let no_map = hardware
+        .memory
+        .reserved
+        .iter()
+        .filter(|r| r.kind == ReservedKind::ReservedMemory { no_map: true });
+    for reserved in no_map {
+        let range = reserved
+            .range
+            .align_outward(PAGE_SIZE)
+            .ok_or(TooManyMappings)?;
+        unmapped.push(range).map_err(|_| TooManyMappings)?;
+    }
+    Ok(Plan { mappings, unmapped })
 }
 
 /// The address Tessera uses to provoke a data abort at EL2 on request
@@ -134,6 +150,7 @@ mod tests {
 
     const QEMU_VIRT_GICV3: &[u8] = include_bytes!("../../../dtb/boards/qemu-virt-gicv3.dtb");
     const RPI4_4GB: &[u8] = include_bytes!("../../../dtb/boards/bcm2711-rpi-4-b-4gb.dtb");
+    const RPI5_8GB: &[u8] = include_bytes!("../../../dtb/boards/bcm2712-rpi-5-b-8gb.dtb");
 
     fn range(start: u64, size: u64) -> PhysRange {
         PhysRange::new(PhysAddr(start), size).unwrap()
@@ -162,7 +179,7 @@ mod tests {
                 )
                 .unwrap();
         }
-        for guard in &plan.guards {
+        for guard in &plan.unmapped {
             table.unmap(guard.start().0, guard.size()).unwrap();
         }
         table
@@ -280,6 +297,30 @@ mod tests {
             table.translate(0xd8).unwrap().2,
             Attributes::NORMAL_RW,
             "spin table in RAM bank 0"
+        );
+    }
+
+    #[test]
+    fn no_map_reserved_memory_is_left_out_of_the_map() {
+        // The Raspberry Pi 5's /reserved-memory/atf@0 (BL31) is no-map: EL2
+        // must not even hold a mapping that speculation could use.
+        let fdt = Fdt::new(RPI5_8GB).unwrap();
+        let hw = crate::hw::discover(&fdt, 0, None).unwrap();
+        let plan = plan(&hw, &image_at(0x20_0000), range(0x2eff_2000, 0x2000), &[]).unwrap();
+        let mut tables = vec![Table::EMPTY; 24];
+        let mut pool = TablePool::new(&mut tables, PhysAddr(0));
+        let table = build(&mut pool, &plan);
+        assert!(table.translate(0x0).is_none(), "BL31 at 0 is not mapped");
+        assert!(table.translate(0x7_f000).is_none());
+        assert_eq!(
+            table.translate(0x8_0000).unwrap().2,
+            Attributes::NORMAL_RW,
+            "RAM after it is"
+        );
+        assert_eq!(
+            table.translate(0x10_7d00_1000).unwrap().2,
+            Attributes::DEVICE_RW,
+            "the debug UART"
         );
     }
 }

@@ -31,6 +31,9 @@ const DESC_TABLE_OR_PAGE: u64 = 1 << 1;
 const ATTR_INDEX_SHIFT: u32 = 2;
 /// Stage-1 AP[2]: read-only at every EL of the regime.
 const S1_AP_READ_ONLY: u64 = 1 << 7;
+/// Stage-1 AP[1]: RES1 in a regime with one exception level, such as
+/// non-VHE EL2 (Arm ARM D8.4.1.2.1; KVM's nVHE tables set it too).
+const S1_AP_RES1_SINGLE_EL: u64 = 1 << 6;
 /// Stage-2 S2AP[7:6]: read (bit 6) and write (bit 7) permission.
 const S2_AP_READ: u64 = 1 << 6;
 const S2_AP_WRITE: u64 = 1 << 7;
@@ -124,7 +127,7 @@ impl Attributes {
                     Access::ReadWrite => 0,
                     Access::ReadOnly | Access::ReadExecute => S1_AP_READ_ONLY,
                 };
-                (index << ATTR_INDEX_SHIFT, ap)
+                (index << ATTR_INDEX_SHIFT, ap | S1_AP_RES1_SINGLE_EL)
             }
             Stage::Stage2 => {
                 let memattr = match self.kind {
@@ -743,12 +746,15 @@ mod tests {
 
     #[test]
     fn stage1_descriptor_bits_match_the_architecture() {
-        // Normal RW at EL2: AttrIndx 1, AP 0b00, inner shareable, AF, XN.
+        // Normal RW at EL2: AttrIndx 1, AP 0b01 (AP[1] is RES1 at EL2), inner shareable, AF, XN.
         let bits = Attributes::NORMAL_RW.leaf_bits(Stage::Stage1El2);
-        assert_eq!(bits, 1 | (1 << 2) | (0b11 << 8) | (1 << 10) | (1 << 54));
-        // Text: AP[2] read-only, executable.
+        assert_eq!(
+            bits,
+            1 | (1 << 2) | (1 << 6) | (0b11 << 8) | (1 << 10) | (1 << 54)
+        );
+        // Text: AP 0b11 (read-only), executable.
         let bits = Attributes::NORMAL_RX.leaf_bits(Stage::Stage1El2);
-        assert_eq!(bits, 1 | (1 << 2) | (1 << 7) | (0b11 << 8) | (1 << 10));
+        assert_eq!(bits, 1 | (1 << 2) | (0b11 << 6) | (0b11 << 8) | (1 << 10));
         assert_eq!(MAIR_EL2_VALUE, 0xff04);
     }
 

@@ -20,6 +20,11 @@ macro_rules! by_line {
     ($name:ident, $op:literal, $doc:literal) => {
         #[doc = $doc]
         pub fn $name(start: usize, len: usize) {
+            // Data cache instructions by address may be reordered with earlier
+            // Device-memory accesses (all accesses, with the MMU off) unless a
+            // barrier separates them (Arm ARM D7.5.9.5).
+            // SAFETY: a barrier has no memory-safety preconditions.
+            unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
             let line = line_size();
             let end = start.saturating_add(len);
             let mut address = start & !(line - 1);

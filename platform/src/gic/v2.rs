@@ -7,7 +7,7 @@ use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 
 use super::distributor::DistributorBanks;
-use super::{DEFAULT_PRIORITY, GicInfo, PPI_ENABLE_BITS, PRIORITY_MASK_ALL};
+use super::{DEFAULT_PRIORITY, FIRST_SPI, GicInfo, PPI_ENABLE_BITS, PRIORITY_MASK_ALL};
 use crate::mmio::Mmio;
 
 /// GICD_CTLR.Enable (non-secure view: enables Group 1 forwarding).
@@ -95,6 +95,20 @@ impl GicV2 {
         let gicd = &self.distributor;
         gicd.banks.ctlr.set(0);
         gicd.banks.reset_spis();
+        // Route every SPI to this CPU: GICD_ITARGETSR0-7 are read-only and
+        // banked, each byte holding the reading CPU's own target bit
+        // (IHI 0048B §4.3.12); copy that byte to every SPI's target field.
+        let this_cpu = gicd.banks.itargetsr.first().map_or(0, |r| r.get() & 0xff);
+        let lines = gicd.banks.lines().min(1020) as usize;
+        for register in gicd
+            .banks
+            .itargetsr
+            .iter()
+            .take(lines / 4)
+            .skip(FIRST_SPI as usize / 4)
+        {
+            register.set(this_cpu * 0x0101_0101);
+        }
         gicd.banks.ctlr.set(GICD_CTLR_ENABLE);
     }
 

@@ -127,6 +127,10 @@ impl GicV3 {
         gicd.banks_ctlr().set(0);
         self.wait_for_distributor()?;
         gicd.banks.reset_spis();
+        // GICD_IROUTER<n> holds affinity routes only while affinity routing
+        // is enabled: turn ARE on first (as Linux's gic_dist_init does).
+        gicd.banks_ctlr().write(GICD_CTLR::ARE_NS::SET);
+        self.wait_for_distributor()?;
         let lines = gicd.banks.lines().min(1020) as usize;
         for router in gicd.irouter.iter().take(lines.saturating_sub(32)) {
             router.set(boot_affinity);
@@ -220,7 +224,7 @@ impl GicdV3 {
 /// The GICv3 CPU interface: system registers (IHI 0069H §12).
 #[cfg(target_arch = "aarch64")]
 mod cpu_interface {
-    use aarch64_cpu::registers::{ICC_SRE_EL2, ICH_VTR_EL2, Readable, Writeable};
+    use aarch64_cpu::registers::{ICC_SRE_EL2, ICH_VTR_EL2, ReadWriteable, Readable};
 
     use super::super::PRIORITY_MASK_ALL;
 
@@ -229,7 +233,8 @@ mod cpu_interface {
 
     /// Enables system-register access at EL2 and EL1 and unmasks Group 1.
     pub fn enable() {
-        ICC_SRE_EL2.write(ICC_SRE_EL2::SRE::SET + ICC_SRE_EL2::ENABLE::SET);
+        // Read-modify-write: keep the IRQ/FIQ bypass-disable bits as they are.
+        ICC_SRE_EL2.modify(ICC_SRE_EL2::SRE::SET + ICC_SRE_EL2::ENABLE::SET);
         aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
         // SAFETY: writing the priority mask, binary point and group enable of
         // this CPU's own interface; no memory is involved.
