@@ -1,6 +1,9 @@
 // EL2 exception vectors (Arm ARM D1.10.2): 16 entries of 0x80 bytes. Each
 // saves x0/x1, puts its index in x0 and joins the common path, which saves a
 // TrapFrame (hyp-core/src/exception.rs) and calls el2_exception(index, frame).
+// For the lower-EL entries (8-15) the frame's SP is SP_EL2 at entry, not
+// the guest's: handlers for guests will save SP_EL0/SP_EL1 with the rest of
+// the vCPU context.
 // Every exception runs on SP_EL2, the exception stack. Tessera's own code runs
 // on SP_EL0, so its exceptions arrive through the "current EL with SP_EL0"
 // entries (0-3) and one that overflowed its stack can still be reported.

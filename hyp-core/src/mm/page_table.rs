@@ -8,6 +8,11 @@
 //!
 //! Tables come from a fixed [`TablePool`] whose physical address is known, so
 //! the builder runs on the host in tests exactly as at EL2.
+//!
+//! Tables are built before they go live (the EL2 map before the MMU is on).
+//! Changing a live table, splitting a block in particular, needs
+//! break-before-make with TLB maintenance (Arm ARM D8.14), which this module
+//! does not do yet: stage-2 changes of running partitions must add it.
 
 #![deny(clippy::indexing_slicing)]
 
