@@ -18,16 +18,15 @@ use platform::uart::Uart;
 
 use crate::arch::{cpu, layout, mmu};
 use crate::dt::Fdt;
-use crate::dt::address::reg_entry;
 use crate::dt::fdt::{FDT_HEADER_SIZE, FdtError, total_size_from_header};
 use crate::hw::memory::ReservedKind;
-use crate::hw::{self, Hardware, Issues};
+use crate::hw::{self, Issues};
 use crate::mm::address::{ByteSize, PhysAddr, PhysRange};
 use crate::mm::free;
-use crate::mm::hyp_map::{self, UNMAPPED_PROBE};
+use crate::mm::hyp_map;
 use crate::power::{self, PowerControl, ResetDevice};
 use crate::time::{Elapsed, Timestamp};
-use crate::{console, gic, heap, logging, smp};
+use crate::{banner, console, fault_injection, gic, heap, logging, smp};
 
 /// "0.1.0 (ee781e3)".
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -178,7 +177,7 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
     }
 
     let board = platform::board::identify(fdt.root().compatible());
-    let reset_device = reset_device(&fdt, &hardware, board);
+    let reset_device = power::reset_device(&fdt, &hardware, board);
     let Some(dtb_range) = dtb_range else { halt() };
     let extra_devices = match reset_device {
         (ResetDevice::Bcm2835Watchdog(_), Some(range)) => Some(range),
@@ -245,7 +244,7 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
     let online = smp::start_secondaries(&hardware, mapped);
     let boot_time = console::since_entry();
 
-    banner(&hardware, board, &gic_info, &mmu, heap_range, frequency);
+    banner::banner(&hardware, board, &gic_info, &mmu, heap_range, frequency);
     info!(
         "{online} of {} CPUs online, {} after entry",
         hardware.cpus.list.len(),
@@ -256,7 +255,7 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
     );
 
     if let Some(fault) = chosen_string("tessera,fault-injection") {
-        inject_fault(fault);
+        fault_injection::inject_fault(fault);
     }
     match configured_partitions(&fdt) {
         0 => info!(
@@ -281,157 +280,9 @@ fn report_issues(issues: &Issues<'_>) {
     }
 }
 
-/// The board's reset mechanism when it has no PSCI, and its registers.
-fn reset_device(
-    fdt: &Fdt<'_>,
-    hardware: &Hardware<'_>,
-    board: Option<&platform::board::Board>,
-) -> (ResetDevice, Option<PhysRange>) {
-    let needs_own = hardware.psci.is_none()
-        && board.is_some_and(|b| {
-            b.reset_without_psci == platform::board::ResetWithoutPsci::Bcm2835Watchdog
-        });
-    if !needs_own {
-        return (ResetDevice::None, None);
-    }
-    let node = fdt
-        .nodes()
-        .find(|n| n.is_compatible(platform::board::BCM2835_PM_COMPATIBLE) && n.is_enabled());
-    match node.map(|n| (n, reg_entry(&n, 0))) {
-        Some((_, Ok(range))) => (
-            ResetDevice::Bcm2835Watchdog(range.start().as_usize()),
-            Some(range),
-        ),
-        Some((node, Err(error))) => {
-            warn!("{}: reg: {error}; this board cannot be reset", node.path());
-            (ResetDevice::None, None)
-        }
-        None => {
-            warn!("no BCM2835 power-management node: this board cannot be reset");
-            (ResetDevice::None, None)
-        }
-    }
-}
-
-fn banner(
-    hardware: &Hardware<'_>,
-    board: Option<&platform::board::Board>,
-    gic: &platform::gic::GicInfo,
-    mmu: &mmu::MmuSummary,
-    heap: PhysRange,
-    frequency: u64,
-) {
-    match board {
-        Some(board) => info!("board: {} ({})", hardware.model, board.name),
-        None => info!(
-            "board: {} (not a board Tessera knows; running from the device tree alone)",
-            hardware.model
-        ),
-    }
-    let cpus = &hardware.cpus;
-    info!(
-        "CPUs: {} x {}, booted on MPIDR {:#x}",
-        cpus.list.len(),
-        cpus.model,
-        cpu::mpidr()
-    );
-    let banks = &hardware.memory.banks;
-    info!(
-        "memory: {} in {} bank(s)",
-        ByteSize(hardware.memory.total()),
-        banks.len()
-    );
-    for bank in banks {
-        info!("  {bank} ({})", ByteSize(bank.size()));
-    }
-    for reserved in &hardware.memory.reserved {
-        info!(
-            "  reserved {} ({})",
-            reserved.range,
-            reserved.kind.describe()
-        );
-    }
-    info!(
-        "GIC: v{}, {} interrupt lines, {} list registers, maintenance INTID {}",
-        gic.version, gic.lines, gic.list_registers, hardware.gic.maintenance_intid
-    );
-    let timer = &hardware.timer;
-    info!(
-        "timer: {} kHz, INTIDs: EL2 physical {}, EL1 virtual {}, EL1 physical {}{}",
-        frequency / 1000,
-        timer.hyp_physical,
-        timer.virtual_timer,
-        timer.physical,
-        if timer.always_on { ", always-on" } else { "" }
-    );
-    // Only call PSCI where the DT says it exists: on a board without EL3
-    // firmware an SMC goes nowhere (on QEMU's raspi4b it never returns).
-    match &hardware.psci {
-        Some(psci) => match platform::cpu::psci::version() {
-            Some((major, minor)) => info!("PSCI: {major}.{minor} over SMC ({})", psci.compatible),
-            None => info!("PSCI: over SMC ({}), version unknown", psci.compatible),
-        },
-        None => info!("PSCI: none"),
-    }
-    if let Some(console) = &hardware.console {
-        info!(
-            "console: {} at {} ({})",
-            console.kind.name(),
-            console.registers.start(),
-            console.node.path()
-        );
-    }
-    info!("heap: {} at {heap}", ByteSize(heap.size()));
-    let [_, gib, mib2, kib4] = mmu.leaves;
-    info!(
-        "EL2 map: {} tables, {gib} x 1 GiB + {mib2} x 2 MiB + {kib4} x 4 KiB, {}-bit physical addresses",
-        mmu.tables_used, mmu.physical_bits
-    );
-}
-
 /// Number of partitions the DT configures (issue #4 runs them).
 fn configured_partitions(fdt: &Fdt<'_>) -> usize {
     fdt.find_node("/hypervisor")
         .filter(|n| n.is_compatible(&["tessera,hypervisor"]))
         .map_or(0, |n| n.children().count())
-}
-
-/// `/chosen/tessera,fault-injection`: makes Tessera fail on purpose, so a
-/// board's crash report can be seen (and tested) before it is needed.
-fn inject_fault(kind: &str) {
-    warn!("fault injection requested: {kind}");
-    match kind {
-        #[allow(clippy::panic, reason = "a requested panic is the point")]
-        "panic" => panic!("fault injection: /chosen/tessera,fault-injection = \"panic\""),
-        "data-abort" => {
-            // SAFETY: not safe by design: the address is unmapped at EL2
-            // (hyp_map::UNMAPPED_PROBE), so this load takes a data abort,
-            // which ends in the crash report before any value is used.
-            let _ = unsafe { core::ptr::read_volatile(UNMAPPED_PROBE.0 as *const u64) };
-        }
-        "stack-overflow" => {
-            core::hint::black_box(overflow_stack(0));
-        }
-        "undefined-instruction" => {
-            // SAFETY: UDF takes an undefined-instruction exception into the
-            // crash report; it touches no memory.
-            unsafe { core::arch::asm!("udf #0", options(nomem, nostack)) };
-        }
-        other => {
-            warn!(
-                "unknown fault \"{other}\" (panic, data-abort, stack-overflow, undefined-instruction): ignored"
-            )
-        }
-    }
-}
-
-/// Recurses with 512-byte frames until the boot stack runs into its guard page.
-#[inline(never)]
-fn overflow_stack(depth: u64) -> u64 {
-    let frame = core::hint::black_box([depth; 64]);
-    if depth == u64::MAX {
-        return frame[0];
-    }
-    // Using the result after the call keeps it from becoming a loop.
-    overflow_stack(depth + 1).wrapping_add(frame[63])
 }

@@ -22,11 +22,15 @@ pub mod time;
 #[cfg(target_os = "none")]
 pub mod arch;
 #[cfg(target_os = "none")]
+mod banner;
+#[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
 mod crash;
+#[cfg(target_os = "none")]
+mod fault_injection;
 #[cfg(target_os = "none")]
 mod gic;
 #[cfg(target_os = "none")]

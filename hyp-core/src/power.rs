@@ -1,10 +1,14 @@
 //! Turning the machine off, or resetting it, whichever way the board allows.
 
-use log::{error, info};
+use log::{error, info, warn};
 use platform::watchdog::Bcm2835Watchdog;
 use spin::Once;
 
 use crate::arch::cpu;
+use crate::dt::Fdt;
+use crate::dt::address::reg_entry;
+use crate::hw::Hardware;
+use crate::mm::address::PhysRange;
 use crate::{console, smp};
 
 /// How the machine can be reset when there is no PSCI.
@@ -108,4 +112,36 @@ pub fn park_all() -> ! {
     );
     console::flush();
     cpu::park()
+}
+
+/// The board's reset mechanism when it has no PSCI, and its registers.
+pub fn reset_device(
+    fdt: &Fdt<'_>,
+    hardware: &Hardware<'_>,
+    board: Option<&platform::board::Board>,
+) -> (ResetDevice, Option<PhysRange>) {
+    let needs_own = hardware.psci.is_none()
+        && board.is_some_and(|b| {
+            b.reset_without_psci == platform::board::ResetWithoutPsci::Bcm2835Watchdog
+        });
+    if !needs_own {
+        return (ResetDevice::None, None);
+    }
+    let node = fdt
+        .nodes()
+        .find(|n| n.is_compatible(platform::board::BCM2835_PM_COMPATIBLE) && n.is_enabled());
+    match node.map(|n| (n, reg_entry(&n, 0))) {
+        Some((_, Ok(range))) => (
+            ResetDevice::Bcm2835Watchdog(range.start().as_usize()),
+            Some(range),
+        ),
+        Some((node, Err(error))) => {
+            warn!("{}: reg: {error}; this board cannot be reset", node.path());
+            (ResetDevice::None, None)
+        }
+        None => {
+            warn!("no BCM2835 power-management node: this board cannot be reset");
+            (ResetDevice::None, None)
+        }
+    }
 }

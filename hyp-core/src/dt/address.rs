@@ -9,7 +9,8 @@
 
 use core::fmt;
 
-use super::fdt::{Cells, Node, Property};
+use super::node::Node;
+use super::property::{Cells, Property};
 use crate::mm::address::{PhysAddr, PhysRange};
 
 /// Default `#address-cells` when a bus does not say (§2.3.5).

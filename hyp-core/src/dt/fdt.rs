@@ -17,6 +17,8 @@
 
 use core::fmt;
 
+use super::node::{Node, Nodes};
+
 /// `FDT_MAGIC` (§5.2).
 pub const FDT_MAGIC: u32 = 0xd00d_feed;
 /// The header version this reader understands (§5.2: blobs of `version` 17,
@@ -32,11 +34,11 @@ pub const FDT_MAX_SIZE: usize = 2 * 1024 * 1024;
 pub const MAX_DEPTH: usize = 16;
 
 // Structure block tokens (§5.4.1).
-const FDT_BEGIN_NODE: u32 = 0x1;
-const FDT_END_NODE: u32 = 0x2;
-const FDT_PROP: u32 = 0x3;
-const FDT_NOP: u32 = 0x4;
-const FDT_END: u32 = 0x9;
+pub(super) const FDT_BEGIN_NODE: u32 = 0x1;
+pub(super) const FDT_END_NODE: u32 = 0x2;
+pub(super) const FDT_PROP: u32 = 0x3;
+pub(super) const FDT_NOP: u32 = 0x4;
+pub(super) const FDT_END: u32 = 0x9;
 
 /// What is wrong with a DTB, with the byte offset where it was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +158,7 @@ impl fmt::Display for FdtError {
     }
 }
 
-fn be32(bytes: &[u8], offset: usize) -> Option<u32> {
+pub(super) fn be32(bytes: &[u8], offset: usize) -> Option<u32> {
     let word = bytes.get(offset..offset.checked_add(4)?)?;
     Some(u32::from_be_bytes([
         *word.first()?,
@@ -166,18 +168,18 @@ fn be32(bytes: &[u8], offset: usize) -> Option<u32> {
     ]))
 }
 
-fn be64(bytes: &[u8], offset: usize) -> Option<u64> {
+pub(super) fn be64(bytes: &[u8], offset: usize) -> Option<u64> {
     let high = be32(bytes, offset)?;
     let low = be32(bytes, offset.checked_add(4)?)?;
     Some((u64::from(high) << 32) | u64::from(low))
 }
 
-fn align4(offset: usize) -> Option<usize> {
+pub(super) fn align4(offset: usize) -> Option<usize> {
     Some(offset.checked_add(3)? & !3)
 }
 
 /// Reads a NUL-terminated UTF-8 string starting at `offset`.
-fn cstr_at(bytes: &[u8], offset: usize) -> Result<&str, FdtError> {
+pub(super) fn cstr_at(bytes: &[u8], offset: usize) -> Result<&str, FdtError> {
     let tail = bytes
         .get(offset..)
         .ok_or(FdtError::Unterminated { offset })?;
@@ -191,7 +193,7 @@ fn cstr_at(bytes: &[u8], offset: usize) -> Result<&str, FdtError> {
 
 /// One token of the structure block (§5.4.1), decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Token<'a> {
+pub(super) enum Token<'a> {
     BeginNode {
         name: &'a str,
     },
@@ -210,7 +212,7 @@ enum Token<'a> {
 /// Decodes the token at `offset` and returns it with the offset of the next
 /// token. Every bound inside the structure block is checked here; the one
 /// decoder serves validation and every reader, so they cannot disagree.
-fn token_at(structs: &[u8], offset: usize) -> Result<(Token<'_>, usize), FdtError> {
+pub(super) fn token_at(structs: &[u8], offset: usize) -> Result<(Token<'_>, usize), FdtError> {
     let token = be32(structs, offset).ok_or(FdtError::Truncated {
         needed: offset + 4,
         available: structs.len(),
@@ -369,6 +371,11 @@ impl<'a> Fdt<'a> {
         Ok(fdt)
     }
 
+    /// Whether two handles read the same blob.
+    pub(super) fn same_blob(&self, other: &Fdt<'_>) -> bool {
+        core::ptr::eq(self.blob, other.blob)
+    }
+
     /// The whole blob, `totalsize` bytes.
     pub fn as_bytes(&self) -> &'a [u8] {
         self.blob
@@ -384,11 +391,11 @@ impl<'a> Fdt<'a> {
         self.boot_cpuid
     }
 
-    fn structs(&self) -> &'a [u8] {
+    pub(super) fn structs(&self) -> &'a [u8] {
         self.structs.of(self.blob)
     }
 
-    fn strings(&self) -> &'a [u8] {
+    pub(super) fn strings(&self) -> &'a [u8] {
         self.strings.of(self.blob)
     }
 
@@ -495,12 +502,7 @@ impl<'a> Fdt<'a> {
 
     /// Every node, depth first, root included.
     pub fn nodes(&self) -> Nodes<'a> {
-        Nodes {
-            fdt: *self,
-            offset: 0,
-            depth: 0,
-            ancestors: [0; MAX_DEPTH],
-        }
+        Nodes::new(*self)
     }
 
     /// Finds a node by absolute path (`/soc/serial@7e201000`) or by alias
@@ -530,435 +532,8 @@ impl<'a> Fdt<'a> {
             .find(|node| node.property("phandle").and_then(|p| p.as_u32()) == Some(phandle))
     }
 
-    fn string_at(&self, offset: usize) -> Option<&'a str> {
+    pub(super) fn string_at(&self, offset: usize) -> Option<&'a str> {
         cstr_at(self.strings(), offset).ok()
-    }
-}
-
-/// A node: a position in a validated structure block plus the positions of
-/// its ancestors (so that `#address-cells` and `ranges` can be read upwards).
-/// Offsets are u32 (a blob is at most [`FDT_MAX_SIZE`]) to keep nodes small:
-/// discovery holds many of them on the boot stack.
-#[derive(Clone, Copy)]
-pub struct Node<'a> {
-    fdt: Fdt<'a>,
-    /// Offset of this node's `FDT_BEGIN_NODE` token in the structure block.
-    offset: u32,
-    depth: u8,
-    /// Offsets of the ancestors' `FDT_BEGIN_NODE` tokens, root first.
-    ancestors: [u32; MAX_DEPTH],
-}
-
-impl fmt::Debug for Node<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Node({})", self.path())
-    }
-}
-
-impl PartialEq for Node<'_> {
-    /// Two handles are the same node if they point at the same token of the same blob.
-    fn eq(&self, other: &Self) -> bool {
-        self.offset == other.offset && core::ptr::eq(self.fdt.blob, other.fdt.blob)
-    }
-}
-
-impl Eq for Node<'_> {}
-
-/// Offsets and depths fit their small types: the blob is at most
-/// [`FDT_MAX_SIZE`] bytes and validation bounds the depth by [`MAX_DEPTH`].
-fn narrow(offset: usize) -> u32 {
-    u32::try_from(offset).unwrap_or(u32::MAX)
-}
-
-impl<'a> Node<'a> {
-    fn at(fdt: Fdt<'a>, offset: usize, depth: usize, ancestors: [u32; MAX_DEPTH]) -> Node<'a> {
-        Node {
-            fdt,
-            offset: narrow(offset),
-            depth: u8::try_from(depth).unwrap_or(u8::MAX),
-            ancestors,
-        }
-    }
-
-    fn offset(&self) -> usize {
-        self.offset as usize
-    }
-
-    /// The node's name including its unit address (`serial@7e201000`); the
-    /// root's name is empty.
-    pub fn name(&self) -> &'a str {
-        cstr_at(self.fdt.structs(), self.offset() + 4).unwrap_or("")
-    }
-
-    /// The name without its unit address.
-    pub fn base_name(&self) -> &'a str {
-        let name = self.name();
-        name.split_once('@').map_or(name, |(base, _)| base)
-    }
-
-    /// The tree this node belongs to.
-    pub fn fdt(&self) -> &Fdt<'a> {
-        &self.fdt
-    }
-
-    /// The node's full path, for messages.
-    pub fn path(&self) -> NodePath<'a> {
-        NodePath { node: *self }
-    }
-
-    /// The parent node, or `None` for the root.
-    pub fn parent(&self) -> Option<Node<'a>> {
-        let parent_depth = usize::from(self.depth).checked_sub(1)?;
-        let offset = *self.ancestors.get(parent_depth)?;
-        Some(Node::at(
-            self.fdt,
-            offset as usize,
-            parent_depth,
-            self.ancestors,
-        ))
-    }
-
-    /// Offset of the first token after the node's name.
-    fn body(&self) -> usize {
-        align4(self.offset() + 4 + self.name().len() + 1).unwrap_or(usize::MAX)
-    }
-
-    /// The node's properties in order.
-    pub fn properties(&self) -> Properties<'a> {
-        Properties {
-            fdt: self.fdt,
-            offset: self.body(),
-        }
-    }
-
-    /// The property called `name`.
-    pub fn property(&self, name: &str) -> Option<Property<'a>> {
-        self.properties().find(|p| p.name == name)
-    }
-
-    /// Whether the node has a property called `name` (boolean properties).
-    pub fn has_property(&self, name: &str) -> bool {
-        self.property(name).is_some()
-    }
-
-    /// The node's children in order.
-    pub fn children(&self) -> Children<'a> {
-        // Skip the properties: they end at the first token that is not PROP or NOP.
-        let structs = self.fdt.structs();
-        let mut offset = self.body();
-        while let Ok((Token::Nop | Token::Property { .. }, next)) = token_at(structs, offset) {
-            offset = next;
-        }
-        let mut ancestors = self.ancestors;
-        let depth = usize::from(self.depth);
-        let offset = match ancestors.get_mut(depth) {
-            Some(slot) => {
-                *slot = self.offset;
-                offset
-            }
-            // Validation bounds the depth, so this does not happen; no children then.
-            None => usize::MAX,
-        };
-        Children {
-            fdt: self.fdt,
-            offset,
-            depth: depth + 1,
-            ancestors,
-        }
-    }
-
-    /// The child whose name is `name`, or whose base name is `name` when
-    /// `name` has no unit address.
-    pub fn child(&self, name: &str) -> Option<Node<'a>> {
-        let exact = name.contains('@');
-        self.children().find(|c| {
-            if exact {
-                c.name() == name
-            } else {
-                c.name() == name || c.base_name() == name
-            }
-        })
-    }
-
-    /// Follows a relative path (`soc/serial@7e201000`) below this node.
-    pub fn find_descendant(&self, path: &str) -> Option<Node<'a>> {
-        path.split('/')
-            .filter(|part| !part.is_empty())
-            .try_fold(*self, |node, part| node.child(part))
-    }
-
-    /// The `compatible` strings.
-    pub fn compatible(&self) -> StringList<'a> {
-        self.property("compatible")
-            .map_or(StringList { rest: &[] }, |p| p.strings())
-    }
-
-    /// Whether any `compatible` string is in `any_of`.
-    pub fn is_compatible(&self, any_of: &[&str]) -> bool {
-        self.compatible().any(|c| any_of.contains(&c))
-    }
-
-    /// `status` is absent, "okay" or "ok" (§2.3.4).
-    pub fn is_enabled(&self) -> bool {
-        self.property("status")
-            .and_then(|p| p.as_str())
-            .is_none_or(|s| s == "okay" || s == "ok")
-    }
-
-    /// Depth below the root (the root is 0).
-    pub fn depth(&self) -> usize {
-        usize::from(self.depth)
-    }
-}
-
-/// Displays a node's full path (`/soc/serial@7e201000`).
-#[derive(Clone, Copy)]
-pub struct NodePath<'a> {
-    node: Node<'a>,
-}
-
-impl fmt::Display for NodePath<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let depth = self.node.depth();
-        if depth == 0 {
-            return f.write_str("/");
-        }
-        let structs = self.node.fdt.structs();
-        for level in 1..=depth {
-            let offset = if level == depth {
-                Some(self.node.offset)
-            } else {
-                self.node.ancestors.get(level).copied()
-            };
-            let name = offset
-                .and_then(|o| cstr_at(structs, o as usize + 4).ok())
-                .unwrap_or("?");
-            write!(f, "/{name}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for NodePath<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-/// Iterator over a node's properties.
-#[derive(Debug)]
-pub struct Properties<'a> {
-    fdt: Fdt<'a>,
-    offset: usize,
-}
-
-impl<'a> Iterator for Properties<'a> {
-    type Item = Property<'a>;
-
-    fn next(&mut self) -> Option<Property<'a>> {
-        let structs = self.fdt.structs();
-        loop {
-            let (token, next) = token_at(structs, self.offset).ok()?;
-            self.offset = next;
-            match token {
-                Token::Nop => {}
-                Token::Property {
-                    value_start,
-                    len,
-                    name_offset,
-                } => {
-                    let name = self.fdt.string_at(usize::try_from(name_offset).ok()?)?;
-                    let value = structs.get(value_start..value_start.checked_add(len)?)?;
-                    return Some(Property { name, value });
-                }
-                _ => return None,
-            }
-        }
-    }
-}
-
-/// Iterator over a node's children.
-#[derive(Debug)]
-pub struct Children<'a> {
-    fdt: Fdt<'a>,
-    offset: usize,
-    depth: usize,
-    ancestors: [u32; MAX_DEPTH],
-}
-
-impl<'a> Iterator for Children<'a> {
-    type Item = Node<'a>;
-
-    fn next(&mut self) -> Option<Node<'a>> {
-        let structs = self.fdt.structs();
-        loop {
-            match token_at(structs, self.offset).ok()? {
-                (Token::Nop, next) => self.offset = next,
-                (Token::BeginNode { .. }, _) if self.depth < MAX_DEPTH => {
-                    let child = Node::at(self.fdt, self.offset, self.depth, self.ancestors);
-                    self.offset = skip_node(structs, self.offset)?;
-                    return Some(child);
-                }
-                _ => return None,
-            }
-        }
-    }
-}
-
-/// Returns the offset just past the subtree starting at `offset` (a BEGIN_NODE).
-fn skip_node(structs: &[u8], mut offset: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    loop {
-        let (token, next) = token_at(structs, offset).ok()?;
-        offset = next;
-        match token {
-            Token::BeginNode { .. } => depth += 1,
-            Token::EndNode => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(offset);
-                }
-            }
-            Token::Property { .. } | Token::Nop => {}
-            Token::End => return None,
-        }
-    }
-}
-
-/// Depth-first iterator over all nodes: a linear walk of the structure block.
-#[derive(Debug)]
-pub struct Nodes<'a> {
-    fdt: Fdt<'a>,
-    offset: usize,
-    depth: usize,
-    ancestors: [u32; MAX_DEPTH],
-}
-
-impl<'a> Iterator for Nodes<'a> {
-    type Item = Node<'a>;
-
-    fn next(&mut self) -> Option<Node<'a>> {
-        let structs = self.fdt.structs();
-        loop {
-            let (token, next) = token_at(structs, self.offset).ok()?;
-            match token {
-                Token::BeginNode { .. } => {
-                    let node = Node::at(self.fdt, self.offset, self.depth, self.ancestors);
-                    *self.ancestors.get_mut(self.depth)? = narrow(self.offset);
-                    self.depth += 1;
-                    self.offset = next;
-                    return Some(node);
-                }
-                Token::EndNode => self.depth = self.depth.checked_sub(1)?,
-                Token::Property { .. } | Token::Nop => {}
-                Token::End => return None,
-            }
-            self.offset = next;
-        }
-    }
-}
-
-/// A property: its name and raw big-endian value.
-#[derive(Debug, Clone, Copy)]
-pub struct Property<'a> {
-    pub name: &'a str,
-    pub value: &'a [u8],
-}
-
-impl<'a> Property<'a> {
-    /// The value as one 32-bit cell.
-    pub fn as_u32(&self) -> Option<u32> {
-        (self.value.len() == 4)
-            .then(|| be32(self.value, 0))
-            .flatten()
-    }
-
-    /// The value as one or two cells (`<u32>` or `<u64>`).
-    pub fn as_u64(&self) -> Option<u64> {
-        match self.value.len() {
-            4 => be32(self.value, 0).map(u64::from),
-            8 => be64(self.value, 0),
-            _ => None,
-        }
-    }
-
-    /// The value as a single NUL-terminated string.
-    pub fn as_str(&self) -> Option<&'a str> {
-        let (last, text) = self.value.split_last()?;
-        if *last != 0 || text.contains(&0) {
-            return None;
-        }
-        core::str::from_utf8(text).ok()
-    }
-
-    /// The value as a list of NUL-terminated strings (`compatible`).
-    pub fn strings(&self) -> StringList<'a> {
-        StringList { rest: self.value }
-    }
-
-    /// The value as 32-bit cells; `None` if its length is not a multiple of 4.
-    pub fn cells(&self) -> Option<Cells<'a>> {
-        self.value
-            .len()
-            .is_multiple_of(4)
-            .then_some(Cells { rest: self.value })
-    }
-
-    /// Number of 32-bit cells in the value (rounded down).
-    pub fn cell_count(&self) -> usize {
-        self.value.len() / 4
-    }
-}
-
-/// Iterator over a string-list property.
-#[derive(Debug, Clone)]
-pub struct StringList<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Iterator for StringList<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        let end = self.rest.iter().position(|&b| b == 0)?;
-        let text = self.rest.get(..end)?;
-        self.rest = self.rest.get(end + 1..)?;
-        core::str::from_utf8(text).ok()
-    }
-}
-
-/// Iterator over 32-bit cells.
-#[derive(Debug, Clone)]
-pub struct Cells<'a> {
-    rest: &'a [u8],
-}
-
-impl Cells<'_> {
-    /// Reads a number made of `count` cells (0, 1 or 2; more does not fit a u64).
-    pub fn read(&mut self, count: u32) -> Option<u64> {
-        if count > 2 {
-            return None;
-        }
-        let mut value = 0u64;
-        for _ in 0..count {
-            value = (value << 32) | u64::from(self.next()?);
-        }
-        Some(value)
-    }
-
-    /// Whether all cells have been read.
-    pub fn is_empty(&self) -> bool {
-        self.rest.is_empty()
-    }
-}
-
-impl Iterator for Cells<'_> {
-    type Item = u32;
-
-    fn next(&mut self) -> Option<u32> {
-        let cell = be32(self.rest, 0)?;
-        self.rest = self.rest.get(4..)?;
-        Some(cell)
     }
 }
 
@@ -967,105 +542,9 @@ impl Iterator for Cells<'_> {
     clippy::cast_possible_truncation,
     reason = "test blobs are a few hundred bytes"
 )]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    /// Builds FDT blobs token by token, including ones dtc would never write.
-    #[derive(Default)]
-    pub(crate) struct Builder {
-        structs: Vec<u8>,
-        strings: Vec<u8>,
-        reservations: Vec<(u64, u64)>,
-    }
-
-    impl Builder {
-        fn token(&mut self, token: u32) -> &mut Self {
-            self.structs.extend_from_slice(&token.to_be_bytes());
-            self
-        }
-
-        fn pad(&mut self) {
-            while !self.structs.len().is_multiple_of(4) {
-                self.structs.push(0);
-            }
-        }
-
-        pub(crate) fn begin(&mut self, name: &str) -> &mut Self {
-            self.token(FDT_BEGIN_NODE);
-            self.structs.extend_from_slice(name.as_bytes());
-            self.structs.push(0);
-            self.pad();
-            self
-        }
-
-        pub(crate) fn end(&mut self) -> &mut Self {
-            self.token(FDT_END_NODE)
-        }
-
-        pub(crate) fn nop(&mut self) -> &mut Self {
-            self.token(FDT_NOP)
-        }
-
-        pub(crate) fn prop(&mut self, name: &str, value: &[u8]) -> &mut Self {
-            let offset = self.strings.len() as u32;
-            self.strings.extend_from_slice(name.as_bytes());
-            self.strings.push(0);
-            self.token(FDT_PROP);
-            self.structs
-                .extend_from_slice(&(value.len() as u32).to_be_bytes());
-            self.structs.extend_from_slice(&offset.to_be_bytes());
-            self.structs.extend_from_slice(value);
-            self.pad();
-            self
-        }
-
-        pub(crate) fn prop_cells(&mut self, name: &str, cells: &[u32]) -> &mut Self {
-            let bytes: Vec<u8> = cells.iter().flat_map(|c| c.to_be_bytes()).collect();
-            self.prop(name, &bytes)
-        }
-
-        pub(crate) fn prop_str(&mut self, name: &str, value: &str) -> &mut Self {
-            let mut bytes = value.as_bytes().to_vec();
-            bytes.push(0);
-            self.prop(name, &bytes)
-        }
-
-        pub(crate) fn reserve(&mut self, address: u64, size: u64) -> &mut Self {
-            self.reservations.push((address, size));
-            self
-        }
-
-        /// The blob, with FDT_END appended.
-        pub(crate) fn build(&mut self) -> Vec<u8> {
-            self.token(FDT_END);
-            let rsv_offset = FDT_HEADER_SIZE;
-            let struct_offset = rsv_offset + (self.reservations.len() + 1) * 16;
-            let strings_offset = struct_offset + self.structs.len();
-            let total = strings_offset + self.strings.len();
-            let mut blob = Vec::new();
-            for field in [
-                FDT_MAGIC,
-                total as u32,
-                struct_offset as u32,
-                strings_offset as u32,
-                rsv_offset as u32,
-                17,
-                16,
-                0,
-                self.strings.len() as u32,
-                self.structs.len() as u32,
-            ] {
-                blob.extend_from_slice(&field.to_be_bytes());
-            }
-            for &(address, size) in self.reservations.iter().chain(&[(0, 0)]) {
-                blob.extend_from_slice(&address.to_be_bytes());
-                blob.extend_from_slice(&size.to_be_bytes());
-            }
-            blob.extend_from_slice(&self.structs);
-            blob.extend_from_slice(&self.strings);
-            blob
-        }
-    }
+    use crate::dt::test_builder::Builder;
 
     fn small_tree() -> Vec<u8> {
         Builder::default()

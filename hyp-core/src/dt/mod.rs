@@ -2,5 +2,11 @@
 
 pub mod address;
 pub mod fdt;
+pub mod node;
+pub mod property;
+#[cfg(test)]
+pub(crate) mod test_builder;
 
-pub use fdt::{Fdt, FdtError, Node, Property};
+pub use fdt::{Fdt, FdtError};
+pub use node::Node;
+pub use property::Property;

@@ -315,7 +315,7 @@ fn blocks_end(blob: &[u8]) -> usize {
 
 /// A small machine with everything a bootloader may leave in memory.
 fn tree_with_loaded_images() -> Vec<u8> {
-    use crate::dt::fdt::tests::Builder;
+    use crate::dt::test_builder::Builder;
     Builder::default()
         .reserve(0x4000_0000, 0x1000)
         .begin("")
@@ -390,7 +390,7 @@ fn everything_the_bootloader_loaded_is_kept_out_of_free_memory() {
 
 #[test]
 fn an_initrd_that_ends_before_it_starts_is_fatal() {
-    use crate::dt::fdt::tests::Builder;
+    use crate::dt::test_builder::Builder;
     let blob = Builder::default()
         .begin("")
         .begin("memory@0")

@@ -343,7 +343,7 @@ pub fn all() -> Vec<Scenario> {
         "a Rust panic: file, line and message, all CPUs stop",
         "panic",
         vec![Step::all(&[
-            "*** TESSERA PANIC on CPU 0 at hyp-core/src/boot.rs:",
+            "*** TESSERA PANIC on CPU 0 at hyp-core/src/fault_injection.rs:",
             ": fault injection: /chosen/tessera,fault-injection = \"panic\" ***",
         ])],
     ));

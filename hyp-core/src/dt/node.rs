@@ -1,0 +1,348 @@
+//! Nodes of a validated tree: names, paths, parents, children, properties.
+
+#![deny(clippy::indexing_slicing)]
+
+use core::fmt;
+
+use super::fdt::{Fdt, MAX_DEPTH, Token, align4, cstr_at, token_at};
+use super::property::{Property, StringList};
+
+/// A node: a position in a validated structure block plus the positions of
+/// its ancestors (so that `#address-cells` and `ranges` can be read upwards).
+/// Offsets are u32 (a blob is at most [`FDT_MAX_SIZE`]) to keep nodes small:
+/// discovery holds many of them on the boot stack.
+#[derive(Clone, Copy)]
+pub struct Node<'a> {
+    fdt: Fdt<'a>,
+    /// Offset of this node's `FDT_BEGIN_NODE` token in the structure block.
+    offset: u32,
+    depth: u8,
+    /// Offsets of the ancestors' `FDT_BEGIN_NODE` tokens, root first.
+    ancestors: [u32; MAX_DEPTH],
+}
+
+impl fmt::Debug for Node<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Node({})", self.path())
+    }
+}
+
+impl PartialEq for Node<'_> {
+    /// Two handles are the same node if they point at the same token of the same blob.
+    fn eq(&self, other: &Self) -> bool {
+        self.offset == other.offset && self.fdt.same_blob(&other.fdt)
+    }
+}
+
+impl Eq for Node<'_> {}
+
+/// Offsets and depths fit their small types: the blob is at most
+/// [`FDT_MAX_SIZE`] bytes and validation bounds the depth by [`MAX_DEPTH`].
+fn narrow(offset: usize) -> u32 {
+    u32::try_from(offset).unwrap_or(u32::MAX)
+}
+
+impl<'a> Node<'a> {
+    pub(super) fn at(
+        fdt: Fdt<'a>,
+        offset: usize,
+        depth: usize,
+        ancestors: [u32; MAX_DEPTH],
+    ) -> Node<'a> {
+        Node {
+            fdt,
+            offset: narrow(offset),
+            depth: u8::try_from(depth).unwrap_or(u8::MAX),
+            ancestors,
+        }
+    }
+
+    fn offset(&self) -> usize {
+        self.offset as usize
+    }
+
+    /// The node's name including its unit address (`serial@7e201000`); the
+    /// root's name is empty.
+    pub fn name(&self) -> &'a str {
+        cstr_at(self.fdt.structs(), self.offset() + 4).unwrap_or("")
+    }
+
+    /// The name without its unit address.
+    pub fn base_name(&self) -> &'a str {
+        let name = self.name();
+        name.split_once('@').map_or(name, |(base, _)| base)
+    }
+
+    /// The tree this node belongs to.
+    pub fn fdt(&self) -> &Fdt<'a> {
+        &self.fdt
+    }
+
+    /// The node's full path, for messages.
+    pub fn path(&self) -> NodePath<'a> {
+        NodePath { node: *self }
+    }
+
+    /// The parent node, or `None` for the root.
+    pub fn parent(&self) -> Option<Node<'a>> {
+        let parent_depth = usize::from(self.depth).checked_sub(1)?;
+        let offset = *self.ancestors.get(parent_depth)?;
+        Some(Node::at(
+            self.fdt,
+            offset as usize,
+            parent_depth,
+            self.ancestors,
+        ))
+    }
+
+    /// Offset of the first token after the node's name.
+    pub(super) fn body(&self) -> usize {
+        align4(self.offset() + 4 + self.name().len() + 1).unwrap_or(usize::MAX)
+    }
+
+    /// The node's properties in order.
+    pub fn properties(&self) -> Properties<'a> {
+        Properties {
+            fdt: self.fdt,
+            offset: self.body(),
+        }
+    }
+
+    /// The property called `name`.
+    pub fn property(&self, name: &str) -> Option<Property<'a>> {
+        self.properties().find(|p| p.name == name)
+    }
+
+    /// Whether the node has a property called `name` (boolean properties).
+    pub fn has_property(&self, name: &str) -> bool {
+        self.property(name).is_some()
+    }
+
+    /// The node's children in order.
+    pub fn children(&self) -> Children<'a> {
+        // Skip the properties: they end at the first token that is not PROP or NOP.
+        let structs = self.fdt.structs();
+        let mut offset = self.body();
+        while let Ok((Token::Nop | Token::Property { .. }, next)) = token_at(structs, offset) {
+            offset = next;
+        }
+        let mut ancestors = self.ancestors;
+        let depth = usize::from(self.depth);
+        let offset = match ancestors.get_mut(depth) {
+            Some(slot) => {
+                *slot = self.offset;
+                offset
+            }
+            // Validation bounds the depth, so this does not happen; no children then.
+            None => usize::MAX,
+        };
+        Children {
+            fdt: self.fdt,
+            offset,
+            depth: depth + 1,
+            ancestors,
+        }
+    }
+
+    /// The child whose name is `name`, or whose base name is `name` when
+    /// `name` has no unit address.
+    pub fn child(&self, name: &str) -> Option<Node<'a>> {
+        let exact = name.contains('@');
+        self.children().find(|c| {
+            if exact {
+                c.name() == name
+            } else {
+                c.name() == name || c.base_name() == name
+            }
+        })
+    }
+
+    /// Follows a relative path (`soc/serial@7e201000`) below this node.
+    pub fn find_descendant(&self, path: &str) -> Option<Node<'a>> {
+        path.split('/')
+            .filter(|part| !part.is_empty())
+            .try_fold(*self, |node, part| node.child(part))
+    }
+
+    /// The `compatible` strings.
+    pub fn compatible(&self) -> StringList<'a> {
+        self.property("compatible")
+            .map_or(StringList::EMPTY, |p| p.strings())
+    }
+
+    /// Whether any `compatible` string is in `any_of`.
+    pub fn is_compatible(&self, any_of: &[&str]) -> bool {
+        self.compatible().any(|c| any_of.contains(&c))
+    }
+
+    /// `status` is absent, "okay" or "ok" (§2.3.4).
+    pub fn is_enabled(&self) -> bool {
+        self.property("status")
+            .and_then(|p| p.as_str())
+            .is_none_or(|s| s == "okay" || s == "ok")
+    }
+
+    /// Depth below the root (the root is 0).
+    pub fn depth(&self) -> usize {
+        usize::from(self.depth)
+    }
+}
+
+/// Displays a node's full path (`/soc/serial@7e201000`).
+#[derive(Clone, Copy)]
+pub struct NodePath<'a> {
+    node: Node<'a>,
+}
+
+impl fmt::Display for NodePath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let depth = self.node.depth();
+        if depth == 0 {
+            return f.write_str("/");
+        }
+        let structs = self.node.fdt.structs();
+        for level in 1..=depth {
+            let offset = if level == depth {
+                Some(self.node.offset)
+            } else {
+                self.node.ancestors.get(level).copied()
+            };
+            let name = offset
+                .and_then(|o| cstr_at(structs, o as usize + 4).ok())
+                .unwrap_or("?");
+            write!(f, "/{name}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for NodePath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Iterator over a node's properties.
+#[derive(Debug)]
+pub struct Properties<'a> {
+    fdt: Fdt<'a>,
+    offset: usize,
+}
+
+impl<'a> Iterator for Properties<'a> {
+    type Item = Property<'a>;
+
+    fn next(&mut self) -> Option<Property<'a>> {
+        let structs = self.fdt.structs();
+        loop {
+            let (token, next) = token_at(structs, self.offset).ok()?;
+            self.offset = next;
+            match token {
+                Token::Nop => {}
+                Token::Property {
+                    value_start,
+                    len,
+                    name_offset,
+                } => {
+                    let name = self.fdt.string_at(usize::try_from(name_offset).ok()?)?;
+                    let value = structs.get(value_start..value_start.checked_add(len)?)?;
+                    return Some(Property { name, value });
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Iterator over a node's children.
+#[derive(Debug)]
+pub struct Children<'a> {
+    fdt: Fdt<'a>,
+    offset: usize,
+    depth: usize,
+    ancestors: [u32; MAX_DEPTH],
+}
+
+impl<'a> Iterator for Children<'a> {
+    type Item = Node<'a>;
+
+    fn next(&mut self) -> Option<Node<'a>> {
+        let structs = self.fdt.structs();
+        loop {
+            match token_at(structs, self.offset).ok()? {
+                (Token::Nop, next) => self.offset = next,
+                (Token::BeginNode { .. }, _) if self.depth < MAX_DEPTH => {
+                    let child = Node::at(self.fdt, self.offset, self.depth, self.ancestors);
+                    self.offset = skip_node(structs, self.offset)?;
+                    return Some(child);
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Returns the offset just past the subtree starting at `offset` (a BEGIN_NODE).
+fn skip_node(structs: &[u8], mut offset: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    loop {
+        let (token, next) = token_at(structs, offset).ok()?;
+        offset = next;
+        match token {
+            Token::BeginNode { .. } => depth += 1,
+            Token::EndNode => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(offset);
+                }
+            }
+            Token::Property { .. } | Token::Nop => {}
+            Token::End => return None,
+        }
+    }
+}
+
+/// Depth-first iterator over all nodes: a linear walk of the structure block.
+#[derive(Debug)]
+pub struct Nodes<'a> {
+    fdt: Fdt<'a>,
+    offset: usize,
+    depth: usize,
+    ancestors: [u32; MAX_DEPTH],
+}
+
+impl<'a> Nodes<'a> {
+    /// All nodes of `fdt`, from the root.
+    pub(super) fn new(fdt: Fdt<'a>) -> Nodes<'a> {
+        Nodes {
+            fdt,
+            offset: 0,
+            depth: 0,
+            ancestors: [0; MAX_DEPTH],
+        }
+    }
+}
+
+impl<'a> Iterator for Nodes<'a> {
+    type Item = Node<'a>;
+
+    fn next(&mut self) -> Option<Node<'a>> {
+        let structs = self.fdt.structs();
+        loop {
+            let (token, next) = token_at(structs, self.offset).ok()?;
+            match token {
+                Token::BeginNode { .. } => {
+                    let node = Node::at(self.fdt, self.offset, self.depth, self.ancestors);
+                    *self.ancestors.get_mut(self.depth)? = narrow(self.offset);
+                    self.depth += 1;
+                    self.offset = next;
+                    return Some(node);
+                }
+                Token::EndNode => self.depth = self.depth.checked_sub(1)?,
+                Token::Property { .. } | Token::Nop => {}
+                Token::End => return None,
+            }
+            self.offset = next;
+        }
+    }
+}
