@@ -163,7 +163,8 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
         halt();
     };
     let Some(whole_image) = image.whole() else {
-        halt()
+        error!("Tessera's image reaches past the end of the address space");
+        halt();
     };
     if !hardware
         .memory
@@ -178,7 +179,10 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
 
     let board = platform::board::identify(fdt.root().compatible());
     let reset_device = power::reset_device(&fdt, &hardware, board);
-    let Some(dtb_range) = dtb_range else { halt() };
+    let Some(dtb_range) = dtb_range else {
+        error!("the device tree at {dtb_address:#x} reaches past the end of the address space");
+        halt();
+    };
     let extra_devices = match reset_device {
         (ResetDevice::Bcm2835Watchdog(_), Some(range)) => Some(range),
         _ => None,

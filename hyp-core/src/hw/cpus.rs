@@ -133,11 +133,8 @@ fn read_mpidr<'a>(node: &Node<'a>, cells: u32, issues: &mut Issues<'a>) -> Optio
         issues.fatal(Place::Node(*node), "reg", Problem::MissingProperty);
         return None;
     };
-    let value = if reg.cell_count() == cells as usize && reg.value.len() % 4 == 0 {
-        reg.as_u64()
-    } else {
-        None
-    };
+    // as_u64 accepts exactly one or two whole cells; the count must match /cpus.
+    let value = reg.as_u64().filter(|_| reg.cell_count() == cells as usize);
     let Some(mpidr) = value else {
         issues.fatal(
             Place::Node(*node),

@@ -117,10 +117,7 @@ pub fn discover<'a>(fdt: &Fdt<'a>, issues: &mut Issues<'a>) -> Option<Gic<'a>> {
     let is_gic = |n: &Node<'_>| {
         n.is_enabled()
             && n.has_property("interrupt-controller")
-            && n.is_compatible(GICV3_COMPATIBLE)
-            || n.is_enabled()
-                && n.has_property("interrupt-controller")
-                && n.is_compatible(GICV2_COMPATIBLE)
+            && (n.is_compatible(GICV3_COMPATIBLE) || n.is_compatible(GICV2_COMPATIBLE))
     };
     let Some(node) = fdt.nodes().find(is_gic) else {
         issues.fatal(

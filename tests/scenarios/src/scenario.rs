@@ -307,10 +307,11 @@ pub fn all() -> Vec<Scenario> {
     psci_hvc.forbidden = forbidden_except(&[" WARN  "]);
     psci_hvc.timeout = UBOOT_TIMEOUT;
     list.push(psci_hvc);
-    let crash_steps = |report: Vec<Step>| {
+    // A crash report on a 4-CPU machine, then the line that says what follows.
+    let crash_steps = |report: Vec<Step>, ending: &str| {
         let mut steps = vec![Step::one("4 of 4 CPUs online")];
         steps.extend(report);
-        steps.push(Step::one("3 of 3 other CPUs stopped; Tessera halted."));
+        steps.push(Step::one(format!("3 of 3 other CPUs stopped; {ending}")));
         steps
     };
     let crash = |name: &str, about, kind, report: Vec<Step>| {
@@ -320,7 +321,7 @@ pub fn all() -> Vec<Scenario> {
             four,
             Boot::Kernel,
             vec![fault(kind)],
-            crash_steps(report),
+            crash_steps(report, "Tessera halted."),
         );
         scenario.forbidden =
             forbidden_except(&[" WARN  ", "TESSERA CRASH", "TESSERA PANIC", " ERROR "]);
@@ -362,11 +363,12 @@ pub fn all() -> Vec<Scenario> {
         "crash-action-reset",
         "tessera,crash-action = \"reset\": the report, then a machine reset",
         "panic",
-        vec![Step::one("*** TESSERA PANIC on CPU 0")],
+        vec![],
     );
-    if let Some(last) = reset.steps.last_mut() {
-        *last = Step::one("3 of 3 other CPUs stopped; resetting the board");
-    }
+    reset.steps = crash_steps(
+        vec![Step::one("*** TESSERA PANIC on CPU 0")],
+        "resetting the board",
+    );
     reset.dtb_edits.push(DtbEdit::SetString {
         path: "/chosen",
         name: "tessera,crash-action",
