@@ -19,11 +19,9 @@ use platform::uart::Uart;
 use crate::arch::{cpu, layout, mmu};
 use crate::dt::Fdt;
 use crate::dt::fdt::{FDT_HEADER_SIZE, FdtError, total_size_from_header};
-use crate::hw::memory::ReservedKind;
 use crate::hw::{self, Issues};
-use crate::mm::address::{ByteSize, PhysAddr, PhysRange};
-use crate::mm::free;
-use crate::mm::hyp_map;
+use crate::mm::address::{PhysAddr, PhysRange};
+use crate::mm::{hyp_map, hyp_memory};
 use crate::power::{self, PowerControl, ResetDevice};
 use crate::time::{Elapsed, Timestamp};
 use crate::{banner, console, fault_injection, gic, heap, logging, smp};
@@ -166,13 +164,13 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
         error!("Tessera's image reaches past the end of the address space");
         halt();
     };
-    if !hardware
-        .memory
-        .reserve(whole_image, ReservedKind::Hypervisor)
-    {
-        error!("too many reserved regions to also reserve Tessera's image");
-        halt();
-    }
+    let heap_range = match hyp_memory::reserve(&mut hardware.memory, whole_image) {
+        Ok(heap) => heap,
+        Err(error) => {
+            error!("{error}");
+            halt();
+        }
+    };
     if !hardware.memory.is_ram(&whole_image) {
         warn!("Tessera's image at {whole_image} is not inside a RAM bank of the device tree");
     }
@@ -209,19 +207,6 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
     // Caches on: atomic read-modify-write (and so spin locks) works from here.
     console::enable_locking();
 
-    let free = free::free_ranges(&hardware.memory);
-    let Some(heap_range) = free::place(
-        &free,
-        heap::HEAP_SIZE,
-        heap::HEAP_ALIGN,
-        whole_image.end().unwrap_or_default(),
-    ) else {
-        error!(
-            "no free {} of RAM for Tessera's heap",
-            ByteSize(heap::HEAP_SIZE)
-        );
-        halt();
-    };
     // SAFETY: the range is free RAM (outside every reservation, the image and
     // the DTB), mapped read-write by the EL2 map, and this is the only call.
     unsafe { heap::init(heap_range) };

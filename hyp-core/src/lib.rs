@@ -9,9 +9,9 @@
 
 #![cfg_attr(not(test), no_std)]
 
-#[cfg(target_os = "none")]
 extern crate alloc;
 
+pub mod config;
 pub mod dt;
 pub mod exception;
 pub mod hw;

@@ -67,6 +67,18 @@ pub fn place(
         .or_else(|| free.iter().find_map(|r| fit(r, r.start())))
 }
 
+/// Finds `size` bytes aligned to `align` (a power of two) in `free`, as
+/// high as possible: partitions take RAM from the top, Tessera's heap from
+/// just above its image, so the two do not compete for the same end.
+pub fn place_highest(free: &[PhysRange], size: u64, align: u64) -> Option<PhysRange> {
+    free.iter().rev().find_map(|range| {
+        let top = range.last().0.saturating_add(1);
+        let start = PhysAddr(top.checked_sub(size)?).align_down(align);
+        let candidate = PhysRange::new(start, size)?;
+        range.contains_range(&candidate).then_some(candidate)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +95,25 @@ mod tests {
             assert!(map.reserve(*r, ReservedKind::MemReserve));
         }
         map
+    }
+
+    #[test]
+    fn place_highest_takes_the_top_of_the_highest_range_that_fits() {
+        let free = [
+            range(0x4000_0000, 0x100_0000),
+            range(0x8000_0000, 0x30_0000),
+        ];
+        assert_eq!(
+            place_highest(&free, 0x20_0000, 0x20_0000),
+            Some(range(0x8000_0000, 0x20_0000)),
+            "aligned down inside the highest range"
+        );
+        assert_eq!(
+            place_highest(&free, 0x80_0000, 0x20_0000),
+            Some(range(0x4080_0000, 0x80_0000)),
+            "too big for the highest range: the next one down"
+        );
+        assert_eq!(place_highest(&free, 0x200_0000, 0x20_0000), None);
     }
 
     #[test]

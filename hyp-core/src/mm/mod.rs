@@ -3,4 +3,5 @@
 pub mod address;
 pub mod free;
 pub mod hyp_map;
+pub mod hyp_memory;
 pub mod page_table;

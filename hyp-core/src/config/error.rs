@@ -1,0 +1,170 @@
+//! Configuration errors: what is wrong, in which partition, in which property.
+
+use core::fmt;
+
+use crate::hw::memory::ReservedKind;
+use crate::mm::address::{ByteSize, PhysRange};
+
+/// What a partition's memory ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner<'a> {
+    /// Another partition's RAM.
+    Partition(&'a str),
+    /// Something the board DTB or the bootloader reserved, or Tessera itself.
+    Reserved(ReservedKind),
+}
+
+impl fmt::Display for Owner<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Owner::Partition(name) => write!(f, "partition {name}'s memory"),
+            Owner::Reserved(kind) => f.write_str(kind.describe()),
+        }
+    }
+}
+
+/// What is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem<'a> {
+    /// A required property is absent.
+    Missing,
+    /// The value does not have the form the binding gives.
+    Malformed { expected: &'static str },
+    /// An address or size that must be a multiple of 4 KiB is not.
+    NotPageAligned { value: u64 },
+    /// A size of zero.
+    Zero,
+    /// A range that is not inside one RAM bank of the board.
+    OutsideRam { range: PhysRange },
+    /// A range that overlaps something it must not.
+    Overlap {
+        range: PhysRange,
+        with: Owner<'a>,
+        other: PhysRange,
+    },
+    /// A CPU path that names no CPU of the board.
+    NoSuchCpu { path: &'a str },
+    /// An MPIDR that no CPU of the board has.
+    NoSuchMpidr { mpidr: u64 },
+    /// A CPU that another partition (or this one) already has.
+    CpuTaken { cpu: u64, by: &'a str },
+    /// A partition without CPUs.
+    NoCpus,
+    /// No `multiboot,kernel` module.
+    NoKernel,
+    /// More than one module of a kind.
+    Duplicate { what: &'static str },
+    /// A module whose size was never filled in (the file was not loaded).
+    NotLoaded,
+    /// The images and the guest DTB need more RAM than the partition has.
+    TooLarge { needs: u64, has: u64 },
+    /// No free RAM is left for a partition of this size.
+    NoRoom { size: u64 },
+    /// An unknown enumeration value.
+    UnknownValue {
+        value: &'a str,
+        allowed: &'static str,
+    },
+    /// A child of `/hypervisor` that is not a partition.
+    NotAPartition,
+    /// A partition name that cannot be used.
+    BadName,
+    /// The guest's RAM would cover its emulated devices or exceed the IPA space.
+    GuestRamClash {
+        base: u64,
+        size: u64,
+        why: &'static str,
+    },
+    /// More partitions than Tessera supports.
+    TooMany { limit: usize },
+    /// A `/hypervisor` node without partitions.
+    NoPartitions,
+}
+
+impl fmt::Display for Problem<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Missing => f.write_str("property missing"),
+            Problem::Malformed { expected } => write!(f, "malformed: expected {expected}"),
+            Problem::NotPageAligned { value } => {
+                write!(f, "{value:#x} is not a multiple of 4 KiB")
+            }
+            Problem::Zero => f.write_str("is zero"),
+            Problem::OutsideRam { range } => write!(f, "{range} is not inside one RAM bank"),
+            Problem::Overlap { range, with, other } => {
+                write!(f, "{range} overlaps {with} at {other}")
+            }
+            Problem::NoSuchCpu { path } => write!(f, "\"{path}\" is not a CPU of this board"),
+            Problem::NoSuchMpidr { mpidr } => {
+                write!(f, "no CPU of this board has MPIDR {mpidr:#x}")
+            }
+            Problem::CpuTaken { cpu, by } => {
+                write!(
+                    f,
+                    "the CPU with MPIDR {cpu:#x} is already given to partition {by}"
+                )
+            }
+            Problem::NoCpus => f.write_str("no CPUs: give it `cpus` or `cpu-mpidrs`"),
+            Problem::NoKernel => {
+                f.write_str("no kernel: add a module with compatible \"multiboot,kernel\"")
+            }
+            Problem::Duplicate { what } => write!(f, "more than one {what} module"),
+            Problem::NotLoaded => f.write_str(
+                "size is 0: the file was not loaded (the boot script writes its size here)",
+            ),
+            Problem::TooLarge { needs, has } => write!(
+                f,
+                "the images and the guest DTB need {} but the partition has {}",
+                ByteSize(*needs),
+                ByteSize(*has)
+            ),
+            Problem::NoRoom { size } => {
+                write!(
+                    f,
+                    "no free, 2 MiB-aligned {} of RAM is left",
+                    ByteSize(*size)
+                )
+            }
+            Problem::UnknownValue { value, allowed } => {
+                write!(f, "\"{value}\" is not one of {allowed}")
+            }
+            Problem::NotAPartition => {
+                f.write_str("not a partition: compatible must be \"tessera,partition\"")
+            }
+            Problem::BadName => {
+                f.write_str("partition names use lower-case letters, digits and '-'")
+            }
+            Problem::GuestRamClash { base, size, why } => write!(
+                f,
+                "guest RAM {base:#x}..{:#x} {why}",
+                base.saturating_add(*size)
+            ),
+            Problem::TooMany { limit } => write!(f, "more than {limit} partitions"),
+            Problem::NoPartitions => {
+                f.write_str("no partitions: add a child node with compatible \"tessera,partition\"")
+            }
+        }
+    }
+}
+
+/// One configuration error: partition (`None`: the `/hypervisor` node
+/// itself), property (`""`: the node) and problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError<'a> {
+    pub partition: Option<&'a str>,
+    pub property: &'static str,
+    pub problem: Problem<'a>,
+}
+
+impl fmt::Display for ConfigError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.partition {
+            Some(name) => write!(f, "partition {name}")?,
+            None => f.write_str("/hypervisor")?,
+        }
+        if !self.property.is_empty() {
+            write!(f, ": {}", self.property)?;
+        }
+        write!(f, ": {}", self.problem)
+    }
+}

@@ -1,0 +1,58 @@
+//! Partition configuration: the `/hypervisor` binding (docs/partitions.md),
+//! its validation, and the placement of every partition.
+//!
+//! The same code runs at boot and in `cargo xtask check-config`, so a user
+//! sees on the host exactly the report Tessera would print on the board.
+
+pub mod binding;
+pub mod error;
+pub mod guest_map;
+pub mod image;
+pub mod plan;
+
+#[cfg(test)]
+mod tests;
+
+use alloc::vec::Vec;
+
+pub use binding::{Module, PartitionConfig, RestartPolicy};
+pub use error::{ConfigError, Owner, Problem};
+pub use plan::{ModuleContents, PartitionPlan};
+
+use crate::dt::Fdt;
+use crate::hw::Hardware;
+
+/// The partitions `fdt` configures, checked and placed; or every error.
+/// `Ok` with no partitions when the tree has no `/hypervisor` node.
+/// `hardware.memory` must already reserve Tessera's image and heap (see
+/// [`crate::mm::hyp_memory`]); the DTB and modules are reserved by discovery.
+pub fn read<'a>(
+    fdt: &Fdt<'a>,
+    hardware: &Hardware<'a>,
+    contents: &impl ModuleContents,
+) -> Result<Vec<PartitionPlan<'a>>, Vec<ConfigError<'a>>> {
+    let Some(hypervisor) = binding::hypervisor_node(fdt) else {
+        return Ok(Vec::new());
+    };
+    let mut errors = Vec::new();
+    let partitions = binding::read(hypervisor, &hardware.cpus, &mut errors);
+    if partitions.is_empty() && errors.is_empty() {
+        errors.push(ConfigError {
+            partition: None,
+            property: "",
+            problem: Problem::NoPartitions,
+        });
+    }
+    let plans = plan::plan(
+        partitions,
+        &hardware.cpus,
+        &hardware.memory,
+        contents,
+        &mut errors,
+    );
+    if errors.is_empty() {
+        Ok(plans)
+    } else {
+        Err(errors)
+    }
+}

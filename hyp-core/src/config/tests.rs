@@ -1,0 +1,488 @@
+//! Configuration checks on real trees: each case is an overlay compiled with
+//! the real dtc and merged into QEMU virt's DTB with fdtoverlay, with one
+//! defect each (`cargo xtask setup` installs both tools).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::*;
+use crate::dt::Fdt;
+use crate::hw::{self, Hardware};
+use crate::mm::address::{PhysAddr, PhysRange};
+use crate::mm::hyp_memory;
+
+/// Where the tests pretend the bootloader put things (as xtask's boot.scr does).
+const IMAGE: u64 = 0x4020_0000;
+const IMAGE_SIZE: u64 = 0x10_0000;
+const DTB: u64 = 0x4800_0000;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn run(command: &mut Command) {
+    let output = command
+        .output()
+        .expect("dtc and fdtoverlay are installed (cargo xtask setup)");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The board DTB with an overlay whose `__overlay__` body is `body`.
+fn merged(body: &str) -> Vec<u8> {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tessera-config-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dts = format!(
+        "/dts-v1/;\n/plugin/;\n/ {{\n fragment@0 {{\n target-path = \"/\";\n __overlay__ {{\n{body}\n }};\n }};\n}};\n"
+    );
+    std::fs::write(dir.join("o.dts"), dts).unwrap();
+    run(Command::new("dtc")
+        .args(["-q", "-@", "-I", "dts", "-O", "dtb", "-o"])
+        .arg(dir.join("o.dtbo"))
+        .arg(dir.join("o.dts")));
+    run(Command::new("fdtoverlay")
+        .arg("-i")
+        .arg(workspace().join("dtb/boards/qemu-virt-gicv3.dtb"))
+        .arg("-o")
+        .arg(dir.join("m.dtb"))
+        .arg(dir.join("o.dtbo")));
+    let blob = std::fs::read(dir.join("m.dtb")).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    blob
+}
+
+/// Module headers by load address; anything else reads as a raw binary.
+#[derive(Default)]
+struct Headers(HashMap<u64, [u8; image::HEADER_SIZE]>);
+
+impl ModuleContents for Headers {
+    fn header(&self, module: &Module<'_>) -> Option<[u8; image::HEADER_SIZE]> {
+        self.0.get(&module.range.start().0).copied()
+    }
+}
+
+fn hardware<'a>(fdt: &Fdt<'a>) -> Hardware<'a> {
+    let dtb = PhysRange::new(PhysAddr(DTB), fdt.total_size() as u64);
+    let mut hardware = hw::discover(fdt, 0, dtb).expect("QEMU virt's DTB is valid");
+    hyp_memory::reserve(
+        &mut hardware.memory,
+        PhysRange::new(PhysAddr(IMAGE), IMAGE_SIZE).unwrap(),
+    )
+    .unwrap();
+    hardware
+}
+
+fn check(body: &str, headers: &Headers) -> Result<Vec<String>, Vec<String>> {
+    let blob = merged(body);
+    let fdt = Fdt::new(&blob).unwrap();
+    let hardware = hardware(&fdt);
+    match read(&fdt, &hardware, headers) {
+        Ok(plans) => Ok(plans
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} vmid {} cpus {:?} ram {} guest {:#x} kernel {:#x} dtb {:#x}",
+                    p.config.name,
+                    p.vmid,
+                    p.config.cpus,
+                    p.ram,
+                    p.layout.ram_base,
+                    p.layout.kernel,
+                    p.layout.dtb
+                )
+            })
+            .collect()),
+        Err(errors) => Err(errors.iter().map(ToString::to_string).collect()),
+    }
+}
+
+fn errors(body: &str) -> Vec<String> {
+    match check(body, &Headers::default()) {
+        Ok(plans) => panic!("expected errors, got a valid configuration: {plans:#?}"),
+        Err(errors) => errors,
+    }
+}
+
+fn assert_reports(errors: &[String], expected: &str) {
+    assert!(
+        errors.iter().any(|e| e.contains(expected)),
+        "expected an error containing {expected:?}, got {errors:#?}"
+    );
+}
+
+/// A partition node; `extra` adds or overrides properties.
+fn partition(name: &str, cpus: &str, extra: &str, module_at: u64) -> String {
+    format!(
+        "{name} {{ compatible = \"tessera,partition\"; #address-cells = <2>; #size-cells = <2>;
+           cpus = {cpus}; {extra}
+           module@{module_at:x} {{ compatible = \"multiboot,kernel\", \"multiboot,module\";
+               reg = <0x0 {module_at:#x} 0x0 0x10000>; }}; }};"
+    )
+}
+
+fn hypervisor(partitions: &str) -> String {
+    format!("hypervisor {{ compatible = \"tessera,hypervisor\"; {partitions} }};")
+}
+
+const SIZE_64M: &str = "memory-size = <0x0 0x4000000>;";
+
+#[test]
+fn the_shipped_example_overlays_are_valid() {
+    for file in [
+        "qemu-virt-two-partitions.dts",
+        "qemu-virt-three-partitions.dts",
+    ] {
+        let source = std::fs::read_to_string(workspace().join("dtb/overlays").join(file)).unwrap();
+        // The module sizes are filled in at load time; pretend each file is 64 KiB.
+        let source = source.replace("0x0 0x0>;", "0x0 0x10000>;");
+        let body = source
+            .split_once("__overlay__ {")
+            .and_then(|(_, rest)| rest.rsplit_once("};\n\t};\n};"))
+            .map(|(body, _)| body)
+            .unwrap();
+        let plans = check(body, &Headers::default())
+            .unwrap_or_else(|e| panic!("{file} should be valid: {e:#?}"));
+        assert!(plans.len() >= 2, "{file}: {plans:#?}");
+    }
+}
+
+#[test]
+fn partitions_get_their_cpus_memory_and_vmids() {
+    let body = hypervisor(
+        &[
+            partition(
+                "a",
+                "\"/cpus/cpu@0\", \"/cpus/cpu@1\"",
+                &format!("{SIZE_64M} memory-base = <0x0 0x50000000>;"),
+                0x4900_0000,
+            ),
+            partition(
+                "b",
+                "\"/cpus/cpu@2\"",
+                "memory-size = <0x0 0x2000000>;",
+                0x4a00_0000,
+            ),
+        ]
+        .concat(),
+    );
+    let plans = check(&body, &Headers::default()).unwrap();
+    assert_eq!(
+        plans,
+        [
+            "a vmid 1 cpus [0, 1] ram 0x50000000..0x54000000 guest 0x40000000 kernel 0x40000000 dtb 0x43e00000",
+            "b vmid 2 cpus [2] ram 0xbe000000..0xc0000000 guest 0x40000000 kernel 0x40000000 dtb 0x41e00000",
+        ],
+        "b is placed at the top of RAM"
+    );
+}
+
+#[test]
+fn cpus_can_be_named_by_mpidr() {
+    let body = hypervisor(&partition(
+        "a",
+        "\"/cpus/cpu@0\"",
+        &format!("{SIZE_64M} cpu-mpidrs = <0x3>;"),
+        0x4900_0000,
+    ));
+    let plans = check(&body, &Headers::default()).unwrap();
+    assert!(plans[0].contains("cpus [0, 3]"), "{plans:?}");
+}
+
+#[test]
+fn an_arm64_image_is_placed_at_its_text_offset() {
+    let body = hypervisor(&partition("a", "\"/cpus/cpu@0\"", SIZE_64M, 0x4900_0000));
+    let mut header = [0u8; image::HEADER_SIZE];
+    header[8..16].copy_from_slice(&0x8_0000u64.to_le_bytes());
+    header[16..24].copy_from_slice(&0x20_0000u64.to_le_bytes());
+    header[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    let headers = Headers(HashMap::from([(0x4900_0000, header)]));
+    let plans = check(&body, &headers).unwrap();
+    assert!(plans[0].contains("kernel 0x40080000"), "{plans:?}");
+}
+
+#[test]
+fn memory_overlapping_another_partition() {
+    let body = hypervisor(
+        &[
+            partition(
+                "a",
+                "\"/cpus/cpu@0\"",
+                &format!("{SIZE_64M} memory-base = <0x0 0x50000000>;"),
+                0x4900_0000,
+            ),
+            partition(
+                "b",
+                "\"/cpus/cpu@1\"",
+                &format!("{SIZE_64M} memory-base = <0x0 0x52000000>;"),
+                0x4a00_0000,
+            ),
+        ]
+        .concat(),
+    );
+    assert_reports(
+        &errors(&body),
+        "partition b: memory-base: 0x52000000..0x56000000 overlaps partition a's memory at 0x50000000..0x54000000",
+    );
+}
+
+#[test]
+fn memory_overlapping_the_hypervisor() {
+    let body = hypervisor(&partition(
+        "a",
+        "\"/cpus/cpu@0\"",
+        &format!("{SIZE_64M} memory-base = <0x0 0x40000000>;"),
+        0x4900_0000,
+    ));
+    assert_reports(
+        &errors(&body),
+        "overlaps Tessera image at 0x40200000..0x40300000",
+    );
+}
+
+#[test]
+fn memory_overlapping_the_device_tree() {
+    let body = hypervisor(&partition(
+        "a",
+        "\"/cpus/cpu@0\"",
+        &format!("{SIZE_64M} memory-base = <0x0 0x46000000>;"),
+        0x4900_0000,
+    ));
+    assert_reports(&errors(&body), "overlaps device tree at 0x48000000");
+}
+
+#[test]
+fn memory_overlapping_a_module() {
+    let body = hypervisor(&partition(
+        "a",
+        "\"/cpus/cpu@0\"",
+        &format!("{SIZE_64M} memory-base = <0x0 0x4a000000>;"),
+        0x4b00_0000,
+    ));
+    assert_reports(&errors(&body), "overlaps module at 0x4b000000..0x4b010000");
+}
+
+#[test]
+fn memory_overlapping_reserved_memory() {
+    let body = format!(
+        "reserved-memory {{ #address-cells = <2>; #size-cells = <2>; ranges;
+             firmware@60000000 {{ reg = <0x0 0x60000000 0x0 0x100000>; no-map; }}; }};
+         {}",
+        hypervisor(&partition(
+            "a",
+            "\"/cpus/cpu@0\"",
+            &format!("{SIZE_64M} memory-base = <0x0 0x5e000000>;"),
+            0x4900_0000
+        ))
+    );
+    assert_reports(
+        &errors(&body),
+        "overlaps /reserved-memory, no-map at 0x60000000..0x60100000",
+    );
+}
+
+#[test]
+fn memory_outside_ram_or_misaligned() {
+    let body = hypervisor(
+        &[
+            partition(
+                "a",
+                "\"/cpus/cpu@0\"",
+                &format!("{SIZE_64M} memory-base = <0x1 0x0>;"),
+                0x4900_0000,
+            ),
+            partition(
+                "b",
+                "\"/cpus/cpu@1\"",
+                "memory-size = <0x0 0x1001>; memory-base = <0x0 0x50000800>;",
+                0x4a00_0000,
+            ),
+        ]
+        .concat(),
+    );
+    let errors = errors(&body);
+    assert_reports(
+        &errors,
+        "partition a: memory-base: 0x100000000..0x104000000 is not inside one RAM bank",
+    );
+    assert_reports(
+        &errors,
+        "partition b: memory-size: 0x1001 is not a multiple of 4 KiB",
+    );
+    assert_reports(
+        &errors,
+        "partition b: memory-base: 0x50000800 is not a multiple of 4 KiB",
+    );
+}
+
+#[test]
+fn a_cpu_given_twice_or_missing() {
+    let body = hypervisor(
+        &[
+            partition(
+                "a",
+                "\"/cpus/cpu@0\", \"/cpus/cpu@1\"",
+                SIZE_64M,
+                0x4900_0000,
+            ),
+            partition(
+                "b",
+                "\"/cpus/cpu@1\", \"/cpus/cpu@9\"",
+                &format!("{SIZE_64M} cpu-mpidrs = <0x100>;"),
+                0x4a00_0000,
+            ),
+        ]
+        .concat(),
+    );
+    let errors = errors(&body);
+    assert_reports(
+        &errors,
+        "partition b: cpus: the CPU with MPIDR 0x1 is already given to partition a",
+    );
+    assert_reports(
+        &errors,
+        "partition b: cpus: \"/cpus/cpu@9\" is not a CPU of this board",
+    );
+    assert_reports(
+        &errors,
+        "partition b: cpu-mpidrs: no CPU of this board has MPIDR 0x100",
+    );
+}
+
+#[test]
+fn an_image_larger_than_its_partition() {
+    let body = hypervisor(&partition(
+        "a",
+        "\"/cpus/cpu@0\"",
+        "memory-size = <0x0 0x400000>;",
+        0x4900_0000,
+    ));
+    let mut header = [0u8; image::HEADER_SIZE];
+    header[16..24].copy_from_slice(&0x40_0000u64.to_le_bytes());
+    header[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    let headers = Headers(HashMap::from([(0x4900_0000, header)]));
+    let errors = check(&body, &headers).unwrap_err();
+    assert_reports(
+        &errors,
+        "partition a: memory-size: the images and the guest DTB need 6 MiB but the partition has 4 MiB",
+    );
+}
+
+#[test]
+fn a_partition_without_kernel_or_cpus() {
+    let body =
+        hypervisor("a { compatible = \"tessera,partition\"; memory-size = <0x0 0x400000>; };");
+    let errors = errors(&body);
+    assert_reports(&errors, "partition a: no kernel");
+    assert_reports(&errors, "partition a: cpus: no CPUs");
+}
+
+#[test]
+fn malformed_properties_are_each_reported() {
+    let body = hypervisor(&partition(
+        "a",
+        "<1>",
+        "memory-size = <0x4000000>; restart = \"sometimes\"; direct-map = <1>;",
+        0x4900_0000,
+    ));
+    let errors = errors(&body);
+    assert_reports(
+        &errors,
+        "partition a: cpus: malformed: expected a list of CPU node paths",
+    );
+    assert_reports(
+        &errors,
+        "partition a: memory-size: malformed: expected two cells",
+    );
+    assert_reports(&errors, "partition a: restart: \"sometimes\" is not one of");
+    assert_reports(
+        &errors,
+        "partition a: direct-map: malformed: expected an empty property",
+    );
+}
+
+#[test]
+fn a_module_that_was_not_loaded() {
+    let body = hypervisor(&partition("a", "\"/cpus/cpu@0\"", SIZE_64M, 0x4900_0000))
+        .replace("0x0 0x10000>", "0x0 0x0>");
+    assert_reports(
+        &errors(&body),
+        "partition a: reg: size is 0: the file was not loaded",
+    );
+}
+
+#[test]
+fn no_room_for_a_partition() {
+    let body = hypervisor(&partition(
+        "a",
+        "\"/cpus/cpu@0\"",
+        "memory-size = <0x1 0x0>;",
+        0x4900_0000,
+    ));
+    assert_reports(
+        &errors(&body),
+        "partition a: memory-size: no free, 2 MiB-aligned 4 GiB of RAM is left",
+    );
+}
+
+#[test]
+fn unknown_children_and_empty_hypervisor_nodes() {
+    let errors = errors(&hypervisor("typo { compatible = \"tessera,partiton\"; };"));
+    assert_reports(&errors, "partition typo: compatible: not a partition");
+    let errors = self::errors(&hypervisor(""));
+    assert_reports(&errors, "/hypervisor: no partitions");
+}
+
+#[test]
+fn guest_ram_over_the_emulated_devices() {
+    let body = hypervisor(&partition(
+        "a",
+        "\"/cpus/cpu@0\"",
+        &format!("{SIZE_64M} guest-memory-base = <0x0 0x8000000>;"),
+        0x4900_0000,
+    ));
+    assert_reports(&errors(&body), "covers the guest's emulated GIC and PL011");
+}
+
+#[test]
+fn every_error_is_reported_not_just_the_first() {
+    let body = hypervisor(
+        &[
+            partition(
+                "a",
+                "\"/cpus/cpu@7\"",
+                "memory-size = <0x0 0x1001>;",
+                0x4900_0000,
+            ),
+            partition(
+                "b",
+                "\"/cpus/cpu@1\"",
+                "restart = \"sometimes\";",
+                0x4a00_0000,
+            ),
+        ]
+        .concat(),
+    );
+    let errors = errors(&body);
+    assert!(errors.len() >= 4, "expected four errors, got {errors:#?}");
+}
+
+#[test]
+fn a_tree_without_hypervisor_node_configures_nothing() {
+    let blob = merged("");
+    let fdt = Fdt::new(&blob).unwrap();
+    assert!(
+        read(&fdt, &hardware(&fdt), &Headers::default())
+            .unwrap()
+            .is_empty()
+    );
+}
