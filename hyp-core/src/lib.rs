@@ -14,6 +14,7 @@ extern crate alloc;
 pub mod config;
 pub mod dt;
 pub mod exception;
+pub mod guest;
 pub mod hw;
 pub mod logging;
 pub mod mm;

@@ -11,6 +11,8 @@ pub mod image;
 pub mod plan;
 
 #[cfg(test)]
+pub(crate) mod test_support;
+#[cfg(test)]
 mod tests;
 
 use alloc::vec::Vec;

@@ -3,84 +3,10 @@
 //! defect each (`cargo xtask setup` installs both tools).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::test_support::{Headers, example_body, hardware, merged};
 use super::*;
 use crate::dt::Fdt;
-use crate::hw::{self, Hardware};
-use crate::mm::address::{PhysAddr, PhysRange};
-use crate::mm::hyp_memory;
-
-/// Where the tests pretend the bootloader put things (as xtask's boot.scr does).
-const IMAGE: u64 = 0x4020_0000;
-const IMAGE_SIZE: u64 = 0x10_0000;
-const DTB: u64 = 0x4800_0000;
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn run(command: &mut Command) {
-    let output = command
-        .output()
-        .expect("dtc and fdtoverlay are installed (cargo xtask setup)");
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// The board DTB with an overlay whose `__overlay__` body is `body`.
-fn merged(body: &str) -> Vec<u8> {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "tessera-config-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let dts = format!(
-        "/dts-v1/;\n/plugin/;\n/ {{\n fragment@0 {{\n target-path = \"/\";\n __overlay__ {{\n{body}\n }};\n }};\n}};\n"
-    );
-    std::fs::write(dir.join("o.dts"), dts).unwrap();
-    run(Command::new("dtc")
-        .args(["-q", "-@", "-I", "dts", "-O", "dtb", "-o"])
-        .arg(dir.join("o.dtbo"))
-        .arg(dir.join("o.dts")));
-    run(Command::new("fdtoverlay")
-        .arg("-i")
-        .arg(workspace().join("dtb/boards/qemu-virt-gicv3.dtb"))
-        .arg("-o")
-        .arg(dir.join("m.dtb"))
-        .arg(dir.join("o.dtbo")));
-    let blob = std::fs::read(dir.join("m.dtb")).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    blob
-}
-
-/// Module headers by load address; anything else reads as a raw binary.
-#[derive(Default)]
-struct Headers(HashMap<u64, [u8; image::HEADER_SIZE]>);
-
-impl ModuleContents for Headers {
-    fn header(&self, module: &Module<'_>) -> Option<[u8; image::HEADER_SIZE]> {
-        self.0.get(&module.range.start().0).copied()
-    }
-}
-
-fn hardware<'a>(fdt: &Fdt<'a>) -> Hardware<'a> {
-    let dtb = PhysRange::new(PhysAddr(DTB), fdt.total_size() as u64);
-    let mut hardware = hw::discover(fdt, 0, dtb).expect("QEMU virt's DTB is valid");
-    hyp_memory::reserve(
-        &mut hardware.memory,
-        PhysRange::new(PhysAddr(IMAGE), IMAGE_SIZE).unwrap(),
-    )
-    .unwrap();
-    hardware
-}
 
 fn check(body: &str, headers: &Headers) -> Result<Vec<String>, Vec<String>> {
     let blob = merged(body);
@@ -142,15 +68,8 @@ fn the_shipped_example_overlays_are_valid() {
         "qemu-virt-two-partitions.dts",
         "qemu-virt-three-partitions.dts",
     ] {
-        let source = std::fs::read_to_string(workspace().join("dtb/overlays").join(file)).unwrap();
-        // The module sizes are filled in at load time; pretend each file is 64 KiB.
-        let source = source.replace("0x0 0x0>;", "0x0 0x10000>;");
-        let body = source
-            .split_once("__overlay__ {")
-            .and_then(|(_, rest)| rest.rsplit_once("};\n\t};\n};"))
-            .map(|(body, _)| body)
-            .unwrap();
-        let plans = check(body, &Headers::default())
+        let body = example_body(file);
+        let plans = check(&body, &Headers::default())
             .unwrap_or_else(|e| panic!("{file} should be valid: {e:#?}"));
         assert!(plans.len() >= 2, "{file}: {plans:#?}");
     }

@@ -86,13 +86,15 @@ pub enum MemoryKind {
     Device,
 }
 
-/// Access permissions. There is no writable-and-executable combination:
-/// Tessera's own mappings are W^X.
+/// Access permissions. Tessera's own mappings are W^X; only stage 2 (a
+/// guest's RAM, whose own stage 1 decides) may be writable and executable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     ReadWrite,
     ReadOnly,
     ReadExecute,
+    /// Stage 2 only.
+    ReadWriteExecute,
 }
 
 /// What a mapping is.
@@ -119,6 +121,11 @@ impl Attributes {
         kind: MemoryKind::Device,
         access: Access::ReadWrite,
     };
+    /// A guest's RAM at stage 2: the guest's own tables set the permissions.
+    pub const GUEST_RAM: Attributes = Attributes {
+        kind: MemoryKind::Normal,
+        access: Access::ReadWriteExecute,
+    };
 
     /// The descriptor bits for a leaf with these attributes.
     fn leaf_bits(self, stage: Stage) -> u64 {
@@ -129,7 +136,7 @@ impl Attributes {
                     MemoryKind::Device => MAIR_INDEX_DEVICE,
                 };
                 let ap = match self.access {
-                    Access::ReadWrite => 0,
+                    Access::ReadWrite | Access::ReadWriteExecute => 0,
                     Access::ReadOnly | Access::ReadExecute => S1_AP_READ_ONLY,
                 };
                 (index << ATTR_INDEX_SHIFT, ap | S1_AP_RES1_SINGLE_EL)
@@ -140,7 +147,7 @@ impl Attributes {
                     MemoryKind::Device => S2_MEMATTR_DEVICE_NGNRE,
                 };
                 let s2ap = match self.access {
-                    Access::ReadWrite => S2_AP_READ | S2_AP_WRITE,
+                    Access::ReadWrite | Access::ReadWriteExecute => S2_AP_READ | S2_AP_WRITE,
                     Access::ReadOnly | Access::ReadExecute => S2_AP_READ,
                 };
                 (memattr << ATTR_INDEX_SHIFT, s2ap)
@@ -152,7 +159,7 @@ impl Attributes {
             MemoryKind::Device => 0,
         };
         let execute_never = match self.access {
-            Access::ReadExecute => 0,
+            Access::ReadExecute | Access::ReadWriteExecute => 0,
             Access::ReadWrite | Access::ReadOnly => DESC_XN,
         };
         DESC_VALID | memory | permissions | shareability | DESC_AF | execute_never
@@ -171,7 +178,8 @@ impl Attributes {
             Stage::Stage2 => descriptor & S2_AP_WRITE != 0,
         };
         let access = match (writable, descriptor & DESC_XN == 0) {
-            (true, _) => Access::ReadWrite,
+            (true, true) => Access::ReadWriteExecute,
+            (true, false) => Access::ReadWrite,
             (false, true) => Access::ReadExecute,
             (false, false) => Access::ReadOnly,
         };
@@ -263,6 +271,8 @@ pub enum MapError {
     OutputTooLarge { output: u64 },
     /// The pool has no table left.
     OutOfTables { capacity: usize },
+    /// Writable and executable memory asked of Tessera's own (W^X) tables.
+    WritableAndExecutable,
 }
 
 impl fmt::Display for MapError {
@@ -289,6 +299,9 @@ impl fmt::Display for MapError {
             }
             MapError::OutOfTables { capacity } => {
                 write!(f, "all {capacity} translation tables are in use")
+            }
+            MapError::WritableAndExecutable => {
+                f.write_str("Tessera's own mappings are never writable and executable")
             }
         }
     }
@@ -392,6 +405,9 @@ impl<'p, 't> PageTable<'p, 't> {
         }
         if output.checked_add(size).is_none_or(|end| end > 1 << 48) {
             return Err(MapError::OutputTooLarge { output });
+        }
+        if self.stage == Stage::Stage1El2 && attributes.access == Access::ReadWriteExecute {
+            return Err(MapError::WritableAndExecutable);
         }
         self.write_range(input, output, size, attributes.leaf_bits(self.stage))
     }
@@ -568,6 +584,43 @@ impl<'p, 't> PageTable<'p, 't> {
                 .index_of(PhysAddr(descriptor & OUTPUT_ADDRESS_MASK))?;
         }
         None
+    }
+
+    /// Calls `visit(input, output, size, attributes)` for every leaf, in
+    /// ascending input order: for checks that walk the tables as the MMU would.
+    pub fn for_each_leaf(&self, mut visit: impl FnMut(u64, PhysAddr, u64, Attributes)) {
+        self.walk(self.root, self.start_level, 0, &mut visit);
+    }
+
+    fn walk(
+        &self,
+        table: usize,
+        level: usize,
+        base: u64,
+        visit: &mut impl FnMut(u64, PhysAddr, u64, Attributes),
+    ) {
+        for index in 0..ENTRIES_PER_TABLE {
+            let descriptor = self.read(table, index);
+            if descriptor & DESC_VALID == 0 {
+                continue;
+            }
+            let input = base + index as u64 * entry_size(level);
+            if level < PAGE_LEVEL && descriptor & DESC_TABLE_OR_PAGE != 0 {
+                if let Some(next) = self
+                    .pool
+                    .index_of(PhysAddr(descriptor & OUTPUT_ADDRESS_MASK))
+                {
+                    self.walk(next, level + 1, input, visit);
+                }
+            } else {
+                visit(
+                    input,
+                    PhysAddr(descriptor & OUTPUT_ADDRESS_MASK & !(entry_size(level) - 1)),
+                    entry_size(level),
+                    Attributes::from_leaf(descriptor, self.stage),
+                );
+            }
+        }
     }
 
     /// Leaf entries per level (see [`LeafCounts`]).

@@ -1,0 +1,280 @@
+//! The emulated PL011 UART every partition gets (Arm PrimeCell UART PL011
+//! TRM, DDI 0183G), enough for unmodified guests to print: Linux's
+//! amba-pl011 driver and earlycon, and bare-metal code that polls UARTFR.
+//!
+//! Output goes into a bounded per-partition [`OutputBuffer`]; Tessera drains
+//! whole lines to the physical console. While the buffer is full the guest
+//! sees TXFF and waits on its own output, never on another partition's.
+//! Input comes with the paravirtual console: RXFE is always set.
+
+/// Register offsets (DDI 0183G §3.2).
+pub const UARTDR: u64 = 0x000;
+pub const UARTRSR: u64 = 0x004;
+pub const UARTFR: u64 = 0x018;
+pub const UARTILPR: u64 = 0x020;
+pub const UARTIBRD: u64 = 0x024;
+pub const UARTFBRD: u64 = 0x028;
+pub const UARTLCR_H: u64 = 0x02c;
+pub const UARTCR: u64 = 0x030;
+pub const UARTIFLS: u64 = 0x034;
+pub const UARTIMSC: u64 = 0x038;
+pub const UARTRIS: u64 = 0x03c;
+pub const UARTMIS: u64 = 0x040;
+pub const UARTICR: u64 = 0x044;
+pub const UARTDMACR: u64 = 0x048;
+/// UARTPeriphID0-3 and UARTPCellID0-3: what the AMBA bus code probes.
+const UARTPERIPHID0: u64 = 0xfe0;
+const UARTPCELLID3: u64 = 0xffc;
+const ID_REGISTERS: [u32; 8] = [0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
+
+/// UARTFR bits.
+const FR_RXFE: u32 = 1 << 4;
+const FR_TXFF: u32 = 1 << 5;
+const FR_TXFE: u32 = 1 << 7;
+/// UARTRIS/UARTMIS transmit interrupt bit.
+const INT_TX: u32 = 1 << 5;
+/// UARTCR reset value: TXE and RXE set (DDI 0183G §3.3.8).
+const CR_RESET: u32 = 0x300;
+/// UARTIFLS reset value: both FIFOs at half.
+const IFLS_RESET: u32 = 0x12;
+
+/// Bytes of guest output held before the guest sees TXFF.
+pub const OUTPUT_CAPACITY: usize = 1024;
+/// A line longer than this is printed in pieces.
+pub const MAX_LINE: usize = 160;
+
+/// A partition's console output, waiting for the physical console.
+#[derive(Debug)]
+pub struct OutputBuffer {
+    bytes: [u8; OUTPUT_CAPACITY],
+    start: usize,
+    len: usize,
+}
+
+impl Default for OutputBuffer {
+    fn default() -> Self {
+        OutputBuffer {
+            bytes: [0; OUTPUT_CAPACITY],
+            start: 0,
+            len: 0,
+        }
+    }
+}
+
+impl OutputBuffer {
+    pub fn is_full(&self) -> bool {
+        self.len == OUTPUT_CAPACITY
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends `byte`; false (and nothing stored) when full.
+    pub fn push(&mut self, byte: u8) -> bool {
+        if self.is_full() {
+            return false;
+        }
+        let index = (self.start + self.len) % OUTPUT_CAPACITY;
+        if let Some(slot) = self.bytes.get_mut(index) {
+            *slot = byte;
+        }
+        self.len += 1;
+        true
+    }
+
+    fn at(&self, i: usize) -> u8 {
+        self.bytes
+            .get((self.start + i) % OUTPUT_CAPACITY)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Whether a whole line (or a piece of [`MAX_LINE`] bytes) is waiting.
+    pub fn has_line(&self) -> bool {
+        self.len >= MAX_LINE || (0..self.len).any(|i| self.at(i) == b'\n')
+    }
+
+    /// Moves the next line (without its `\n`, `\r` dropped) into `line`:
+    /// returns its length, or `None` if no whole line is waiting.
+    pub fn take_line(&mut self, line: &mut [u8; MAX_LINE]) -> Option<usize> {
+        let newline = (0..self.len.min(MAX_LINE)).find(|&i| self.at(i) == b'\n');
+        let (taken, consumed) = match newline {
+            Some(i) => (i, i + 1),
+            None if self.len >= MAX_LINE => (MAX_LINE, MAX_LINE),
+            None => return None,
+        };
+        let mut written = 0;
+        for i in 0..taken {
+            let byte = self.at(i);
+            if byte != b'\r'
+                && let Some(slot) = line.get_mut(written)
+            {
+                *slot = byte;
+                written += 1;
+            }
+        }
+        self.start = (self.start + consumed) % OUTPUT_CAPACITY;
+        self.len -= consumed;
+        Some(written)
+    }
+
+    /// Forgets everything (at a partition restart).
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.len = 0;
+    }
+}
+
+/// The UART's programmable state (what a guest writes and reads back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pl011 {
+    ibrd: u32,
+    fbrd: u32,
+    lcr_h: u32,
+    cr: u32,
+    ifls: u32,
+    imsc: u32,
+    ilpr: u32,
+    dmacr: u32,
+}
+
+impl Default for Pl011 {
+    fn default() -> Self {
+        Pl011 {
+            ibrd: 0,
+            fbrd: 0,
+            lcr_h: 0,
+            cr: CR_RESET,
+            ifls: IFLS_RESET,
+            imsc: 0,
+            ilpr: 0,
+            dmacr: 0,
+        }
+    }
+}
+
+/// The result of a register access the model does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownRegister(pub u64);
+
+impl Pl011 {
+    /// A read of the register at `offset`. Unknown offsets read as zero.
+    pub fn read(&self, offset: u64, output: &OutputBuffer) -> Result<u32, UnknownRegister> {
+        let tx_pending = if output.is_full() { 0 } else { INT_TX };
+        Ok(match offset {
+            UARTDR | UARTRSR => 0,
+            UARTFR => {
+                let full = if output.is_full() { FR_TXFF } else { 0 };
+                // Output leaves the guest's view at once: the FIFO is empty
+                // unless the buffer is full.
+                let empty = if output.is_full() { 0 } else { FR_TXFE };
+                FR_RXFE | full | empty
+            }
+            UARTILPR => self.ilpr,
+            UARTIBRD => self.ibrd,
+            UARTFBRD => self.fbrd,
+            UARTLCR_H => self.lcr_h,
+            UARTCR => self.cr,
+            UARTIFLS => self.ifls,
+            UARTIMSC => self.imsc,
+            UARTRIS => tx_pending,
+            UARTMIS => tx_pending & self.imsc,
+            UARTDMACR => self.dmacr,
+            UARTPERIPHID0..=UARTPCELLID3 if offset.is_multiple_of(4) => {
+                let index = usize::try_from((offset - UARTPERIPHID0) / 4).unwrap_or(0);
+                ID_REGISTERS.get(index).copied().unwrap_or(0)
+            }
+            _ => return Err(UnknownRegister(offset)),
+        })
+    }
+
+    /// A write of `value` to the register at `offset`. A byte written to
+    /// UARTDR goes to `output` (dropped if full: the guest was told TXFF).
+    pub fn write(
+        &mut self,
+        offset: u64,
+        value: u32,
+        output: &mut OutputBuffer,
+    ) -> Result<(), UnknownRegister> {
+        match offset {
+            UARTDR => {
+                let _ = output.push(value.to_le_bytes()[0]);
+            }
+            UARTRSR | UARTICR => {}
+            UARTILPR => self.ilpr = value & 0xff,
+            UARTIBRD => self.ibrd = value & 0xffff,
+            UARTFBRD => self.fbrd = value & 0x3f,
+            UARTLCR_H => self.lcr_h = value & 0xff,
+            UARTCR => self.cr = value & 0xff87,
+            UARTIFLS => self.ifls = value & 0x3f,
+            UARTIMSC => self.imsc = value & 0x7ff,
+            UARTDMACR => self.dmacr = value & 0x7,
+            UARTFR | UARTRIS | UARTMIS => {}
+            _ => return Err(UnknownRegister(offset)),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(output: &mut OutputBuffer) -> Vec<String> {
+        let mut line = [0u8; MAX_LINE];
+        let mut all = Vec::new();
+        while let Some(n) = output.take_line(&mut line) {
+            all.push(String::from_utf8_lossy(&line[..n]).into_owned());
+        }
+        all
+    }
+
+    #[test]
+    fn bytes_written_to_uartdr_come_out_as_lines() {
+        let mut uart = Pl011::default();
+        let mut output = OutputBuffer::default();
+        for byte in b"hello\r\nworld\npartial" {
+            uart.write(UARTDR, u32::from(*byte), &mut output).unwrap();
+        }
+        assert_eq!(lines(&mut output), ["hello", "world"]);
+        assert!(!output.has_line(), "an unfinished line waits for its newline");
+    }
+
+    #[test]
+    fn a_full_buffer_shows_txff_and_drops_nothing_it_accepted() {
+        let uart = Pl011::default();
+        let mut output = OutputBuffer::default();
+        assert_eq!(uart.read(UARTFR, &output).unwrap() & FR_TXFF, 0);
+        for i in 0..OUTPUT_CAPACITY {
+            assert!(output.push(b'a' + (i % 26) as u8));
+        }
+        assert!(!output.push(b'!'), "a full buffer refuses bytes");
+        assert_ne!(uart.read(UARTFR, &output).unwrap() & FR_TXFF, 0, "TXFF when full");
+        let taken = lines(&mut output);
+        assert_eq!(taken.len(), OUTPUT_CAPACITY / MAX_LINE, "long output in MAX_LINE pieces");
+        assert_eq!(uart.read(UARTFR, &output).unwrap() & FR_TXFF, 0);
+    }
+
+    #[test]
+    fn the_primecell_id_registers_identify_a_pl011() {
+        let uart = Pl011::default();
+        let output = OutputBuffer::default();
+        let id: Vec<u32> = (0..8)
+            .map(|i| uart.read(UARTPERIPHID0 + 4 * i, &output).unwrap())
+            .collect();
+        assert_eq!(id, ID_REGISTERS);
+    }
+
+    #[test]
+    fn control_registers_read_back_and_unknown_offsets_are_reported() {
+        let mut uart = Pl011::default();
+        let mut output = OutputBuffer::default();
+        uart.write(UARTIBRD, 13, &mut output).unwrap();
+        uart.write(UARTCR, 0x301, &mut output).unwrap();
+        assert_eq!(uart.read(UARTIBRD, &output), Ok(13));
+        assert_eq!(uart.read(UARTCR, &output), Ok(0x301));
+        assert_eq!(uart.read(0x800, &output), Err(UnknownRegister(0x800)));
+        assert_eq!(uart.write(0x800, 1, &mut output), Err(UnknownRegister(0x800)));
+    }
+}

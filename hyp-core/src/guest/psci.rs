@@ -1,0 +1,273 @@
+//! PSCI 1.1 (ARM DEN 0022D) and SMCCC 1.1 (ARM DEN 0028) as a guest sees
+//! them: function IDs decoded into calls, and the answers that do not need
+//! the partition's state. The runtime carries out the calls that do.
+
+/// PSCI function IDs (DEN 0022D §5.1), 32- and 64-bit forms where both exist.
+pub const PSCI_VERSION: u32 = 0x8400_0000;
+pub const PSCI_CPU_SUSPEND_32: u32 = 0x8400_0001;
+pub const PSCI_CPU_SUSPEND_64: u32 = 0xc400_0001;
+pub const PSCI_CPU_OFF: u32 = 0x8400_0002;
+pub const PSCI_CPU_ON_32: u32 = 0x8400_0003;
+pub const PSCI_CPU_ON_64: u32 = 0xc400_0003;
+pub const PSCI_AFFINITY_INFO_32: u32 = 0x8400_0004;
+pub const PSCI_AFFINITY_INFO_64: u32 = 0xc400_0004;
+pub const PSCI_MIGRATE_INFO_TYPE: u32 = 0x8400_0006;
+pub const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
+pub const PSCI_SYSTEM_RESET: u32 = 0x8400_0009;
+pub const PSCI_FEATURES: u32 = 0x8400_000a;
+
+/// SMCCC architecture calls (DEN 0028 §7).
+pub const SMCCC_VERSION: u32 = 0x8000_0000;
+pub const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
+pub const SMCCC_ARCH_WORKAROUND_1: u32 = 0x8000_8000;
+pub const SMCCC_ARCH_WORKAROUND_2: u32 = 0x8000_7fff;
+pub const SMCCC_ARCH_WORKAROUND_3: u32 = 0x8000_3fff;
+/// Vendor-specific hypervisor service calls (DEN 0028 §6.2, owner 6).
+pub const VENDOR_HYP_CALL_COUNT: u32 = 0x8600_ff00;
+pub const VENDOR_HYP_CALL_UID: u32 = 0x8600_ff01;
+pub const VENDOR_HYP_REVISION: u32 = 0x8600_ff03;
+
+/// PSCI 1.1 and SMCCC 1.1, as `major << 16 | minor`.
+pub const PSCI_VERSION_1_1: u64 = 0x1_0001;
+pub const SMCCC_VERSION_1_1: u64 = 0x1_0001;
+/// MIGRATE_INFO_TYPE: "Trusted OS is not present or does not require migration".
+pub const MIGRATE_NOT_REQUIRED: u64 = 2;
+/// Tessera's vendor-hypervisor UUID 6b1cb0b5-8b21-4e8f-9a5f-2f3ad5c0e1a7,
+/// returned in w0-w3 with each word holding four bytes of the UUID in
+/// little-endian order (as KVM's UID in `arm_smccc.h`).
+pub const TESSERA_UUID: [u8; 16] = [
+    0x6b, 0x1c, 0xb0, 0xb5, 0x8b, 0x21, 0x4e, 0x8f, 0x9a, 0x5f, 0x2f, 0x3a, 0xd5, 0xc0, 0xe1, 0xa7,
+];
+/// Tessera's vendor call revision (major, minor).
+pub const VENDOR_HYP_REVISION_VALUE: (u64, u64) = (0, 1);
+
+/// PSCI return codes (DEN 0022D §5.2.2), also the SMCCC ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum PsciReturn {
+    Success = 0,
+    NotSupported = -1,
+    InvalidParameters = -2,
+    Denied = -3,
+    AlreadyOn = -4,
+    OnPending = -5,
+    InvalidAddress = -9,
+}
+
+/// SMCCC_ARCH_FEATURES answers for the workarounds (DEN 0028 §7.4-7.6; the
+/// values KVM gives in arch/arm64/kvm/hypercalls.c).
+pub const SMCCC_RET_NOT_REQUIRED: i64 = -2;
+pub const SMCCC_ARCH_WORKAROUND_RET_UNAFFECTED: i64 = 1;
+
+impl PsciReturn {
+    /// The value for x0: sign-extended to 64 bits.
+    pub fn value(self) -> u64 {
+        i64::from(self as i32) as u64
+    }
+}
+
+/// AFFINITY_INFO answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+pub enum AffinityState {
+    On = 0,
+    Off = 1,
+    OnPending = 2,
+}
+
+/// A decoded guest call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    PsciVersion,
+    CpuSuspend,
+    CpuOff,
+    CpuOn { target: u64, entry: u64, context: u64 },
+    AffinityInfo { target: u64, lowest_level: u64 },
+    MigrateInfoType,
+    SystemOff,
+    SystemReset,
+    PsciFeatures { function: u32 },
+    SmcccVersion,
+    ArchFeatures { function: u32 },
+    VendorCallCount,
+    VendorUid,
+    VendorRevision,
+    Unknown { function: u32 },
+}
+
+/// Decodes the call in x0-x3.
+pub fn decode(x: &[u64; 4]) -> Call {
+    #[allow(clippy::cast_possible_truncation, reason = "SMCCC function IDs are W0")]
+    let function = x[0] as u32;
+    // A 32-bit call's arguments are the W registers.
+    let argument = |i: usize| {
+        if function & 0x4000_0000 == 0 {
+            x[i] & u64::from(u32::MAX)
+        } else {
+            x[i]
+        }
+    };
+    #[allow(clippy::cast_possible_truncation, reason = "function IDs are 32-bit")]
+    let function_argument = argument(1) as u32;
+    match function {
+        PSCI_VERSION => Call::PsciVersion,
+        PSCI_CPU_SUSPEND_32 | PSCI_CPU_SUSPEND_64 => Call::CpuSuspend,
+        PSCI_CPU_OFF => Call::CpuOff,
+        PSCI_CPU_ON_32 | PSCI_CPU_ON_64 => Call::CpuOn {
+            target: argument(1),
+            entry: argument(2),
+            context: argument(3),
+        },
+        PSCI_AFFINITY_INFO_32 | PSCI_AFFINITY_INFO_64 => Call::AffinityInfo {
+            target: argument(1),
+            lowest_level: argument(2),
+        },
+        PSCI_MIGRATE_INFO_TYPE => Call::MigrateInfoType,
+        PSCI_SYSTEM_OFF => Call::SystemOff,
+        PSCI_SYSTEM_RESET => Call::SystemReset,
+        PSCI_FEATURES => Call::PsciFeatures {
+            function: function_argument,
+        },
+        SMCCC_VERSION => Call::SmcccVersion,
+        SMCCC_ARCH_FEATURES => Call::ArchFeatures {
+            function: function_argument,
+        },
+        VENDOR_HYP_CALL_COUNT => Call::VendorCallCount,
+        VENDOR_HYP_CALL_UID => Call::VendorUid,
+        VENDOR_HYP_REVISION => Call::VendorRevision,
+        _ => Call::Unknown { function },
+    }
+}
+
+/// Whether PSCI_FEATURES reports `function` as implemented.
+pub fn psci_implements(function: u32) -> bool {
+    matches!(
+        function,
+        PSCI_VERSION
+            | PSCI_CPU_SUSPEND_32
+            | PSCI_CPU_SUSPEND_64
+            | PSCI_CPU_OFF
+            | PSCI_CPU_ON_32
+            | PSCI_CPU_ON_64
+            | PSCI_AFFINITY_INFO_32
+            | PSCI_AFFINITY_INFO_64
+            | PSCI_MIGRATE_INFO_TYPE
+            | PSCI_SYSTEM_OFF
+            | PSCI_SYSTEM_RESET
+            | PSCI_FEATURES
+            | SMCCC_VERSION
+    )
+}
+
+/// What the host core says about the speculation issues the SMCCC
+/// workarounds address (from its ID registers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpeculationState {
+    /// ID_AA64PFR0_EL1.CSV2: branch targets cannot be trained across contexts.
+    pub csv2: u8,
+    /// ID_AA64PFR1_EL1.SSBS: the guest can disable speculative store bypass itself.
+    pub ssbs: bool,
+    /// ID_AA64MMFR1_EL1.ECBHB: branch history cannot be trained across contexts.
+    pub ecbhb: bool,
+}
+
+/// ID_AA64PFR0_EL1.CSV2 value 3 (FEAT_CSV2_3): also immune to branch history injection.
+const CSV2_3: u8 = 3;
+
+impl SpeculationState {
+    /// The SMCCC_ARCH_FEATURES answer for `function`, for SMCCC calls.
+    /// Tessera mitigates none of the three itself, so an affected core gets
+    /// NOT_SUPPORTED; "unaffected" only where the ID registers prove it.
+    /// WORKAROUND_2 is never "supported" (that would make Linux call it on
+    /// every kernel entry and exit).
+    pub fn arch_features(self, function: u32) -> u64 {
+        let answer = match function {
+            SMCCC_VERSION | SMCCC_ARCH_FEATURES => 0,
+            SMCCC_ARCH_WORKAROUND_1 if self.csv2 >= 1 => SMCCC_ARCH_WORKAROUND_RET_UNAFFECTED,
+            SMCCC_ARCH_WORKAROUND_2 if self.ssbs => SMCCC_RET_NOT_REQUIRED,
+            SMCCC_ARCH_WORKAROUND_3 if self.ecbhb || self.csv2 >= CSV2_3 => {
+                SMCCC_ARCH_WORKAROUND_RET_UNAFFECTED
+            }
+            _ => i64::from(PsciReturn::NotSupported as i32),
+        };
+        answer as u64
+    }
+}
+
+/// The UUID as the four words w0-w3.
+pub fn uuid_words() -> [u64; 4] {
+    let word = |i: usize| {
+        let mut bytes = [0u8; 4];
+        if let Some(chunk) = TESSERA_UUID.get(i * 4..i * 4 + 4) {
+            bytes.copy_from_slice(chunk);
+        }
+        u64::from(u32::from_le_bytes(bytes))
+    };
+    [word(0), word(1), word(2), word(3)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_on_arguments_are_decoded_in_both_widths() {
+        assert_eq!(
+            decode(&[u64::from(PSCI_CPU_ON_64), 1, 0x4000_1000, 0xffff_0000_0000_0007]),
+            Call::CpuOn {
+                target: 1,
+                entry: 0x4000_1000,
+                context: 0xffff_0000_0000_0007
+            }
+        );
+        assert_eq!(
+            decode(&[u64::from(PSCI_CPU_ON_32), 1, 0xdead_0000_4000_1000, 0xffff_0000_0000_0007]),
+            Call::CpuOn {
+                target: 1,
+                entry: 0x4000_1000,
+                context: 7
+            },
+            "a 32-bit call uses only the W registers"
+        );
+    }
+
+    #[test]
+    fn unknown_functions_are_reported_as_such() {
+        assert_eq!(
+            decode(&[0xc200_0042, 0, 0, 0]),
+            Call::Unknown {
+                function: 0xc200_0042
+            }
+        );
+        assert_eq!(PsciReturn::NotSupported.value(), u64::MAX);
+    }
+
+    #[test]
+    fn workaround_answers_follow_the_core() {
+        let cortex_a72 = SpeculationState::default();
+        let not_supported = PsciReturn::NotSupported.value();
+        assert_eq!(cortex_a72.arch_features(SMCCC_ARCH_WORKAROUND_1), not_supported);
+        assert_eq!(cortex_a72.arch_features(SMCCC_ARCH_WORKAROUND_2), not_supported);
+        assert_eq!(cortex_a72.arch_features(SMCCC_ARCH_WORKAROUND_3), not_supported);
+        let modern = SpeculationState {
+            csv2: 3,
+            ssbs: true,
+            ecbhb: true,
+        };
+        assert_eq!(modern.arch_features(SMCCC_ARCH_WORKAROUND_1), 1);
+        assert_eq!(modern.arch_features(SMCCC_ARCH_WORKAROUND_2), (-2i64) as u64);
+        assert_eq!(modern.arch_features(SMCCC_ARCH_WORKAROUND_3), 1);
+        for state in [cortex_a72, modern] {
+            assert_ne!(
+                state.arch_features(SMCCC_ARCH_WORKAROUND_2),
+                0,
+                "WORKAROUND_2 is never reported as supported"
+            );
+        }
+    }
+
+    #[test]
+    fn the_uid_words_match_the_uuid_byte_order() {
+        assert_eq!(uuid_words(), [0xb5b0_1c6b, 0x8f4e_218b, 0x3a2f_5f9a, 0xa7e1_c0d5]);
+    }
+}
