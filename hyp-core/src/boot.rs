@@ -9,7 +9,9 @@
 //! 6. Heap on free RAM.
 //! 7. GIC distributor and this CPU's interface.
 //! 8. Secondary CPUs, each reporting in.
-//! 9. Banner; then (until partitions exist) power off.
+//! 9. Banner.
+//! 10. The partition configuration: checked, then every partition built and
+//!     started; this CPU then runs its own vCPU, if it has one.
 
 use core::fmt::Write;
 
@@ -24,7 +26,7 @@ use crate::mm::address::{PhysAddr, PhysRange};
 use crate::mm::{hyp_map, hyp_memory};
 use crate::power::{self, PowerControl, ResetDevice};
 use crate::time::{Elapsed, Timestamp};
-use crate::{banner, console, fault_injection, gic, heap, logging, smp};
+use crate::{banner, config, console, fault_injection, gic, heap, logging, partition, smp};
 
 /// "0.1.0 (ee781e3)".
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -246,15 +248,61 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
     if let Some(fault) = chosen_string("tessera,fault-injection") {
         fault_injection::inject_fault(fault);
     }
-    match configured_partitions(&fdt) {
-        0 => info!(
+    let plans = match config::read(&fdt, &hardware, &LoadedModules(&hardware.memory)) {
+        Ok(plans) => plans,
+        Err(errors) => {
+            error!(
+                "the partition configuration has {} errors; no partition starts:",
+                errors.len()
+            );
+            for problem in &errors {
+                error!("  {problem}");
+            }
+            if chosen_string("tessera,config-error") == Some("power-off") {
+                power::power_off();
+            }
+            error!("fix the overlay (check it with `cargo xtask check-config`) and reboot");
+            halt();
+        }
+    };
+    if plans.is_empty() {
+        info!(
             "no partitions configured (no /hypervisor node with compatible \"tessera,hypervisor\"): powering off"
-        ),
-        count => warn!(
-            "{count} partitions in /hypervisor, but this Tessera cannot run partitions yet: powering off"
-        ),
+        );
+        power::power_off();
     }
-    power::power_off()
+    if let Err(error) = partition::start_all(plans, &hardware) {
+        error!("{error}");
+        halt();
+    }
+    partition::run_this_cpu();
+    smp::idle()
+}
+
+/// Module headers read from where the bootloader put them.
+struct LoadedModules<'m>(&'m hw::memory::MemoryMap);
+
+impl config::ModuleContents for LoadedModules<'_> {
+    fn header(&self, module: &config::Module<'_>) -> Option<[u8; config::image::HEADER_SIZE]> {
+        if module.range.size() < config::image::HEADER_SIZE as u64 {
+            return None;
+        }
+        let mut header = [0u8; config::image::HEADER_SIZE];
+        // A module outside RAM is reported by the checks; it is not read.
+        if self.0.is_ram(&module.range) {
+            // SAFETY: the module lies in RAM, which the EL2 map covers,
+            // and is reserved, so nothing writes it.
+            let source = unsafe {
+                core::slice::from_raw_parts(
+                    module.range.start().as_usize() as *const u8,
+                    header.len(),
+                )
+            };
+            header.copy_from_slice(source);
+            return Some(header);
+        }
+        None
+    }
 }
 
 fn report_issues(issues: &Issues<'_>) {
@@ -267,11 +315,4 @@ fn report_issues(issues: &Issues<'_>) {
     if issues.dropped() > 0 {
         error!("  ... and {} more problems", issues.dropped());
     }
-}
-
-/// Number of partitions the DT configures (issue #4 runs them).
-fn configured_partitions(fdt: &Fdt<'_>) -> usize {
-    fdt.find_node("/hypervisor")
-        .filter(|n| n.is_compatible(&["tessera,hypervisor"]))
-        .map_or(0, |n| n.children().count())
 }

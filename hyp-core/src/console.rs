@@ -112,6 +112,16 @@ pub fn with_console_for_crash(f: impl FnOnce(&mut Uart)) {
     CONSOLE.with(f);
 }
 
+/// Writes one line of a partition's output, prefixed with its name.
+pub fn write_partition_line(name: &str, line: &[u8]) {
+    CONSOLE.with(|uart| {
+        uart.write_bytes(name.as_bytes());
+        uart.write_bytes(b" | ");
+        uart.write_bytes(line);
+        uart.write_bytes(b"\n");
+    });
+}
+
 struct Logger;
 
 impl log::Log for Logger {

@@ -37,6 +37,8 @@ mod gic;
 #[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
+mod partition;
+#[cfg(target_os = "none")]
 mod power;
 #[cfg(target_os = "none")]
 mod smp;

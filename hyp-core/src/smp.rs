@@ -9,7 +9,7 @@ use log::{info, warn};
 use crate::arch::{self, cpu};
 use crate::hw::Hardware;
 use crate::hw::cpus::{Cpu, EnableMethod, MAX_CPUS};
-use crate::{console, gic};
+use crate::{console, gic, partition};
 
 /// Stacks of each secondary CPU (the boot CPU's are in the image): the one
 /// Tessera's code runs on, and the one exceptions run on.
@@ -169,12 +169,18 @@ extern "C" fn secondary_main(index: usize) -> ! {
     idle()
 }
 
-/// Where a secondary CPU waits while it has nothing to run.
-fn idle() -> ! {
+/// Where a CPU waits while it has nothing to run: until partitions start
+/// (then it runs its vCPU, if it has one), or until it is told to stop.
+pub fn idle() -> ! {
+    let mut ran = false;
     loop {
         if STOP_REQUESTED.load(Ordering::Acquire) {
             acknowledge_stop();
             cpu::park();
+        }
+        if !ran && partition::started() {
+            ran = true;
+            partition::run_this_cpu();
         }
         cpu::wait_for_event();
     }

@@ -5,11 +5,13 @@ pub mod cpu;
 pub mod exceptions;
 pub mod layout;
 pub mod mmu;
+pub mod virtualization;
 
 use core::arch::global_asm;
 use core::mem::{offset_of, size_of};
 
 use crate::exception::TRAP_FRAME_SIZE;
+use crate::guest::context::VcpuRegisters;
 use crate::hw::cpus::MAX_CPUS;
 
 /// arm64 Image header flags (booting.rst): bit 0 little-endian (0), bits
@@ -35,7 +37,34 @@ global_asm!(
 
 global_asm!(include_str!("vectors.S"), frame_size = const TRAP_FRAME_SIZE);
 
+global_asm!(
+    include_str!("guest.S"),
+    host = const offset_of!(VcpuRegisters, host),
+    sp_el0 = const offset_of!(VcpuRegisters, sp_el0),
+    pc = const offset_of!(VcpuRegisters, pc),
+    esr = const offset_of!(VcpuRegisters, esr),
+    hpfar = const offset_of!(VcpuRegisters, hpfar),
+);
+
 unsafe extern "C" {
     /// First instruction of a secondary CPU (entry.S).
     pub fn secondary_entry();
+    /// Runs the guest whose registers are `registers` until it takes an
+    /// exception to EL2; returns the vector index (guest.S).
+    fn guest_enter(registers: *mut VcpuRegisters) -> u64;
+}
+
+/// Runs the guest until its next exit; returns the exit's vector index
+/// (8-15: the lower-EL entries of [`crate::exception::VectorKind`]).
+///
+/// # Safety
+///
+/// This CPU's EL2 state must be set up for the guest (stage 2 with its own
+/// VMID, HCR_EL2 trapping what Tessera must see): the guest then reaches
+/// nothing but its own memory and traps everything else to EL2.
+pub unsafe fn run_guest(registers: &mut VcpuRegisters) -> u64 {
+    // SAFETY: `registers` is valid for reads and writes for the call; the
+    // caller vouches for the EL2 configuration. guest_enter preserves the
+    // callee-saved registers and stack pointer as the ABI requires.
+    unsafe { guest_enter(registers) }
 }

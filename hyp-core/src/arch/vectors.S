@@ -1,9 +1,9 @@
 // EL2 exception vectors (Arm ARM D1.10.2): 16 entries of 0x80 bytes. Each
-// saves x0/x1, puts its index in x0 and joins the common path, which saves a
-// TrapFrame (hyp-core/src/exception.rs) and calls el2_exception(index, frame).
-// For the lower-EL entries (8-15) the frame's SP is SP_EL2 at entry, not
-// the guest's: handlers for guests will save SP_EL0/SP_EL1 with the rest of
-// the vCPU context.
+// saves x0/x1 and puts its index in x0. The current-EL entries (0-7) join
+// the common path, which saves a TrapFrame (hyp-core/src/exception.rs) and
+// calls el2_exception(index, frame). The lower-EL entries (8-15) are guest
+// exits: they join guest_exit (guest.S), which saves the vCPU's registers
+// and returns to the Rust code that entered the guest.
 // Every exception runs on SP_EL2, the exception stack. Tessera's own code runs
 // on SP_EL0, so its exceptions arrive through the "current EL with SP_EL0"
 // entries (0-3) and one that overflowed its stack can still be reported.
@@ -14,6 +14,13 @@
     stp     x0, x1, [sp]
     mov     x0, #\index
     b       el2_exception_entry
+.endm
+
+.macro GUEST_VECTOR index
+    .balign 0x80
+    stp     x0, x1, [sp, #-16]!
+    mov     x0, #\index
+    b       guest_exit
 .endm
 
 .section .text.vectors, "ax"
@@ -28,14 +35,14 @@ el2_vectors:
     VECTOR 5
     VECTOR 6
     VECTOR 7
-    VECTOR 8
-    VECTOR 9
-    VECTOR 10
-    VECTOR 11
-    VECTOR 12
-    VECTOR 13
-    VECTOR 14
-    VECTOR 15
+    GUEST_VECTOR 8
+    GUEST_VECTOR 9
+    GUEST_VECTOR 10
+    GUEST_VECTOR 11
+    GUEST_VECTOR 12
+    GUEST_VECTOR 13
+    GUEST_VECTOR 14
+    GUEST_VECTOR 15
 
 el2_exception_entry:
     stp     x2, x3, [sp, #16 * 1]

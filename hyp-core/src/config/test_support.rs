@@ -82,7 +82,6 @@ pub fn hardware<'a>(fdt: &Fdt<'a>) -> Hardware<'a> {
     hardware
 }
 
-
 /// One of the shipped example overlays with every module 64 KiB long (the
 /// size U-Boot would write), as the `__overlay__` body.
 pub fn example_body(file: &str) -> String {

@@ -101,7 +101,10 @@ pub fn write(plan: &PartitionPlan<'_>, boot: BootInfo) -> Result<Vec<u8>, Error>
     let [ubase_hi, ubase_lo] = cells(GUEST_PL011_BASE);
     let [usize_hi, usize_lo] = cells(GUEST_PL011_SIZE);
     fdt.property_array_u32("reg", &[ubase_hi, ubase_lo, usize_hi, usize_lo])?;
-    fdt.property_array_u32("interrupts", &[GIC_SPI, GUEST_PL011_SPI, IRQ_TYPE_LEVEL_HIGH])?;
+    fdt.property_array_u32(
+        "interrupts",
+        &[GIC_SPI, GUEST_PL011_SPI, IRQ_TYPE_LEVEL_HIGH],
+    )?;
     fdt.property_array_u32("clocks", &[CLOCK_PHANDLE, CLOCK_PHANDLE])?;
     fdt.property_string_list(
         "clock-names",

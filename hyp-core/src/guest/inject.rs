@@ -5,6 +5,8 @@
 pub const EC_UNKNOWN: u64 = 0x00;
 pub const EC_DATA_ABORT_LOWER: u64 = 0x24;
 pub const EC_DATA_ABORT_SAME: u64 = 0x25;
+pub const EC_INSTRUCTION_ABORT_LOWER: u64 = 0x20;
+pub const EC_INSTRUCTION_ABORT_SAME: u64 = 0x21;
 const EC_SHIFT: u64 = 26;
 /// ESR_ELx.IL: a 32-bit instruction.
 const ESR_IL: u64 = 1 << 25;
@@ -14,6 +16,7 @@ const ISS_WNR: u64 = 1 << 6;
 
 /// PSTATE.M[3:0] values (AArch64).
 const MODE_MASK: u64 = 0b1111;
+#[cfg(test)]
 const MODE_EL0T: u64 = 0b0000;
 const MODE_EL1T: u64 = 0b0100;
 const MODE_EL1H: u64 = 0b0101;
@@ -35,6 +38,8 @@ pub enum Injected {
     Undefined,
     /// A synchronous external abort on a data access to `address`.
     DataAbort { address: u64, write: bool },
+    /// A synchronous external abort on an instruction fetch from `address`.
+    InstructionAbort { address: u64 },
 }
 
 /// The guest's state where it took the exception.
@@ -66,7 +71,8 @@ pub fn inject(state: GuestState, what: Injected) -> Injection {
         match state.pstate & MODE_MASK {
             MODE_EL1T => VECTOR_CURRENT_SP0,
             MODE_EL1H => VECTOR_CURRENT_SPX,
-            MODE_EL0T | _ => VECTOR_LOWER_AARCH64,
+            // EL0t: an exception from a lower EL.
+            _ => VECTOR_LOWER_AARCH64,
         }
     };
     let (esr, far) = match what {
@@ -80,6 +86,17 @@ pub fn inject(state: GuestState, what: Injected) -> Injection {
             let wnr = if write { ISS_WNR } else { 0 };
             (
                 (ec << EC_SHIFT) | ESR_IL | wnr | DFSC_SYNC_EXTERNAL_ABORT,
+                Some(address),
+            )
+        }
+        Injected::InstructionAbort { address } => {
+            let ec = if from_el1 {
+                EC_INSTRUCTION_ABORT_SAME
+            } else {
+                EC_INSTRUCTION_ABORT_LOWER
+            };
+            (
+                (ec << EC_SHIFT) | ESR_IL | DFSC_SYNC_EXTERNAL_ABORT,
                 Some(address),
             )
         }
@@ -129,7 +146,13 @@ mod tests {
             pstate: MODE_EL0T,
             vbar_el1: 0x8000,
         };
-        let injection = inject(state, Injected::DataAbort { address: 0, write: false });
+        let injection = inject(
+            state,
+            Injected::DataAbort {
+                address: 0,
+                write: false,
+            },
+        );
         assert_eq!(injection.pc, 0x8400);
         assert_eq!(injection.esr_el1 >> EC_SHIFT, EC_DATA_ABORT_LOWER);
     }

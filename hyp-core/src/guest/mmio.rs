@@ -131,7 +131,10 @@ mod tests {
             decode(permission_fault, 0),
             Err(NotMmio::NotTranslationFault { dfsc: 0b00_1111 })
         );
-        assert!(decode(STR_W3 | ISS_S1PTW, 0).is_err(), "a table walk is not MMIO");
+        assert!(
+            decode(STR_W3 | ISS_S1PTW, 0).is_err(),
+            "a table walk is not MMIO"
+        );
     }
 
     #[test]
@@ -160,6 +163,9 @@ mod tests {
 
     #[test]
     fn the_ipa_combines_hpfar_and_the_page_offset_of_far() {
-        assert_eq!(fault_ipa(0x0900_0000 >> 8, 0xffff_0000_1234_5018), 0x0900_0018);
+        assert_eq!(
+            fault_ipa(0x0900_0000 >> 8, 0xffff_0000_1234_5018),
+            0x0900_0018
+        );
     }
 }

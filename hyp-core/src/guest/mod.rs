@@ -2,6 +2,7 @@
 //! its traps (MMIO, system registers, calls), the exceptions injected into
 //! it, its PL011, its device tree and its stage-2 map.
 
+pub mod context;
 pub mod device_tree;
 pub mod inject;
 pub mod mmio;

@@ -238,7 +238,10 @@ mod tests {
             uart.write(UARTDR, u32::from(*byte), &mut output).unwrap();
         }
         assert_eq!(lines(&mut output), ["hello", "world"]);
-        assert!(!output.has_line(), "an unfinished line waits for its newline");
+        assert!(
+            !output.has_line(),
+            "an unfinished line waits for its newline"
+        );
     }
 
     #[test]
@@ -247,12 +250,20 @@ mod tests {
         let mut output = OutputBuffer::default();
         assert_eq!(uart.read(UARTFR, &output).unwrap() & FR_TXFF, 0);
         for i in 0..OUTPUT_CAPACITY {
-            assert!(output.push(b'a' + (i % 26) as u8));
+            assert!(output.push(b"abcdefghijklmnopqrstuvwxyz"[i % 26]));
         }
         assert!(!output.push(b'!'), "a full buffer refuses bytes");
-        assert_ne!(uart.read(UARTFR, &output).unwrap() & FR_TXFF, 0, "TXFF when full");
+        assert_ne!(
+            uart.read(UARTFR, &output).unwrap() & FR_TXFF,
+            0,
+            "TXFF when full"
+        );
         let taken = lines(&mut output);
-        assert_eq!(taken.len(), OUTPUT_CAPACITY / MAX_LINE, "long output in MAX_LINE pieces");
+        assert_eq!(
+            taken.len(),
+            OUTPUT_CAPACITY / MAX_LINE,
+            "long output in MAX_LINE pieces"
+        );
         assert_eq!(uart.read(UARTFR, &output).unwrap() & FR_TXFF, 0);
     }
 
@@ -275,6 +286,9 @@ mod tests {
         assert_eq!(uart.read(UARTIBRD, &output), Ok(13));
         assert_eq!(uart.read(UARTCR, &output), Ok(0x301));
         assert_eq!(uart.read(0x800, &output), Err(UnknownRegister(0x800)));
-        assert_eq!(uart.write(0x800, 1, &mut output), Err(UnknownRegister(0x800)));
+        assert_eq!(
+            uart.write(0x800, 1, &mut output),
+            Err(UnknownRegister(0x800))
+        );
     }
 }

@@ -81,18 +81,31 @@ pub enum Call {
     PsciVersion,
     CpuSuspend,
     CpuOff,
-    CpuOn { target: u64, entry: u64, context: u64 },
-    AffinityInfo { target: u64, lowest_level: u64 },
+    CpuOn {
+        target: u64,
+        entry: u64,
+        context: u64,
+    },
+    AffinityInfo {
+        target: u64,
+        lowest_level: u64,
+    },
     MigrateInfoType,
     SystemOff,
     SystemReset,
-    PsciFeatures { function: u32 },
+    PsciFeatures {
+        function: u32,
+    },
     SmcccVersion,
-    ArchFeatures { function: u32 },
+    ArchFeatures {
+        function: u32,
+    },
     VendorCallCount,
     VendorUid,
     VendorRevision,
-    Unknown { function: u32 },
+    Unknown {
+        function: u32,
+    },
 }
 
 /// Decodes the call in x0-x3.
@@ -213,7 +226,12 @@ mod tests {
     #[test]
     fn cpu_on_arguments_are_decoded_in_both_widths() {
         assert_eq!(
-            decode(&[u64::from(PSCI_CPU_ON_64), 1, 0x4000_1000, 0xffff_0000_0000_0007]),
+            decode(&[
+                u64::from(PSCI_CPU_ON_64),
+                1,
+                0x4000_1000,
+                0xffff_0000_0000_0007
+            ]),
             Call::CpuOn {
                 target: 1,
                 entry: 0x4000_1000,
@@ -221,7 +239,12 @@ mod tests {
             }
         );
         assert_eq!(
-            decode(&[u64::from(PSCI_CPU_ON_32), 1, 0xdead_0000_4000_1000, 0xffff_0000_0000_0007]),
+            decode(&[
+                u64::from(PSCI_CPU_ON_32),
+                1,
+                0xdead_0000_4000_1000,
+                0xffff_0000_0000_0007
+            ]),
             Call::CpuOn {
                 target: 1,
                 entry: 0x4000_1000,
@@ -246,16 +269,28 @@ mod tests {
     fn workaround_answers_follow_the_core() {
         let cortex_a72 = SpeculationState::default();
         let not_supported = PsciReturn::NotSupported.value();
-        assert_eq!(cortex_a72.arch_features(SMCCC_ARCH_WORKAROUND_1), not_supported);
-        assert_eq!(cortex_a72.arch_features(SMCCC_ARCH_WORKAROUND_2), not_supported);
-        assert_eq!(cortex_a72.arch_features(SMCCC_ARCH_WORKAROUND_3), not_supported);
+        assert_eq!(
+            cortex_a72.arch_features(SMCCC_ARCH_WORKAROUND_1),
+            not_supported
+        );
+        assert_eq!(
+            cortex_a72.arch_features(SMCCC_ARCH_WORKAROUND_2),
+            not_supported
+        );
+        assert_eq!(
+            cortex_a72.arch_features(SMCCC_ARCH_WORKAROUND_3),
+            not_supported
+        );
         let modern = SpeculationState {
             csv2: 3,
             ssbs: true,
             ecbhb: true,
         };
         assert_eq!(modern.arch_features(SMCCC_ARCH_WORKAROUND_1), 1);
-        assert_eq!(modern.arch_features(SMCCC_ARCH_WORKAROUND_2), (-2i64) as u64);
+        assert_eq!(
+            modern.arch_features(SMCCC_ARCH_WORKAROUND_2),
+            (-2i64) as u64
+        );
         assert_eq!(modern.arch_features(SMCCC_ARCH_WORKAROUND_3), 1);
         for state in [cortex_a72, modern] {
             assert_ne!(
@@ -268,6 +303,9 @@ mod tests {
 
     #[test]
     fn the_uid_words_match_the_uuid_byte_order() {
-        assert_eq!(uuid_words(), [0xb5b0_1c6b, 0x8f4e_218b, 0x3a2f_5f9a, 0xa7e1_c0d5]);
+        assert_eq!(
+            uuid_words(),
+            [0xb5b0_1c6b, 0x8f4e_218b, 0x3a2f_5f9a, 0xa7e1_c0d5]
+        );
     }
 }

@@ -7,7 +7,10 @@ use crate::mm::page_table::{Attributes, MapError, PageTable};
 
 /// Maps the partition's RAM at its guest address, in the largest blocks
 /// the alignment allows (the builder picks 1 GiB and 2 MiB blocks).
-pub fn map_partition(table: &mut PageTable<'_, '_>, plan: &PartitionPlan<'_>) -> Result<(), MapError> {
+pub fn map_partition(
+    table: &mut PageTable<'_, '_>,
+    plan: &PartitionPlan<'_>,
+) -> Result<(), MapError> {
     table.map(
         plan.layout.ram_base,
         plan.ram.start(),

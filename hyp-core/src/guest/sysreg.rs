@@ -88,7 +88,11 @@ mod tests {
         let guest = guest_id_value(4, 0, host_pfr0);
         assert_eq!((guest >> 32) & 0xf, 0, "SVE hidden");
         assert_eq!((guest >> 44) & 0xf, 0, "AMU hidden");
-        assert_eq!(guest & 0xffff_ffff, 0x1111_1111, "EL0-EL3, FP, AdvSIMD, GIC kept");
+        assert_eq!(
+            guest & 0xffff_ffff,
+            0x1111_1111,
+            "EL0-EL3, FP, AdvSIMD, GIC kept"
+        );
         assert_eq!(guest_id_value(4, 4, u64::MAX), 0, "ID_AA64ZFR0 reads 0");
         assert_eq!(guest_id_value(6, 0, 42), 42, "ISAR0 unchanged");
     }

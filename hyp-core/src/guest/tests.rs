@@ -1,6 +1,7 @@
 //! Checks over whole partitions built from the shipped example overlays:
 //! their stage-2 tables as the MMU would walk them, and their device trees.
 
+use crate::config::guest_map::{GUEST_DEVICES, IPA_BITS};
 use crate::config::test_support::{DTB, Headers, example_body, hardware, merged};
 use crate::config::{self, PartitionPlan};
 use crate::dt::Fdt;
@@ -8,7 +9,6 @@ use crate::guest::{device_tree, stage2};
 use crate::hw::memory::ReservedKind;
 use crate::mm::address::{PhysAddr, PhysRange};
 use crate::mm::page_table::{Attributes, PageTable, Stage, Table, TablePool};
-use crate::config::guest_map::{GUEST_DEVICES, IPA_BITS};
 
 /// Every leaf of `plan`'s stage-2 tables: (IPA, host range, attributes).
 fn stage2_leaves(plan: &PartitionPlan<'_>) -> (Vec<(u64, PhysRange, Attributes)>, [u64; 4]) {
@@ -25,7 +25,10 @@ fn stage2_leaves(plan: &PartitionPlan<'_>) -> (Vec<(u64, PhysRange, Attributes)>
 
 #[test]
 fn stage2_maps_only_each_partitions_own_ram_disjoint_from_everything_else() {
-    for file in ["qemu-virt-two-partitions.dts", "qemu-virt-three-partitions.dts"] {
+    for file in [
+        "qemu-virt-two-partitions.dts",
+        "qemu-virt-three-partitions.dts",
+    ] {
         let blob = merged(&example_body(file));
         let fdt = Fdt::new(&blob).unwrap();
         let hardware = hardware(&fdt);
@@ -33,7 +36,11 @@ fn stage2_maps_only_each_partitions_own_ram_disjoint_from_everything_else() {
         let mut owned: Vec<(String, PhysRange)> = Vec::new();
         for plan in &plans {
             let (leaves, _) = stage2_leaves(plan);
-            assert!(!leaves.is_empty(), "{file}: {} maps nothing", plan.config.name);
+            assert!(
+                !leaves.is_empty(),
+                "{file}: {} maps nothing",
+                plan.config.name
+            );
             for (ipa, host, attributes) in &leaves {
                 let name = plan.config.name;
                 assert!(
@@ -41,7 +48,11 @@ fn stage2_maps_only_each_partitions_own_ram_disjoint_from_everything_else() {
                     "{file}: {name} maps {host} outside its RAM {}",
                     plan.ram
                 );
-                assert_eq!(*attributes, Attributes::GUEST_RAM, "{file}: {name}: RAM only");
+                assert_eq!(
+                    *attributes,
+                    Attributes::GUEST_RAM,
+                    "{file}: {name}: RAM only"
+                );
                 assert!(
                     *ipa >= GUEST_DEVICES.1 || ipa + host.size() <= GUEST_DEVICES.0,
                     "{file}: {name}: emulated devices must stay unmapped"
@@ -55,7 +66,10 @@ fn stage2_maps_only_each_partitions_own_ram_disjoint_from_everything_else() {
                     );
                 }
                 for (other, range) in &owned {
-                    assert!(!range.overlaps(host), "{file}: {name} maps {host}, partition {other}'s");
+                    assert!(
+                        !range.overlaps(host),
+                        "{file}: {name} maps {host}, partition {other}'s"
+                    );
                 }
             }
             for (_, host, _) in leaves {
@@ -63,11 +77,22 @@ fn stage2_maps_only_each_partitions_own_ram_disjoint_from_everything_else() {
             }
         }
         let kinds: Vec<ReservedKind> = hardware.memory.reserved.iter().map(|r| r.kind).collect();
-        for kind in [ReservedKind::Hypervisor, ReservedKind::DeviceTree, ReservedKind::Module] {
-            assert!(kinds.contains(&kind), "{file}: the check saw no {kind:?} to compare with");
+        for kind in [
+            ReservedKind::Hypervisor,
+            ReservedKind::DeviceTree,
+            ReservedKind::Module,
+        ] {
+            assert!(
+                kinds.contains(&kind),
+                "{file}: the check saw no {kind:?} to compare with"
+            );
         }
         assert!(
-            hardware.memory.reserved.iter().any(|r| r.range.contains(PhysAddr(DTB))),
+            hardware
+                .memory
+                .reserved
+                .iter()
+                .any(|r| r.range.contains(PhysAddr(DTB))),
             "the DTB is reserved"
         );
     }
@@ -81,8 +106,17 @@ fn stage2_uses_2mib_blocks_for_2mib_aligned_ram() {
     let plans = config::read(&fdt, &hardware, &Headers::default()).unwrap();
     for plan in &plans {
         let (_, counts) = stage2_leaves(plan);
-        assert_eq!(counts[3], 0, "{}: no 4 KiB pages, got {counts:?}", plan.config.name);
-        assert_eq!(counts[2] * (2 << 20), plan.ram.size(), "{}: all 2 MiB blocks", plan.config.name);
+        assert_eq!(
+            counts[3], 0,
+            "{}: no 4 KiB pages, got {counts:?}",
+            plan.config.name
+        );
+        assert_eq!(
+            counts[2] * (2 << 20),
+            plan.ram.size(),
+            "{}: all 2 MiB blocks",
+            plan.config.name
+        );
     }
 }
 
@@ -103,15 +137,31 @@ fn the_guest_device_tree_describes_the_partition() {
         .collect();
     assert_eq!(cpus, ["cpu@0", "cpu@1"], "CPUs renumbered from 0");
     assert_eq!(
-        guest.find_node("/psci").unwrap().property("method").unwrap().as_str(),
+        guest
+            .find_node("/psci")
+            .unwrap()
+            .property("method")
+            .unwrap()
+            .as_str(),
         Some("hvc")
     );
-    let memory = guest.find_node("/memory@40000000").expect("RAM at the guest base");
+    let memory = guest
+        .find_node("/memory@40000000")
+        .expect("RAM at the guest base");
     assert_eq!(memory.property("reg").unwrap().value.len(), 16);
     let chosen = guest.find_node("/chosen").unwrap();
-    assert_eq!(chosen.property("bootargs").unwrap().as_str(), Some("role=b"));
-    assert_eq!(chosen.property("stdout-path").unwrap().as_str(), Some("/pl011@9000000"));
-    assert_eq!(chosen.property("tessera,boot-count").unwrap().as_u32(), Some(3));
+    assert_eq!(
+        chosen.property("bootargs").unwrap().as_str(),
+        Some("role=b")
+    );
+    assert_eq!(
+        chosen.property("stdout-path").unwrap().as_str(),
+        Some("/pl011@9000000")
+    );
+    assert_eq!(
+        chosen.property("tessera,boot-count").unwrap().as_u32(),
+        Some(3)
+    );
     assert!(guest.find_node("/pl011@9000000").is_some());
     assert!(guest_blob.len() <= crate::config::guest_map::GUEST_DTB_MAX_SIZE);
 }

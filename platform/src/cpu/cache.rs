@@ -58,6 +58,21 @@ by_line!(
     "Writes back, then discards, lines of `[start, start + len)`."
 );
 
+/// Invalidates the instruction caches of every CPU in the inner-shareable
+/// domain: after writing code another CPU will run.
+pub fn invalidate_instruction_cache_all_cpus() {
+    // SAFETY: instruction-cache invalidation and barriers have no memory-safety preconditions.
+    unsafe {
+        asm!(
+            "dsb ish",
+            "ic ialluis",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
 /// Invalidates the whole instruction cache to the point of unification.
 pub fn invalidate_instruction_cache() {
     // SAFETY: instruction-cache invalidation and barriers have no memory-safety preconditions.

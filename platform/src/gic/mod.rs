@@ -18,6 +18,9 @@ pub const PRIORITY_MASK_ALL: u32 = 0xff;
 pub const FIRST_SPI: u32 = 32;
 /// Bits of ICENABLER0 that cover the PPIs (INTIDs 16-31).
 pub const PPI_ENABLE_BITS: u32 = 0xffff_0000;
+/// INTIDs 1020-1023 are special; 1023 means "no pending interrupt".
+pub const SPECIAL_INTIDS_START: u32 = 1020;
+pub const SPURIOUS_INTID: u32 = 1023;
 /// How often to poll a GIC "register write pending" or "children asleep" bit.
 pub const GIC_POLL_LIMIT: u32 = 1 << 20;
 
@@ -88,6 +91,62 @@ impl Gic {
                 Ok(())
             }
             Gic::V3(gic) => gic.init_cpu(mpidr),
+        }
+    }
+
+    /// Lets SGI `intid` reach this CPU (`mpidr`): Tessera's inter-CPU kick.
+    pub fn enable_sgi(&self, mpidr: u64, intid: u32) -> Result<(), GicError> {
+        match self {
+            Gic::V2(gic) => {
+                gic.enable_sgi(intid);
+                Ok(())
+            }
+            Gic::V3(gic) => gic.enable_sgi(mpidr, intid),
+        }
+    }
+
+    /// Sends SGI `intid` to one CPU: by MPIDR affinity on GICv3, by its
+    /// GICv2 CPU-interface bit (`v2_target`) on GICv2.
+    pub fn send_sgi(&self, intid: u32, mpidr: u64, v2_target: u8) {
+        match self {
+            Gic::V2(gic) => gic.send_sgi(intid, v2_target),
+            #[cfg(target_arch = "aarch64")]
+            Gic::V3(_) => v3::cpu_interface::send_sgi(intid, mpidr),
+            #[cfg(not(target_arch = "aarch64"))]
+            Gic::V3(_) => {
+                let _ = mpidr;
+            }
+        }
+    }
+
+    /// Acknowledges the highest-priority pending interrupt: the raw
+    /// acknowledge value (INTID in bits [9:0] on GICv2, [23:0] on GICv3).
+    pub fn acknowledge(&self) -> u32 {
+        match self {
+            Gic::V2(gic) => gic.acknowledge(),
+            #[cfg(target_arch = "aarch64")]
+            Gic::V3(_) => v3::cpu_interface::acknowledge(),
+            #[cfg(not(target_arch = "aarch64"))]
+            Gic::V3(_) => SPURIOUS_INTID,
+        }
+    }
+
+    /// Ends the interrupt `acknowledge` returned.
+    pub fn end_of_interrupt(&self, acknowledged: u32) {
+        match self {
+            Gic::V2(gic) => gic.end_of_interrupt(acknowledged),
+            #[cfg(target_arch = "aarch64")]
+            Gic::V3(_) => v3::cpu_interface::end_of_interrupt(acknowledged),
+            #[cfg(not(target_arch = "aarch64"))]
+            Gic::V3(_) => {}
+        }
+    }
+
+    /// The INTID in an acknowledge value.
+    pub fn intid(&self, acknowledged: u32) -> u32 {
+        match self {
+            Gic::V2(_) => acknowledged & 0x3ff,
+            Gic::V3(_) => acknowledged,
         }
     }
 

@@ -12,6 +12,8 @@ use crate::mmio::Mmio;
 
 /// GICD_CTLR.Enable (non-secure view: enables Group 1 forwarding).
 const GICD_CTLR_ENABLE: u32 = 1;
+/// GICD_SGIR.CPUTargetList, bits [23:16] (TargetListFilter 0: use the list).
+const SGIR_TARGET_LIST_SHIFT: u32 = 16;
 
 register_bitfields! {u32,
     /// GICC_CTLR (non-secure view).
@@ -127,6 +129,41 @@ impl GicV2 {
         gicc.pmr.set(PRIORITY_MASK_ALL);
         gicc.bpr.set(0);
         gicc.ctlr.write(GICC_CTLR::ENABLE_GRP1::SET);
+    }
+
+    /// This CPU's bit in GICD_ITARGETSR and GICD_SGIR.CPUTargetList: the
+    /// banked GICD_ITARGETSR0 reads as the reading CPU's own target mask
+    /// (IHI 0048B §4.3.12).
+    pub fn this_cpu_target(&self) -> u8 {
+        self.distributor
+            .banks
+            .itargetsr
+            .first()
+            .map_or(0, |r| r.get().to_le_bytes()[0])
+    }
+
+    /// Enables SGI `intid` on this CPU (a no-op where SGIs are always on).
+    pub fn enable_sgi(&self, intid: u32) {
+        if let Some(register) = self.distributor.banks.isenabler.first() {
+            register.set(1 << (intid % 16));
+        }
+    }
+
+    /// Sends SGI `intid` to the CPUs in `targets` (GICD_SGIR.CPUTargetList).
+    pub fn send_sgi(&self, intid: u32, targets: u8) {
+        self.distributor
+            .sgir
+            .set((u32::from(targets) << SGIR_TARGET_LIST_SHIFT) | (intid % 16));
+    }
+
+    /// GICC_IAR: the raw value (INTID and, for SGIs, the source CPU), to be
+    /// handed back to [`GicV2::end_of_interrupt`].
+    pub fn acknowledge(&self) -> u32 {
+        self.cpu_interface.iar.get()
+    }
+
+    pub fn end_of_interrupt(&self, iar: u32) {
+        self.cpu_interface.eoir.set(iar);
     }
 
     pub fn info(&self) -> GicInfo {

@@ -197,6 +197,12 @@ impl GicV3 {
         Ok(())
     }
 
+    /// Enables SGI `intid` in this CPU's redistributor.
+    pub fn enable_sgi(&self, mpidr: u64, intid: u32) -> Result<(), GicError> {
+        self.redistributor(mpidr)?.isenabler0.set(1 << (intid % 16));
+        Ok(())
+    }
+
     pub fn info(&self) -> GicInfo {
         // PIDR2.ArchRev, bits [7:4]: 3 for GICv3, 4 for GICv4.
         let revision = (self.distributor.pidr2.get() >> 4) & 0xf;
@@ -223,7 +229,7 @@ impl GicdV3 {
 
 /// The GICv3 CPU interface: system registers (IHI 0069H §12).
 #[cfg(target_arch = "aarch64")]
-mod cpu_interface {
+pub(super) mod cpu_interface {
     use aarch64_cpu::registers::{ICC_SRE_EL2, ICH_VTR_EL2, ReadWriteable, Readable};
 
     use super::super::PRIORITY_MASK_ALL;
@@ -247,6 +253,59 @@ mod cpu_interface {
                 pmr = in(reg) u64::from(PRIORITY_MASK_ALL),
                 enable = in(reg) IGRPEN1_ENABLE,
                 options(nostack, preserves_flags),
+            );
+        }
+    }
+
+    /// ICC_SGI1R_EL1 fields (IHI 0069H §12.2.23).
+    const SGI1R_INTID_SHIFT: u64 = 24;
+    const SGI1R_AFF1_SHIFT: u64 = 16;
+    const SGI1R_AFF2_SHIFT: u64 = 32;
+    const SGI1R_RS_SHIFT: u64 = 44;
+    const SGI1R_AFF3_SHIFT: u64 = 48;
+    /// Each TargetList bit covers one Aff0 value within a range of 16.
+    const TARGETS_PER_RANGE: u64 = 16;
+
+    /// Sends SGI `intid` to the one CPU whose MPIDR affinity is `mpidr`.
+    pub fn send_sgi(intid: u32, mpidr: u64) {
+        let aff0 = mpidr & 0xff;
+        let value = (u64::from(intid % 16) << SGI1R_INTID_SHIFT)
+            | (((mpidr >> 8) & 0xff) << SGI1R_AFF1_SHIFT)
+            | (((mpidr >> 16) & 0xff) << SGI1R_AFF2_SHIFT)
+            | (((mpidr >> 32) & 0xff) << SGI1R_AFF3_SHIFT)
+            | ((aff0 / TARGETS_PER_RANGE) << SGI1R_RS_SHIFT)
+            | (1 << (aff0 % TARGETS_PER_RANGE));
+        // SAFETY: generating an SGI touches no memory; the ISB makes it
+        // leave before later instructions, as the GIC spec asks.
+        unsafe {
+            core::arch::asm!(
+                "msr ICC_SGI1R_EL1, {value}",
+                "isb",
+                value = in(reg) value,
+                options(nostack, preserves_flags)
+            );
+        }
+    }
+
+    /// ICC_IAR1_EL1: the INTID of the highest-priority pending interrupt,
+    /// now active.
+    pub fn acknowledge() -> u32 {
+        let value: u64;
+        // SAFETY: reading this CPU's interrupt acknowledge register.
+        unsafe {
+            core::arch::asm!("mrs {}, ICC_IAR1_EL1", out(reg) value, options(nostack, preserves_flags));
+        }
+        u32::try_from(value & 0xff_ffff).unwrap_or(u32::MAX)
+    }
+
+    /// ICC_EOIR1_EL1: priority drop and (EOImode 0) deactivation.
+    pub fn end_of_interrupt(intid: u32) {
+        // SAFETY: writing this CPU's end-of-interrupt register.
+        unsafe {
+            core::arch::asm!(
+                "msr ICC_EOIR1_EL1, {}",
+                in(reg) u64::from(intid),
+                options(nostack, preserves_flags)
             );
         }
     }

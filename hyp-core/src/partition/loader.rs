@@ -1,0 +1,87 @@
+//! Putting a fresh copy of a partition's images into its RAM: scrubbed
+//! RAM, the kernel, the ramdisk and the guest DTB, cleaned to the point of
+//! coherency because the guest starts with its MMU and caches off.
+
+use core::fmt;
+
+use crate::config::PartitionPlan;
+use crate::config::guest_map::GUEST_DTB_MAX_SIZE;
+use crate::guest::device_tree::{self, BootInfo};
+use crate::mm::address::{PhysRange, to_usize};
+
+#[derive(Debug)]
+pub enum LoadError {
+    DeviceTree(vm_fdt::Error),
+    DeviceTreeTooLarge(usize),
+    OutsideRam(&'static str),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::DeviceTree(error) => write!(f, "cannot write its device tree: {error:?}"),
+            LoadError::DeviceTreeTooLarge(size) => {
+                write!(
+                    f,
+                    "its device tree ({size} bytes) exceeds {GUEST_DTB_MAX_SIZE} bytes"
+                )
+            }
+            LoadError::OutsideRam(what) => write!(f, "its {what} does not fit its RAM"),
+        }
+    }
+}
+
+/// Copies `source` (a module the bootloader loaded) to guest address `ipa`.
+fn copy_module(
+    ram: &mut [u8],
+    plan: &PartitionPlan<'_>,
+    ipa: u64,
+    source: PhysRange,
+    what: &'static str,
+) -> Result<(), LoadError> {
+    let offset = to_usize(ipa - plan.layout.ram_base);
+    let length = to_usize(source.size());
+    let target = ram
+        .get_mut(offset..offset + length)
+        .ok_or(LoadError::OutsideRam(what))?;
+    // SAFETY: the module lies in RAM (checked by the configuration), is
+    // reserved, so nothing else writes it, and is mapped by the EL2 map.
+    let source =
+        unsafe { core::slice::from_raw_parts(source.start().as_usize() as *const u8, length) };
+    target.copy_from_slice(source);
+    Ok(())
+}
+
+/// Loads `plan`'s images for its `boot_count`-th boot.
+pub fn load(plan: &PartitionPlan<'_>, boot_count: u32) -> Result<(), LoadError> {
+    let layout = &plan.layout;
+    let dtb = device_tree::write(plan, BootInfo { boot_count }).map_err(LoadError::DeviceTree)?;
+    if dtb.len() > GUEST_DTB_MAX_SIZE {
+        return Err(LoadError::DeviceTreeTooLarge(dtb.len()));
+    }
+    // SAFETY: the partition's RAM is mapped read-write at EL2, belongs to
+    // this partition alone (the configuration checks it against everything
+    // else), and none of its vCPUs runs while it is loaded.
+    let ram = unsafe {
+        core::slice::from_raw_parts_mut(
+            plan.ram.start().as_usize() as *mut u8,
+            to_usize(plan.ram.size()),
+        )
+    };
+    ram.fill(0);
+    if let Some(kernel) = plan.config.kernel {
+        copy_module(ram, plan, layout.kernel, kernel.range, "kernel")?;
+    }
+    if let (Some(ramdisk), Some((ipa, _))) = (plan.config.ramdisk, layout.ramdisk) {
+        copy_module(ram, plan, ipa, ramdisk.range, "ramdisk")?;
+    }
+    let offset = to_usize(layout.dtb - layout.ram_base);
+    ram.get_mut(offset..offset + dtb.len())
+        .ok_or(LoadError::OutsideRam("device tree"))?
+        .copy_from_slice(&dtb);
+    // The guest starts with caches off and reads memory: everything written
+    // here must be there, and no stale instruction may be cached.
+    platform::cpu::cache::clean(ram.as_ptr() as usize, ram.len());
+    platform::cpu::cache::invalidate_instruction_cache_all_cpus();
+    Ok(())
+}
