@@ -52,7 +52,7 @@ pub enum Profile {
 }
 
 impl Profile {
-    fn directory(self) -> &'static str {
+    pub fn directory(self) -> &'static str {
         match self {
             Profile::Debug => "debug",
             Profile::Release => "release",
@@ -129,6 +129,10 @@ pub fn lint() -> Result<ExitCode> {
             "hyp-core",
             "--package",
             "platform",
+            "--package",
+            "tessera-guest-kit",
+            "--package",
+            "test-guest",
             "--target",
             TARGET,
             "--",

@@ -1,5 +1,6 @@
 //! Command-line parsing.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -7,7 +8,7 @@ use lexopt::prelude::*;
 
 use crate::build::{Board, Profile};
 use crate::qemu::Loader;
-use crate::{build, run, setup, test};
+use crate::{build, check_config, run, setup, test};
 
 const USAGE: &str = "\
 usage: cargo xtask <command> [options]
@@ -15,9 +16,13 @@ usage: cargo xtask <command> [options]
 commands:
   build  [--board qemu-virt|rpi4|rpi5] [--release]
          Build the hypervisor ELF and its arm64 Image; print its size.
-  run    [--gic 2|3] [--cpus N] [--mem SIZE] [--uboot] [--release]
-         Boot Tessera in QEMU virt (default: GICv3, 4 CPUs, 2G, -kernel).
+  run    [--gic 2|3] [--cpus N] [--mem SIZE] [--overlay FILE|none] [--uboot] [--release]
+         Boot Tessera in QEMU virt (default: GICv3, 4 CPUs, 2G, -kernel) with
+         the partitions of FILE (default: dtb/overlays/qemu-virt-two-partitions.dts).
          Quit QEMU with Ctrl-A X.
+  check-config --board BOARD.dtb OVERLAY.dts|.dtbo
+         Check a partition overlay against a board DTB with the code Tessera
+         runs at boot: every error, with the partition and property.
   test   [--unit-only | --qemu-only] [--jobs N] [FILTER]
          Host unit tests, then every QEMU scenario (or those whose name
          contains FILTER). Ends with one line: N passed, N failed.
@@ -28,6 +33,7 @@ commands:
 
 pub enum Command {
     Build { board: Board, profile: Profile },
+    CheckConfig { board: PathBuf, overlay: PathBuf },
     Run(run::Options),
     Test(test::Options),
     Setup,
@@ -75,6 +81,10 @@ pub fn parse() -> Result<Command> {
                     }
                     Long("mem") => options.memory = parser.value()?.string()?,
                     Long("uboot") => options.loader = Loader::UBoot,
+                    Long("overlay") => {
+                        let value = parser.value()?.string()?;
+                        options.overlay = (value != "none").then(|| PathBuf::from(value));
+                    }
                     Long("release") => options.profile = Profile::Release,
                     other => return Err(other.unexpected().into()),
                 }
@@ -98,6 +108,20 @@ pub fn parse() -> Result<Command> {
             }
             Ok(Command::Test(options))
         }
+        "check-config" => {
+            let (mut board, mut overlay) = (None, None);
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("board") => board = Some(PathBuf::from(parser.value()?)),
+                    Value(file) if overlay.is_none() => overlay = Some(PathBuf::from(file)),
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            match (board, overlay) {
+                (Some(board), Some(overlay)) => Ok(Command::CheckConfig { board, overlay }),
+                _ => bail!("usage: cargo xtask check-config --board BOARD.dtb OVERLAY.dts|.dtbo"),
+            }
+        }
         "setup" => Ok(Command::Setup),
         "lint" => Ok(Command::Lint),
         "help" => Ok(Command::Help),
@@ -113,6 +137,10 @@ impl Command {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Run(options) => run::run(&options),
+            Command::CheckConfig { board, overlay } => {
+                setup::ensure()?;
+                check_config::check(&board, &overlay)
+            }
             Command::Test(options) => test::test(&options),
             Command::Setup => {
                 setup::ensure()?;

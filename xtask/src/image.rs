@@ -55,9 +55,8 @@ pub struct Image {
     pub sizes: Sizes,
 }
 
-/// Lays the loadable segments of `elf` out as a flat binary and checks it.
-pub fn from_elf(elf: &[u8]) -> Result<Image> {
-    let file = object::File::parse(elf).context("not an ELF file")?;
+/// The loadable segments of `file` that have bytes in the file, by address.
+fn loadable_segments<'data>(file: &object::File<'data>) -> Result<Vec<(u64, &'data [u8])>> {
     let mut segments = Vec::new();
     for segment in file.segments() {
         let data = segment.data().context("reading a segment")?;
@@ -66,25 +65,48 @@ pub fn from_elf(elf: &[u8]) -> Result<Image> {
         }
     }
     ensure!(!segments.is_empty(), "the ELF has no loadable data");
-    let base = segments
+    Ok(segments)
+}
+
+/// The largest flat binary `lay_out` makes: a stray segment far from the
+/// others would otherwise make a file of gigabytes.
+const MAX_FLAT_SIZE: u64 = 256 << 20;
+
+/// Places `segments` (address, bytes) in one buffer that starts at `base`,
+/// zero-filling the gaps. Every segment must lie at or above `base`, and the
+/// lowest one must start there.
+fn lay_out(segments: &[(u64, &[u8])], base: u64) -> Result<Vec<u8>> {
+    let lowest = segments
         .iter()
         .map(|(address, _)| *address)
         .min()
-        .unwrap_or(0);
+        .unwrap_or(base);
     ensure!(
-        base == 0,
-        "the image is linked at {base:#x}; link.ld links it at 0"
+        lowest == base,
+        "the image is linked at {lowest:#x}; its linker script links it at {base:#x}"
     );
     let end = segments
         .iter()
         .map(|(address, data)| address + data.len() as u64)
         .max()
-        .unwrap_or(0);
-    let mut bytes = vec![0u8; usize::try_from(end)?];
-    for (address, data) in &segments {
-        let start = usize::try_from(*address)?;
+        .unwrap_or(base);
+    ensure!(
+        end - base <= MAX_FLAT_SIZE,
+        "the segments span {:#x} bytes from {base:#x}: more than {MAX_FLAT_SIZE:#x}",
+        end - base
+    );
+    let mut bytes = vec![0u8; usize::try_from(end - base)?];
+    for (address, data) in segments {
+        let start = usize::try_from(address - base)?;
         bytes[start..start + data.len()].copy_from_slice(data);
     }
+    Ok(bytes)
+}
+
+/// Lays the loadable segments of `elf` out as a flat binary and checks it.
+pub fn from_elf(elf: &[u8]) -> Result<Image> {
+    let file = object::File::parse(elf).context("not an ELF file")?;
+    let bytes = lay_out(&loadable_segments(&file)?, 0)?;
 
     let mut sizes = Sizes {
         file: bytes.len() as u64,
@@ -111,6 +133,24 @@ pub fn from_elf(elf: &[u8]) -> Result<Image> {
     }
     check_header(&bytes, loaded_end)?;
     Ok(Image { bytes, sizes })
+}
+
+/// A raw binary of `elf` for a loader that copies a file to `base` and
+/// jumps to its first byte (Tessera's raw partition images): the loadable
+/// segments laid out from `base`, which must be the lowest segment's address
+/// and the entry point. Its dynamic relocations must all be
+/// `R_AARCH64_RELATIVE`, which such an image applies itself.
+pub fn flat_binary(elf: &[u8], base: u64) -> Result<Vec<u8>> {
+    let file = object::File::parse(elf).context("not an ELF file")?;
+    ensure!(
+        file.entry() == base,
+        "the entry point is {:#x}, not the first byte of the image at {base:#x}",
+        file.entry()
+    );
+    if let Some(rela) = file.section_by_name(".rela.dyn") {
+        check_relocations(rela.data()?)?;
+    }
+    lay_out(&loadable_segments(&file)?, base)
 }
 
 fn read_u64(bytes: &[u8], offset: usize) -> u64 {
@@ -200,6 +240,37 @@ mod tests {
     #[test]
     fn placement_anywhere_is_required() {
         assert!(check_header(&header(0x4000, 0x2), 0x4000).is_err());
+    }
+
+    #[test]
+    fn segments_are_laid_out_from_the_base_with_zeroed_gaps() {
+        let text: &[u8] = &[1, 2, 3, 4];
+        let data: &[u8] = &[9, 9];
+        let bytes = lay_out(&[(0x4000_0010, data), (0x4000_0000, text)], 0x4000_0000).unwrap();
+        assert_eq!(
+            bytes,
+            [1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 9],
+            "text at offset 0, data at offset 0x10, zeros between"
+        );
+    }
+
+    #[test]
+    fn the_lowest_segment_must_be_at_the_base() {
+        let text: &[u8] = &[1, 2, 3, 4];
+        let error = lay_out(&[(0x4008_0000, text)], 0x4000_0000)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("linked at 0x40080000"), "{error}");
+        assert!(lay_out(&[(0x3fff_f000, text)], 0x4000_0000).is_err());
+    }
+
+    #[test]
+    fn a_stray_segment_far_away_is_refused() {
+        let byte: &[u8] = &[0];
+        let error = lay_out(&[(0x4000_0000, byte), (0x8000_0000, byte)], 0x4000_0000)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("segments span"), "{error}");
     }
 
     #[test]

@@ -2,17 +2,22 @@
 //!
 //! ```text
 //! cargo xtask build [--board qemu-virt|rpi4|rpi5] [--release]
-//! cargo xtask run [--gic 2|3] [--cpus N] [--mem SIZE] [--uboot] [--release]
+//! cargo xtask run [--gic 2|3] [--cpus N] [--mem SIZE] [--overlay FILE|none] [--uboot] [--release]
+//! cargo xtask check-config --board BOARD.dtb OVERLAY.dts|.dtbo
 //! cargo xtask test [--unit-only|--qemu-only] [--jobs N] [FILTER]
 //! cargo xtask setup
 //! cargo xtask lint
 //! ```
 
 mod build;
+mod check_config;
 mod cli;
+mod guests;
 mod image;
+mod overlay;
 mod qemu;
 mod run;
+mod schema;
 mod setup;
 mod test;
 mod uboot;

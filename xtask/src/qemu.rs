@@ -7,6 +7,7 @@ use anyhow::Result;
 pub use tessera_scenarios::Boot as Loader;
 use tessera_scenarios::{Board, Machine};
 
+use crate::overlay::Module;
 use crate::uboot;
 use crate::workspace::{output_dir, run_quiet};
 
@@ -61,6 +62,7 @@ pub fn command(
     loader: Loader,
     image: &Path,
     dtb: Option<&Path>,
+    modules: &[Module],
     console: Console,
 ) -> Result<Command> {
     let mut command = Command::new("qemu-system-aarch64");
@@ -80,9 +82,17 @@ pub fn command(
     match loader {
         Loader::Kernel => {
             command.arg("-kernel").arg(image);
+            // Partition images where the overlay says the bootloader put them.
+            for module in modules {
+                command.arg("-device").arg(format!(
+                    "loader,file={},addr={:#x},force-raw=on",
+                    module.file.display(),
+                    module.address
+                ));
+            }
         }
         Loader::UBoot => {
-            let media = uboot::media(name, image, dtb)?;
+            let media = uboot::media(name, image, dtb, modules)?;
             command.args(["-bios", uboot::FIRMWARE]);
             command.arg("-drive").arg(format!(
                 "if=pflash,unit=1,format=raw,readonly=on,file={}",

@@ -1,5 +1,6 @@
 //! `cargo xtask run`: boot Tessera in QEMU for a person to watch.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -7,7 +8,7 @@ use tessera_scenarios::Machine;
 
 use crate::build::{self, Board, Profile};
 use crate::qemu::{self, Console, Loader};
-use crate::setup;
+use crate::{guests, overlay, setup};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -15,6 +16,8 @@ pub struct Options {
     pub memory: String,
     pub loader: Loader,
     pub profile: Profile,
+    /// The partition overlay; `None` boots Tessera without partitions.
+    pub overlay: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -24,6 +27,7 @@ impl Default for Options {
             memory: "2G".into(),
             loader: Loader::Kernel,
             profile: Profile::Debug,
+            overlay: Some(PathBuf::from(overlay::DEFAULT_OVERLAY)),
         }
     }
 }
@@ -37,12 +41,26 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         memory,
         ..options.machine
     };
+    let (dtb, modules) = match &options.overlay {
+        Some(file) => {
+            guests::build(Profile::Release)?;
+            let board = qemu::dump_dtb(&machine)?;
+            let merged = overlay::merge("run", &board, file)?;
+            // Through U-Boot the generated boot.scr writes the sizes.
+            if options.loader != Loader::UBoot {
+                overlay::write_sizes(&merged.dtb, &merged.modules)?;
+            }
+            (Some(merged.dtb), merged.modules)
+        }
+        None => (None, Vec::new()),
+    };
     let mut command = qemu::command(
         "run",
         &machine,
         options.loader,
         &artifacts.image,
-        None,
+        dtb.as_deref(),
+        &modules,
         Console::Interactive,
     )?;
     eprintln!("QEMU: {command:?}\n(quit with Ctrl-A X)");

@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::{Result, bail};
 
 use crate::build::TARGET;
-use crate::uboot;
+use crate::{uboot, workspace};
 
 /// Oldest QEMU accepted: 9 brought the `raspi4b` machine the Raspberry Pi
 /// scenarios use.
@@ -18,7 +18,7 @@ const BACKPORTS_SOURCES: &str = "/etc/apt/sources.list.d/tessera-bookworm-backpo
 const BACKPORTS_ENTRY: &str = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
 
 /// Commands and the Debian package that provides each.
-const TOOLS: [(&str, &str); 9] = [
+const TOOLS: [(&str, &str); 11] = [
     ("dtc", "device-tree-compiler"),
     ("fdtput", "device-tree-compiler"),
     ("fdtget", "device-tree-compiler"),
@@ -28,7 +28,38 @@ const TOOLS: [(&str, &str); 9] = [
     ("mcopy", "mtools"),
     ("mkfs.vfat", "dosfstools"),
     ("sfdisk", "fdisk"),
+    ("python3", "python3"),
+    ("gcc", "gcc"),
 ];
+
+/// dtschema (`dt-validate`), which checks overlays against
+/// `dtb/bindings/`: PyPI's `dtschema` and everything it pulls in, pinned,
+/// in a virtualenv. `pylibfdt` has no wheel: pip builds its sdist, which
+/// needs a C compiler and Python's headers; its build requirements (`swig`
+/// comes as a wheel from PyPI) are pinned too, through `PIP_CONSTRAINT`,
+/// which pip's isolated build environments also read.
+const DTSCHEMA: &str = "dtschema==2026.9";
+const DTSCHEMA_PINS: [&str; 15] = [
+    DTSCHEMA,
+    "pylibfdt==1.7.2.post2",
+    "jsonschema==4.26.0",
+    "jsonschema-specifications==2025.9.1",
+    "referencing==0.37.0",
+    "rpds-py==2026.9.1",
+    "attrs==26.1.0",
+    "typing-extensions==4.16.0",
+    "ruamel.yaml==0.19.1",
+    "rfc3987==1.3.8",
+    // pylibfdt's build requirements
+    "setuptools==84.2.1",
+    "setuptools-scm==10.3.4",
+    "vcs-versioning==2.6.0",
+    "packaging==26.3",
+    "swig==4.4.1",
+];
+const DTSCHEMA_VENV: &str = "target/tessera/venv";
+/// Written into the virtualenv once the pinned set is installed.
+const DTSCHEMA_STAMP: &str = "tessera-dtschema.txt";
 
 /// Where a command lives: on PATH, or in the sbin directories a non-root
 /// PATH often lacks (mkfs.vfat, sfdisk).
@@ -68,17 +99,98 @@ fn target_installed() -> Option<bool> {
     )
 }
 
+/// The virtualenv that holds dtschema.
+pub fn dtschema_venv() -> PathBuf {
+    workspace::root().join(DTSCHEMA_VENV)
+}
+
+/// A dtschema command (`dt-validate`, `dt-doc-validate`, `dt-extract-example`, ...).
+pub fn dtschema_command(name: &str) -> Command {
+    Command::new(dtschema_venv().join("bin").join(name))
+}
+
+/// `dt-validate`, from the dtschema virtualenv.
+pub fn dt_validate() -> Command {
+    dtschema_command("dt-validate")
+}
+
+fn dtschema_pins() -> String {
+    DTSCHEMA_PINS.iter().map(|pin| format!("{pin}\n")).collect()
+}
+
+/// The pinned dtschema set is installed (and its Python still exists).
+fn dtschema_installed() -> bool {
+    let venv = dtschema_venv();
+    venv.join("bin/python").exists()
+        && venv.join("bin/dt-validate").is_file()
+        && std::fs::read_to_string(venv.join(DTSCHEMA_STAMP)).is_ok_and(|s| s == dtschema_pins())
+}
+
+/// Whether `python3 -c CODE` succeeds.
+fn python_ok(code: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", code])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Debian packages that building the dtschema virtualenv needs and lacks:
+/// `venv` with `ensurepip` (python3-venv) and `Python.h` (python3-dev).
+fn python_build_packages() -> Vec<&'static str> {
+    let mut packages = Vec::new();
+    if !python_ok("import ensurepip, venv") {
+        packages.push("python3-venv");
+    }
+    if !python_ok(
+        "import os, sys, sysconfig; \
+         sys.exit(not os.path.isfile(os.path.join(sysconfig.get_path('include'), 'Python.h')))",
+    ) {
+        packages.push("python3-dev");
+    }
+    packages
+}
+
+/// Creates the virtualenv afresh and installs the pinned dtschema set.
+fn install_dtschema() -> Result<()> {
+    let venv = dtschema_venv();
+    println!("setup: python3 -m venv {DTSCHEMA_VENV}; pip install {DTSCHEMA} (pinned)");
+    let constraints = workspace::output_dir("")?.join("dtschema-constraints.txt");
+    std::fs::write(&constraints, dtschema_pins())?;
+    workspace::run_quiet(
+        Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
+    )?;
+    workspace::run_quiet(
+        Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-input",
+            ])
+            .arg("--constraint")
+            .arg(&constraints)
+            .arg(DTSCHEMA)
+            .env("PIP_CONSTRAINT", &constraints),
+    )?;
+    std::fs::write(venv.join(DTSCHEMA_STAMP), dtschema_pins())?;
+    Ok(())
+}
+
 /// What is missing.
 #[derive(Debug, Default)]
 struct Missing {
     packages: Vec<&'static str>,
     qemu: Option<String>,
     rust_target: bool,
+    /// The dtschema virtualenv (installed without root once `packages` are there).
+    dtschema: bool,
 }
 
 impl Missing {
     fn is_empty(&self) -> bool {
-        self.packages.is_empty() && self.qemu.is_none() && !self.rust_target
+        self.packages.is_empty() && self.qemu.is_none() && !self.rust_target && !self.dtschema
     }
 }
 
@@ -100,6 +212,14 @@ fn check() -> Missing {
         None => Some("qemu-system-aarch64 is not installed".into()),
     };
     missing.rust_target = target_installed() == Some(false);
+    missing.dtschema = !dtschema_installed();
+    if missing.dtschema {
+        for package in python_build_packages() {
+            if !missing.packages.contains(&package) {
+                missing.packages.push(package);
+            }
+        }
+    }
     missing
 }
 
@@ -249,12 +369,16 @@ pub fn ensure() -> Result<()> {
             apt(&prefix, &args)?;
         }
     }
+    if missing.dtschema {
+        install_dtschema()?;
+    }
     let still = check();
     if !still.is_empty() {
         bail!(
-            "still missing after installing: {}{}",
+            "still missing after installing: {}{}{}",
             still.packages.join(", "),
-            still.qemu.map(|q| format!(" ({q})")).unwrap_or_default()
+            still.qemu.map(|q| format!(" ({q})")).unwrap_or_default(),
+            if still.dtschema { " (dtschema)" } else { "" }
         );
     }
     println!("setup: all tools present");
@@ -271,6 +395,7 @@ mod tests {
             packages: vec!["mtools"],
             qemu: Some("old".into()),
             rust_target: true,
+            ..Missing::default()
         };
         let steps = instructions(&missing, true);
         assert_eq!(steps[0], format!("rustup target add {TARGET}"));
@@ -288,6 +413,7 @@ mod tests {
             packages: vec![],
             qemu: Some("old".into()),
             rust_target: false,
+            ..Missing::default()
         };
         assert_eq!(
             instructions(&missing, false),

@@ -12,9 +12,10 @@ use anyhow::{Context, Result};
 use tessera_scenarios::{DtbEdit, Outcome, Scenario, Watch};
 
 use crate::build::{self, Board, Profile};
-use crate::qemu::{self, Console};
+use crate::qemu::{self, Console, Loader};
 use crate::setup;
 use crate::workspace::{cargo, output_dir, root, run_quiet};
+use crate::{guests, overlay, schema};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -47,6 +48,8 @@ pub fn test(options: &Options) -> Result<ExitCode> {
     let mut tally = Tally::default();
     if options.unit {
         unit_tests(&mut tally)?;
+        named_checks("device-tree schema", schema::validate_examples()?, &mut tally);
+        named_checks("check-config", check_config_runs()?, &mut tally);
     }
     if options.qemu {
         scenarios(options, &mut tally)?;
@@ -105,6 +108,71 @@ fn unit_tests(tally: &mut Tally) -> Result<()> {
         tally.failed += 1;
     }
     Ok(())
+}
+
+/// Counts and prints checks that have a name and a pass/fail result.
+fn named_checks(group: &str, results: Vec<(String, Result<(), String>)>, tally: &mut Tally) {
+    println!("== {group}");
+    for (name, result) in results {
+        match result {
+            Ok(()) => {
+                println!("PASS {name}");
+                tally.passed += 1;
+            }
+            Err(why) => {
+                println!("FAIL {name}: {why}");
+                tally.failed += 1;
+            }
+        }
+    }
+}
+
+/// `cargo xtask check-config` on the shipped examples (accepted) and on
+/// the bad configuration (every error reported), through the command itself.
+fn check_config_runs() -> Result<Vec<(String, Result<(), String>)>> {
+    guests::build(Profile::Release)?;
+    let board = root().join("dtb/boards/qemu-virt-gicv3.dtb");
+    let run = |overlay: &str| -> Result<(bool, String)> {
+        let output = cargo()
+            .args(["xtask", "check-config", "--board"])
+            .arg(&board)
+            .arg(root().join(overlay))
+            .output()?;
+        Ok((
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        ))
+    };
+    let mut results = Vec::new();
+    for example in [
+        "dtb/overlays/qemu-virt-two-partitions.dts",
+        "dtb/overlays/qemu-virt-three-partitions.dts",
+    ] {
+        let (ok, out) = run(example)?;
+        let result = if ok && out.contains("configuration OK") {
+            Ok(())
+        } else {
+            Err(format!("expected \"configuration OK\", got:\n{out}"))
+        };
+        results.push((format!("check-config accepts {example}"), result));
+    }
+    let (ok, out) = run("tests/overlays/qemu-virt-bad.dts")?;
+    let expected = [
+        "5 errors; Tessera would start no partition",
+        "partition a: restart: \"sometimes\" is not one of",
+        "partition b: cpus: \"/cpus/cpu@7\" is not a CPU of this board",
+        "partition b: no kernel",
+        "partition b: cpus: the CPU with MPIDR 0x1 is already given to partition a",
+        "partition b: memory-base: 0x52000000..0x56000000 overlaps partition a's memory",
+    ];
+    let missing: Vec<&str> = expected.into_iter().filter(|e| !out.contains(e)).collect();
+    let result = if !ok && missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("exit success {ok}, missing {missing:?} in:\n{out}"))
+    };
+    results.push(("check-config reports every error of a bad overlay".into(), result));
+    Ok(results)
 }
 
 /// The scenario's DTB (a board file, or QEMU's own) with its edits applied.
@@ -166,22 +234,39 @@ fn scenarios(options: &Options, tally: &mut Tally) -> Result<()> {
         return Ok(());
     }
     let artifacts = build::hypervisor(Board::QemuVirt, Profile::Release)?;
+    if selected.iter().any(|s| s.overlay.is_some()) {
+        guests::build(Profile::Release)?;
+    }
     let logs = output_dir("test-logs")?;
     // Prepare every command first (DTB fixtures, U-Boot media), then run.
     let mut dtb_cache = HashMap::new();
     let mut jobs = VecDeque::new();
     for scenario in selected {
-        let dtb = if scenario.dtb_edits.is_empty() && scenario.dtb_file.is_none() {
+        let mut dtb = if scenario.dtb_edits.is_empty()
+            && scenario.dtb_file.is_none()
+            && scenario.overlay.is_none()
+        {
             None
         } else {
             Some(edited_dtb(&scenario, &mut dtb_cache)?)
         };
+        let mut modules = Vec::new();
+        if let (Some(overlay), Some(base)) = (scenario.overlay, &dtb) {
+            let merged = overlay::merge(&scenario.name, base, Path::new(overlay))?;
+            // Through U-Boot the boot script writes the sizes, as on a board.
+            if scenario.boot != Loader::UBoot {
+                overlay::write_sizes(&merged.dtb, &merged.modules)?;
+            }
+            dtb = Some(merged.dtb);
+            modules = merged.modules;
+        }
         let command = qemu::command(
             &scenario.name,
             &scenario.machine,
             scenario.boot,
             &artifacts.image,
             dtb.as_deref(),
+            &modules,
             Console::Captured,
         )?;
         jobs.push_back((scenario, command));

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::overlay::Module;
 use crate::setup::command;
 use crate::workspace::{output_dir, run_quiet};
 
@@ -17,9 +18,9 @@ pub const FIRMWARE: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 /// default one (no `kernel_addr_r`). Tessera goes 2 MiB into RAM (booti
 /// wants a 2 MiB boundary for an image with text_offset 0); the script well
 /// above it, clear of Tessera's image, BSS and heap.
-const TESSERA_LOAD: u64 = 0x4020_0000;
+pub const TESSERA_LOAD: u64 = 0x4020_0000;
 /// A DTB from the disk goes 128 MiB into RAM: clear of Tessera, its BSS and heap.
-const DTB_LOAD: u64 = 0x4800_0000;
+pub const DTB_LOAD: u64 = 0x4800_0000;
 const SCRIPT_LOAD: u64 = 0x4fc0_0000;
 /// U-Boot's environment: CONFIG_ENV_SIZE of qemu_arm64, at the start of flash bank 1.
 const ENVIRONMENT_SIZE: u64 = 0x4_0000;
@@ -39,9 +40,20 @@ pub struct Media {
     pub disk: PathBuf,
 }
 
+/// The name a module's file has on the FAT partition.
+fn disk_name(module: &Module) -> String {
+    module
+        .file
+        .file_name()
+        .map_or_else(|| "module.bin".into(), |n| n.to_string_lossy().into_owned())
+}
+
 /// What U-Boot runs: load Tessera and boot it with the board's own DTB
-/// (the one U-Boot received), or with `board.dtb` from the disk.
-fn boot_script(dtb_on_disk: bool) -> String {
+/// (the one U-Boot received), or with `board.dtb` from the disk. Each
+/// partition module is loaded at the address its node gives, and its size
+/// written into the node's `reg`, as on a board. `fdt_high` keeps U-Boot
+/// from moving the DTB over a module.
+fn boot_script(dtb_on_disk: bool, modules: &[Module]) -> String {
     let mut script = format!(
         "echo Tessera: loading the hypervisor from virtio 0:1\n\
          load virtio 0:1 {TESSERA_LOAD:#x} tessera.bin\n"
@@ -49,8 +61,22 @@ fn boot_script(dtb_on_disk: bool) -> String {
     if dtb_on_disk {
         script.push_str(&format!(
             "load virtio 0:1 {DTB_LOAD:#x} board.dtb\n\
-             booti {TESSERA_LOAD:#x} - {DTB_LOAD:#x}\n"
+             fdt addr {DTB_LOAD:#x}\n\
+             setenv fdt_high 0xffffffffffffffff\n"
         ));
+        for module in modules {
+            script.push_str(&format!(
+                "echo Tessera: loading {file} for {node}\n\
+                 load virtio 0:1 {address:#x} {file}\n\
+                 fdt set {node} reg <{high:#x} {low:#x} 0x0 0x${{filesize}}>\n",
+                file = disk_name(module),
+                node = module.node,
+                address = module.address,
+                high = module.address >> 32,
+                low = module.address & 0xffff_ffff,
+            ));
+        }
+        script.push_str(&format!("booti {TESSERA_LOAD:#x} - {DTB_LOAD:#x}\n"));
     } else {
         script.push_str(&format!("booti {TESSERA_LOAD:#x} - ${{fdtcontroladdr}}\n"));
     }
@@ -69,11 +95,11 @@ fn environment() -> String {
 /// Writes the environment flash image and the disk image for `image` (and
 /// `dtb`, which U-Boot then passes instead of its own) into
 /// `target/tessera/uboot/<name>`.
-pub fn media(name: &str, image: &Path, dtb: Option<&Path>) -> Result<Media> {
+pub fn media(name: &str, image: &Path, dtb: Option<&Path>, modules: &[Module]) -> Result<Media> {
     let dir = output_dir(&format!("uboot/{name}"))?;
     let script_source = dir.join("boot.cmd");
     let script = dir.join("boot.scr");
-    fs::write(&script_source, boot_script(dtb.is_some()))?;
+    fs::write(&script_source, boot_script(dtb.is_some(), modules))?;
     run_quiet(
         command("mkimage")
             .args(["-A", "arm64", "-O", "linux", "-T", "script", "-C", "none"])
@@ -108,15 +134,19 @@ pub fn media(name: &str, image: &Path, dtb: Option<&Path>) -> Result<Media> {
             .arg(&fat)
             .arg(FAT_SIZE_KIB.to_string()),
     )?;
-    let files = [
-        (Some(image), "tessera.bin"),
-        (Some(script.as_path()), "boot.scr"),
-        (dtb, "board.dtb"),
+    let mut files: Vec<(&Path, String)> = vec![
+        (image, "tessera.bin".into()),
+        (script.as_path(), "boot.scr".into()),
     ];
-    for (file, name) in files
-        .iter()
-        .filter_map(|(file, name)| Some((file.as_ref()?, name)))
-    {
+    if let Some(dtb) = dtb {
+        files.push((dtb, "board.dtb".into()));
+    }
+    for module in modules {
+        if !files.iter().any(|(_, name)| *name == disk_name(module)) {
+            files.push((&module.file, disk_name(module)));
+        }
+    }
+    for (file, name) in &files {
         run_quiet(
             command("mcopy")
                 .arg("-i")

@@ -7,6 +7,7 @@
 //! and hands the process to the engine.
 
 pub mod engine;
+mod partitions;
 pub mod scenario;
 
 pub use engine::{Outcome, Watch, run};

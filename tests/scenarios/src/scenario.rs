@@ -127,6 +127,9 @@ pub struct Scenario {
     /// QEMU still rewrites /psci and /memory; with [`Boot::UBoot`] the tree
     /// reaches Tessera as edited (plus U-Boot's /chosen and /memory fix-ups).
     pub dtb_edits: Vec<DtbEdit>,
+    /// A partition overlay (relative to the workspace root) merged into the
+    /// DTB, whose modules are loaded as the boot method does it.
+    pub overlay: Option<&'static str>,
     pub steps: Vec<Step>,
     pub forbidden: Vec<String>,
     pub end: End,
@@ -143,7 +146,7 @@ const ALWAYS_FORBIDDEN: [&str; 5] = [
     "Synchronous Abort",
 ];
 
-fn forbidden_except(allowed: &[&str]) -> Vec<String> {
+pub(crate) fn forbidden_except(allowed: &[&str]) -> Vec<String> {
     ALWAYS_FORBIDDEN
         .iter()
         .filter(|f| !allowed.contains(f))
@@ -182,6 +185,7 @@ fn clean_boot(machine: Machine, boot: Boot) -> Scenario {
         boot,
         dtb_file: None,
         dtb_edits: Vec::new(),
+        overlay: None,
         steps,
         forbidden: forbidden_except(&[]),
         end: End::Exit(0),
@@ -209,6 +213,7 @@ fn halts(
         boot,
         dtb_file: None,
         dtb_edits,
+        overlay: None,
         steps,
         forbidden: forbidden_except(&[" ERROR "]),
         end: End::Halt,
@@ -378,6 +383,7 @@ pub fn all() -> Vec<Scenario> {
     reset.forbidden.push("powering off".to_owned());
     list.push(reset);
     list.extend(raspberry_pi_4());
+    list.extend(crate::partitions::all());
     list
 }
 

@@ -1,0 +1,167 @@
+//! Scenarios with partitions: the shipped example overlays running the test
+//! guest (tests/test-guest), booted through `-kernel` and through U-Boot,
+//! on GICv3 and GICv2; and a bad configuration's report.
+
+use crate::scenario::{Boot, DtbEdit, End, Machine, Scenario, Step, forbidden_except};
+use std::time::Duration;
+
+const TWO_PARTITIONS: &str = "dtb/overlays/qemu-virt-two-partitions.dts";
+const THREE_PARTITIONS: &str = "dtb/overlays/qemu-virt-three-partitions.dts";
+const BAD_CONFIGURATION: &str = "tests/overlays/qemu-virt-bad.dts";
+
+/// Failure reports of the test guests, on top of Tessera's own.
+const GUEST_FAILURES: [&str; 2] = [": FAILED", "unexpected "];
+
+fn timeout(boot: Boot) -> Duration {
+    Duration::from_secs(if boot == Boot::UBoot { 240 } else { 90 })
+}
+
+fn forbidden() -> Vec<String> {
+    // Partition b's probes of unassigned addresses are warned about.
+    let mut forbidden = forbidden_except(&[" WARN  "]);
+    forbidden.extend(GUEST_FAILURES.iter().map(|s| (*s).to_owned()));
+    forbidden
+}
+
+fn via(boot: Boot) -> &'static str {
+    if boot == Boot::UBoot { "-uboot" } else { "" }
+}
+
+/// Partition a checks PSCI, SMCCC and its RAM, then stops with an SMC
+/// SYSTEM_OFF; partition b probes every unassigned address, fills its RAM,
+/// restarts itself and stops. Each must be undisturbed by the other.
+fn two_partitions(gic: u8, boot: Boot) -> Scenario {
+    let mut steps = Vec::new();
+    if boot == Boot::UBoot {
+        steps.push(Step::one(
+            "Tessera: loading test-guest.bin for /hypervisor/a/module@49000000",
+        ));
+    }
+    steps.push(Step::all(&[
+        "partition a: VMID 1, CPUs (MPIDR) 0x0 0x1, RAM 0x50000000..0x54000000 (64 MiB) at guest 0x40000000",
+        "partition b: VMID 2, CPUs (MPIDR) 0x2 0x3, RAM 0xbe000000..0xc0000000 (32 MiB) at guest 0x40000000",
+    ]));
+    // The two partitions run side by side: their lines interleave in any
+    // order, so everything they print is one step.
+    steps.push(Step::all(&[
+        "a | a: boot 1",
+        "b | b: boot 1",
+        "a | TEST psci_version: ok",
+        "a | TEST smccc_version: ok",
+        "a | TEST arch_features_workaround_2: ok",
+        "a | TEST hypervisor_uid: ok",
+        "a | TEST unknown_hvc_function: ok",
+        "a | TEST hvc_preserves_x4_x17: ok",
+        "a | TEST smc_preserves_x4_x17: ok",
+        "a | TEST cpu_on_secondary: ok",
+        "a | TEST cpu_on_already_on: ok",
+        "a | TEST cpu_off_affinity_info: ok",
+        "a | TEST cpu_on_invalid_mpidr: ok",
+        "a | TEST ram_pattern: ok",
+        "a | RESULT a: 17 passed, 0 failed",
+        "partition a: SYSTEM_OFF: stopping",
+        "partition a: stopped",
+        "b | TEST probe_zero: ok",
+        "b | TEST probe_gic: ok",
+        "b | TEST probe_host_addresses: ok",
+        "b | TEST probe_every_gib: ok",
+        "b | TEST ram_round_4: ok",
+        "b | RESULT b: 13 passed, 0 failed",
+        "partition b: SYSTEM_RESET: restarting",
+        "partition b: boot 2",
+        "b | b: boot 2",
+        "b | b: done",
+        "partition b: stopped",
+        // Whichever partition stopped first, the machine stayed up.
+        "1 partitions still running",
+    ]));
+    steps.push(Step::one("all partitions have stopped: powering off"));
+    Scenario {
+        name: format!("partitions-two-gicv{gic}{}", via(boot)),
+        about: "two partitions: PSCI/SMCCC answers, RAM isolation, injected aborts, SYSTEM_RESET and SYSTEM_OFF of one partition",
+        machine: Machine::with(gic, 4),
+        boot,
+        dtb_file: None,
+        dtb_edits: Vec::new(),
+        overlay: Some(TWO_PARTITIONS),
+        steps,
+        forbidden: forbidden(),
+        end: End::Exit(0),
+        timeout: timeout(boot),
+    }
+}
+
+fn three_partitions() -> Scenario {
+    Scenario {
+        name: "partitions-three-gicv3".into(),
+        about: "three partitions on four CPUs, each printing through its own PL011",
+        machine: Machine::with(3, 4),
+        boot: Boot::Kernel,
+        dtb_file: None,
+        dtb_edits: Vec::new(),
+        overlay: Some(THREE_PARTITIONS),
+        steps: vec![
+            Step::all(&[
+                "partition a: VMID 1",
+                "partition b: VMID 2",
+                "partition c: VMID 3",
+            ]),
+            Step::all(&[
+                "a | hello from a partition (boot 1)",
+                "b | hello from a partition (boot 1)",
+                "c | hello from a partition (boot 1)",
+            ]),
+            Step::one("all partitions have stopped: powering off"),
+        ],
+        forbidden: forbidden(),
+        end: End::Exit(0),
+        timeout: timeout(Boot::Kernel),
+    }
+}
+
+fn bad_configuration() -> Scenario {
+    Scenario {
+        name: "partitions-bad-config".into(),
+        about: "a configuration with errors: every one reported with partition and property, no partition starts",
+        machine: Machine::with(3, 4),
+        boot: Boot::Kernel,
+        dtb_file: None,
+        dtb_edits: vec![DtbEdit::SetString {
+            path: "/chosen",
+            name: "tessera,config-error",
+            value: "power-off",
+        }],
+        overlay: Some(BAD_CONFIGURATION),
+        steps: vec![
+            Step::one("the partition configuration has"),
+            Step::all(&[
+                "partition a: restart: \"sometimes\" is not one of",
+                "partition b: cpus: \"/cpus/cpu@7\" is not a CPU of this board",
+                "partition b: no kernel",
+                "partition b: cpus: the CPU with MPIDR 0x1 is already given to partition a",
+                "partition b: memory-base: 0x52000000..0x56000000 overlaps partition a's memory",
+            ]),
+            Step::one("powering off"),
+        ],
+        forbidden: {
+            let mut forbidden = forbidden_except(&[" ERROR "]);
+            forbidden.push("a | ".into());
+            forbidden
+        },
+        end: End::Exit(0),
+        timeout: timeout(Boot::Kernel),
+    }
+}
+
+/// Every partition scenario.
+pub fn all() -> Vec<Scenario> {
+    let mut list = Vec::new();
+    for gic in [3, 2] {
+        for boot in [Boot::Kernel, Boot::UBoot] {
+            list.push(two_partitions(gic, boot));
+        }
+    }
+    list.push(three_partitions());
+    list.push(bad_configuration());
+    list
+}

@@ -1,0 +1,342 @@
+//! Role `a`: PSCI 1.1 and SMCCC 1.1 as `docs/partitions.md` promises them,
+//! a second vCPU started and stopped, and all of the free RAM.
+//!
+//! Every call goes through [`smccc::try_call`], so an implementation that
+//! answers a call with an exception (QEMU without EL2 for a non-PSCI `HVC`,
+//! or any `SMC`) fails that one case and the run goes on.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use tessera_guest_kit::cpu::{self, secondary_entry_point};
+use tessera_guest_kit::psci::{
+    self, AFFINITY_INFO_64, AFFINITY_OFF, CPU_ON_64, CPU_SUSPEND_64, MIGRATE_INFO_TYPE,
+    MIGRATE_NOT_REQUIRED, PSCI_FEATURES, PSCI_VERSION, Psci, PsciError, Raw, SYSTEM_OFF,
+};
+use tessera_guest_kit::report::{self, Failure, Outcome};
+use tessera_guest_kit::smccc::{
+    self, Conduit, NOT_SUPPORTED, SMCCC_ARCH_FEATURES, SMCCC_ARCH_WORKAROUND_2, SMCCC_VERSION,
+    TESSERA_UID, signed,
+};
+use tessera_guest_kit::{ensure, fail, println, time};
+
+use crate::context::{BootCount, Context, ram_round};
+
+/// The second vCPU, as the guest DTB numbers it.
+const SECONDARY_MPIDR: u64 = 1;
+/// An MPIDR that no partition of the scenarios has.
+const ABSENT_MPIDR: u64 = 7;
+/// What the boot vCPU passes to CPU_ON and the secondary must see in x0.
+const CONTEXT_ID: u64 = 0x7e55_e4a0_c0de_0001;
+/// A PSCI function ID that PSCI 1.1 does not define.
+const UNKNOWN_PSCI_FUNCTION: u32 = 0x8400_00ff;
+/// An Arm Architecture Service function ID that SMCCC does not define.
+const UNKNOWN_ARCH_FUNCTION: u32 = 0x8000_1234;
+/// An OEM Service call (owner 3): Tessera implements none.
+const UNKNOWN_FUNCTION: u32 = 0x8300_abcd;
+/// CPU_SUSPEND's `power_state` for a standby (not power-down) state at
+/// level 0 with state ID 0, in the original format (DEN 0022 §5.4.2).
+const STANDBY: u32 = 0;
+/// How long to wait for the other vCPU at each step.
+const WAIT_MS: u64 = 2000;
+
+/// What the secondary vCPU has done, in shared memory (BSS: outside the RAM
+/// test, and uncached like everything with the MMU off).
+const STAGE_NOT_STARTED: u32 = 0;
+/// It runs, has recorded its context id, and waits to be released.
+const STAGE_PARKED: u32 = 1;
+/// CPU_OFF returned (an error): the result is in `CPU_OFF_RESULT`.
+const STAGE_CPU_OFF_FAILED: u32 = 2;
+
+static STAGE: AtomicU32 = AtomicU32::new(STAGE_NOT_STARTED);
+static SEEN_CONTEXT_ID: AtomicU64 = AtomicU64::new(0);
+static SEEN_VCPU: AtomicU64 = AtomicU64::new(u64::MAX);
+static RELEASE: AtomicBool = AtomicBool::new(false);
+static CPU_OFF_RESULT: AtomicU64 = AtomicU64::new(0);
+
+/// The secondary vCPU: records what it received, waits to be released
+/// (while the boot vCPU checks CPU_ON's ALREADY_ON), then turns itself off.
+pub fn secondary_main(vcpu: usize, context_id: u64) -> ! {
+    SEEN_CONTEXT_ID.store(context_id, Ordering::SeqCst);
+    SEEN_VCPU.store(vcpu as u64, Ordering::SeqCst);
+    STAGE.store(STAGE_PARKED, Ordering::SeqCst);
+    cpu::send_event();
+    // Released by the boot vCPU; after the timeout, off anyway.
+    time::wait_until(2 * WAIT_MS, || RELEASE.load(Ordering::SeqCst));
+    let raw = Psci::HVC.cpu_off();
+    CPU_OFF_RESULT.store(raw, Ordering::SeqCst);
+    STAGE.store(STAGE_CPU_OFF_FAILED, Ordering::SeqCst);
+    cpu::send_event();
+    cpu::park()
+}
+
+/// Makes an SMCCC call; an exception from the conduit becomes a failure.
+fn call(conduit: Conduit, function: u32, arguments: [u64; 3]) -> Result<[u64; 4], Failure> {
+    smccc::try_call(conduit, function, arguments).map_err(|trap| {
+        Failure::new(format_args!(
+            "{} of function {function:#x} raised {trap}",
+            conduit.name()
+        ))
+    })
+}
+
+/// An HVC call's x0.
+fn hvc(function: u32, arguments: [u64; 3]) -> Result<u64, Failure> {
+    Ok(call(Conduit::Hvc, function, arguments)?[0])
+}
+
+pub fn run(context: &Context) -> ! {
+    report::begin("a");
+    println!("a: boot {}", BootCount(context.boot_count));
+
+    report::case("psci_version", || {
+        let version = hvc(PSCI_VERSION, [0; 3])?;
+        ensure!(
+            psci::decode(version) == Ok(psci::VERSION_1_1),
+            "PSCI_VERSION returned {}, expected 1.1 ({:#x})",
+            Raw(version),
+            psci::VERSION_1_1
+        );
+        Ok(())
+    });
+    report::case("psci_features_cpu_on", || {
+        let raw = hvc(PSCI_FEATURES, [u64::from(CPU_ON_64), 0, 0])?;
+        ensure!(
+            signed(raw) == 0,
+            "PSCI_FEATURES(CPU_ON_64) returned {}, expected 0 (supported, no flags)",
+            Raw(raw)
+        );
+        Ok(())
+    });
+    report::case("psci_features_unknown", || {
+        let raw = hvc(PSCI_FEATURES, [u64::from(UNKNOWN_PSCI_FUNCTION), 0, 0])?;
+        ensure!(
+            signed(raw) == PsciError::NotSupported.code(),
+            "PSCI_FEATURES({UNKNOWN_PSCI_FUNCTION:#x}) returned {}, expected NOT_SUPPORTED",
+            Raw(raw)
+        );
+        Ok(())
+    });
+    report::case("migrate_info_type", || {
+        let raw = hvc(MIGRATE_INFO_TYPE, [0; 3])?;
+        ensure!(
+            signed(raw) == MIGRATE_NOT_REQUIRED,
+            "MIGRATE_INFO_TYPE returned {}, expected 2 (no migration needed)",
+            Raw(raw)
+        );
+        Ok(())
+    });
+    report::case("smccc_version", || {
+        let raw = hvc(SMCCC_VERSION, [0; 3])?;
+        ensure!(
+            psci::decode(raw).is_ok_and(|version| version >= smccc::VERSION_1_1),
+            "SMCCC_VERSION returned {}, expected 1.1 ({:#x}) or later",
+            Raw(raw),
+            smccc::VERSION_1_1
+        );
+        Ok(())
+    });
+    report::case("arch_features_workaround_2", || {
+        let raw = hvc(
+            SMCCC_ARCH_FEATURES,
+            [u64::from(SMCCC_ARCH_WORKAROUND_2), 0, 0],
+        )?;
+        // 0 would mean "call SMCCC_ARCH_WORKAROUND_2 to enable the
+        // mitigation", which Tessera does not implement (DEN 0028 §7.5.2).
+        ensure!(
+            signed(raw) != 0,
+            "SMCCC_ARCH_FEATURES(SMCCC_ARCH_WORKAROUND_2) returned 0 (supported), which Tessera must not claim"
+        );
+        Ok(())
+    });
+    report::case("arch_features_unknown", || {
+        let raw = hvc(
+            SMCCC_ARCH_FEATURES,
+            [u64::from(UNKNOWN_ARCH_FUNCTION), 0, 0],
+        )?;
+        ensure!(
+            signed(raw) == NOT_SUPPORTED,
+            "SMCCC_ARCH_FEATURES({UNKNOWN_ARCH_FUNCTION:#x}) returned {}, expected NOT_SUPPORTED (-1)",
+            Raw(raw)
+        );
+        Ok(())
+    });
+    let mut under_tessera = false;
+    report::case("hypervisor_uid", || {
+        let uid = smccc::hypervisor_uid(Conduit::Hvc)
+            .map_err(|trap| Failure::new(format_args!("VENDOR_HYP_CALL_UID raised {trap}")))?;
+        under_tessera = uid == TESSERA_UID;
+        ensure!(
+            under_tessera,
+            "VENDOR_HYP_CALL_UID returned w0..w3 = {:#010x} {:#010x} {:#010x} {:#010x}, expected {:#010x} {:#010x} {:#010x} {:#010x}",
+            uid[0],
+            uid[1],
+            uid[2],
+            uid[3],
+            TESSERA_UID[0],
+            TESSERA_UID[1],
+            TESSERA_UID[2],
+            TESSERA_UID[3]
+        );
+        Ok(())
+    });
+    report::case("unknown_hvc_function", || {
+        let raw = hvc(UNKNOWN_FUNCTION, [1, 2, 3])?;
+        ensure!(
+            signed(raw) == NOT_SUPPORTED,
+            "HVC of unknown function {UNKNOWN_FUNCTION:#x} returned {}, expected NOT_SUPPORTED (-1)",
+            Raw(raw)
+        );
+        Ok(())
+    });
+    report::case("hvc_preserves_x4_x17", || preserves_registers(Conduit::Hvc));
+    report::case("smc_preserves_x4_x17", || preserves_registers(Conduit::Smc));
+
+    let started = report::case("cpu_on_secondary", cpu_on_secondary);
+    report::case("cpu_on_already_on", || {
+        ensure!(
+            started,
+            "vCPU 1 did not start (see cpu_on_secondary): nothing to check"
+        );
+        let raw = hvc(
+            CPU_ON_64,
+            [SECONDARY_MPIDR, secondary_entry_point(), CONTEXT_ID],
+        )?;
+        ensure!(
+            psci::decode(raw) == Err(PsciError::AlreadyOn),
+            "CPU_ON of running vCPU 1 returned {}, expected ALREADY_ON (-4)",
+            Raw(raw)
+        );
+        Ok(())
+    });
+    report::case("cpu_off_affinity_info", || cpu_off_affinity_info(started));
+    report::case("cpu_on_invalid_mpidr", || {
+        let raw = hvc(CPU_ON_64, [ABSENT_MPIDR, secondary_entry_point(), 0])?;
+        ensure!(
+            psci::decode(raw) == Err(PsciError::InvalidParameters),
+            "CPU_ON of MPIDR {ABSENT_MPIDR:#x} (not in the partition) returned {}, expected INVALID_PARAMETERS (-2)",
+            Raw(raw)
+        );
+        Ok(())
+    });
+    report::case("cpu_suspend", || {
+        if !under_tessera {
+            // A native PSCI (QEMU's) suspends in WFI until an interrupt that
+            // this guest, with its interrupts off, never gets.
+            fail!(
+                "skipped: not running under Tessera (see hypervisor_uid), where CPU_SUSPEND may wait for an interrupt"
+            );
+        }
+        // The entry point is ignored for a standby state (DEN 0022 §5.4.2):
+        // 0, so that a wrong resume there faults visibly.
+        let raw = hvc(CPU_SUSPEND_64, [u64::from(STANDBY), 0, 0])?;
+        ensure!(
+            signed(raw) == 0,
+            "CPU_SUSPEND(standby) returned {}, expected 0",
+            Raw(raw)
+        );
+        Ok(())
+    });
+    report::case("ram_pattern", || ram_round(context, 0));
+
+    report::finish();
+    // SYSTEM_OFF over SMC: Tessera answers SMC like HVC.
+    match smccc::try_call(Conduit::Smc, SYSTEM_OFF, [0; 3]) {
+        Ok([raw, ..]) => println!("a: SYSTEM_OFF over SMC returned {}", Raw(raw)),
+        Err(trap) => println!("a: SYSTEM_OFF over SMC raised {trap}"),
+    }
+    println!("a: powering off over HVC instead");
+    Psci::HVC.system_off()
+}
+
+/// x4..x17 survive a call of PSCI_VERSION, which returns only x0.
+fn preserves_registers(conduit: Conduit) -> Outcome {
+    let check = smccc::call_with_canaries(conduit, PSCI_VERSION)
+        .map_err(|trap| Failure::new(format_args!("{} raised {trap}", conduit.name())))?;
+    if let Some((register, value)) = check.first_clobbered() {
+        fail!(
+            "{} of PSCI_VERSION changed {} of x4..x17; x{register} = {value:#x}, expected {:#x}",
+            conduit.name(),
+            check.clobbered_count(),
+            smccc::canary(register)
+        );
+    }
+    ensure!(
+        psci::decode(check.x0) == Ok(psci::VERSION_1_1),
+        "{} of PSCI_VERSION returned {}: not answered like HVC",
+        conduit.name(),
+        Raw(check.x0)
+    );
+    Ok(())
+}
+
+/// CPU_ON of vCPU 1: it runs the secondary entry with the context id in x0
+/// and reports in; it then waits for the boot vCPU's release.
+fn cpu_on_secondary() -> Outcome {
+    let raw = hvc(
+        CPU_ON_64,
+        [SECONDARY_MPIDR, secondary_entry_point(), CONTEXT_ID],
+    )?;
+    ensure!(
+        signed(raw) == 0,
+        "CPU_ON of vCPU 1 returned {}, expected SUCCESS (0)",
+        Raw(raw)
+    );
+    let parked = time::wait_until(WAIT_MS, || STAGE.load(Ordering::SeqCst) == STAGE_PARKED);
+    ensure!(
+        parked,
+        "CPU_ON succeeded but vCPU 1 did not run the entry point within {WAIT_MS} ms"
+    );
+    let seen = SEEN_CONTEXT_ID.load(Ordering::SeqCst);
+    ensure!(
+        seen == CONTEXT_ID,
+        "vCPU 1 received x0 = {seen:#x}, expected the context id {CONTEXT_ID:#x}"
+    );
+    let vcpu = SEEN_VCPU.load(Ordering::SeqCst);
+    ensure!(
+        vcpu == 1,
+        "the started vCPU has index (MPIDR Aff0) {vcpu}, expected 1"
+    );
+    Ok(())
+}
+
+/// Releases vCPU 1, which calls CPU_OFF; AFFINITY_INFO must then say OFF.
+fn cpu_off_affinity_info(started: bool) -> Outcome {
+    RELEASE.store(true, Ordering::SeqCst);
+    cpu::send_event();
+    ensure!(
+        started,
+        "vCPU 1 did not start (see cpu_on_secondary): nothing to turn off"
+    );
+    let mut last = 0;
+    let mut trap = None;
+    let off = time::wait_until(WAIT_MS, || {
+        if STAGE.load(Ordering::SeqCst) == STAGE_CPU_OFF_FAILED {
+            return true;
+        }
+        match smccc::try_call(Conduit::Hvc, AFFINITY_INFO_64, [SECONDARY_MPIDR, 0, 0]) {
+            Ok([raw, ..]) => {
+                last = raw;
+                signed(raw) == AFFINITY_OFF
+            }
+            Err(error) => {
+                trap = Some(error);
+                true
+            }
+        }
+    });
+    if let Some(trap) = trap {
+        fail!("AFFINITY_INFO raised {}", trap);
+    }
+    if STAGE.load(Ordering::SeqCst) == STAGE_CPU_OFF_FAILED {
+        fail!(
+            "CPU_OFF on vCPU 1 returned {}",
+            Raw(CPU_OFF_RESULT.load(Ordering::SeqCst))
+        );
+    }
+    ensure!(
+        off,
+        "AFFINITY_INFO(1) still returned {} after {WAIT_MS} ms, expected OFF (1)",
+        Raw(last)
+    );
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! `cargo xtask check-config`: the partition configuration checked on the
+//! host with the code Tessera runs at boot, against the addresses the
+//! generated boot.scr uses, so mistakes show before anything is flashed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow};
+use hyp_core::config::{self, ModuleContents, image::HEADER_SIZE};
+use hyp_core::dt::Fdt;
+use hyp_core::hw;
+use hyp_core::mm::address::{ByteSize, PhysAddr, PhysRange};
+use hyp_core::mm::hyp_memory;
+
+use crate::build::{self, Board, Profile};
+use crate::overlay;
+use crate::uboot::{DTB_LOAD, TESSERA_LOAD};
+
+/// Offset of `image_size` in the arm64 Image header (booting.rst).
+const IMAGE_SIZE_OFFSET: usize = 16;
+
+/// Module headers read from the files the overlay names.
+struct Files(HashMap<u64, PathBuf>);
+
+impl ModuleContents for Files {
+    fn header(&self, module: &config::Module<'_>) -> Option<[u8; HEADER_SIZE]> {
+        let bytes = std::fs::read(self.0.get(&module.range.start().0)?).ok()?;
+        bytes.get(..HEADER_SIZE)?.try_into().ok()
+    }
+}
+
+/// Tessera's memory footprint (load address to the end of BSS and stacks),
+/// from the `image_size` of the Image header.
+fn image_size(image: &Path) -> Result<u64> {
+    let bytes = std::fs::read(image)?;
+    let field = bytes
+        .get(IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8)
+        .context("the Image is shorter than its header")?;
+    Ok(u64::from_le_bytes(field.try_into()?))
+}
+
+/// Checks `overlay` applied to `board`; prints the partitions, or every error.
+pub fn check(board: &Path, overlay_file: &Path) -> Result<ExitCode> {
+    let merged = overlay::merge("check-config", board, overlay_file)?;
+    overlay::write_sizes(&merged.dtb, &merged.modules)?;
+    let artifacts = build::hypervisor(Board::QemuVirt, Profile::Release)?;
+    let image = PhysRange::new(PhysAddr(TESSERA_LOAD), image_size(&artifacts.image)?)
+        .context("Tessera's image size is 0")?;
+
+    let blob = std::fs::read(&merged.dtb)?;
+    let fdt = Fdt::new(&blob).map_err(|e| anyhow!("{}: {e}", merged.dtb.display()))?;
+    let boot_mpidr = u64::from(fdt.boot_cpuid());
+    let dtb = PhysRange::new(PhysAddr(DTB_LOAD), blob.len() as u64);
+    let mut hardware = match hw::discover(&fdt, boot_mpidr, dtb) {
+        Ok(hardware) => hardware,
+        Err(issues) => {
+            println!(
+                "{}: Tessera cannot run on this device tree:",
+                board.display()
+            );
+            for issue in issues.iter() {
+                println!("  {issue}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let heap = hyp_memory::reserve(&mut hardware.memory, image).map_err(|e| anyhow!("{e}"))?;
+    println!(
+        "Tessera at {image} (heap {heap}), DTB at {}, as the generated boot.scr loads them",
+        dtb.map_or_else(String::new, |d| d.to_string())
+    );
+    let files = Files(
+        merged
+            .modules
+            .iter()
+            .map(|m| (m.address, m.file.clone()))
+            .collect(),
+    );
+    match config::read(&fdt, &hardware, &files) {
+        Ok(plans) if plans.is_empty() => {
+            println!(
+                "no partitions: the tree has no /hypervisor node with compatible \"tessera,hypervisor\""
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        Ok(plans) => {
+            for plan in &plans {
+                let cpus: Vec<String> = plan
+                    .config
+                    .cpus
+                    .iter()
+                    .filter_map(|&i| hardware.cpus.list.get(i))
+                    .map(|c| c.node.path().to_string())
+                    .collect();
+                println!(
+                    "partition {}: VMID {}, CPUs {}, RAM {} ({}) seen at {:#x}, kernel {:?} at {:#x}, DTB at {:#x}",
+                    plan.config.name,
+                    plan.vmid,
+                    cpus.join(" "),
+                    plan.ram,
+                    ByteSize(plan.ram.size()),
+                    plan.layout.ram_base,
+                    plan.kernel_kind,
+                    plan.layout.kernel,
+                    plan.layout.dtb,
+                );
+            }
+            println!("configuration OK: {} partitions", plans.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            println!(
+                "{}: {} errors; Tessera would start no partition:",
+                overlay_file.display(),
+                errors.len()
+            );
+            for error in &errors {
+                println!("  {error}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
