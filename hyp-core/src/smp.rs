@@ -186,6 +186,11 @@ pub fn idle() -> ! {
     }
 }
 
+/// Whether a crash asked every CPU to stop.
+pub fn stop_requested() -> bool {
+    STOP_REQUESTED.load(Ordering::Acquire)
+}
+
 /// Counts this CPU as stopped.
 pub fn acknowledge_stop() {
     STOPPED.fetch_add(1, Ordering::AcqRel);
@@ -198,6 +203,8 @@ pub fn stop_other_cpus() -> (usize, usize) {
     let others = ONLINE.load(Ordering::Acquire).saturating_sub(1);
     STOP_REQUESTED.store(true, Ordering::Release);
     cpu::send_event();
+    // CPUs running a guest see the request when the kick makes them exit.
+    partition::kick_all();
     let until = deadline(STOP_TIMEOUT_MS);
     while STOPPED.load(Ordering::Acquire) < others && cpu::counter() < until {
         cpu::wait_for_event();

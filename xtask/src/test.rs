@@ -48,7 +48,11 @@ pub fn test(options: &Options) -> Result<ExitCode> {
     let mut tally = Tally::default();
     if options.unit {
         unit_tests(&mut tally)?;
-        named_checks("device-tree schema", schema::validate_examples()?, &mut tally);
+        named_checks(
+            "device-tree schema",
+            schema::validate_examples()?,
+            &mut tally,
+        );
         named_checks("check-config", check_config_runs()?, &mut tally);
     }
     if options.qemu {
@@ -171,7 +175,10 @@ fn check_config_runs() -> Result<Vec<(String, Result<(), String>)>> {
     } else {
         Err(format!("exit success {ok}, missing {missing:?} in:\n{out}"))
     };
-    results.push(("check-config reports every error of a bad overlay".into(), result));
+    results.push((
+        "check-config reports every error of a bad overlay".into(),
+        result,
+    ));
     Ok(results)
 }
 

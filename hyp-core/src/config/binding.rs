@@ -104,7 +104,7 @@ pub fn read<'a>(
     // Overlay tools do not keep the source order of nodes (fdtoverlay
     // reverses it), so partitions are ordered by name: VMIDs and the boot
     // log are the same however the overlay was applied.
-    partitions.sort_by(|a, b| a.name.cmp(b.name));
+    partitions.sort_unstable_by(|a, b| a.name.cmp(b.name));
     partitions
 }
 
@@ -184,8 +184,15 @@ fn read_partition<'a>(
             ),
         }
     }
-    if cpu_list.is_empty() && !node.has_property("cpus") && !node.has_property("cpu-mpidrs") {
-        error("cpus", Problem::NoCpus);
+    match (node.has_property("cpus"), node.has_property("cpu-mpidrs")) {
+        (false, false) => error("cpus", Problem::NoCpus),
+        (true, true) => error(
+            "cpu-mpidrs",
+            Problem::Malformed {
+                expected: "either cpus or cpu-mpidrs, not both",
+            },
+        ),
+        _ => {}
     }
 
     let memory_size = match two_cells(&node, "memory-size") {

@@ -106,15 +106,29 @@ fn partitions_get_their_cpus_memory_and_vmids() {
 }
 
 #[test]
-fn cpus_can_be_named_by_mpidr() {
-    let body = hypervisor(&partition(
+fn cpus_can_be_named_by_mpidr_but_not_both_ways() {
+    let by_mpidr = hypervisor(&partition(
+        "a",
+        "\"/cpus/cpu@0\"",
+        &format!("{SIZE_64M} cpu-mpidrs = <0x3 0x0>;"),
+        0x4900_0000,
+    ))
+    .replace("cpus = \"/cpus/cpu@0\";", "");
+    let plans = check(&by_mpidr, &Headers::default()).unwrap();
+    assert!(
+        plans[0].contains("cpus [3, 0]"),
+        "in the order given: {plans:?}"
+    );
+    let both = hypervisor(&partition(
         "a",
         "\"/cpus/cpu@0\"",
         &format!("{SIZE_64M} cpu-mpidrs = <0x3>;"),
         0x4900_0000,
     ));
-    let plans = check(&body, &Headers::default()).unwrap();
-    assert!(plans[0].contains("cpus [0, 3]"), "{plans:?}");
+    assert_reports(
+        &errors(&both),
+        "partition a: cpu-mpidrs: malformed: expected either cpus or cpu-mpidrs, not both",
+    );
 }
 
 #[test]

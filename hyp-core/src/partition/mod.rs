@@ -30,7 +30,7 @@ use crate::guest::stage2;
 use crate::hw::Hardware;
 use crate::mm::address::ByteSize;
 use crate::mm::page_table::{MapError, PageTable, Stage, Table, TablePool};
-use crate::{gic, power};
+use crate::{gic, power, smp};
 
 /// A partition's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -433,6 +433,11 @@ pub fn run_this_cpu() {
         );
         vcpu.power.store(Power::On as u8, Ordering::Release);
         while partition.state() == State::Running {
+            if smp::stop_requested() {
+                // Another CPU crashed: stop here, as idle CPUs do.
+                smp::acknowledge_stop();
+                cpu::park();
+            }
             // SAFETY: `prepare` set this CPU up for the partition: its own
             // stage-2 tables and VMID, and the traps of docs/partitions.md.
             let vector = unsafe { crate::arch::run_guest(&mut registers) };
@@ -442,6 +447,15 @@ pub fn run_this_cpu() {
         }
         vcpu.power.store(Power::Off as u8, Ordering::Release);
         partition.vcpu_left();
+    }
+}
+
+/// Makes every CPU that runs a vCPU leave its guest (after a crash).
+pub fn kick_all() {
+    for vcpu in partitions().iter().flat_map(|p| &p.vcpus) {
+        if vcpu.physical_mpidr != cpu::mpidr() {
+            gic::kick(vcpu.physical_mpidr);
+        }
     }
 }
 
