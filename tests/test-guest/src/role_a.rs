@@ -236,6 +236,14 @@ pub fn run(context: &Context) -> ! {
         );
         Ok(())
     });
+    report::case("sve_hidden", sve_hidden);
+    report::case("physical_timer_inert", || {
+        ensure!(
+            under_tessera,
+            "skipped: not running under Tessera (the physical timer is the guest's natively)"
+        );
+        physical_timer_inert()
+    });
     report::case("ram_pattern", || ram_round(context, 0));
 
     report::finish();
@@ -246,6 +254,64 @@ pub fn run(context: &Context) -> ! {
     }
     println!("a: powering off over HVC instead");
     Psci::HVC.system_off()
+}
+
+/// ID_AA64PFR0_EL1.SVE [35:32], which Tessera clears (it does not manage SVE state).
+const PFR0_SVE_SHIFT: u64 = 32;
+
+/// SVE is invisible: ID_AA64PFR0_EL1.SVE is 0 and ID_AA64ZFR0_EL1 reads 0
+/// (both trapped by HCR_EL2.TID3 and answered by Tessera). On a core
+/// without SVE this holds natively too; with `-cpu max` it shows the policy.
+fn sve_hidden() -> Outcome {
+    let (pfr0, zfr0): (u64, u64);
+    // SAFETY: reading two feature ID registers has no side effects.
+    unsafe {
+        core::arch::asm!(
+            "mrs {pfr0}, ID_AA64PFR0_EL1",
+            "mrs {zfr0}, S3_0_C0_C4_4",
+            pfr0 = out(reg) pfr0,
+            zfr0 = out(reg) zfr0,
+            options(nomem, nostack, preserves_flags)
+        );
+    }
+    ensure!(
+        (pfr0 >> PFR0_SVE_SHIFT) & 0xf == 0,
+        "ID_AA64PFR0_EL1 is {pfr0:#x}: SVE is advertised"
+    );
+    ensure!(zfr0 == 0, "ID_AA64ZFR0_EL1 is {zfr0:#x}, expected 0");
+    Ok(())
+}
+
+/// CNTP_CTL_EL0.ENABLE: the bit a write tries to set.
+const CNTP_CTL_ENABLE: u64 = 1;
+
+/// The EL1 physical timer is trapped and inert: a write of ENABLE to
+/// CNTP_CTL_EL0 and of a compare value to CNTP_CVAL_EL0 read back as 0.
+fn physical_timer_inert() -> Outcome {
+    let (control, compare): (u64, u64);
+    // SAFETY: the physical timer is not used by this guest; with its
+    // interrupts masked, even a live timer could not disturb it.
+    unsafe {
+        core::arch::asm!(
+            "msr CNTP_CVAL_EL0, {cval}",
+            "msr CNTP_CTL_EL0, {enable}",
+            "isb",
+            "mrs {control}, CNTP_CTL_EL0",
+            "mrs {compare}, CNTP_CVAL_EL0",
+            "msr CNTP_CTL_EL0, xzr",
+            cval = in(reg) u64::MAX,
+            enable = in(reg) CNTP_CTL_ENABLE,
+            control = out(reg) control,
+            compare = out(reg) compare,
+            options(nomem, nostack, preserves_flags)
+        );
+    }
+    ensure!(
+        control == 0,
+        "CNTP_CTL_EL0 read {control:#x} after writing ENABLE, expected 0"
+    );
+    ensure!(compare == 0, "CNTP_CVAL_EL0 read {compare:#x}, expected 0");
+    Ok(())
 }
 
 /// x4..x17 survive a call of PSCI_VERSION, which returns only x0.
