@@ -79,6 +79,7 @@ fn stage2_maps_only_each_partitions_own_ram_disjoint_from_everything_else() {
         let kinds: Vec<ReservedKind> = hardware.memory.reserved.iter().map(|r| r.kind).collect();
         for kind in [
             ReservedKind::Hypervisor,
+            ReservedKind::HypervisorHeap,
             ReservedKind::DeviceTree,
             ReservedKind::Module,
         ] {

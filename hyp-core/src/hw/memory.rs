@@ -32,6 +32,8 @@ pub enum ReservedKind {
     DeviceTree,
     /// The hypervisor image, from its load address to the end of its BSS.
     Hypervisor,
+    /// The hypervisor's heap.
+    HypervisorHeap,
 }
 
 impl ReservedKind {
@@ -44,6 +46,7 @@ impl ReservedKind {
             ReservedKind::Module => "module",
             ReservedKind::DeviceTree => "device tree",
             ReservedKind::Hypervisor => "Tessera image",
+            ReservedKind::HypervisorHeap => "Tessera heap",
         }
     }
 }

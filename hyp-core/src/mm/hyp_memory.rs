@@ -51,7 +51,7 @@ pub fn reserve(memory: &mut MemoryMap, image: PhysRange) -> Result<PhysRange, Hy
         image.end().unwrap_or(image.start()),
     )
     .ok_or(HypMemoryError::NoRoomForHeap)?;
-    if !memory.reserve(heap, ReservedKind::Hypervisor) {
+    if !memory.reserve(heap, ReservedKind::HypervisorHeap) {
         return Err(HypMemoryError::TooManyReservations);
     }
     Ok(heap)
