@@ -2,7 +2,7 @@
 
 use core::alloc::Layout;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use log::{info, warn};
 
@@ -23,6 +23,21 @@ const STOP_TIMEOUT_MS: u64 = 500;
 
 /// CPUs that have reported in, the boot CPU included.
 static ONLINE: AtomicUsize = AtomicUsize::new(1);
+/// Their MPIDR affinities, by Tessera's CPU number (unused slots: u64::MAX).
+static ONLINE_MPIDRS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
+
+fn record_online() {
+    if let Some(slot) = ONLINE_MPIDRS.get(cpu::index()) {
+        slot.store(cpu::mpidr(), Ordering::Release);
+    }
+}
+
+/// Whether the CPU with MPIDR affinity `mpidr` is online.
+pub fn is_online(mpidr: u64) -> bool {
+    ONLINE_MPIDRS
+        .iter()
+        .any(|slot| slot.load(Ordering::Acquire) == mpidr)
+}
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 static STOPPED: AtomicUsize = AtomicUsize::new(0);
 
@@ -73,6 +88,7 @@ fn deadline(ms: u64) -> u64 {
 /// Starts every CPU of `hardware` other than the boot CPU, waits for them to
 /// report in, and returns how many CPUs are online.
 pub fn start_secondaries(hardware: &Hardware<'_>, mapped: impl Fn(u64) -> bool) -> usize {
+    record_online();
     let mut expected = 1;
     let others = hardware
         .cpus
@@ -164,6 +180,7 @@ extern "C" fn secondary_main(index: usize) -> ! {
         warn!("GIC CPU interface: {error}");
     }
     info!("CPU {index} online (MPIDR {:#x})", cpu::mpidr());
+    record_online();
     ONLINE.fetch_add(1, Ordering::Release);
     cpu::send_event();
     idle()

@@ -6,12 +6,12 @@ use core::arch::asm;
 
 use aarch64_cpu::registers::{
     CNTVOFF_EL2, ELR_EL1, ESR_EL1, FAR_EL1, HCR_EL2, ID_AA64ISAR1_EL1, ID_AA64MMFR0_EL1,
-    ID_AA64MMFR1_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, MIDR_EL1, Readable, SPSR_EL1, VBAR_EL1,
-    VTCR_EL2, VTTBR_EL2, Writeable,
+    ID_AA64MMFR1_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, MIDR_EL1, Readable, SCTLR_EL1, SPSR_EL1,
+    VBAR_EL1, VTCR_EL2, VTTBR_EL2, Writeable,
 };
 
 use crate::config::guest_map::IPA_BITS;
-use crate::guest::inject::Injection;
+use crate::guest::inject::{Injection, PstateFeatures};
 use crate::guest::psci::SpeculationState;
 
 /// CPTR_EL2 (non-VHE, Arm ARM D19.2.30): RES1 bits [13:12], [9:0]
@@ -37,6 +37,17 @@ const CNTHCTL_EL1PCEN: u64 = 1 << 1;
 const MPIDR_RES1: u64 = 1 << 31;
 /// SCTLR_EL1 at a guest's start: its RES1 bits only (MMU and caches off).
 const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
+/// HCR_EL2.TIDCP (bit 20): implementation-defined system registers trap.
+const HCR_EL2_TIDCP: u64 = 1 << 20;
+/// HCR_EL2.TACR (bit 21): ACTLR_EL1 accesses trap.
+const HCR_EL2_TACR: u64 = 1 << 21;
+/// HCR_EL2.TERR (bit 36, FEAT_RAS): error-record registers trap.
+const HCR_EL2_TERR: u64 = 1 << 36;
+/// MPAM2_EL2.TRAPMPAM1EL1 (bit 48) and TRAPMPAM0EL1 (bit 49): a guest must
+/// not choose another partition's cache and bandwidth partition.
+const MPAM2_EL2_TRAPS: u64 = (1 << 48) | (1 << 49);
+/// VTCR_EL2 bit 31 is RES1.
+const VTCR_EL2_RES1: u64 = 1 << 31;
 /// VTTBR_EL2.VMID, bits [55:48] (8-bit VMIDs).
 const VTTBR_VMID_SHIFT: u64 = 48;
 
@@ -45,8 +56,8 @@ pub fn speculation_state() -> SpeculationState {
     let csv2 = ID_AA64PFR0_EL1.get() >> 56 & 0xf;
     SpeculationState {
         csv2: u8::try_from(csv2).unwrap_or(0),
-        ssbs: ID_AA64PFR1_EL1.get() >> 4 & 0xf != 0,
         ecbhb: ID_AA64MMFR1_EL1.get() >> 60 & 0xf != 0,
+        in_order_core: crate::guest::psci::is_in_order_core(MIDR_EL1.get()),
     }
 }
 
@@ -70,6 +81,7 @@ fn vtcr() -> u64 {
         + VTCR_EL2::TG0::Granule4KB
         + VTCR_EL2::PS.val(ps))
     .value
+        | VTCR_EL2_RES1
 }
 
 /// Sets this CPU up to run vCPU `vcpu` of the partition whose stage-2 root
@@ -90,7 +102,15 @@ pub fn prepare(stage2_root: u64, vmid: u16, vcpu: usize, pmu_el2_events: bool) {
         hcr += HCR_EL2::API::DisableTrapPointerAuthInstToEl2
             + HCR_EL2::APK::DisableTrapPointerAuthKeyRegsToEl2;
     }
-    HCR_EL2.write(hcr);
+    // Implementation-defined registers (on Cortex-A72: CPUECTLR, the L2
+    // controls the cluster shares) and ACTLR_EL1 trap: a guest must not
+    // reconfigure what other partitions' cores depend on. RAS error
+    // records are shared too, where they exist.
+    let mut hcr = hcr.value | HCR_EL2_TIDCP | HCR_EL2_TACR;
+    if ID_AA64PFR0_EL1.get() >> 28 & 0xf != 0 {
+        hcr |= HCR_EL2_TERR;
+    }
+    HCR_EL2.set(hcr);
 
     let amu = ID_AA64PFR0_EL1.get() >> 44 & 0xf != 0;
     let cptr = CPTR_EL2_RES1_AND_TRAPS | CPTR_EL2_TTA | if amu { CPTR_EL2_TAM } else { 0 };
@@ -128,6 +148,22 @@ pub fn prepare(stage2_root: u64, vmid: u16, vcpu: usize, pmu_el2_events: bool) {
             options(nostack, preserves_flags)
         );
     }
+    if ID_AA64PFR0_EL1.get() >> 40 & 0xf != 0 {
+        // SAFETY: MPAM2_EL2 exists (ID_AA64PFR0_EL1.MPAM); trapping the
+        // guest's MPAM registers affects only EL1/EL0 of this CPU.
+        unsafe {
+            asm!("msr S3_4_C10_C5_0, {}", in(reg) MPAM2_EL2_TRAPS, options(nostack, preserves_flags));
+        }
+    }
+    // SAFETY: ACTLR_EL2 = 0 leaves EL1 no access to the implementation-
+    // defined controls it gates; Tessera does not use them at EL2.
+    unsafe {
+        asm!(
+            "msr actlr_el2, xzr",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
     CNTVOFF_EL2.set(0);
     reset_el1();
 }
@@ -195,6 +231,20 @@ pub fn invalidate_guest_tlbs() {
 /// The guest's VBAR_EL1 (for injecting exceptions).
 pub fn guest_vbar() -> u64 {
     VBAR_EL1.get()
+}
+
+/// The guest's SCTLR_EL1 (for injecting exceptions).
+pub fn guest_sctlr() -> u64 {
+    SCTLR_EL1.get()
+}
+
+/// Which PSTATE features exception entry must honour on this core.
+pub fn pstate_features() -> PstateFeatures {
+    PstateFeatures {
+        pan: ID_AA64MMFR1_EL1.get() >> 20 & 0xf != 0,
+        ssbs: ID_AA64PFR1_EL1.get() >> 4 & 0xf != 0,
+        dit: ID_AA64PFR0_EL1.get() >> 48 & 0xf != 0,
+    }
 }
 
 /// Writes the EL1 side of an injected exception.

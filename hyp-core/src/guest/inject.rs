@@ -48,6 +48,48 @@ pub struct GuestState {
     pub pc: u64,
     pub pstate: u64,
     pub vbar_el1: u64,
+    pub sctlr_el1: u64,
+    pub features: PstateFeatures,
+}
+
+/// PSTATE fields the core implements, which exception entry sets or keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PstateFeatures {
+    /// FEAT_PAN (ID_AA64MMFR1_EL1.PAN).
+    pub pan: bool,
+    /// FEAT_SSBS (ID_AA64PFR1_EL1.SSBS).
+    pub ssbs: bool,
+    /// FEAT_DIT (ID_AA64PFR0_EL1.DIT).
+    pub dit: bool,
+}
+
+/// PSTATE bits (in SPSR layout) and the SCTLR_EL1 bits that decide them on
+/// exception entry (Arm ARM, AArch64.TakeException).
+const PSTATE_PAN: u64 = 1 << 22;
+const PSTATE_DIT: u64 = 1 << 24;
+const PSTATE_SSBS: u64 = 1 << 12;
+/// SCTLR_EL1.SPAN: 0 sets PAN on exception entry to EL1.
+const SCTLR_SPAN: u64 = 1 << 23;
+/// SCTLR_EL1.DSSBS: the SSBS value on exception entry.
+const SCTLR_DSSBS: u64 = 1 << 44;
+
+/// PSTATE on entry to the guest's EL1 handler.
+fn entry_pstate(state: &GuestState) -> u64 {
+    let mut pstate = MODE_EL1H | DAIF_MASKED;
+    if state.features.pan {
+        if state.sctlr_el1 & SCTLR_SPAN == 0 {
+            pstate |= PSTATE_PAN;
+        } else {
+            pstate |= state.pstate & PSTATE_PAN;
+        }
+    }
+    if state.features.ssbs && state.sctlr_el1 & SCTLR_DSSBS != 0 {
+        pstate |= PSTATE_SSBS;
+    }
+    if state.features.dit {
+        pstate |= state.pstate & PSTATE_DIT;
+    }
+    pstate
 }
 
 /// The EL1 registers to write and where the guest goes next.
@@ -106,8 +148,8 @@ pub fn inject(state: GuestState, what: Injected) -> Injection {
         spsr_el1: state.pstate,
         esr_el1: esr,
         far_el1: far,
-        pc: state.vbar_el1 + offset,
-        pstate: MODE_EL1H | DAIF_MASKED,
+        pc: state.vbar_el1.wrapping_add(offset),
+        pstate: entry_pstate(&state),
     }
 }
 
@@ -121,6 +163,8 @@ mod tests {
             pc: 0x4000_1000,
             pstate: MODE_EL1H,
             vbar_el1: 0x4000_0800,
+            sctlr_el1: 0,
+            features: PstateFeatures::default(),
         };
         let injection = inject(
             state,
@@ -145,6 +189,8 @@ mod tests {
             pc: 0x1000,
             pstate: MODE_EL0T,
             vbar_el1: 0x8000,
+            sctlr_el1: 0,
+            features: PstateFeatures::default(),
         };
         let injection = inject(
             state,
@@ -158,11 +204,51 @@ mod tests {
     }
 
     #[test]
+    fn pan_is_set_unless_span_and_ssbs_follows_dssbs() {
+        let features = PstateFeatures {
+            pan: true,
+            ssbs: true,
+            dit: true,
+        };
+        let state = GuestState {
+            pc: 0,
+            pstate: MODE_EL1H | PSTATE_DIT,
+            vbar_el1: 0,
+            sctlr_el1: SCTLR_DSSBS,
+            features,
+        };
+        let pstate = inject(state, Injected::Undefined).pstate;
+        assert_ne!(pstate & PSTATE_PAN, 0, "SPAN clear: PAN set on entry");
+        assert_ne!(pstate & PSTATE_SSBS, 0, "SSBS from SCTLR_EL1.DSSBS");
+        assert_ne!(pstate & PSTATE_DIT, 0, "DIT kept");
+        let with_span = GuestState {
+            sctlr_el1: SCTLR_SPAN,
+            ..state
+        };
+        assert_eq!(
+            inject(with_span, Injected::Undefined).pstate & PSTATE_PAN,
+            0,
+            "PAN kept (clear)"
+        );
+        let without_features = GuestState {
+            features: PstateFeatures::default(),
+            ..state
+        };
+        assert_eq!(
+            inject(without_features, Injected::Undefined).pstate,
+            MODE_EL1H | DAIF_MASKED,
+            "no bits a core without the features would treat as RES0"
+        );
+    }
+
+    #[test]
     fn an_undefined_instruction_has_ec_0_and_no_far() {
         let state = GuestState {
             pc: 0x1000,
             pstate: MODE_EL1T,
             vbar_el1: 0x8000,
+            sctlr_el1: 0,
+            features: PstateFeatures::default(),
         };
         let injection = inject(state, Injected::Undefined);
         assert_eq!(injection.pc, 0x8000);

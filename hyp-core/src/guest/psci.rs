@@ -178,10 +178,22 @@ pub fn psci_implements(function: u32) -> bool {
 pub struct SpeculationState {
     /// ID_AA64PFR0_EL1.CSV2: branch targets cannot be trained across contexts.
     pub csv2: u8,
-    /// ID_AA64PFR1_EL1.SSBS: the guest can disable speculative store bypass itself.
-    pub ssbs: bool,
     /// ID_AA64MMFR1_EL1.ECBHB: branch history cannot be trained across contexts.
     pub ecbhb: bool,
+    /// An in-order Arm core (Cortex-A35, A53, A55) that none of the three
+    /// issues affects (Linux's safe lists in arch/arm64/kernel/proton-pack.c).
+    pub in_order_core: bool,
+}
+
+/// MIDR_EL1 implementer and part numbers of the in-order Arm cores.
+const MIDR_IMPLEMENTER_ARM: u64 = 0x41;
+const IN_ORDER_ARM_PARTS: [u64; 3] = [0xd04, 0xd03, 0xd05];
+
+/// Whether MIDR_EL1 `midr` names an in-order Arm core.
+pub fn is_in_order_core(midr: u64) -> bool {
+    let implementer = midr >> 24 & 0xff;
+    let part = midr >> 4 & 0xfff;
+    implementer == MIDR_IMPLEMENTER_ARM && IN_ORDER_ARM_PARTS.contains(&part)
 }
 
 /// ID_AA64PFR0_EL1.CSV2 value 3 (FEAT_CSV2_3): also immune to branch history injection.
@@ -190,15 +202,18 @@ const CSV2_3: u8 = 3;
 impl SpeculationState {
     /// The SMCCC_ARCH_FEATURES answer for `function`, for SMCCC calls.
     /// Tessera mitigates none of the three itself, so an affected core gets
-    /// NOT_SUPPORTED; "unaffected" only where the ID registers prove it.
-    /// WORKAROUND_2 is never "supported" (that would make Linux call it on
-    /// every kernel entry and exit).
+    /// NOT_SUPPORTED; "unaffected" only where the ID registers or the core
+    /// type prove it. WORKAROUND_2 is never "supported" (that would make
+    /// Linux call it on every kernel entry and exit); a core with SSBS still
+    /// gets NOT_SUPPORTED, which tells the guest to use SSBS itself.
     pub fn arch_features(self, function: u32) -> u64 {
         let answer = match function {
             SMCCC_VERSION | SMCCC_ARCH_FEATURES => 0,
-            SMCCC_ARCH_WORKAROUND_1 if self.csv2 >= 1 => SMCCC_ARCH_WORKAROUND_RET_UNAFFECTED,
-            SMCCC_ARCH_WORKAROUND_2 if self.ssbs => SMCCC_RET_NOT_REQUIRED,
-            SMCCC_ARCH_WORKAROUND_3 if self.ecbhb || self.csv2 >= CSV2_3 => {
+            SMCCC_ARCH_WORKAROUND_1 if self.csv2 >= 1 || self.in_order_core => {
+                SMCCC_ARCH_WORKAROUND_RET_UNAFFECTED
+            }
+            SMCCC_ARCH_WORKAROUND_2 if self.in_order_core => SMCCC_RET_NOT_REQUIRED,
+            SMCCC_ARCH_WORKAROUND_3 if self.ecbhb || self.csv2 >= CSV2_3 || self.in_order_core => {
                 SMCCC_ARCH_WORKAROUND_RET_UNAFFECTED
             }
             _ => i64::from(PsciReturn::NotSupported as i32),
@@ -283,16 +298,27 @@ mod tests {
         );
         let modern = SpeculationState {
             csv2: 3,
-            ssbs: true,
             ecbhb: true,
+            in_order_core: false,
         };
         assert_eq!(modern.arch_features(SMCCC_ARCH_WORKAROUND_1), 1);
         assert_eq!(
             modern.arch_features(SMCCC_ARCH_WORKAROUND_2),
-            (-2i64) as u64
+            not_supported,
+            "nothing in the ID registers proves a core immune to speculative store bypass"
         );
         assert_eq!(modern.arch_features(SMCCC_ARCH_WORKAROUND_3), 1);
-        for state in [cortex_a72, modern] {
+        let cortex_a53 = SpeculationState {
+            in_order_core: is_in_order_core(0x410f_d034),
+            ..SpeculationState::default()
+        };
+        assert!(cortex_a53.in_order_core);
+        assert!(!is_in_order_core(0x410f_d083), "Cortex-A72 is out of order");
+        assert_eq!(
+            cortex_a53.arch_features(SMCCC_ARCH_WORKAROUND_2),
+            (-2i64) as u64
+        );
+        for state in [cortex_a72, modern, cortex_a53] {
             assert_ne!(
                 state.arch_features(SMCCC_ARCH_WORKAROUND_2),
                 0,

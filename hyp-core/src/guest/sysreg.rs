@@ -36,6 +36,11 @@ impl SysRegAccess {
             .then_some((self.crm, self.op2))
     }
 
+    /// ACTLR_EL1 (op0 3, op1 0, CRn 1, CRm 0, op2 1), trapped by HCR_EL2.TACR.
+    pub fn is_actlr_el1(&self) -> bool {
+        (self.op0, self.op1, self.crn, self.crm, self.op2) == (3, 0, 1, 0, 1)
+    }
+
     /// The EL1 physical timer registers (CNTP_CTL_EL0, CNTP_CVAL_EL0,
     /// CNTP_TVAL_EL0: op0 3, op1 3, CRn 14, CRm 2), trapped by CNTHCTL_EL2.
     pub fn is_physical_timer(&self) -> bool {

@@ -70,7 +70,9 @@ pub fn handle(
 
 /// Skips the trapped instruction (its length is in ESR_EL2.IL).
 fn skip_instruction(registers: &mut VcpuRegisters) {
-    registers.pc += if registers.esr & ESR_IL != 0 { 4 } else { 2 };
+    // A guest controls its pc: wrap as the hardware would, never panic.
+    let length = if registers.esr & ESR_IL != 0 { 4 } else { 2 };
+    registers.pc = registers.pc.wrapping_add(length);
 }
 
 fn synchronous(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters) -> Next {
@@ -138,6 +140,8 @@ fn inject_into(registers: &mut VcpuRegisters, what: Injected) {
             pc: registers.pc,
             pstate: registers.pstate,
             vbar_el1: virtualization::guest_vbar(),
+            sctlr_el1: virtualization::guest_sctlr(),
+            features: virtualization::pstate_features(),
         },
         what,
     );
@@ -154,9 +158,10 @@ fn system_register(partition: &Partition, vcpu: usize, registers: &mut VcpuRegis
         let value = sysreg::guest_id_value(crm, op2, virtualization::host_id_register(crm, op2));
         registers.set(access.register, value);
         skip_instruction(registers);
-    } else if access.is_physical_timer() {
-        // The EL1 physical timer is not the guest's: it reads as 0 and
-        // ignores writes (guests use the virtual timer).
+    } else if access.is_physical_timer() || access.is_actlr_el1() {
+        // The EL1 physical timer is not the guest's (guests use the virtual
+        // timer), nor are the implementation-defined controls behind
+        // ACTLR_EL1: both read as 0 and ignore writes.
         if access.read {
             registers.set(access.register, 0);
         }
@@ -244,6 +249,6 @@ fn uart_access(partition: &Partition, registers: &mut VcpuRegisters, access: Mmi
         }
     }
     if line_ready {
-        output::drain();
+        output::drain(Some(partition));
     }
 }

@@ -81,7 +81,9 @@ pub fn load(plan: &PartitionPlan<'_>, boot_count: u32) -> Result<(), LoadError> 
         .copy_from_slice(&dtb);
     // The guest starts with caches off and reads memory: everything written
     // here must be there, and no stale instruction may be cached.
-    platform::cpu::cache::clean(ram.as_ptr() as usize, ram.len());
+    // Clean and invalidate: no clean line of Tessera's may be hit once the
+    // guest, having written memory with its caches off, turns them on.
+    platform::cpu::cache::clean_and_invalidate(ram.as_ptr() as usize, ram.len());
     platform::cpu::cache::invalidate_instruction_cache_all_cpus();
     Ok(())
 }

@@ -5,8 +5,10 @@
 //! waits in EL2 while the vCPU is off and runs the guest while it is on.
 //! CPUs change each other's state only through atomics here, then wake the
 //! other CPU with SEV (when it waits in EL2) or a kick SGI (when it runs a
-//! guest); the woken CPU acts on what it finds. The last vCPU of a partition
-//! to stop finishes the stop or restart, so no CPU ever waits for another.
+//! guest); the woken CPU acts on what it finds. Each partition counts its
+//! vCPUs that are not off; the CPU whose vCPU brings that count to zero
+//! finishes the stop or restart (a compare-exchange on the state decides),
+//! so no CPU ever waits for another and exactly one finishes.
 
 mod calls;
 mod exit;
@@ -15,7 +17,7 @@ pub mod output;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use log::{info, warn};
 use spin::{Mutex, Once};
@@ -54,6 +56,8 @@ enum Power {
     /// CPU_ON was called; its CPU has not started it yet.
     OnPending = 1,
     On = 2,
+    /// CPU_ON is writing the entry point (reads as ON_PENDING).
+    Claimed = 3,
 }
 
 /// One vCPU: where it runs and what PSCI says about it.
@@ -84,12 +88,16 @@ pub struct Partition {
     pub uart: Mutex<Uart>,
     /// Guest-caused warnings so far (they are rate-limited).
     warnings: AtomicU32,
+    /// vCPUs that are not off (claimed, pending or on).
+    active: AtomicUsize,
 }
 
 static PARTITIONS: Once<Vec<Partition>> = Once::new();
 static SPECULATION: Once<SpeculationState> = Once::new();
 /// Set once every partition has stopped and the machine is going down.
 static POWERING_OFF: AtomicBool = AtomicBool::new(false);
+/// Partitions not stopped: the CPU that brings this to zero powers off.
+static RUNNING_PARTITIONS: AtomicUsize = AtomicUsize::new(0);
 
 /// Most guest warnings logged per partition before only every 256th is.
 const WARNINGS_LOGGED: u32 = 16;
@@ -119,7 +127,8 @@ impl Partition {
             .map(|v| match v.power.load(Ordering::Acquire) {
                 0 => Power::Off,
                 1 => Power::OnPending,
-                _ => Power::On,
+                2 => Power::On,
+                _ => Power::Claimed,
             })
     }
 
@@ -134,7 +143,7 @@ impl Partition {
     pub fn affinity(&self, index: usize) -> Option<AffinityState> {
         self.vcpu_power(index).map(|power| match power {
             Power::Off => AffinityState::Off,
-            Power::OnPending => AffinityState::OnPending,
+            Power::OnPending | Power::Claimed => AffinityState::OnPending,
             Power::On => AffinityState::On,
         })
     }
@@ -142,20 +151,47 @@ impl Partition {
     /// PSCI CPU_ON: `Err(state)` when the vCPU is not off.
     pub fn cpu_on(&self, index: usize, entry: u64, context: u64) -> Result<(), AffinityState> {
         let vcpu = self.vcpus.get(index).ok_or(AffinityState::Off)?;
-        vcpu.entry.store(entry, Ordering::Relaxed);
-        vcpu.context.store(context, Ordering::Relaxed);
+        // Claim the vCPU first, so that a concurrent CPU_ON that fails
+        // cannot change the entry point of the one that succeeded.
         match vcpu.power.compare_exchange(
             Power::Off as u8,
-            Power::OnPending as u8,
+            Power::Claimed as u8,
             Ordering::AcqRel,
             Ordering::Acquire,
         ) {
             Ok(_) => {
+                self.active.fetch_add(1, Ordering::SeqCst);
+                vcpu.entry.store(entry, Ordering::Relaxed);
+                vcpu.context.store(context, Ordering::Relaxed);
+                vcpu.power.store(Power::OnPending as u8, Ordering::Release);
                 cpu::send_event();
                 Ok(())
             }
-            Err(state) if state == Power::OnPending as u8 => Err(AffinityState::OnPending),
-            Err(_) => Err(AffinityState::On),
+            Err(state) if state == Power::On as u8 => Err(AffinityState::On),
+            Err(_) => Err(AffinityState::OnPending),
+        }
+    }
+
+    /// Turns vCPU `index` off (from pending or on); the CPU whose vCPU was
+    /// the last one not off finishes a stop or restart.
+    fn power_off_vcpu(&self, index: usize, from: Power) {
+        let Some(vcpu) = self.vcpus.get(index) else {
+            return;
+        };
+        if vcpu
+            .power
+            .compare_exchange(
+                from as u8,
+                Power::Off as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return;
+        }
+        if self.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.last_vcpu_left();
         }
     }
 
@@ -188,22 +224,19 @@ impl Partition {
                 self.name(),
                 if restart { "restarting" } else { "stopping" }
             );
+            // The state change must be visible before any kick arrives
+            // (a system-register SGI write is not ordered by a release store).
+            cpu::send_event();
             for vcpu in &self.vcpus {
                 if vcpu.physical_mpidr != cpu::mpidr() {
                     gic::kick(vcpu.physical_mpidr);
                 }
             }
-            cpu::send_event();
         }
     }
 
-    /// Called by each vCPU's CPU after its vCPU went off: the last one to
-    /// leave a stopping partition finishes the stop or the restart.
-    fn vcpu_left(&self) {
-        let all_off = (0..self.vcpus.len()).all(|i| self.vcpu_power(i) == Some(Power::Off));
-        if !all_off {
-            return;
-        }
+    /// Called once the partition has no vCPU left that is not off.
+    fn last_vcpu_left(&self) {
         if self.state() == State::Running {
             // Every vCPU called CPU_OFF: nothing can turn one on again.
             self.request_stop(false, "all vCPUs are off");
@@ -216,18 +249,20 @@ impl Partition {
         if finish(State::Restarting, State::Loading) {
             self.start();
         } else if finish(State::Stopping, State::Stopped) {
-            output::drain();
-            info!("partition {}: stopped", self.name());
-            let running = partitions()
-                .iter()
-                .filter(|p| p.state() != State::Stopped)
-                .count();
-            if running == 0 && !POWERING_OFF.swap(true, Ordering::AcqRel) {
-                info!("all partitions have stopped: powering off");
-                power::power_off();
-            } else if running > 0 {
-                info!("{running} partitions still running");
-            }
+            self.stopped();
+        }
+    }
+
+    /// After the partition became Stopped: the last one powers off.
+    fn stopped(&self) {
+        output::drain(None);
+        info!("partition {}: stopped", self.name());
+        let running = RUNNING_PARTITIONS.fetch_sub(1, Ordering::SeqCst) - 1;
+        if running == 0 && !POWERING_OFF.swap(true, Ordering::AcqRel) {
+            info!("all partitions have stopped: powering off");
+            power::power_off();
+        } else if running > 0 {
+            info!("{running} partitions still running");
         }
     }
 
@@ -238,6 +273,7 @@ impl Partition {
         if let Err(error) = loader::load(&self.plan, boots) {
             warn!("partition {}: cannot start: {error}", self.name());
             self.state.store(State::Stopped as u8, Ordering::Release);
+            self.stopped();
             return;
         }
         if boots > 1 {
@@ -259,6 +295,8 @@ pub enum BuildError {
         partition: &'static str,
         error: MapError,
     },
+    /// A CPU the partition is given did not come online.
+    CpuOffline { partition: &'static str, mpidr: u64 },
 }
 
 impl core::fmt::Display for BuildError {
@@ -267,6 +305,10 @@ impl core::fmt::Display for BuildError {
             BuildError::Stage2 { partition, error } => {
                 write!(f, "partition {partition}: stage-2 tables: {error}")
             }
+            BuildError::CpuOffline { partition, mpidr } => write!(
+                f,
+                "partition {partition}: its CPU with MPIDR {mpidr:#x} did not come online; no partition starts"
+            ),
         }
     }
 }
@@ -319,6 +361,18 @@ pub fn start_all(
             partition: plan.config.name,
             error,
         })?;
+        if let Some(offline) = plan
+            .config
+            .cpus
+            .iter()
+            .filter_map(|&i| hardware.cpus.list.get(i))
+            .find(|cpu| !smp::is_online(cpu.mpidr))
+        {
+            return Err(BuildError::CpuOffline {
+                partition: plan.config.name,
+                mpidr: offline.mpidr,
+            });
+        }
         let vcpus = plan
             .config
             .cpus
@@ -339,11 +393,13 @@ pub fn start_all(
             vcpus,
             uart: Mutex::new(Uart::default()),
             warnings: AtomicU32::new(0),
+            active: AtomicUsize::new(0),
         });
     }
     for partition in &built {
         describe(partition);
     }
+    RUNNING_PARTITIONS.store(built.len(), Ordering::SeqCst);
     let partitions = PARTITIONS.call_once(|| built);
     for partition in partitions {
         partition.start();
@@ -397,23 +453,16 @@ pub fn run_this_cpu() {
     loop {
         // Off: wait until CPU_ON (or a restart) turns this vCPU on.
         loop {
-            let power = partition.vcpu_power(index);
-            if power == Some(Power::OnPending) {
+            if smp::stop_requested() {
+                smp::acknowledge_stop();
+                cpu::park();
+            }
+            if partition.vcpu_power(index) == Some(Power::OnPending) {
                 if partition.state() == State::Running {
                     break;
                 }
-                if vcpu
-                    .power
-                    .compare_exchange(
-                        Power::OnPending as u8,
-                        Power::Off as u8,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    )
-                    .is_ok()
-                {
-                    partition.vcpu_left();
-                }
+                // Turned on while its partition stops: it never runs.
+                partition.power_off_vcpu(index, Power::OnPending);
             }
             cpu::wait_for_event();
         }
@@ -445,8 +494,7 @@ pub fn run_this_cpu() {
                 break;
             }
         }
-        vcpu.power.store(Power::Off as u8, Ordering::Release);
-        partition.vcpu_left();
+        partition.power_off_vcpu(index, Power::On);
     }
 }
 

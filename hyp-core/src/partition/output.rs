@@ -1,40 +1,60 @@
 //! Partitions' console output on the physical console. Whoever completes a
-//! line drains every partition's whole lines if no one else is draining;
-//! otherwise it returns at once and the drainer picks the line up, so a
-//! vCPU never waits on another partition's output.
+//! line prints waiting lines if no one else is printing; otherwise it
+//! returns at once and the printer picks the line up, so a vCPU never
+//! blocks on another partition's output. Each call prints at most
+//! [`LINES_PER_CALL`] lines, its own partition's first, so that a partition
+//! that prints without pause cannot keep another's vCPU in EL2.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use super::partitions;
+use super::{Partition, partitions};
 use crate::console;
 use crate::guest::pl011::MAX_LINE;
 
+/// Most lines one call prints (about 1.3 KiB).
+pub const LINES_PER_CALL: usize = 8;
+
 static DRAINING: AtomicBool = AtomicBool::new(false);
 
-/// Writes every waiting line of every partition to the console.
-pub fn drain() {
-    loop {
+/// Prints one waiting line of `partition`, if it has one.
+fn print_one(partition: &Partition, line: &mut [u8; MAX_LINE]) -> bool {
+    // Take the line under the lock, print it without.
+    let taken = partition
+        .uart
+        .try_lock()
+        .and_then(|mut uart| uart.output.take_line(line));
+    let Some(length) = taken else {
+        return false;
+    };
+    console::write_partition_line(partition.name(), line.get(..length).unwrap_or(&[]));
+    true
+}
+
+/// Prints waiting lines: `first`'s, then every partition's, up to
+/// [`LINES_PER_CALL`]; with `None`, everything (a partition that stopped).
+pub fn drain(first: Option<&Partition>) {
+    let mut budget = if first.is_some() {
+        LINES_PER_CALL
+    } else {
+        usize::MAX
+    };
+    let mut line = [0u8; MAX_LINE];
+    while budget > 0 {
         if DRAINING
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
             return;
         }
-        let mut line = [0u8; MAX_LINE];
-        for partition in partitions() {
-            loop {
-                // Take one line under the lock, print it without.
-                let taken = partition
-                    .uart
-                    .try_lock()
-                    .and_then(|mut uart| uart.output.take_line(&mut line));
-                let Some(length) = taken else { break };
-                console::write_partition_line(partition.name(), line.get(..length).unwrap_or(&[]));
+        let order = first.into_iter().chain(partitions().iter());
+        for partition in order {
+            while budget > 0 && print_one(partition, &mut line) {
+                budget -= 1;
             }
         }
         DRAINING.store(false, Ordering::Release);
-        // A line completed after its partition was scanned would otherwise
-        // wait for the next one.
+        // A line completed after its partition was looked at would
+        // otherwise wait for the next one.
         let pending = partitions()
             .iter()
             .any(|p| p.uart.try_lock().is_some_and(|uart| uart.output.has_line()));

@@ -246,6 +246,8 @@ pub(super) mod cpu_interface {
         // this CPU's own interface; no memory is involved.
         unsafe {
             core::arch::asm!(
+                // EOImode 0: an EOI also deactivates, whatever firmware left.
+                "msr ICC_CTLR_EL1, xzr",
                 "msr ICC_PMR_EL1, {pmr}",
                 "msr ICC_BPR1_EL1, xzr",
                 "msr ICC_IGRPEN1_EL1, {enable}",
@@ -293,7 +295,9 @@ pub(super) mod cpu_interface {
         let value: u64;
         // SAFETY: reading this CPU's interrupt acknowledge register.
         unsafe {
-            core::arch::asm!("mrs {}, ICC_IAR1_EL1", out(reg) value, options(nostack, preserves_flags));
+            // The DSB makes the acknowledge take effect before what follows,
+            // as the GICv3 specification asks (Linux's gic_read_iar does it too).
+            core::arch::asm!("mrs {}, ICC_IAR1_EL1", "dsb sy", out(reg) value, options(nostack, preserves_flags));
         }
         u32::try_from(value & 0xff_ffff).unwrap_or(u32::MAX)
     }
