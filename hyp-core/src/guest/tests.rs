@@ -166,3 +166,55 @@ fn the_guest_device_tree_describes_the_partition() {
     assert!(guest.find_node("/pl011@9000000").is_some());
     assert!(guest_blob.len() <= crate::config::guest_map::GUEST_DTB_MAX_SIZE);
 }
+
+#[test]
+fn a_direct_mapped_partition_sees_its_host_addresses() {
+    let blob = merged(&example_body("qemu-virt-three-partitions.dts"));
+    let fdt = Fdt::new(&blob).unwrap();
+    let hardware = hardware(&fdt);
+    let plans = config::read(&fdt, &hardware, &Headers::default()).unwrap();
+    let plan = plans.iter().find(|p| p.config.name == "c").unwrap();
+    assert!(plan.config.direct_map);
+    let (leaves, _) = stage2_leaves(plan);
+    for (ipa, host, _) in leaves {
+        assert_eq!(ipa, host.start().0, "IPA equals host address");
+    }
+    let guest = device_tree::write(plan, device_tree::BootInfo { boot_count: 1 }).unwrap();
+    assert!(
+        Fdt::new(&guest)
+            .unwrap()
+            .find_node("/memory@60000000")
+            .is_some()
+    );
+}
+
+#[test]
+fn a_ramdisk_is_placed_below_the_dtb_and_named_in_chosen() {
+    let body = example_body("qemu-virt-two-partitions.dts").replace(
+        "tessera,file = \"test-guest.bin\";\n\t\t\t\t\t};\n\t\t\t\t};\n\n\t\t\t\tb {",
+        "tessera,file = \"test-guest.bin\";\n\t\t\t\t\t};\n\t\t\t\t\tmodule@4c000000 {\n\t\t\t\t\t\tcompatible = \"multiboot,ramdisk\", \"multiboot,module\";\n\t\t\t\t\t\treg = <0x0 0x4c000000 0x0 0x3000>;\n\t\t\t\t\t};\n\t\t\t\t};\n\n\t\t\t\tb {",
+    );
+    assert!(
+        body.contains("multiboot,ramdisk"),
+        "the test overlay gained a ramdisk"
+    );
+    let blob = merged(&body);
+    let fdt = Fdt::new(&blob).unwrap();
+    let hardware = hardware(&fdt);
+    let plans = config::read(&fdt, &hardware, &Headers::default()).unwrap();
+    let plan = plans.iter().find(|p| p.config.name == "a").unwrap();
+    let (start, size) = plan.layout.ramdisk.expect("a ramdisk");
+    assert_eq!(size, 0x3000);
+    assert_eq!(start + 0x3000, plan.layout.dtb, "right below the DTB");
+    let guest_blob = device_tree::write(plan, device_tree::BootInfo { boot_count: 1 }).unwrap();
+    let guest = Fdt::new(&guest_blob).unwrap();
+    let chosen = guest.find_node("/chosen").unwrap();
+    assert_eq!(
+        chosen.property("linux,initrd-start").unwrap().as_u64(),
+        Some(start)
+    );
+    assert_eq!(
+        chosen.property("linux,initrd-end").unwrap().as_u64(),
+        Some(start + size)
+    );
+}

@@ -119,7 +119,7 @@ fn three_partitions() -> Scenario {
             Step::all(&[
                 "partition a: VMID 1",
                 "partition b: VMID 2",
-                "partition c: VMID 3",
+                "partition c: VMID 3, CPUs (MPIDR) 0x3, RAM 0x60000000..0x62000000 (32 MiB) at guest 0x60000000",
             ]),
             Step::all(&[
                 "a | hello from a partition (boot 1)",
