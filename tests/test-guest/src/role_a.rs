@@ -237,6 +237,13 @@ pub fn run(context: &Context) -> ! {
         Ok(())
     });
     report::case("sve_hidden", sve_hidden);
+    report::case("implementation_defined_register_undefined", || {
+        ensure!(
+            under_tessera,
+            "skipped: not running under Tessera (natively the register may exist)"
+        );
+        implementation_defined_register_undefined()
+    });
     report::case("physical_timer_inert", || {
         ensure!(
             under_tessera,
@@ -279,6 +286,34 @@ fn sve_hidden() -> Outcome {
         "ID_AA64PFR0_EL1 is {pfr0:#x}: SVE is advertised"
     );
     ensure!(zfr0 == 0, "ID_AA64ZFR0_EL1 is {zfr0:#x}, expected 0");
+    Ok(())
+}
+
+/// ESR_EL1.EC 0: an unknown reason, what an undefined instruction reports.
+const EC_UNKNOWN: u8 = 0;
+
+/// An implementation-defined system register traps to Tessera
+/// (HCR_EL2.TIDCP), which injects an undefined instruction. L2CTLR_EL1
+/// (op0 3, op1 1, CRn 11, CRm 0, op2 2) controls the L2 cache a Cortex-A72
+/// cluster shares, so no partition may touch it.
+fn implementation_defined_register_undefined() -> Outcome {
+    let (value, trap) = tessera_guest_kit::exception::catch(|| {
+        let mut value: u64 = 0;
+        // SAFETY: a read of an implementation-defined register: either it
+        // traps (and the vectors skip it) or it reads a value, with no
+        // side effect either way.
+        unsafe {
+            core::arch::asm!("mrs {}, S3_1_C11_C0_2", inout(reg) value, options(nomem, nostack, preserves_flags));
+        }
+        value
+    });
+    let Some(trap) = trap else {
+        fail!("the read returned {value:#x}: it should have been refused");
+    };
+    ensure!(
+        trap.class() == EC_UNKNOWN,
+        "the read raised {trap}, expected an undefined instruction (EC 0)"
+    );
     Ok(())
 }
 
