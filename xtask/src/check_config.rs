@@ -20,6 +20,23 @@ use crate::uboot::{DTB_LOAD, TESSERA_LOAD};
 /// Offset of `image_size` in the arm64 Image header (booting.rst).
 const IMAGE_SIZE_OFFSET: usize = 16;
 
+/// Where the bootloader puts Tessera and the DTB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadAddresses {
+    pub tessera: u64,
+    pub dtb: u64,
+}
+
+impl Default for LoadAddresses {
+    /// The addresses of the boot.scr xtask generates.
+    fn default() -> Self {
+        LoadAddresses {
+            tessera: TESSERA_LOAD,
+            dtb: DTB_LOAD,
+        }
+    }
+}
+
 /// Module headers read from the files the overlay names.
 struct Files(HashMap<u64, PathBuf>);
 
@@ -41,17 +58,17 @@ fn image_size(image: &Path) -> Result<u64> {
 }
 
 /// Checks `overlay` applied to `board`; prints the partitions, or every error.
-pub fn check(board: &Path, overlay_file: &Path) -> Result<ExitCode> {
+pub fn check(board: &Path, overlay_file: &Path, addresses: LoadAddresses) -> Result<ExitCode> {
     let merged = overlay::merge("check-config", board, overlay_file)?;
     overlay::write_sizes(&merged.dtb, &merged.modules)?;
     let artifacts = build::hypervisor(Board::QemuVirt, Profile::Release)?;
-    let image = PhysRange::new(PhysAddr(TESSERA_LOAD), image_size(&artifacts.image)?)
+    let image = PhysRange::new(PhysAddr(addresses.tessera), image_size(&artifacts.image)?)
         .context("Tessera's image size is 0")?;
 
     let blob = std::fs::read(&merged.dtb)?;
     let fdt = Fdt::new(&blob).map_err(|e| anyhow!("{}: {e}", merged.dtb.display()))?;
     let boot_mpidr = u64::from(fdt.boot_cpuid());
-    let dtb = PhysRange::new(PhysAddr(DTB_LOAD), blob.len() as u64);
+    let dtb = PhysRange::new(PhysAddr(addresses.dtb), blob.len() as u64);
     let mut hardware = match hw::discover(&fdt, boot_mpidr, dtb) {
         Ok(hardware) => hardware,
         Err(issues) => {
@@ -67,7 +84,7 @@ pub fn check(board: &Path, overlay_file: &Path) -> Result<ExitCode> {
     };
     let heap = hyp_memory::reserve(&mut hardware.memory, image).map_err(|e| anyhow!("{e}"))?;
     println!(
-        "Tessera at {image} (heap {heap}), DTB at {}, as the generated boot.scr loads them",
+        "Tessera at {image} (heap {heap}), DTB at {}",
         dtb.map_or_else(String::new, |d| d.to_string())
     );
     let files = Files(

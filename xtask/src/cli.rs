@@ -20,9 +20,10 @@ commands:
          Boot Tessera in QEMU virt (default: GICv3, 4 CPUs, 2G, -kernel) with
          the partitions of FILE (default: dtb/overlays/qemu-virt-two-partitions.dts).
          Quit QEMU with Ctrl-A X.
-  check-config --board BOARD.dtb OVERLAY.dts|.dtbo
+  check-config --board BOARD.dtb [--tessera-at ADDR] [--dtb-at ADDR] OVERLAY.dts|.dtbo
          Check a partition overlay against a board DTB with the code Tessera
-         runs at boot: every error, with the partition and property.
+         runs at boot: every error, with the partition and property. The
+         addresses (hex) default to those of xtask's generated boot.scr.
   test   [--unit-only | --qemu-only] [--jobs N] [FILTER]
          Host unit tests, then every QEMU scenario (or those whose name
          contains FILTER). Ends with one line: N passed, N failed.
@@ -32,8 +33,15 @@ commands:
 ";
 
 pub enum Command {
-    Build { board: Board, profile: Profile },
-    CheckConfig { board: PathBuf, overlay: PathBuf },
+    Build {
+        board: Board,
+        profile: Profile,
+    },
+    CheckConfig {
+        board: PathBuf,
+        overlay: PathBuf,
+        addresses: check_config::LoadAddresses,
+    },
     Run(run::Options),
     Test(test::Options),
     Setup,
@@ -110,15 +118,27 @@ pub fn parse() -> Result<Command> {
         }
         "check-config" => {
             let (mut board, mut overlay) = (None, None);
+            let mut addresses = check_config::LoadAddresses::default();
+            let address = |text: String| -> Result<u64> {
+                let digits = text.trim_start_matches("0x");
+                u64::from_str_radix(digits, 16)
+                    .with_context(|| format!("{text:?} is not a hex address"))
+            };
             while let Some(arg) = parser.next()? {
                 match arg {
                     Long("board") => board = Some(PathBuf::from(parser.value()?)),
+                    Long("tessera-at") => addresses.tessera = address(parser.value()?.string()?)?,
+                    Long("dtb-at") => addresses.dtb = address(parser.value()?.string()?)?,
                     Value(file) if overlay.is_none() => overlay = Some(PathBuf::from(file)),
                     other => return Err(other.unexpected().into()),
                 }
             }
             match (board, overlay) {
-                (Some(board), Some(overlay)) => Ok(Command::CheckConfig { board, overlay }),
+                (Some(board), Some(overlay)) => Ok(Command::CheckConfig {
+                    board,
+                    overlay,
+                    addresses,
+                }),
                 _ => bail!("usage: cargo xtask check-config --board BOARD.dtb OVERLAY.dts|.dtbo"),
             }
         }
@@ -137,9 +157,13 @@ impl Command {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Run(options) => run::run(&options),
-            Command::CheckConfig { board, overlay } => {
+            Command::CheckConfig {
+                board,
+                overlay,
+                addresses,
+            } => {
                 setup::ensure()?;
-                check_config::check(&board, &overlay)
+                check_config::check(&board, &overlay, addresses)
             }
             Command::Test(options) => test::test(&options),
             Command::Setup => {

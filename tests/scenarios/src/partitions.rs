@@ -8,6 +8,9 @@ use std::time::Duration;
 const TWO_PARTITIONS: &str = "dtb/overlays/qemu-virt-two-partitions.dts";
 const THREE_PARTITIONS: &str = "dtb/overlays/qemu-virt-three-partitions.dts";
 const BAD_CONFIGURATION: &str = "tests/overlays/qemu-virt-bad.dts";
+const RPI4_TWO_PARTITIONS: &str = "dtb/overlays/rpi4-two-partitions.dts";
+/// Debian's Raspberry Pi 4 DTB as shipped (QEMU fills in /memory).
+const RPI4_DTB: &str = "dtb/boards/bcm2711-rpi-4-b.dtb";
 
 /// Failure reports of the test guests, on top of Tessera's own.
 const GUEST_FAILURES: [&str; 2] = [": FAILED", "unexpected "];
@@ -107,6 +110,26 @@ fn two_partitions_on(machine: Machine, boot: Boot) -> Scenario {
     }
 }
 
+/// The two-partition test on QEMU's Raspberry Pi 4: GIC-400 kicks by CPU
+/// target mask, no PSCI underneath (the guests' PSCI is all Tessera's), and
+/// no way to power off at the end, so the CPUs park.
+fn raspberry_pi_4() -> Scenario {
+    let mut scenario = two_partitions_on(Machine::RASPI4B, Boot::Kernel);
+    scenario.name = "partitions-two-rpi4".into();
+    scenario.about = "two partitions on QEMU raspi4b with Debian's Raspberry Pi 4 DTB: the same checks, then the CPUs park";
+    scenario.dtb_file = Some(RPI4_DTB);
+    scenario.overlay = Some(RPI4_TWO_PARTITIONS);
+    // Both partitions' RAM is placed from the top of the board's RAM.
+    if let Some(first) = scenario.steps.first_mut() {
+        *first = Step::all(&["partition a: VMID 1", "partition b: VMID 2"]);
+    }
+    scenario.steps.push(Step::one(
+        "this board has no PSCI to power off with: parking every CPU in WFI",
+    ));
+    scenario.end = End::Halt;
+    scenario
+}
+
 fn three_partitions() -> Scenario {
     Scenario {
         name: "partitions-three-gicv3".into(),
@@ -186,6 +209,7 @@ pub fn all() -> Vec<Scenario> {
         },
         Boot::Kernel,
     ));
+    list.push(raspberry_pi_4());
     list.push(three_partitions());
     list.push(bad_configuration());
     list
