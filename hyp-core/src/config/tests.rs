@@ -4,9 +4,12 @@
 
 use std::collections::HashMap;
 
-use super::test_support::{Headers, example_body, hardware, merged};
+use super::test_support::{DTB, Headers, IMAGE, IMAGE_SIZE, example_body, hardware, merged};
 use super::*;
 use crate::dt::Fdt;
+use crate::hw;
+use crate::mm::address::{PhysAddr, PhysRange};
+use crate::mm::hyp_memory;
 
 fn check(body: &str, headers: &Headers) -> Result<Vec<String>, Vec<String>> {
     let blob = merged(body);
@@ -417,5 +420,73 @@ fn a_tree_without_hypervisor_node_configures_nothing() {
         read(&fdt, &hardware(&fdt), &Headers::default())
             .unwrap()
             .is_empty()
+    );
+}
+
+/// xorshift64: deterministic, so a failure reproduces.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// The configuration reader and checks take whatever a corrupted overlay
+/// leaves of the tree (in the `/hypervisor` subtree, where the overlay's
+/// bytes are) and never panic: errors, or a plan, but never a crash.
+#[test]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "random numbers are cut to an offset and a byte on purpose"
+)]
+fn corrupted_configurations_never_panic() {
+    let original = merged(&example_body("qemu-virt-two-partitions.dts"));
+    let fdt = Fdt::new(&original).unwrap();
+    let total = fdt.total_size();
+    // The hypervisor node's bytes: from its name to the end of the structure block.
+    let structure_end = u32::from_be_bytes(original[8..12].try_into().unwrap()) as usize
+        + u32::from_be_bytes(original[36..40].try_into().unwrap()) as usize;
+    let start = original
+        .windows(b"hypervisor\0".len())
+        .position(|w| w == b"hypervisor\0")
+        .unwrap();
+    let headers = Headers::default();
+    let mut state = 0xc0f1_u64;
+    let mut outcomes = [0usize; 2];
+    for _ in 0..4000 {
+        let mut blob = original[..total].to_vec();
+        for _ in 0..1 + next(&mut state) % 4 {
+            let at = start + (next(&mut state) as usize) % (structure_end - start);
+            blob[at] = match next(&mut state) % 4 {
+                0 => 0,
+                1 => 0xff,
+                2 => blob[at] ^ (1 << (next(&mut state) % 8)),
+                _ => next(&mut state) as u8,
+            };
+        }
+        let Ok(fdt) = Fdt::new(&blob) else { continue };
+        let dtb = PhysRange::new(PhysAddr(DTB), total as u64);
+        let Ok(mut hardware) = hw::discover(&fdt, 0, dtb) else {
+            continue;
+        };
+        if hyp_memory::reserve(
+            &mut hardware.memory,
+            PhysRange::new(PhysAddr(IMAGE), IMAGE_SIZE).unwrap(),
+        )
+        .is_err()
+        {
+            continue;
+        }
+        match read(&fdt, &hardware, &headers) {
+            Ok(_) => outcomes[0] += 1,
+            Err(errors) => {
+                outcomes[1] += 1;
+                errors.iter().for_each(|e| drop(e.to_string()));
+            }
+        }
+    }
+    assert!(
+        outcomes[0] > 0 && outcomes[1] > 0,
+        "the corruption should leave some valid and some invalid configurations: {outcomes:?}"
     );
 }
