@@ -111,7 +111,7 @@ pub fn check(board: &Path, overlay_file: &Path, addresses: LoadAddresses) -> Res
                     .map(|c| c.node.path().to_string())
                     .collect();
                 println!(
-                    "partition {}: VMID {}, CPUs {}, RAM {} ({}) seen at {:#x}, kernel {:?} at {:#x}, DTB at {:#x}",
+                    "partition {}: VMID {}, CPUs {}, RAM {} ({}) seen at {:#x}, kernel ({}) at {:#x}, DTB at {:#x}",
                     plan.config.name,
                     plan.vmid,
                     cpus.join(" "),

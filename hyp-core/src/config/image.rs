@@ -22,6 +22,15 @@ pub enum KernelKind {
     Raw,
 }
 
+impl core::fmt::Display for KernelKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            KernelKind::Arm64Image { .. } => f.write_str("arm64 Image"),
+            KernelKind::Raw => f.write_str("raw binary"),
+        }
+    }
+}
+
 impl KernelKind {
     /// Reads the header at the start of `bytes` (the first [`HEADER_SIZE`]
     /// bytes of the file are enough); `file_size` is the whole file's size.

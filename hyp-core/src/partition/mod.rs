@@ -414,7 +414,7 @@ fn describe(partition: &Partition) {
         let _ = core::fmt::Write::write_fmt(&mut cpus, format_args!(" {:#x}", vcpu.physical_mpidr));
     }
     info!(
-        "partition {}: VMID {}, CPUs (MPIDR){cpus}, RAM {} ({}) at guest {:#x}, kernel {:?} at guest {:#x}, PL011 at guest {GUEST_PL011_BASE:#x}",
+        "partition {}: VMID {}, CPUs (MPIDR){cpus}, RAM {} ({}) at guest {:#x}, kernel ({}) at guest {:#x}, PL011 at guest {GUEST_PL011_BASE:#x}",
         plan.config.name,
         plan.vmid,
         plan.ram,
