@@ -33,6 +33,17 @@ pub enum RestartPolicy {
 impl RestartPolicy {
     const ALLOWED: &'static str = "\"on-request\", \"always\", \"never\"";
 
+    /// Whether a partition restarts when its guest asks to stop
+    /// (`requested_restart` false: SYSTEM_OFF, or every vCPU off) or to
+    /// restart (true: SYSTEM_RESET).
+    pub fn restarts(self, requested_restart: bool) -> bool {
+        match self {
+            RestartPolicy::OnRequest => requested_restart,
+            RestartPolicy::Always => true,
+            RestartPolicy::Never => false,
+        }
+    }
+
     fn parse(value: &str) -> Option<RestartPolicy> {
         match value {
             "on-request" => Some(RestartPolicy::OnRequest),
@@ -399,4 +410,24 @@ fn read_module<'a>(
     };
     let file = node.property("tessera,file").and_then(|p| p.as_str());
     Some(Module { node, range, file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies_decide_what_system_off_and_system_reset_do() {
+        // (policy, SYSTEM_OFF restarts, SYSTEM_RESET restarts)
+        for (policy, off, reset) in [
+            (RestartPolicy::OnRequest, false, true),
+            (RestartPolicy::Always, true, true),
+            (RestartPolicy::Never, false, false),
+        ] {
+            assert_eq!(policy.restarts(false), off, "{policy:?} on SYSTEM_OFF");
+            assert_eq!(policy.restarts(true), reset, "{policy:?} on SYSTEM_RESET");
+        }
+        assert_eq!(RestartPolicy::parse("always"), Some(RestartPolicy::Always));
+        assert_eq!(RestartPolicy::parse("sometimes"), None);
+    }
 }

@@ -10,29 +10,27 @@
 //! finishes the stop or restart (a compare-exchange on the state decides),
 //! so no CPU ever waits for another and exactly one finishes.
 
+mod build;
 mod calls;
 mod exit;
 mod loader;
 pub mod output;
+mod vcpu;
 
-use alloc::boxed::Box;
+pub use build::start_all;
+pub use vcpu::run_this_cpu;
+
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use log::{info, warn};
 use spin::{Mutex, Once};
 
-use crate::arch::{cpu, virtualization};
-use crate::config::guest_map::{GUEST_PL011_BASE, IPA_BITS};
-use crate::config::{PartitionPlan, RestartPolicy};
-use crate::guest::context::VcpuRegisters;
+use crate::arch::cpu;
+use crate::config::PartitionPlan;
 use crate::guest::pl011::{OutputBuffer, Pl011};
 use crate::guest::psci::{AffinityState, SpeculationState};
-use crate::guest::stage2;
-use crate::hw::Hardware;
-use crate::mm::address::ByteSize;
-use crate::mm::page_table::{MapError, PageTable, Stage, Table, TablePool};
-use crate::{gic, power, smp};
+use crate::{gic, power};
 
 /// A partition's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,11 +197,7 @@ impl Partition {
     /// partition's restart policy interprets them; every other vCPU is
     /// made to leave its guest. The caller's vCPU then stops too.
     pub fn request_stop(&self, restart: bool, why: &str) {
-        let restart = match self.plan.config.restart {
-            RestartPolicy::OnRequest => restart,
-            RestartPolicy::Always => true,
-            RestartPolicy::Never => false,
-        };
+        let restart = self.plan.config.restart.restarts(restart);
         let next = if restart {
             State::Restarting
         } else {
@@ -288,214 +282,9 @@ impl Partition {
     }
 }
 
-/// Why partitions could not be built.
-#[derive(Debug)]
-pub enum BuildError {
-    Stage2 {
-        partition: &'static str,
-        error: MapError,
-    },
-    /// A CPU the partition is given did not come online.
-    CpuOffline { partition: &'static str, mpidr: u64 },
-}
-
-impl core::fmt::Display for BuildError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            BuildError::Stage2 { partition, error } => {
-                write!(f, "partition {partition}: stage-2 tables: {error}")
-            }
-            BuildError::CpuOffline { partition, mpidr } => write!(
-                f,
-                "partition {partition}: its CPU with MPIDR {mpidr:#x} did not come online; no partition starts"
-            ),
-        }
-    }
-}
-
-/// Stage-2 tables for `plan`, never freed (partitions live as long as
-/// Tessera). Returns the root's physical address.
-fn build_stage2(plan: &PartitionPlan<'_>) -> Result<u64, MapError> {
-    const GIB: u64 = 1 << 30;
-    const TWO_MIB: u64 = 2 << 20;
-    let size = plan.ram.size();
-    let blocks_only = (plan.ram.start().0 | plan.layout.ram_base | size).is_multiple_of(TWO_MIB);
-    // The root, a level-2 table per GiB touched (+1 for misalignment), and
-    // level-3 tables only when 2 MiB blocks cannot be used.
-    let level3 = if blocks_only {
-        0
-    } else {
-        size.div_ceil(TWO_MIB) + 2
-    };
-    let count = usize::try_from(2 + size.div_ceil(GIB) + level3).unwrap_or(usize::MAX);
-    let tables: &'static mut [Table] =
-        Box::leak(alloc::vec![Table::EMPTY; count].into_boxed_slice());
-    let base = crate::mm::address::PhysAddr(tables.as_ptr() as u64);
-    let pool: &'static mut TablePool<'static> = Box::leak(Box::new(TablePool::new(tables, base)));
-    let mut table = PageTable::new(pool, Stage::Stage2, IPA_BITS)?;
-    stage2::map_partition(&mut table, plan)?;
-    let counts = table.leaf_counts();
-    log::debug!(
-        "partition {}: stage 2: {} 1 GiB, {} 2 MiB, {} 4 KiB entries",
-        plan.config.name,
-        counts[1],
-        counts[2],
-        counts[3]
-    );
-    let root = table.root_address().0;
-    // The tables are written with caches on; the walker may read memory.
-    platform::cpu::cache::clean(base.as_usize(), count * core::mem::size_of::<Table>());
-    Ok(root)
-}
-
-/// Builds every partition, loads its images and starts its first vCPU.
-/// Called once, on the boot CPU, after the secondary CPUs are online.
-pub fn start_all(
-    plans: Vec<PartitionPlan<'static>>,
-    hardware: &Hardware<'static>,
-) -> Result<(), BuildError> {
-    SPECULATION.call_once(virtualization::speculation_state);
-    let mut built = Vec::with_capacity(plans.len());
-    for plan in plans {
-        let stage2_root = build_stage2(&plan).map_err(|error| BuildError::Stage2 {
-            partition: plan.config.name,
-            error,
-        })?;
-        if let Some(offline) = plan
-            .config
-            .cpus
-            .iter()
-            .filter_map(|&i| hardware.cpus.list.get(i))
-            .find(|cpu| !smp::is_online(cpu.mpidr))
-        {
-            return Err(BuildError::CpuOffline {
-                partition: plan.config.name,
-                mpidr: offline.mpidr,
-            });
-        }
-        let vcpus = plan
-            .config
-            .cpus
-            .iter()
-            .filter_map(|&i| hardware.cpus.list.get(i))
-            .map(|cpu| Vcpu {
-                physical_mpidr: cpu.mpidr,
-                power: AtomicU8::new(Power::Off as u8),
-                entry: AtomicU64::new(0),
-                context: AtomicU64::new(0),
-            })
-            .collect();
-        built.push(Partition {
-            plan,
-            stage2_root,
-            state: AtomicU8::new(State::Loading as u8),
-            boots: AtomicU32::new(0),
-            vcpus,
-            uart: Mutex::new(Uart::default()),
-            warnings: AtomicU32::new(0),
-            active: AtomicUsize::new(0),
-        });
-    }
-    for partition in &built {
-        describe(partition);
-    }
-    RUNNING_PARTITIONS.store(built.len(), Ordering::SeqCst);
-    let partitions = PARTITIONS.call_once(|| built);
-    for partition in partitions {
-        partition.start();
-    }
-    Ok(())
-}
-
-fn describe(partition: &Partition) {
-    let plan = &partition.plan;
-    let mut cpus = heapless::String::<96>::new();
-    for vcpu in &partition.vcpus {
-        let _ = core::fmt::Write::write_fmt(&mut cpus, format_args!(" {:#x}", vcpu.physical_mpidr));
-    }
-    info!(
-        "partition {}: VMID {}, CPUs (MPIDR){cpus}, RAM {} ({}) at guest {:#x}, kernel ({}) at guest {:#x}, PL011 at guest {GUEST_PL011_BASE:#x}",
-        plan.config.name,
-        plan.vmid,
-        plan.ram,
-        ByteSize(plan.ram.size()),
-        plan.layout.ram_base,
-        plan.kernel_kind,
-        plan.layout.kernel,
-    );
-}
-
-/// The partition and vCPU this CPU runs, if any.
-fn assignment() -> Option<(&'static Partition, usize)> {
-    let mpidr = cpu::mpidr();
-    partitions().iter().find_map(|p| {
-        p.vcpus
-            .iter()
-            .position(|v| v.physical_mpidr == mpidr)
-            .map(|index| (p, index))
-    })
-}
-
 /// Whether partitions have been started (secondary CPUs wait for this).
 pub fn started() -> bool {
     PARTITIONS.get().is_some()
-}
-
-/// Runs this CPU's vCPU for as long as Tessera runs; a CPU without one
-/// returns at once.
-pub fn run_this_cpu() {
-    let Some((partition, index)) = assignment() else {
-        return;
-    };
-    let Some(vcpu) = partition.vcpus.get(index) else {
-        return;
-    };
-    loop {
-        // Off: wait until CPU_ON (or a restart) turns this vCPU on.
-        loop {
-            if smp::stop_requested() {
-                smp::acknowledge_stop();
-                cpu::park();
-            }
-            if partition.vcpu_power(index) == Some(Power::OnPending) {
-                if partition.state() == State::Running {
-                    break;
-                }
-                // Turned on while its partition stops: it never runs.
-                partition.power_off_vcpu(index, Power::OnPending);
-            }
-            cpu::wait_for_event();
-        }
-        virtualization::prepare(
-            partition.stage2_root,
-            partition.plan.vmid,
-            index,
-            partition.plan.config.pmu_el2_events,
-        );
-        if index == 0 {
-            // A fresh start: nothing cached from the previous boot may survive.
-            virtualization::invalidate_guest_tlbs();
-        }
-        let mut registers = VcpuRegisters::at_entry(
-            vcpu.entry.load(Ordering::Relaxed),
-            vcpu.context.load(Ordering::Relaxed),
-        );
-        vcpu.power.store(Power::On as u8, Ordering::Release);
-        while partition.state() == State::Running {
-            if smp::stop_requested() {
-                // Another CPU crashed: stop here, as idle CPUs do.
-                smp::acknowledge_stop();
-                cpu::park();
-            }
-            // SAFETY: `prepare` set this CPU up for the partition: its own
-            // stage-2 tables and VMID, and the traps of docs/partitions.md.
-            let vector = unsafe { crate::arch::run_guest(&mut registers) };
-            if exit::handle(partition, index, &mut registers, vector) == exit::Next::Off {
-                break;
-            }
-        }
-        partition.power_off_vcpu(index, Power::On);
-    }
 }
 
 /// Makes every CPU that runs a vCPU leave its guest (after a crash).

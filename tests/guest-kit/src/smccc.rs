@@ -140,38 +140,34 @@ mod target {
     use super::{CanaryCheck, Conduit, canary};
     use crate::exception::{Trap, catch};
 
+    /// The same `asm!` with `hvc #0` or `smc #0`, as `$conduit` says.
+    macro_rules! conduit_asm {
+        ($conduit:expr, $($operands:tt)*) => {
+            match $conduit {
+                Conduit::Hvc => asm!("hvc #0", $($operands)*),
+                Conduit::Smc => asm!("smc #0", $($operands)*),
+            }
+        };
+    }
+
     /// Calls `function` with arguments x1..x3 and returns x0..x3. x4..x17
     /// are treated as clobbered, whatever the callee promises.
     pub fn call(conduit: Conduit, function: u32, arguments: [u64; 3]) -> [u64; 4] {
         let mut x0 = u64::from(function);
         let [mut x1, mut x2, mut x3] = arguments;
-        match conduit {
-            // SAFETY: an SMCCC call changes only the registers declared
-            // here and the state the callee owns; memory may change (CPU_ON
-            // starts a vCPU that writes it), so no `nomem`.
-            Conduit::Hvc => unsafe {
-                asm!(
-                    "hvc #0",
-                    inout("x0") x0, inout("x1") x1, inout("x2") x2, inout("x3") x3,
-                    out("x4") _, out("x5") _, out("x6") _, out("x7") _,
-                    out("x8") _, out("x9") _, out("x10") _, out("x11") _,
-                    out("x12") _, out("x13") _, out("x14") _, out("x15") _,
-                    out("x16") _, out("x17") _,
-                    options(nostack),
-                );
-            },
-            // SAFETY: as for HVC.
-            Conduit::Smc => unsafe {
-                asm!(
-                    "smc #0",
-                    inout("x0") x0, inout("x1") x1, inout("x2") x2, inout("x3") x3,
-                    out("x4") _, out("x5") _, out("x6") _, out("x7") _,
-                    out("x8") _, out("x9") _, out("x10") _, out("x11") _,
-                    out("x12") _, out("x13") _, out("x14") _, out("x15") _,
-                    out("x16") _, out("x17") _,
-                    options(nostack),
-                );
-            },
+        // SAFETY: an SMCCC call changes only the registers declared here
+        // and the state the callee owns; memory may change (CPU_ON starts a
+        // vCPU that writes it), so no `nomem`.
+        unsafe {
+            conduit_asm!(
+                conduit,
+                inout("x0") x0, inout("x1") x1, inout("x2") x2, inout("x3") x3,
+                out("x4") _, out("x5") _, out("x6") _, out("x7") _,
+                out("x8") _, out("x9") _, out("x10") _, out("x11") _,
+                out("x12") _, out("x13") _, out("x14") _, out("x15") _,
+                out("x16") _, out("x17") _,
+                options(nostack),
+            );
         }
         [x0, x1, x2, x3]
     }
@@ -215,32 +211,18 @@ mod target {
             mut r16,
             mut r17,
         ] = r;
-        let (_, trap) = catch(|| match conduit {
-            // SAFETY: as for `call`; every register the callee may change
-            // is an output here.
-            Conduit::Hvc => unsafe {
-                asm!(
-                    "hvc #0",
-                    inout("x0") x0, inout("x1") 0u64 => _, inout("x2") 0u64 => _, inout("x3") 0u64 => _,
-                    inout("x4") r4, inout("x5") r5, inout("x6") r6, inout("x7") r7,
-                    inout("x8") r8, inout("x9") r9, inout("x10") r10, inout("x11") r11,
-                    inout("x12") r12, inout("x13") r13, inout("x14") r14, inout("x15") r15,
-                    inout("x16") r16, inout("x17") r17,
-                    options(nostack),
-                );
-            },
-            // SAFETY: as for HVC.
-            Conduit::Smc => unsafe {
-                asm!(
-                    "smc #0",
-                    inout("x0") x0, inout("x1") 0u64 => _, inout("x2") 0u64 => _, inout("x3") 0u64 => _,
-                    inout("x4") r4, inout("x5") r5, inout("x6") r6, inout("x7") r7,
-                    inout("x8") r8, inout("x9") r9, inout("x10") r10, inout("x11") r11,
-                    inout("x12") r12, inout("x13") r13, inout("x14") r14, inout("x15") r15,
-                    inout("x16") r16, inout("x17") r17,
-                    options(nostack),
-                );
-            },
+        // SAFETY: as for `call`; every register the callee may change is
+        // an output here.
+        let (_, trap) = catch(|| unsafe {
+            conduit_asm!(
+                conduit,
+                inout("x0") x0, inout("x1") 0u64 => _, inout("x2") 0u64 => _, inout("x3") 0u64 => _,
+                inout("x4") r4, inout("x5") r5, inout("x6") r6, inout("x7") r7,
+                inout("x8") r8, inout("x9") r9, inout("x10") r10, inout("x11") r11,
+                inout("x12") r12, inout("x13") r13, inout("x14") r14, inout("x15") r15,
+                inout("x16") r16, inout("x17") r17,
+                options(nostack),
+            );
         });
         if let Some(trap) = trap {
             return Err(trap);

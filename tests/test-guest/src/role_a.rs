@@ -23,6 +23,8 @@ use crate::context::{BootCount, Context, ram_round};
 
 /// The second vCPU, as the guest DTB numbers it.
 const SECONDARY_MPIDR: u64 = 1;
+/// A guest address below every partition's RAM (which starts at 0x4000_0000).
+const ENTRY_OUTSIDE_RAM: u64 = 0x1000;
 /// An MPIDR that no partition of the scenarios has.
 const ABSENT_MPIDR: u64 = 7;
 /// What the boot vCPU passes to CPU_ON and the secondary must see in x0.
@@ -214,6 +216,26 @@ pub fn run(context: &Context) -> ! {
         ensure!(
             psci::decode(raw) == Err(PsciError::InvalidParameters),
             "CPU_ON of MPIDR {ABSENT_MPIDR:#x} (not in the partition) returned {}, expected INVALID_PARAMETERS (-2)",
+            Raw(raw)
+        );
+        Ok(())
+    });
+    report::case("cpu_on_entry_outside_ram", || {
+        // vCPU 1 is off again (cpu_off_affinity_info); an entry point
+        // outside the partition's RAM must be refused, not jumped to.
+        let raw = hvc(CPU_ON_64, [SECONDARY_MPIDR, ENTRY_OUTSIDE_RAM, 0])?;
+        ensure!(
+            psci::decode(raw) == Err(PsciError::InvalidAddress),
+            "CPU_ON with entry {ENTRY_OUTSIDE_RAM:#x} returned {}, expected INVALID_ADDRESS (-9)",
+            Raw(raw)
+        );
+        Ok(())
+    });
+    report::case("affinity_info_invalid_level", || {
+        let raw = hvc(AFFINITY_INFO_64, [0, 1, 0])?;
+        ensure!(
+            psci::decode(raw) == Err(PsciError::InvalidParameters),
+            "AFFINITY_INFO at lowest level 1 returned {}, expected INVALID_PARAMETERS (-2): only level 0 exists",
             Raw(raw)
         );
         Ok(())

@@ -1,0 +1,77 @@
+//! The loop each CPU given to a partition runs: wait while its vCPU is
+//! off, set the CPU up for the partition, run the guest, handle its exits.
+
+use core::sync::atomic::Ordering;
+
+use super::{Partition, Power, State, exit, partitions};
+use crate::arch::{cpu, virtualization};
+use crate::guest::context::VcpuRegisters;
+use crate::smp;
+
+/// The partition and vCPU this CPU runs, if any.
+fn assignment() -> Option<(&'static Partition, usize)> {
+    let mpidr = cpu::mpidr();
+    partitions().iter().find_map(|p| {
+        p.vcpus
+            .iter()
+            .position(|v| v.physical_mpidr == mpidr)
+            .map(|index| (p, index))
+    })
+}
+
+/// Runs this CPU's vCPU for as long as Tessera runs; a CPU without one
+/// returns at once.
+pub fn run_this_cpu() {
+    let Some((partition, index)) = assignment() else {
+        return;
+    };
+    let Some(vcpu) = partition.vcpus.get(index) else {
+        return;
+    };
+    loop {
+        // Off: wait until CPU_ON (or a restart) turns this vCPU on.
+        loop {
+            if smp::stop_requested() {
+                smp::acknowledge_stop();
+                cpu::park();
+            }
+            if partition.vcpu_power(index) == Some(Power::OnPending) {
+                if partition.state() == State::Running {
+                    break;
+                }
+                // Turned on while its partition stops: it never runs.
+                partition.power_off_vcpu(index, Power::OnPending);
+            }
+            cpu::wait_for_event();
+        }
+        virtualization::prepare(
+            partition.stage2_root,
+            partition.plan.vmid,
+            index,
+            partition.plan.config.pmu_el2_events,
+        );
+        if index == 0 {
+            // A fresh start: nothing cached from the previous boot may survive.
+            virtualization::invalidate_guest_tlbs();
+        }
+        let mut registers = VcpuRegisters::at_entry(
+            vcpu.entry.load(Ordering::Relaxed),
+            vcpu.context.load(Ordering::Relaxed),
+        );
+        vcpu.power.store(Power::On as u8, Ordering::Release);
+        while partition.state() == State::Running {
+            if smp::stop_requested() {
+                // Another CPU crashed: stop here, as idle CPUs do.
+                smp::acknowledge_stop();
+                cpu::park();
+            }
+            // SAFETY: `prepare` set this CPU up for the partition: its own
+            // stage-2 tables and VMID, and the traps of docs/partitions.md.
+            let vector = unsafe { crate::arch::run_guest(&mut registers) };
+            if exit::handle(partition, index, &mut registers, vector) == exit::Next::Off {
+                break;
+            }
+        }
+        partition.power_off_vcpu(index, Power::On);
+    }
+}
