@@ -65,6 +65,8 @@ impl Profile {
 pub struct Artifacts {
     /// The arm64 Image: what QEMU's `-kernel` and U-Boot's `booti` load.
     pub image: PathBuf,
+    /// What the Image is made of.
+    pub sizes: image::Sizes,
 }
 
 /// Builds the hypervisor for `board` and writes its Image.
@@ -108,7 +110,10 @@ pub fn hypervisor(board: Board, profile: Profile) -> Result<Artifacts> {
             .display(),
         image.sizes
     );
-    Ok(Artifacts { image: image_path })
+    Ok(Artifacts {
+        image: image_path,
+        sizes: image.sizes,
+    })
 }
 
 /// rustfmt and clippy, as CI runs them.
@@ -133,6 +138,8 @@ pub fn lint() -> Result<ExitCode> {
             "tessera-guest-kit",
             "--package",
             "test-guest",
+            "--package",
+            "bench-guest",
             "--target",
             TARGET,
             "--",

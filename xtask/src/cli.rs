@@ -8,7 +8,7 @@ use lexopt::prelude::*;
 
 use crate::build::{Board, Profile};
 use crate::qemu::Loader;
-use crate::{build, check_config, run, setup, test};
+use crate::{bench, build, check_config, run, setup, test};
 
 const USAGE: &str = "\
 usage: cargo xtask <command> [options]
@@ -27,6 +27,11 @@ commands:
   test   [--unit-only | --qemu-only] [--jobs N] [FILTER]
          Host unit tests, then every QEMU scenario (or those whose name
          contains FILTER). Ends with one line: N passed, N failed.
+  bench  [--quick]
+         Deterministic figures under QEMU -icount: trap round trips against a
+         floor handler, workloads and boot against native, stage-2 mappings,
+         image size. Table on stdout, target/bench/bench.json and latency.svg.
+         --quick: few samples, a smoke check (CI).
   setup  Check (and, as root on Debian/Ubuntu, install) QEMU, U-Boot, dtc
          and the disk tools; `run` and `test` do this first.
   lint   rustfmt check and clippy (-D warnings) for host and bare-metal targets.
@@ -44,6 +49,7 @@ pub enum Command {
     },
     Run(run::Options),
     Test(test::Options),
+    Bench(bench::Options),
     Setup,
     Lint,
     Help,
@@ -142,6 +148,16 @@ pub fn parse() -> Result<Command> {
                 _ => bail!("usage: cargo xtask check-config --board BOARD.dtb OVERLAY.dts|.dtbo"),
             }
         }
+        "bench" => {
+            let mut options = bench::Options::default();
+            while let Some(arg) = parser.next()? {
+                match arg {
+                    Long("quick") => options.quick = true,
+                    other => return Err(other.unexpected().into()),
+                }
+            }
+            Ok(Command::Bench(options))
+        }
         "setup" => Ok(Command::Setup),
         "lint" => Ok(Command::Lint),
         "help" => Ok(Command::Help),
@@ -166,6 +182,7 @@ impl Command {
                 check_config::check(&board, &overlay, addresses)
             }
             Command::Test(options) => test::test(&options),
+            Command::Bench(options) => bench::bench(&options),
             Command::Setup => {
                 setup::ensure()?;
                 Ok(ExitCode::SUCCESS)

@@ -19,18 +19,26 @@ const GUEST_LINK_ADDRESS: u64 = 0x4000_0000;
 
 /// The test guest's package and binary.
 const TEST_GUEST: &str = "test-guest";
+/// The benchmark guest's package and binary.
+pub const BENCH_GUEST: &str = "bench-guest";
 
 /// Builds the test guest and writes `target/tessera/guests/test-guest.bin`
 /// (the ELF, with symbols for gdb, goes beside it as `test-guest.elf`).
 /// Returns the binary's path.
 pub fn build(profile: Profile) -> Result<PathBuf> {
+    build_named(TEST_GUEST, profile)
+}
+
+/// Builds the guest whose package and binary are `name` into
+/// `target/tessera/guests/<name>.bin`.
+pub fn build_named(name: &str, profile: Profile) -> Result<PathBuf> {
     let mut command = cargo();
     command.args([
         "build",
         "--package",
-        TEST_GUEST,
+        name,
         "--bin",
-        TEST_GUEST,
+        name,
         "--target",
         TARGET,
     ]);
@@ -39,19 +47,19 @@ pub fn build(profile: Profile) -> Result<PathBuf> {
     }
     let status = command.status().context("running cargo build")?;
     if !status.success() {
-        bail!("building the test guest failed ({status})");
+        bail!("building {name} failed ({status})");
     }
     let built = root()
         .join("target")
         .join(TARGET)
         .join(profile.directory())
-        .join(TEST_GUEST);
+        .join(name);
     let elf = std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
     let binary = image::flat_binary(&elf, GUEST_LINK_ADDRESS)
         .with_context(|| format!("making a raw binary of {}", built.display()))?;
     let dir = output_dir("guests")?;
-    let path = dir.join(format!("{TEST_GUEST}.bin"));
-    std::fs::write(dir.join(format!("{TEST_GUEST}.elf")), &elf)?;
+    let path = dir.join(format!("{name}.bin"));
+    std::fs::write(dir.join(format!("{name}.elf")), &elf)?;
     std::fs::write(&path, &binary).with_context(|| format!("writing {}", path.display()))?;
     println!(
         "{}: {:.1} KiB, linked at {GUEST_LINK_ADDRESS:#x}",

@@ -5,10 +5,12 @@
 //! cargo xtask run [--gic 2|3] [--cpus N] [--mem SIZE] [--overlay FILE|none] [--uboot] [--release]
 //! cargo xtask check-config --board BOARD.dtb OVERLAY.dts|.dtbo
 //! cargo xtask test [--unit-only|--qemu-only] [--jobs N] [FILTER]
+//! cargo xtask bench [--quick]
 //! cargo xtask setup
 //! cargo xtask lint
 //! ```
 
+mod bench;
 mod build;
 mod check_config;
 mod cli;

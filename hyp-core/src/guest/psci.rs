@@ -26,6 +26,9 @@ pub const SMCCC_ARCH_WORKAROUND_3: u32 = 0x8000_3fff;
 pub const VENDOR_HYP_CALL_COUNT: u32 = 0x8600_ff00;
 pub const VENDOR_HYP_CALL_UID: u32 = 0x8600_ff01;
 pub const VENDOR_HYP_REVISION: u32 = 0x8600_ff03;
+/// Tessera's first vendor-hypervisor function: does nothing, returns
+/// SUCCESS. The cheapest round trip a guest can make.
+pub const TESSERA_NULL: u32 = 0x8600_0000;
 
 /// PSCI 1.1 and SMCCC 1.1, as `major << 16 | minor`.
 pub const PSCI_VERSION_1_1: u64 = 0x1_0001;
@@ -103,6 +106,8 @@ pub enum Call {
     VendorCallCount,
     VendorUid,
     VendorRevision,
+    /// [`TESSERA_NULL`].
+    Null,
     Unknown {
         function: u32,
     },
@@ -148,6 +153,7 @@ pub fn decode(x: &[u64; 4]) -> Call {
         VENDOR_HYP_CALL_COUNT => Call::VendorCallCount,
         VENDOR_HYP_CALL_UID => Call::VendorUid,
         VENDOR_HYP_REVISION => Call::VendorRevision,
+        TESSERA_NULL => Call::Null,
         _ => Call::Unknown { function },
     }
 }
@@ -278,6 +284,18 @@ mod tests {
             }
         );
         assert_eq!(PsciReturn::NotSupported.value(), u64::MAX);
+    }
+
+    #[test]
+    fn the_null_call_is_only_its_own_function_id() {
+        assert_eq!(decode(&[u64::from(TESSERA_NULL), 0, 0, 0]), Call::Null);
+        // The 64-bit calling convention's ID for function 0 is not defined.
+        assert_eq!(
+            decode(&[0xc600_0000, 0, 0, 0]),
+            Call::Unknown {
+                function: 0xc600_0000
+            }
+        );
     }
 
     #[test]

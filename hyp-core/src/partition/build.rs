@@ -65,12 +65,9 @@ fn build_stage2(plan: &PartitionPlan<'_>) -> Result<u64, MapError> {
     let mut table = PageTable::new(pool, Stage::Stage2, IPA_BITS)?;
     stage2::map_partition(&mut table, plan)?;
     let counts = table.leaf_counts();
-    log::debug!(
+    info!(
         "partition {}: stage 2: {} 1 GiB, {} 2 MiB, {} 4 KiB entries",
-        plan.config.name,
-        counts[1],
-        counts[2],
-        counts[3]
+        plan.config.name, counts[1], counts[2], counts[3]
     );
     let root = table.root_address().0;
     // The tables are written with caches on; the walker may read memory.

@@ -13,8 +13,9 @@ use crate::guest::psci::{
 };
 use crate::hw::cpus::MPIDR_AFFINITY_MASK;
 
-/// Functions in Tessera's vendor-hypervisor range (count, UID, revision).
-const VENDOR_CALLS: u64 = 3;
+/// Functions in Tessera's vendor-hypervisor range (count, UID, revision,
+/// null).
+const VENDOR_CALLS: u64 = 4;
 
 /// The vCPU a PSCI target MPIDR names: vCPU n has MPIDR n (Aff0 only).
 fn target_vcpu(partition: &Partition, mpidr: u64) -> Option<usize> {
@@ -90,6 +91,7 @@ pub fn call(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters) -
             registers.x[0] = VENDOR_HYP_REVISION_VALUE.0;
             registers.x[1] = VENDOR_HYP_REVISION_VALUE.1;
         }
+        Call::Null => result(PsciReturn::Success.value()),
         Call::Unknown { function } => {
             debug!(
                 "partition {}: vCPU {vcpu}: unknown call {function:#x}: NOT_SUPPORTED",

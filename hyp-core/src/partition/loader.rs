@@ -31,7 +31,8 @@ impl fmt::Display for LoadError {
     }
 }
 
-/// Copies `source` (a module the bootloader loaded) to guest address `ipa`.
+/// Copies `source` (a module the bootloader loaded) to guest address `ipa`
+/// and cleans it to the point of coherency.
 fn copy_module(
     ram: &mut [u8],
     plan: &PartitionPlan<'_>,
@@ -49,6 +50,7 @@ fn copy_module(
     let source =
         unsafe { core::slice::from_raw_parts(source.start().as_usize() as *const u8, length) };
     target.copy_from_slice(source);
+    platform::cpu::cache::clean_and_invalidate(target.as_ptr() as usize, target.len());
     Ok(())
 }
 
@@ -68,7 +70,7 @@ pub fn load(plan: &PartitionPlan<'_>, boot_count: u32) -> Result<(), LoadError> 
             to_usize(plan.ram.size()),
         )
     };
-    ram.fill(0);
+    platform::cpu::cache::zero_to_poc(ram);
     if let Some(kernel) = plan.config.kernel {
         copy_module(ram, plan, layout.kernel, kernel.range, "kernel")?;
     }
@@ -76,14 +78,16 @@ pub fn load(plan: &PartitionPlan<'_>, boot_count: u32) -> Result<(), LoadError> 
         copy_module(ram, plan, ipa, ramdisk.range, "ramdisk")?;
     }
     let offset = to_usize(layout.dtb - layout.ram_base);
-    ram.get_mut(offset..offset + dtb.len())
-        .ok_or(LoadError::OutsideRam("device tree"))?
-        .copy_from_slice(&dtb);
+    let dtb_target = ram
+        .get_mut(offset..offset + dtb.len())
+        .ok_or(LoadError::OutsideRam("device tree"))?;
+    dtb_target.copy_from_slice(&dtb);
     // The guest starts with caches off and reads memory: everything written
-    // here must be there, and no stale instruction may be cached.
-    // Clean and invalidate: no clean line of Tessera's may be hit once the
-    // guest, having written memory with its caches off, turns them on.
-    platform::cpu::cache::clean_and_invalidate(ram.as_ptr() as usize, ram.len());
+    // here must be there (the zeroing and each copy were cleaned), and no
+    // stale instruction may be cached. Clean and invalidate, not just
+    // clean: no line of Tessera's may be hit once the guest, having written
+    // memory with its caches off, turns them on.
+    platform::cpu::cache::clean_and_invalidate(dtb_target.as_ptr() as usize, dtb_target.len());
     platform::cpu::cache::invalidate_instruction_cache_all_cpus();
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! The boot stub: from the first instruction to the guest's `main`.
 //!
 //! The boot vCPU enters `_start`, the image's first byte, as the Linux arm64
-//! boot protocol says (EL1h, MMU and caches off, x0 = the DTB). It applies
+//! boot protocol says (EL1h, MMU and caches off, x0 = the DTB). Its first
+//! instruction reads the physical counter, so that benchmarks can tell when
+//! the guest started ([`entry_counter`]). It applies
 //! the image's `R_AARCH64_RELATIVE` relocations for the address it runs at
 //! (the code is position-independent, so the image also runs where QEMU's
 //! `-kernel` puts a raw binary), clears BSS, takes stack 0, installs the
@@ -14,7 +16,7 @@
 //! Neither touches BSS or relocations: the boot vCPU has done both.
 
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::fdt::{Fdt, FdtError, Region};
 use crate::psci::Psci;
@@ -29,6 +31,7 @@ global_asm!(
 .section .text.boot, "ax"
 .global _start
 _start:
+    mrs x21, cntpct_el0             // when the guest started: entry_counter()
     mov x19, x0                     // the DTB, for main
 
     // Relocate: x20 = where the image runs - where it was linked. Even at
@@ -67,6 +70,7 @@ _start:
 4:  mov x0, #0                      // the boot vCPU uses stack 0
     bl __kit_vcpu_setup
     mov x0, x19
+    mov x1, x21
     bl kit_start
     b __kit_park
 
@@ -139,11 +143,14 @@ unsafe extern "C" {
 
 /// What the boot vCPU found in x0.
 static BOOT_DTB: AtomicUsize = AtomicUsize::new(0);
+/// `CNTPCT_EL0` at the image's first instruction.
+static ENTRY_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The boot vCPU's first Rust code.
 #[unsafe(no_mangle)]
-extern "C" fn kit_start(dtb: usize) -> ! {
+extern "C" fn kit_start(dtb: usize, entry_counter: u64) -> ! {
     BOOT_DTB.store(dtb, Ordering::SeqCst);
+    ENTRY_COUNTER.store(entry_counter, Ordering::SeqCst);
     console::init();
     cpu::enable_event_stream();
     // SAFETY: `entry!` defines the symbol with this signature; without it
@@ -168,6 +175,13 @@ pub fn default_secondary_main(vcpu: usize, context_id: u64) -> ! {
     let raw = Psci::HVC.cpu_off();
     println!("vCPU {vcpu}: CPU_OFF returned {}", crate::psci::Raw(raw));
     cpu::park()
+}
+
+/// The physical counter (`CNTPCT_EL0`) when the boot vCPU executed the
+/// image's first instruction: with QEMU's `-icount`, how far into the run
+/// the guest started.
+pub fn entry_counter() -> u64 {
+    ENTRY_COUNTER.load(Ordering::SeqCst)
 }
 
 /// The DTB the boot vCPU received in x0.

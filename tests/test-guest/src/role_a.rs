@@ -15,7 +15,7 @@ use tessera_guest_kit::psci::{
 use tessera_guest_kit::report::{self, Failure, Outcome};
 use tessera_guest_kit::smccc::{
     self, Conduit, NOT_SUPPORTED, SMCCC_ARCH_FEATURES, SMCCC_ARCH_WORKAROUND_2, SMCCC_VERSION,
-    TESSERA_UID, signed,
+    TESSERA_NULL, TESSERA_UID, VENDOR_HYP_CALL_COUNT, signed,
 };
 use tessera_guest_kit::{ensure, fail, println, time};
 
@@ -178,6 +178,21 @@ pub fn run(context: &Context) -> ! {
             TESSERA_UID[1],
             TESSERA_UID[2],
             TESSERA_UID[3]
+        );
+        Ok(())
+    });
+    report::case("tessera_null_call", || {
+        let raw = hvc(TESSERA_NULL, [1, 2, 3])?;
+        ensure!(
+            raw == 0,
+            "Tessera's null call returned {}, expected 0",
+            Raw(raw)
+        );
+        let count = hvc(VENDOR_HYP_CALL_COUNT, [0; 3])?;
+        ensure!(
+            count == 4,
+            "VENDOR_HYP_CALL_COUNT returned {}, expected 4 (count, UID, revision, null)",
+            Raw(count)
         );
         Ok(())
     });

@@ -1,4 +1,6 @@
-//! Build script: links the bare-metal guest with the kit's linker script.
+//! Build script of every guest built on the kit (their Cargo.toml says
+//! `build = "../guest-kit/guest-build.rs"`): links the bare-metal guest with
+//! the kit's linker script.
 
 fn main() {
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("none") {

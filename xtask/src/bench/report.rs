@@ -1,0 +1,585 @@
+//! The bench report: each figure beside its baseline, as a table, JSON and
+//! an SVG chart, and the checks that the figures are sane.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use super::lines::{self, Distribution, GuestOutput};
+use super::svg;
+use crate::image::Sizes;
+
+/// The trap figures: guest-visible name, what it is.
+const TRAPS: [(&str, &str); 5] = [
+    ("null_hvc", "null hypercall (HVC)"),
+    ("smccc_version", "SMCCC_VERSION (HVC)"),
+    ("psci_version", "PSCI_VERSION (HVC)"),
+    ("mmio_read", "MMIO read (PL011 UARTFR)"),
+    ("mmio_write", "MMIO write (PL011 UARTIMSC)"),
+];
+
+/// The workloads run natively and in a partition.
+const WORKLOADS: [(&str, &str); 2] = [
+    ("cpu_loop", "CPU-bound loop (3M instructions)"),
+    ("memory_loop", "memory-bound loop (4 x 4 MiB, a line apart)"),
+];
+
+/// Figures the issue asks for that need parts Tessera does not have yet.
+const PENDING: [(&str, &str); 5] = [
+    (
+        "virtual-timer interrupt latency, end-of-interrupt cost, SGI latency",
+        "need the vGIC (issue 5): no interrupt reaches a guest yet",
+    ),
+    (
+        "MMIO through an HVC; console bytes per trap; PV timer; time-info call",
+        "need the paravirtual interfaces (console, time), not built yet",
+    ),
+    (
+        "entry to Linux's init",
+        "needs a Linux guest image (issue 5)",
+    ),
+    (
+        "TLB and table-walk cost of stage 2",
+        "measurable on hardware only: QEMU charges nothing for walks or TLB misses",
+    ),
+    (
+        "stage-2 mapping of device passthrough",
+        "no passthrough yet (issue 5); RAM mappings are below",
+    ),
+];
+
+/// The nanoseconds of virtual time per instruction under `-icount shift=0`
+/// is 1, and the boot figures come from the generic counter, which ticks
+/// once per this many instructions on cortex-a72 (62.5 MHz).
+const COUNTER_RESOLUTION: u64 = 16;
+
+pub struct Inputs<'a> {
+    pub native: &'a str,
+    pub floor: &'a str,
+    pub one_partition: &'a str,
+    pub three_partitions: &'a str,
+    pub sizes: Sizes,
+    pub quick: bool,
+    pub iterations: u64,
+    /// The one-partition run gave the same lines twice.
+    pub repeated: bool,
+    pub wall: Vec<(&'static str, Duration)>,
+    pub qemu: String,
+}
+
+/// A trap figure: the floor handler's and Tessera's.
+pub struct TrapRow {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub floor: Distribution,
+    pub tessera: Distribution,
+}
+
+/// A workload: instructions natively and in a partition.
+pub struct WorkloadRow {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub native: u64,
+    pub tessera: u64,
+    pub tessera_el2: u64,
+}
+
+/// A boot figure: instructions from power-on to the guest's first
+/// instruction, natively (QEMU's boot stub only) and through Tessera.
+pub struct BootRow {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub native: u64,
+    pub tessera: u64,
+}
+
+pub struct Report {
+    quick: bool,
+    iterations: u64,
+    qemu: String,
+    traps: Vec<TrapRow>,
+    workloads: Vec<WorkloadRow>,
+    boot: Vec<BootRow>,
+    stage2: BTreeMap<String, [u64; 3]>,
+    ram_mib: BTreeMap<String, u64>,
+    sizes: Sizes,
+    repeated: bool,
+    wall: Vec<(&'static str, Duration)>,
+    incomplete: Vec<String>,
+}
+
+/// The one guest of a run without partitions.
+fn single(log: &str, run: &str) -> Result<GuestOutput> {
+    let mut guests = lines::parse(log).with_context(|| format!("the {run} run"))?;
+    guests
+        .remove("")
+        .with_context(|| format!("the {run} run printed no BENCH lines of its own"))
+}
+
+fn boot_entry(guest: &GuestOutput) -> u64 {
+    guest
+        .count("boot_entry")
+        .map_or(0, |(instructions, _)| instructions)
+}
+
+/// `partition a: VMID 1, ..., RAM 0x50000000..0x54000000 (64 MiB) ...`:
+/// each partition's RAM in MiB.
+fn ram_sizes(log: &str) -> BTreeMap<String, u64> {
+    let mut sizes = BTreeMap::new();
+    for line in log.lines() {
+        let Some((_, rest)) = line.split_once("partition ") else {
+            continue;
+        };
+        let Some((name, rest)) = rest.split_once(": VMID ") else {
+            continue;
+        };
+        let mib = rest
+            .split_once(", RAM ")
+            .and_then(|(_, r)| r.split_once(" ("))
+            .and_then(|(_, r)| r.split_once(" MiB)"))
+            .and_then(|(n, _)| n.parse().ok());
+        if let Some(mib) = mib {
+            sizes.insert(name.to_owned(), mib);
+        }
+    }
+    sizes
+}
+
+impl Report {
+    pub fn assemble(inputs: Inputs<'_>) -> Result<Report> {
+        let native = single(inputs.native, "native")?;
+        let floor = single(inputs.floor, "floor")?;
+        let one = lines::parse(inputs.one_partition).context("the one-partition run")?;
+        let Some(tessera) = one.get("a") else {
+            bail!("the one-partition run printed no BENCH lines from partition a");
+        };
+        let three = lines::parse(inputs.three_partitions).context("the three-partition run")?;
+        let mut incomplete = Vec::new();
+        for (run, guest) in [
+            ("native", &native),
+            ("floor", &floor),
+            ("tessera a", tessera),
+        ] {
+            if !guest.done {
+                incomplete.push(format!("{run}: no BENCH done"));
+            }
+        }
+        let mut traps = Vec::new();
+        for (name, label) in TRAPS {
+            match (floor.latency(name), tessera.latency(name)) {
+                (Some(&floor), Some(&tessera)) => traps.push(TrapRow {
+                    name,
+                    label,
+                    floor,
+                    tessera,
+                }),
+                _ => incomplete.push(format!("{name}: missing from the floor or Tessera run")),
+            }
+        }
+        let mut workloads = Vec::new();
+        for (name, label) in WORKLOADS {
+            match (native.count(name), tessera.count(name)) {
+                (Some((native, _)), Some((instructions, el2))) => workloads.push(WorkloadRow {
+                    name,
+                    label,
+                    native,
+                    tessera: instructions,
+                    tessera_el2: el2,
+                }),
+                _ => incomplete.push(format!("{name}: missing from the native or Tessera run")),
+            }
+        }
+        let native_boot = boot_entry(&native);
+        let last_of_three = three.values().map(boot_entry).max().unwrap_or(0);
+        if three.len() != 3 {
+            incomplete.push(format!("three partitions: {} reported", three.len()));
+        }
+        let boot = vec![
+            BootRow {
+                name: "boot_one_partition",
+                label: "power-on to first guest instruction, 1 partition",
+                native: native_boot,
+                tessera: boot_entry(tessera),
+            },
+            BootRow {
+                name: "boot_three_partitions",
+                label: "power-on to the last partition's first instruction, 3 partitions",
+                native: native_boot,
+                tessera: last_of_three,
+            },
+        ];
+        Ok(Report {
+            quick: inputs.quick,
+            iterations: inputs.iterations,
+            qemu: inputs.qemu,
+            traps,
+            workloads,
+            boot,
+            stage2: lines::stage2_entries(inputs.one_partition),
+            ram_mib: ram_sizes(inputs.one_partition),
+            sizes: inputs.sizes,
+            repeated: inputs.repeated,
+            wall: inputs.wall,
+            incomplete,
+        })
+    }
+
+    fn method(&self) -> String {
+        format!(
+            "{}; QEMU virt, cortex-a72, -icount {}: figures are executed instructions, \
+             identical on every run and every host. {} samples per latency{}.",
+            self.qemu,
+            super::ICOUNT,
+            self.iterations,
+            if self.quick { " (--quick)" } else { "" }
+        )
+    }
+
+    /// The table for stdout (and the reference run in docs/benchmarks.md).
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "\nTessera bench: {}\n", self.method());
+        let _ = writeln!(
+            out,
+            "Traps: instructions per round trip (guest HVC or access to its return), floor = a handler that only returns"
+        );
+        let _ = writeln!(
+            out,
+            "{:<30} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>10} {:>10}",
+            "figure", "floor", "min", "median", "p99", "max", "+median", "EL2 floor", "EL2 Tessera"
+        );
+        for row in &self.traps {
+            let _ = writeln!(
+                out,
+                "{:<30} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>10.1} {:>10.1}",
+                row.label,
+                row.floor.median,
+                row.tessera.min,
+                row.tessera.median,
+                row.tessera.p99,
+                row.tessera.max,
+                format!("+{}", row.tessera.median.saturating_sub(row.floor.median)),
+                row.floor.el2_per_event(),
+                row.tessera.el2_per_event(),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "(min..max: Tessera; EL2: instructions executed at EL2 per event, exception entry to ERET)\n"
+        );
+        let _ = writeln!(out, "Workloads: instructions, native vs in a partition");
+        let _ = writeln!(
+            out,
+            "{:<45} {:>10} {:>10} {:>8} {:>9}",
+            "figure", "native", "Tessera", "ratio", "EL2 share"
+        );
+        for row in &self.workloads {
+            let _ = writeln!(
+                out,
+                "{:<45} {:>10} {:>10} {:>8.4} {:>8.3}%",
+                row.label,
+                row.native,
+                row.tessera,
+                row.tessera as f64 / row.native.max(1) as f64,
+                100.0 * row.tessera_el2 as f64 / row.tessera.max(1) as f64,
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nBoot: instructions from power-on (±{COUNTER_RESOLUTION}: read from the generic counter)"
+        );
+        let _ = writeln!(
+            out,
+            "{:<66} {:>10} {:>10} {:>10}",
+            "figure", "native", "Tessera", "Tessera's"
+        );
+        for row in &self.boot {
+            let _ = writeln!(
+                out,
+                "{:<66} {:>10} {:>10} {:>10}",
+                row.label,
+                row.native,
+                row.tessera,
+                row.tessera.saturating_sub(row.native)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nStage 2: how each partition's RAM is mapped (entries)"
+        );
+        for (partition, [gib, two_mib, four_kib]) in &self.stage2 {
+            let ram = self
+                .ram_mib
+                .get(partition)
+                .map_or(String::new(), |m| format!(" ({m} MiB RAM)"));
+            let _ = writeln!(
+                out,
+                "  partition {partition}{ram}: {gib} x 1 GiB, {two_mib} x 2 MiB, {four_kib} x 4 KiB"
+            );
+        }
+        let _ = writeln!(out, "\nSize of the hypervisor image: {}", self.sizes);
+        let _ = writeln!(out, "\nNot measured yet:");
+        for (figure, why) in PENDING {
+            let _ = writeln!(out, "  {figure}: {why}");
+        }
+        let _ = writeln!(
+            out,
+            "\nRepeatability: the one-partition run, run twice, gave {} figures.",
+            if self.repeated {
+                "identical"
+            } else {
+                "DIFFERENT"
+            }
+        );
+        let walls: Vec<String> = self
+            .wall
+            .iter()
+            .map(|(run, wall)| format!("{run} {:.1} s", wall.as_secs_f64()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "Wall clock (this host, for information only): {}\n",
+            walls.join(", ")
+        );
+        out
+    }
+
+    pub fn json(&self) -> String {
+        let distribution = |d: &Distribution| {
+            json!({
+                "samples": d.samples, "min": d.min, "p25": d.p25, "median": d.median,
+                "p75": d.p75, "p99": d.p99, "max": d.max,
+                "el2_instructions_per_event": d.el2_per_event(),
+            })
+        };
+        let traps: Vec<Value> = self
+            .traps
+            .iter()
+            .map(|row| {
+                json!({
+                    "name": row.name, "label": row.label, "baseline": "floor",
+                    "floor": distribution(&row.floor), "tessera": distribution(&row.tessera),
+                })
+            })
+            .collect();
+        let workloads: Vec<Value> = self
+            .workloads
+            .iter()
+            .map(|row| {
+                json!({
+                    "name": row.name, "label": row.label, "baseline": "native",
+                    "native_instructions": row.native, "tessera_instructions": row.tessera,
+                    "tessera_el2_instructions": row.tessera_el2,
+                })
+            })
+            .collect();
+        let boot: Vec<Value> = self
+            .boot
+            .iter()
+            .map(|row| {
+                json!({
+                    "name": row.name, "label": row.label, "baseline": "native",
+                    "native_instructions": row.native, "tessera_instructions": row.tessera,
+                    "resolution_instructions": COUNTER_RESOLUTION,
+                })
+            })
+            .collect();
+        let stage2: BTreeMap<&String, Value> = self
+            .stage2
+            .iter()
+            .map(|(p, [gib, mib2, kib4])| (p, json!({"1GiB": gib, "2MiB": mib2, "4KiB": kib4})))
+            .collect();
+        let pending: Vec<Value> = PENDING
+            .iter()
+            .map(|(figure, why)| json!({"figure": figure, "why": why}))
+            .collect();
+        let wall: BTreeMap<&str, f64> = self
+            .wall
+            .iter()
+            .map(|(r, w)| (*r, w.as_secs_f64()))
+            .collect();
+        let document = json!({
+            "unit": "instructions",
+            "method": self.method(),
+            "quick": self.quick,
+            "iterations": self.iterations,
+            "traps": traps,
+            "workloads": workloads,
+            "boot": boot,
+            "stage2_entries": stage2,
+            "image_bytes": {
+                "text": self.sizes.text, "rodata": self.sizes.rodata,
+                "data": self.sizes.data, "bss": self.sizes.bss, "file": self.sizes.file,
+            },
+            "repeatable": self.repeated,
+            "not_measured": pending,
+            "wall_clock_seconds": wall,
+        });
+        let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    pub fn svg(&self) -> String {
+        let rows: Vec<svg::Row<'_>> = self
+            .traps
+            .iter()
+            .map(|row| svg::Row {
+                title: row.label,
+                baseline: svg::Series {
+                    label: "floor",
+                    distribution: &row.floor,
+                },
+                tessera: svg::Series {
+                    label: "Tessera",
+                    distribution: &row.tessera,
+                },
+            })
+            .collect();
+        svg::chart(&rows, &self.method())
+    }
+
+    /// What is wrong with the figures, if anything: each must exist and be
+    /// non-zero, and Tessera may not beat the baseline where it cannot.
+    pub fn sanity(&self) -> Vec<String> {
+        let mut problems = self.incomplete.clone();
+        for row in &self.traps {
+            if row.floor.min == 0 || row.tessera.min == 0 {
+                problems.push(format!(
+                    "{}: a zero latency (floor {}, Tessera {})",
+                    row.name, row.floor.min, row.tessera.min
+                ));
+            }
+            if row.floor.median > row.tessera.median {
+                problems.push(format!(
+                    "{}: the floor's median {} is above Tessera's {}",
+                    row.name, row.floor.median, row.tessera.median
+                ));
+            }
+            if row.floor.el2_total == 0 || row.tessera.el2_total == 0 {
+                problems.push(format!("{}: no instruction counted at EL2", row.name));
+            }
+        }
+        for row in &self.workloads {
+            if row.native == 0 || row.native > row.tessera {
+                problems.push(format!(
+                    "{}: native {} vs Tessera {}",
+                    row.name, row.native, row.tessera
+                ));
+            }
+        }
+        for row in &self.boot {
+            if row.tessera == 0 || row.native > row.tessera {
+                problems.push(format!(
+                    "{}: native {} vs Tessera {}",
+                    row.name, row.native, row.tessera
+                ));
+            }
+        }
+        if !self.stage2.contains_key("a") {
+            problems.push("Tessera's log has no stage-2 entry counts for partition a".to_owned());
+        }
+        if !self.repeated {
+            problems.push("the one-partition run gave different figures when run again".to_owned());
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NATIVE: &str = "\
+BENCH mode=native iterations=2
+BENCH boot_entry instructions=0
+BENCH cpu_loop instructions=3000 el2_total=0
+BENCH memory_loop instructions=1500 el2_total=0
+BENCH done
+";
+
+    fn floor(median: u64) -> String {
+        let mut log = String::from("BENCH mode=floor iterations=2\n");
+        for (name, _) in TRAPS {
+            log += &format!(
+                "BENCH {name} samples=2 min={median} p25={median} median={median} p75={median} p99={median} max={median} el2_total=14\n"
+            );
+        }
+        log + "BENCH done\n"
+    }
+
+    fn tessera(prefix: &str, boot: u64) -> String {
+        let mut log = format!(
+            "INFO  partition {prefix}: stage 2: 0 1 GiB, 32 2 MiB, 0 4 KiB entries\n\
+             INFO  partition {prefix}: VMID 1, CPUs (MPIDR) 0x0, RAM 0x50000000..0x54000000 (64 MiB) at guest 0x40000000\n\
+             {prefix} | BENCH mode=tessera iterations=2\n{prefix} | BENCH boot_entry instructions={boot}\n"
+        );
+        for (name, _) in TRAPS {
+            log += &format!(
+                "{prefix} | BENCH {name} samples=2 min=150 p25=150 median=150 p75=150 p99=151 max=151 el2_total=294\n"
+            );
+        }
+        log += &format!("{prefix} | BENCH cpu_loop instructions=3000 el2_total=0\n");
+        log += &format!("{prefix} | BENCH memory_loop instructions=1500 el2_total=0\n");
+        log + &format!("{prefix} | BENCH done\n")
+    }
+
+    fn report(floor_median: u64, repeated: bool) -> Report {
+        let three = [tessera("a", 900), tessera("b", 950), tessera("c", 990)].concat();
+        Report::assemble(Inputs {
+            native: NATIVE,
+            floor: &floor(floor_median),
+            one_partition: &tessera("a", 700),
+            three_partitions: &three,
+            sizes: Sizes::default(),
+            quick: true,
+            iterations: 2,
+            repeated,
+            wall: vec![("native", Duration::from_millis(100))],
+            qemu: "QEMU 10".to_owned(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn sane_figures_pass_and_are_set_beside_their_baselines() {
+        let report = report(8, true);
+        assert_eq!(report.sanity(), Vec::<String>::new());
+        assert_eq!(report.boot[1].tessera, 990, "the last of three partitions");
+        let table = report.table();
+        assert!(table.contains("null hypercall (HVC)"), "{table}");
+        assert!(table.contains("+142"), "{table}");
+        assert!(
+            table.contains("partition a (64 MiB RAM): 0 x 1 GiB, 32 x 2 MiB, 0 x 4 KiB"),
+            "{table}"
+        );
+        let json: Value = serde_json::from_str(&report.json()).unwrap();
+        assert_eq!(json["traps"][0]["tessera"]["median"], 150);
+        assert_eq!(json["traps"][0]["floor"]["el2_instructions_per_event"], 7.0);
+        assert!(report.svg().contains("Tessera"));
+    }
+
+    #[test]
+    fn a_floor_slower_than_tessera_or_a_changed_rerun_is_not_sane() {
+        let problems = report(400, false).sanity();
+        assert!(
+            problems.iter().any(|p| p.contains("floor's median 400")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("different figures")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_figure_is_reported() {
+        let mut report = report(8, true);
+        report.traps.clear();
+        report.incomplete.push("mmio_read: missing".to_owned());
+        assert!(!report.sanity().is_empty());
+    }
+}
