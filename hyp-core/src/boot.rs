@@ -127,8 +127,10 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
         }
     };
     console::install(early_uart(Some(&fdt)));
+    // Looked up once: finding a node by path walks the tree.
+    let chosen = fdt.find_node("/chosen");
     let chosen_string = |name| {
-        fdt.find_node("/chosen")
+        chosen
             .and_then(|c| c.property(name))
             .and_then(|p| p.as_str())
     };

@@ -39,6 +39,8 @@ pub(super) const FDT_END_NODE: u32 = 0x2;
 pub(super) const FDT_PROP: u32 = 0x3;
 pub(super) const FDT_NOP: u32 = 0x4;
 pub(super) const FDT_END: u32 = 0x9;
+/// Bytes of a token word; a node's name follows its `FDT_BEGIN_NODE` word.
+pub(super) const FDT_TOKEN_SIZE: usize = 4;
 
 /// What is wrong with a DTB, with the byte offset where it was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,8 +180,11 @@ pub(super) fn align4(offset: usize) -> Option<usize> {
     Some(offset.checked_add(3)? & !3)
 }
 
-/// Reads a NUL-terminated UTF-8 string starting at `offset`.
-pub(super) fn cstr_at(bytes: &[u8], offset: usize) -> Result<&str, FdtError> {
+/// Reads the bytes of a NUL-terminated string starting at `offset`, without
+/// the NUL. Readers of a validated tree compare names as bytes: validation
+/// already checked that every name is UTF-8, and re-checking it on every
+/// token of every walk was most of the cost of a lookup.
+pub(super) fn bytes_until_nul(bytes: &[u8], offset: usize) -> Result<&[u8], FdtError> {
     let tail = bytes
         .get(offset..)
         .ok_or(FdtError::Unterminated { offset })?;
@@ -187,15 +192,21 @@ pub(super) fn cstr_at(bytes: &[u8], offset: usize) -> Result<&str, FdtError> {
         .iter()
         .position(|&b| b == 0)
         .ok_or(FdtError::Unterminated { offset })?;
-    let name = tail.get(..len).ok_or(FdtError::Unterminated { offset })?;
+    tail.get(..len).ok_or(FdtError::Unterminated { offset })
+}
+
+/// Reads a NUL-terminated UTF-8 string starting at `offset`.
+pub(super) fn cstr_at(bytes: &[u8], offset: usize) -> Result<&str, FdtError> {
+    let name = bytes_until_nul(bytes, offset)?;
     core::str::from_utf8(name).map_err(|_| FdtError::BadName { offset })
 }
 
 /// One token of the structure block (§5.4.1), decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Token<'a> {
+    /// A node: its name as bytes (validation checks that it is UTF-8).
     BeginNode {
-        name: &'a str,
+        name: &'a [u8],
     },
     EndNode,
     /// A property: its value's place in the structure block and its name's
@@ -212,15 +223,19 @@ pub(super) enum Token<'a> {
 /// Decodes the token at `offset` and returns it with the offset of the next
 /// token. Every bound inside the structure block is checked here; the one
 /// decoder serves validation and every reader, so they cannot disagree.
+///
+/// Inlined into each walk: a lookup decodes hundreds of tokens, and passing
+/// every decoded token back through memory cost more than decoding it.
+#[inline(always)]
 pub(super) fn token_at(structs: &[u8], offset: usize) -> Result<(Token<'_>, usize), FdtError> {
     let token = be32(structs, offset).ok_or(FdtError::Truncated {
         needed: offset + 4,
         available: structs.len(),
     })?;
-    let body = offset + 4;
+    let body = offset + FDT_TOKEN_SIZE;
     match token {
         FDT_BEGIN_NODE => {
-            let name = cstr_at(structs, body)?;
+            let name = bytes_until_nul(structs, body)?;
             let next =
                 align4(body + name.len() + 1).ok_or(FdtError::Unterminated { offset: body })?;
             Ok((Token::BeginNode { name }, next))
@@ -412,6 +427,9 @@ impl<'a> Fdt<'a> {
             match token {
                 Token::Nop => {}
                 Token::BeginNode { name } => {
+                    core::str::from_utf8(name).map_err(|_| FdtError::BadName {
+                        offset: offset + FDT_TOKEN_SIZE,
+                    })?;
                     if depth == 0 && (seen_root || !name.is_empty()) {
                         return Err(FdtError::BadRoot { offset });
                     }
@@ -534,6 +552,23 @@ impl<'a> Fdt<'a> {
 
     pub(super) fn string_at(&self, offset: usize) -> Option<&'a str> {
         cstr_at(self.strings(), offset).ok()
+    }
+
+    /// The string at `offset` of the strings block if it is `expected`:
+    /// compares the bytes and the NUL after them, without scanning for the
+    /// end of every name that does not match.
+    pub(super) fn string_if_equal(&self, offset: usize, expected: &str) -> Option<&'a str> {
+        let strings = self.strings();
+        let end = offset.checked_add(expected.len())?;
+        let candidate = strings.get(offset..end)?;
+        if candidate != expected.as_bytes() || strings.get(end) != Some(&0) {
+            return None;
+        }
+        // A NUL inside `expected` would span two adjacent strings.
+        if candidate.contains(&0) {
+            return None;
+        }
+        core::str::from_utf8(candidate).ok()
     }
 }
 
@@ -696,6 +731,28 @@ mod tests {
         assert_eq!(
             message,
             "property at structure offset 0x48 claims 4096 bytes, past the structure block"
+        );
+    }
+
+    #[test]
+    fn property_lookup_matches_whole_names_only() {
+        let blob = Builder::default()
+            .begin("")
+            .prop_str("a", "first")
+            .prop_str("b", "second")
+            .prop_str("ab", "third")
+            .end()
+            .build();
+        let fdt = Fdt::new(&blob).unwrap();
+        let root = fdt.root();
+        let value = |name| root.property(name).and_then(|p| p.as_str());
+        assert_eq!(value("a"), Some("first"));
+        assert_eq!(value("ab"), Some("third"), "a prefix does not match");
+        assert_eq!(value(""), None, "the empty name matches no property");
+        assert_eq!(
+            value("a\0b"),
+            None,
+            "a NUL in the wanted name does not match two adjacent strings"
         );
     }
 

@@ -4,7 +4,7 @@
 
 use core::fmt;
 
-use super::fdt::{Fdt, MAX_DEPTH, Token, align4, cstr_at, token_at};
+use super::fdt::{FDT_TOKEN_SIZE, Fdt, MAX_DEPTH, Token, cstr_at, token_at};
 use super::property::{Property, StringList};
 
 /// A node: a position in a validated structure block plus the positions of
@@ -16,6 +16,9 @@ pub struct Node<'a> {
     fdt: Fdt<'a>,
     /// Offset of this node's `FDT_BEGIN_NODE` token in the structure block.
     offset: u32,
+    /// Offset of the first token after the name (properties, then
+    /// children), kept so that property lookups do not rescan the name.
+    body: u32,
     depth: u8,
     /// Offsets of the ancestors' `FDT_BEGIN_NODE` tokens, root first.
     ancestors: [u32; MAX_DEPTH],
@@ -43,15 +46,34 @@ fn narrow(offset: usize) -> u32 {
 }
 
 impl<'a> Node<'a> {
+    /// The node whose `FDT_BEGIN_NODE` token is at `offset`.
     pub(super) fn at(
         fdt: Fdt<'a>,
         offset: usize,
         depth: usize,
         ancestors: [u32; MAX_DEPTH],
     ) -> Node<'a> {
+        let body = match token_at(fdt.structs(), offset) {
+            Ok((Token::BeginNode { .. }, next)) => next,
+            // Validation rules this out; such a node has no properties or children.
+            _ => usize::MAX,
+        };
+        Node::with_body(fdt, offset, body, depth, ancestors)
+    }
+
+    /// As [`Node::at`], for a caller that has decoded the token already and
+    /// knows where the name ends.
+    fn with_body(
+        fdt: Fdt<'a>,
+        offset: usize,
+        body: usize,
+        depth: usize,
+        ancestors: [u32; MAX_DEPTH],
+    ) -> Node<'a> {
         Node {
             fdt,
             offset: narrow(offset),
+            body: narrow(body),
             depth: u8::try_from(depth).unwrap_or(u8::MAX),
             ancestors,
         }
@@ -64,7 +86,7 @@ impl<'a> Node<'a> {
     /// The node's name including its unit address (`serial@7e201000`); the
     /// root's name is empty.
     pub fn name(&self) -> &'a str {
-        cstr_at(self.fdt.structs(), self.offset() + 4).unwrap_or("")
+        cstr_at(self.fdt.structs(), self.offset() + FDT_TOKEN_SIZE).unwrap_or("")
     }
 
     /// The name without its unit address.
@@ -97,7 +119,7 @@ impl<'a> Node<'a> {
 
     /// Offset of the first token after the node's name.
     pub(super) fn body(&self) -> usize {
-        align4(self.offset() + 4 + self.name().len() + 1).unwrap_or(usize::MAX)
+        self.body as usize
     }
 
     /// The node's properties in order.
@@ -110,7 +132,7 @@ impl<'a> Node<'a> {
 
     /// The property called `name`.
     pub fn property(&self, name: &str) -> Option<Property<'a>> {
-        self.properties().find(|p| p.name == name)
+        self.properties().find_named(name)
     }
 
     /// Whether the node has a property called `name` (boolean properties).
@@ -147,14 +169,10 @@ impl<'a> Node<'a> {
     /// The child whose name is `name`, or whose base name is `name` when
     /// `name` has no unit address.
     pub fn child(&self, name: &str) -> Option<Node<'a>> {
-        let exact = name.contains('@');
-        self.children().find(|c| {
-            if exact {
-                c.name() == name
-            } else {
-                c.name() == name || c.base_name() == name
-            }
-        })
+        let name = name.as_bytes();
+        let exact = name.contains(&b'@');
+        self.children()
+            .find_named(|full| full == name || (!exact && without_unit_address(full) == name))
     }
 
     /// Follows a relative path (`soc/serial@7e201000`) below this node.
@@ -188,6 +206,14 @@ impl<'a> Node<'a> {
     }
 }
 
+/// A node name without its unit address (`serial` of `serial@7e201000`).
+fn without_unit_address(name: &[u8]) -> &[u8] {
+    name.iter()
+        .position(|&b| b == b'@')
+        .and_then(|at| name.get(..at))
+        .unwrap_or(name)
+}
+
 /// Displays a node's full path (`/soc/serial@7e201000`).
 #[derive(Clone, Copy)]
 pub struct NodePath<'a> {
@@ -208,7 +234,7 @@ impl fmt::Display for NodePath<'_> {
                 self.node.ancestors.get(level).copied()
             };
             let name = offset
-                .and_then(|o| cstr_at(structs, o as usize + 4).ok())
+                .and_then(|o| cstr_at(structs, o as usize + FDT_TOKEN_SIZE).ok())
                 .unwrap_or("?");
             write!(f, "/{name}")?;
         }
@@ -229,10 +255,9 @@ pub struct Properties<'a> {
     offset: usize,
 }
 
-impl<'a> Iterator for Properties<'a> {
-    type Item = Property<'a>;
-
-    fn next(&mut self) -> Option<Property<'a>> {
+impl<'a> Properties<'a> {
+    /// The next property: its name's offset in the strings block, and its value.
+    fn next_raw(&mut self) -> Option<(usize, &'a [u8])> {
         let structs = self.fdt.structs();
         loop {
             let (token, next) = token_at(structs, self.offset).ok()?;
@@ -244,13 +269,33 @@ impl<'a> Iterator for Properties<'a> {
                     len,
                     name_offset,
                 } => {
-                    let name = self.fdt.string_at(usize::try_from(name_offset).ok()?)?;
                     let value = structs.get(value_start..value_start.checked_add(len)?)?;
-                    return Some(Property { name, value });
+                    return Some((usize::try_from(name_offset).ok()?, value));
                 }
                 _ => return None,
             }
         }
+    }
+
+    /// The first remaining property called `name`. Compares each name in
+    /// place, without decoding the names that do not match.
+    fn find_named(&mut self, name: &str) -> Option<Property<'a>> {
+        while let Some((name_offset, value)) = self.next_raw() {
+            if let Some(name) = self.fdt.string_if_equal(name_offset, name) {
+                return Some(Property { name, value });
+            }
+        }
+        None
+    }
+}
+
+impl<'a> Iterator for Properties<'a> {
+    type Item = Property<'a>;
+
+    fn next(&mut self) -> Option<Property<'a>> {
+        let (name_offset, value) = self.next_raw()?;
+        let name = self.fdt.string_at(name_offset)?;
+        Some(Property { name, value })
     }
 }
 
@@ -263,28 +308,54 @@ pub struct Children<'a> {
     ancestors: [u32; MAX_DEPTH],
 }
 
-impl<'a> Iterator for Children<'a> {
-    type Item = Node<'a>;
-
-    fn next(&mut self) -> Option<Node<'a>> {
+impl<'a> Children<'a> {
+    /// The next child, without building its [`Node`]: the offsets of its
+    /// `FDT_BEGIN_NODE` token and of its body, and its name.
+    fn next_entry(&mut self) -> Option<(usize, usize, &'a [u8])> {
         let structs = self.fdt.structs();
         loop {
             match token_at(structs, self.offset).ok()? {
                 (Token::Nop, next) => self.offset = next,
-                (Token::BeginNode { .. }, _) if self.depth < MAX_DEPTH => {
-                    let child = Node::at(self.fdt, self.offset, self.depth, self.ancestors);
-                    self.offset = skip_node(structs, self.offset)?;
-                    return Some(child);
+                (Token::BeginNode { name }, body) if self.depth < MAX_DEPTH => {
+                    let offset = self.offset;
+                    self.offset = skip_body(structs, body)?;
+                    return Some((offset, body, name));
                 }
                 _ => return None,
             }
         }
     }
+
+    fn node(&self, offset: usize, body: usize) -> Node<'a> {
+        Node::with_body(self.fdt, offset, body, self.depth, self.ancestors)
+    }
+
+    /// The first remaining child whose name `matches`. Only that child
+    /// becomes a [`Node`] (a copy of its ancestors' offsets), not every
+    /// child passed over.
+    fn find_named(&mut self, matches: impl Fn(&[u8]) -> bool) -> Option<Node<'a>> {
+        while let Some((offset, body, name)) = self.next_entry() {
+            if matches(name) {
+                return Some(self.node(offset, body));
+            }
+        }
+        None
+    }
 }
 
-/// Returns the offset just past the subtree starting at `offset` (a BEGIN_NODE).
-fn skip_node(structs: &[u8], mut offset: usize) -> Option<usize> {
-    let mut depth = 0usize;
+impl<'a> Iterator for Children<'a> {
+    type Item = Node<'a>;
+
+    fn next(&mut self) -> Option<Node<'a>> {
+        let (offset, body, _) = self.next_entry()?;
+        Some(self.node(offset, body))
+    }
+}
+
+/// Returns the offset just past the `FDT_END_NODE` that closes the node
+/// whose body (the tokens after its name) starts at `offset`.
+fn skip_body(structs: &[u8], mut offset: usize) -> Option<usize> {
+    let mut depth = 1usize;
     loop {
         let (token, next) = token_at(structs, offset).ok()?;
         offset = next;
@@ -332,7 +403,8 @@ impl<'a> Iterator for Nodes<'a> {
             let (token, next) = token_at(structs, self.offset).ok()?;
             match token {
                 Token::BeginNode { .. } => {
-                    let node = Node::at(self.fdt, self.offset, self.depth, self.ancestors);
+                    let node =
+                        Node::with_body(self.fdt, self.offset, next, self.depth, self.ancestors);
                     *self.ancestors.get_mut(self.depth)? = narrow(self.offset);
                     self.depth += 1;
                     self.offset = next;

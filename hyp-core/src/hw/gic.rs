@@ -114,10 +114,12 @@ impl Gic<'_> {
 
 /// Finds the GIC and reads its regions and maintenance interrupt.
 pub fn discover<'a>(fdt: &Fdt<'a>, issues: &mut Issues<'a>) -> Option<Gic<'a>> {
+    // Most nodes are not interrupt controllers: testing that first keeps the
+    // other lookups off them.
     let is_gic = |n: &Node<'_>| {
-        n.is_enabled()
-            && n.has_property("interrupt-controller")
+        n.has_property("interrupt-controller")
             && (n.is_compatible(GICV3_COMPATIBLE) || n.is_compatible(GICV2_COMPATIBLE))
+            && n.is_enabled()
     };
     let Some(node) = fdt.nodes().find(is_gic) else {
         issues.fatal(

@@ -453,8 +453,7 @@ impl<'p, 't> PageTable<'p, 't> {
                     level >= self.start_level.max(1) && (at | to) % block == 0 && remaining >= block
                 })
                 .unwrap_or(PAGE_LEVEL);
-            self.set_leaf(self.root, self.start_level, at, to, level, bits)?;
-            done += entry_size(level);
+            done += self.set_leaves(self.root, self.start_level, at, to, level, remaining, bits)?;
         }
         Ok(())
     }
@@ -485,56 +484,50 @@ impl<'p, 't> PageTable<'p, 't> {
         }
     }
 
-    /// Writes a leaf for `input` at `level`, descending from `table` at `current`.
-    fn set_leaf(
+    /// Writes leaves at `level` from `input` on, descending from `table` at
+    /// `current`, up to the end of `size` or of the table that holds them,
+    /// whichever comes first, and returns the bytes covered. One descent
+    /// serves the whole run, instead of one descent from the root per leaf:
+    /// the runs of 4 KiB pages (the GIC redistributors, the DTB) made that
+    /// most of the cost of building the EL2 map.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a recursive step: the position in the walk and the request"
+    )]
+    fn set_leaves(
         &mut self,
         table: usize,
         current: usize,
         input: u64,
         output: u64,
         level: usize,
+        size: u64,
         bits: u64,
-    ) -> Result<(), MapError> {
+    ) -> Result<u64, MapError> {
         let index = entry_index(input, current);
-        let existing = self.read(table, index);
-        let is_table = existing & DESC_VALID != 0
-            && existing & DESC_TABLE_OR_PAGE != 0
-            && current < PAGE_LEVEL;
         if current == level {
-            if is_table {
-                // Keep the table and overwrite every entry below it.
-                let next = self
-                    .pool
-                    .index_of(PhysAddr(existing & OUTPUT_ADDRESS_MASK))
-                    .ok_or(self.capacity_error())?;
-                let step = entry_size(current + 1);
-                for i in 0..ENTRIES_PER_TABLE as u64 {
-                    self.set_leaf(
-                        next,
-                        current + 1,
-                        input + i * step,
-                        output + i * step,
-                        current + 1,
-                        bits,
-                    )?;
-                }
-            } else if bits == INVALID {
-                self.write(table, index, INVALID);
-            } else {
-                let kind = if level == PAGE_LEVEL {
-                    DESC_TABLE_OR_PAGE
-                } else {
-                    0
-                };
-                self.write(table, index, (output & OUTPUT_ADDRESS_MASK) | bits | kind);
+            let step = entry_size(level);
+            let wanted = usize::try_from(size / step).unwrap_or(usize::MAX);
+            let count = wanted.clamp(1, ENTRIES_PER_TABLE - index);
+            for i in 0..count {
+                let offset = i as u64 * step;
+                self.set_entry(
+                    table,
+                    index + i,
+                    level,
+                    input + offset,
+                    output + offset,
+                    bits,
+                )?;
             }
-            return Ok(());
+            return Ok(count as u64 * step);
         }
+        let existing = self.read(table, index);
         if bits == INVALID && existing & DESC_VALID == 0 {
             // Nothing mapped here: nothing to remove.
-            return Ok(());
+            return Ok(entry_size(level));
         }
-        let next = if is_table {
+        let next = if existing & DESC_VALID != 0 && existing & DESC_TABLE_OR_PAGE != 0 {
             self.pool
                 .index_of(PhysAddr(existing & OUTPUT_ADDRESS_MASK))
                 .ok_or(self.capacity_error())?
@@ -559,7 +552,42 @@ impl<'p, 't> PageTable<'p, 't> {
             self.write(table, index, address | DESC_VALID | DESC_TABLE_OR_PAGE);
             next
         };
-        self.set_leaf(next, current + 1, input, output, level, bits)
+        self.set_leaves(next, current + 1, input, output, level, size, bits)
+    }
+
+    /// Writes entry `index` of `table` (at `level`) as a leaf for `input`;
+    /// where a table hangs there instead, keeps the table and overwrites
+    /// every entry below it.
+    fn set_entry(
+        &mut self,
+        table: usize,
+        index: usize,
+        level: usize,
+        input: u64,
+        output: u64,
+        bits: u64,
+    ) -> Result<(), MapError> {
+        let existing = self.read(table, index);
+        let is_table =
+            existing & DESC_VALID != 0 && existing & DESC_TABLE_OR_PAGE != 0 && level < PAGE_LEVEL;
+        if is_table {
+            let next = self
+                .pool
+                .index_of(PhysAddr(existing & OUTPUT_ADDRESS_MASK))
+                .ok_or(self.capacity_error())?;
+            let below = level + 1;
+            self.set_leaves(next, below, input, output, below, entry_size(level), bits)?;
+        } else if bits == INVALID {
+            self.write(table, index, INVALID);
+        } else {
+            let kind = if level == PAGE_LEVEL {
+                DESC_TABLE_OR_PAGE
+            } else {
+                0
+            };
+            self.write(table, index, (output & OUTPUT_ADDRESS_MASK) | bits | kind);
+        }
+        Ok(())
     }
 
     /// What `input` translates to: output address, the level of the leaf, and
@@ -631,8 +659,10 @@ impl<'p, 't> PageTable<'p, 't> {
     }
 
     fn count(&self, table: usize, level: usize, counts: &mut LeafCounts) {
-        for index in 0..ENTRIES_PER_TABLE {
-            let descriptor = self.read(table, index);
+        let Some(entries) = self.pool.tables.get(table) else {
+            return;
+        };
+        for &descriptor in &entries.0 {
             if descriptor & DESC_VALID == 0 {
                 continue;
             }
