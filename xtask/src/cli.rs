@@ -27,11 +27,12 @@ commands:
   test   [--unit-only | --qemu-only] [--jobs N] [FILTER]
          Host unit tests, then every QEMU scenario (or those whose name
          contains FILTER). Ends with one line: N passed, N failed.
-  bench  [--quick]
+  bench  [--quick | --record]
          Deterministic figures under QEMU -icount: trap round trips against a
          floor handler, workloads and boot against native, stage-2 mappings,
          image size. Table on stdout, target/bench/bench.json and latency.svg.
-         --quick: few samples, a smoke check (CI).
+         --quick: few samples, a smoke check (CI). --record: write the run
+         to docs/bench-reference.{json,txt}; other full runs list what moved.
   setup  Check (and, as root on Debian/Ubuntu, install) QEMU, U-Boot, dtc
          and the disk tools; `run` and `test` do this first.
   lint   rustfmt check and clippy (-D warnings) for host and bare-metal targets.
@@ -153,6 +154,7 @@ pub fn parse() -> Result<Command> {
             while let Some(arg) = parser.next()? {
                 match arg {
                     Long("quick") => options.quick = true,
+                    Long("record") => options.record = true,
                     other => return Err(other.unexpected().into()),
                 }
             }

@@ -16,6 +16,7 @@
 //! threshold is asserted, only that they are sane ([`report::sanity`]).
 
 mod lines;
+mod reference;
 mod report;
 mod svg;
 
@@ -55,6 +56,8 @@ const CPU_MODEL: &str = "cortex-a72";
 pub struct Options {
     /// Few samples: a smoke check that the suite works (CI).
     pub quick: bool,
+    /// Write this run as the reference run in docs/.
+    pub record: bool,
 }
 
 /// A QEMU run's console and how long it took on this host.
@@ -249,9 +252,12 @@ pub fn bench(options: &Options) -> Result<ExitCode> {
         ],
         qemu: qemu_version(),
     })?;
-    print!("{}", report.table());
+    let table = report.table();
+    print!("{table}");
+    print!("{}", report.wall_clock());
     let json = out.join("bench.json");
     std::fs::write(&json, report.json())?;
+    compare_with_reference(options, &report)?;
     let chart = out.join("latency.svg");
     std::fs::write(&chart, report.svg())?;
     println!("wrote {} and {}", shown(&json), shown(&chart));
@@ -265,6 +271,48 @@ pub fn bench(options: &Options) -> Result<ExitCode> {
         }
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Lists the figures that moved since the reference run, or records this
+/// run as the reference.
+fn compare_with_reference(options: &Options, report: &Report) -> Result<()> {
+    if options.record {
+        if options.quick {
+            bail!("--record takes a full run, not --quick");
+        }
+        reference::record(&report.json(), &report.table())?;
+        println!(
+            "recorded this run as the reference: {} and {}",
+            shown(&reference::json_path()),
+            shown(&reference::table_path())
+        );
+        return Ok(());
+    }
+    if options.quick {
+        return Ok(());
+    }
+    let Some(recorded) = reference::read()? else {
+        println!("no reference run in docs/ yet: record one with `cargo xtask bench --record`");
+        return Ok(());
+    };
+    let current: serde_json::Value = serde_json::from_str(&report.json())?;
+    let moved = reference::moved(&recorded, &current);
+    if moved.is_empty() {
+        println!(
+            "every figure is as in the reference run ({})",
+            shown(&reference::json_path())
+        );
+    } else {
+        println!(
+            "{} figures moved since the reference run ({}); if the change is meant, record it with `cargo xtask bench --record`:",
+            moved.len(),
+            shown(&reference::json_path())
+        );
+        for line in moved {
+            println!("  {line}");
+        }
+    }
+    Ok(())
 }
 
 fn shown(path: &Path) -> String {

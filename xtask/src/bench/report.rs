@@ -17,8 +17,8 @@ const TRAPS: [(&str, &str); 5] = [
     ("null_hvc", "null hypercall (HVC)"),
     ("smccc_version", "SMCCC_VERSION (HVC)"),
     ("psci_version", "PSCI_VERSION (HVC)"),
-    ("mmio_read", "MMIO read (PL011 UARTFR)"),
-    ("mmio_write", "MMIO write (PL011 UARTIMSC)"),
+    ("mmio_read", "MMIO read (PL011 FR)"),
+    ("mmio_write", "MMIO write (PL011 IMSC)"),
 ];
 
 /// The workloads run natively and in a partition.
@@ -334,17 +334,20 @@ impl Report {
                 "DIFFERENT"
             }
         );
+        out
+    }
+
+    /// How long the runs took on this host: information, not a figure.
+    pub fn wall_clock(&self) -> String {
         let walls: Vec<String> = self
             .wall
             .iter()
             .map(|(run, wall)| format!("{run} {:.1} s", wall.as_secs_f64()))
             .collect();
-        let _ = writeln!(
-            out,
-            "Wall clock (this host, for information only): {}\n",
+        format!(
+            "Wall clock (this host, for information only): {}\n\n",
             walls.join(", ")
-        );
-        out
+        )
     }
 
     pub fn json(&self) -> String {
@@ -439,7 +442,17 @@ impl Report {
                 },
             })
             .collect();
-        svg::chart(&rows, &self.method())
+        let qemu = self
+            .qemu
+            .split_whitespace()
+            .find(|word| word.starts_with(|c: char| c.is_ascii_digit()))
+            .map_or_else(|| "QEMU".to_owned(), |version| format!("QEMU {version}"));
+        let subtitle = format!(
+            "{qemu} virt, cortex-a72, -icount {}: executed instructions, {} samples each; baseline: a floor EL2 handler that only returns",
+            super::ICOUNT,
+            self.iterations
+        );
+        svg::chart(&rows, &subtitle)
     }
 
     /// What is wrong with the figures, if anything: each must exist and be
