@@ -99,12 +99,33 @@ pub unsafe fn fill(range: Region, round: u32) {
 ///
 /// As for [`fill`].
 pub unsafe fn verify(range: Region, round: u32) -> Result<(), (Mismatch, u64)> {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { verify_with(range, |address| pattern(address, round)) }
+}
+
+/// Reads `range` and returns the first word that is not zero, and how many
+/// are not: memory a hypervisor promised to scrub.
+///
+/// # Safety
+///
+/// `range` must be readable memory.
+pub unsafe fn verify_zero(range: Region) -> Result<(), (Mismatch, u64)> {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { verify_with(range, |_| 0) }
+}
+
+/// Compares every word of `range` with `expected(address)`.
+///
+/// # Safety
+///
+/// `range` must be readable memory.
+unsafe fn verify_with(range: Region, expected: impl Fn(u64) -> u64) -> Result<(), (Mismatch, u64)> {
     let mut first = None;
     let mut count = 0u64;
     for address in words(range) {
-        // SAFETY: as in `fill`.
+        // SAFETY: the caller's promise; the address is 8-byte aligned.
         let found = unsafe { core::ptr::read_volatile(word(address)) };
-        let expected = pattern(address, round);
+        let expected = expected(address);
         if found != expected {
             count += 1;
             first.get_or_insert(Mismatch {
@@ -201,6 +222,19 @@ mod tests {
         assert_eq!(count, 1);
         assert_eq!(mismatch.address, base + 800);
         assert_eq!(mismatch.found, mismatch.expected ^ 1);
+    }
+
+    #[test]
+    fn verify_zero_finds_every_word_left_over() {
+        let mut buffer = vec![0u64; 64];
+        let range = region(buffer.as_mut_ptr() as u64, 64 * 8);
+        // SAFETY: `range` is exactly `buffer`, only read.
+        assert_eq!(unsafe { verify_zero(range) }, Ok(()));
+        buffer[3] = 7;
+        buffer[60] = 1;
+        // SAFETY: as above.
+        let (mismatch, count) = unsafe { verify_zero(range) }.unwrap_err();
+        assert_eq!((count, mismatch.found, mismatch.expected), (2, 7, 0));
     }
 
     #[test]

@@ -84,6 +84,7 @@ fn two_partitions_on(machine: Machine, boot: Boot) -> Scenario {
         "partition b: SYSTEM_RESET: restarting",
         "partition b: boot 2",
         "b | b: boot 2",
+        "b | TEST ram_scrubbed: ok",
         "b | b: done",
         "partition b: stopped",
         // Whichever partition stopped first, the machine stayed up.

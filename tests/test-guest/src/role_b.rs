@@ -4,11 +4,12 @@
 //! RAM and its PL011 aborts (one `TEST` line per class of address, each
 //! address read and written), fills its free RAM four times, and asks for a
 //! restart (SYSTEM_RESET). Tessera restarts the partition with a scrubbed
-//! RAM and `/chosen/tessera,boot-count` one higher; the second boot tests
-//! the RAM twice, prints `b: done` and powers off.
+//! RAM and `/chosen/tessera,boot-count` one higher; the second boot checks
+//! that its free RAM reads zero, tests the RAM twice, prints `b: done` and powers off.
 
 use tessera_guest_kit::console::PL011_BASE;
 use tessera_guest_kit::fdt::Region;
+use tessera_guest_kit::memory;
 use tessera_guest_kit::probe::{probe_read, probe_write};
 use tessera_guest_kit::psci::Psci;
 use tessera_guest_kit::report::{self, Outcome};
@@ -45,6 +46,7 @@ pub fn run(context: &Context) -> ! {
     if boot <= 1 {
         first_boot(context)
     } else {
+        report::case("ram_scrubbed", || ram_scrubbed(context));
         for (round, name) in (1..).zip(&RAM_ROUNDS[..2]) {
             report::case(name, || ram_round(context, 100 + round));
         }
@@ -88,6 +90,24 @@ fn first_boot(context: &Context) -> ! {
     }
     report::finish();
     Psci::HVC.system_reset()
+}
+
+/// After a restart every free word reads zero, not what the previous boot
+/// wrote there: Tessera scrubs a partition's RAM before each boot.
+fn ram_scrubbed(context: &Context) -> Outcome {
+    for range in &context.free_ram()? {
+        // SAFETY: free RAM of this guest, only read.
+        if let Err((mismatch, count)) = unsafe { memory::verify_zero(*range) } {
+            fail!(
+                "{count} word(s) of {:#x}..{:#x} not scrubbed; first at {:#x}: {:#x}",
+                range.base,
+                range.end(),
+                mismatch.address,
+                mismatch.found
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Whether a probe may touch `address`: not the guest's RAM (the probe
