@@ -16,6 +16,7 @@ mod check_config;
 mod cli;
 mod guests;
 mod image;
+mod linux;
 mod overlay;
 mod qemu;
 mod run;

@@ -8,11 +8,13 @@ use anyhow::{Context, Result, bail};
 use hyp_core::config::binding::MODULE_COMPATIBLE;
 use hyp_core::dt::Fdt;
 
+use crate::linux;
 use crate::setup::command;
 use crate::workspace::{output_dir, root, run_quiet};
 
-/// The configuration `cargo xtask run` boots when given none.
-pub const DEFAULT_OVERLAY: &str = "dtb/overlays/qemu-virt-two-partitions.dts";
+/// The configuration `cargo xtask run` boots when given none: Linux
+/// beside the test guest.
+pub const DEFAULT_OVERLAY: &str = tessera_scenarios::linux::OVERLAY;
 
 /// A module the overlay names: where it goes and which file it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,13 +42,15 @@ pub struct Merged {
 }
 
 /// Directories where `tessera,file` names are looked up: the overlay's own
-/// directory, then the test guests xtask builds.
+/// directory, then the test guests xtask builds, then the Linux demo's
+/// kernel and initramfs (`target/linux`).
 fn search_path(overlay: &Path) -> Result<Vec<PathBuf>> {
     let mut dirs = Vec::new();
     if let Some(dir) = overlay.parent() {
         dirs.push(dir.to_path_buf());
     }
     dirs.push(output_dir("guests")?);
+    dirs.push(linux::dir());
     Ok(dirs)
 }
 
@@ -88,11 +92,26 @@ pub fn merge(name: &str, board: &Path, overlay: &Path) -> Result<Merged> {
     Ok(Merged { dtb, modules })
 }
 
+/// Two modules whose bytes would overlap once loaded (the bootloader would
+/// silently load one over the other), as `(node, node)`.
+pub fn overlapping(modules: &[Module]) -> Result<Option<(String, String)>> {
+    let mut ranges = Vec::new();
+    for module in modules {
+        ranges.push((module.address, module.address + module.size()?, &module.node));
+    }
+    ranges.sort();
+    Ok(ranges
+        .windows(2)
+        .find(|pair| pair[1].0 < pair[0].1)
+        .map(|pair| (pair[0].2.clone(), pair[1].2.clone())))
+}
+
 /// Every `multiboot,module` node of the tree in `dtb`, with its file.
 fn modules(dtb: &Path, search: &[PathBuf]) -> Result<Vec<Module>> {
     let blob = std::fs::read(dtb)?;
     let fdt = Fdt::new(&blob).map_err(|e| anyhow::anyhow!("{}: {e}", dtb.display()))?;
     let mut modules = Vec::new();
+    let mut linux_ready = false;
     for node in fdt
         .nodes()
         .filter(|n| n.is_compatible(&[MODULE_COMPATIBLE]))
@@ -107,6 +126,11 @@ fn modules(dtb: &Path, search: &[PathBuf]) -> Result<Vec<Module>> {
         let Some(name) = node.property("tessera,file").and_then(|p| p.as_str()) else {
             bail!("{path}: no tessera,file: the host tools do not know which file to load");
         };
+        if linux::provides(name) && !linux_ready {
+            // Fetched and built on first use, refreshed if stale.
+            linux::ensure().with_context(|| format!("{path}: making {name}"))?;
+            linux_ready = true;
+        }
         let file = search
             .iter()
             .map(|dir| dir.join(name))
@@ -144,6 +168,9 @@ fn reg_cells(address: u64, size: u64) -> [String; 4] {
 /// Writes each module's file size into its `reg`, as the generated boot.scr
 /// does on a board with `${filesize}`.
 pub fn write_sizes(dtb: &Path, modules: &[Module]) -> Result<()> {
+    if let Some((a, b)) = overlapping(modules)? {
+        bail!("{a} and {b}: the files overlap at their load addresses; move one module");
+    }
     for module in modules {
         run_quiet(
             command("fdtput")
@@ -159,6 +186,26 @@ pub fn write_sizes(dtb: &Path, modules: &[Module]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modules_that_would_load_over_each_other_are_found() {
+        let dir = std::env::temp_dir().join(format!("tessera-overlap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("eight-bytes");
+        std::fs::write(&file, [0u8; 8]).unwrap();
+        let module = |node: &str, address| Module {
+            node: node.into(),
+            address,
+            file: file.clone(),
+        };
+        let apart = [module("/a", 0x1000), module("/b", 0x1008)];
+        let touching = overlapping(&apart).unwrap();
+        let over = [module("/a", 0x1000), module("/b", 0x1007)];
+        let found = overlapping(&over).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(touching, None, "adjacent modules do not overlap");
+        assert_eq!(found, Some(("/a".into(), "/b".into())));
+    }
 
     #[test]
     fn reg_cells_split_64_bit_values() {

@@ -8,7 +8,7 @@ pub use tessera_scenarios::Boot as Loader;
 use tessera_scenarios::{Board, Machine};
 
 use crate::overlay::Module;
-use crate::uboot;
+use crate::{linux, uboot};
 use crate::workspace::{output_dir, run_quiet};
 
 /// Where the image goes when `-device loader` places it (no DTB): the
@@ -104,6 +104,16 @@ pub fn command(
             ));
             command.args(["-device", "virtio-blk-device,drive=disk"]);
         }
+        Loader::LinuxDirect => {
+            // No Tessera: the Linux demo's kernel boots on QEMU's own DTB.
+            let linux = linux::ensure()?;
+            command
+                .arg("-kernel")
+                .arg(&linux.image)
+                .arg("-initrd")
+                .arg(&linux.initramfs)
+                .args(["-append", tessera_scenarios::linux::BOOTARGS]);
+        }
         Loader::LoaderWithoutDtb => {
             command.arg("-device").arg(format!(
                 "loader,file={},addr={LOADER_ADDRESS:#x},force-raw=on",
@@ -114,7 +124,7 @@ pub fn command(
                 .arg(format!("loader,addr={LOADER_ADDRESS:#x},cpu-num=0"));
         }
     }
-    if let Some(dtb) = dtb.filter(|_| loader != Loader::UBoot) {
+    if let Some(dtb) = dtb.filter(|_| !matches!(loader, Loader::UBoot | Loader::LinuxDirect)) {
         command.arg("-dtb").arg(dtb);
     }
     Ok(command)

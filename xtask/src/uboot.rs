@@ -29,7 +29,16 @@ const FLASH_BANK_SIZE: u64 = 64 << 20;
 /// The FAT partition starts 1 MiB in (sector 2048), as partitioning tools do.
 const PARTITION_START_SECTOR: u64 = 2048;
 const SECTOR_SIZE: u64 = 512;
-const FAT_SIZE_KIB: u64 = 32 * 1024;
+/// The FAT partition holds at least this much, and grows with its files
+/// (the Linux demo's kernel alone is about 44 MB).
+const FAT_MIN_SIZE_KIB: u64 = 32 * 1024;
+
+/// KiB of FAT partition for files of `bytes` in total: room for the FAT
+/// structures and cluster slack on top.
+fn fat_size_kib(bytes: u64) -> u64 {
+    let kib = bytes.div_ceil(1024);
+    FAT_MIN_SIZE_KIB.max(kib + kib / 8 + 8 * 1024)
+}
 
 /// The generated boot media.
 #[derive(Debug, Clone)]
@@ -126,14 +135,6 @@ pub fn media(name: &str, image: &Path, dtb: Option<&Path>, modules: &[Module]) -
     flash.resize(usize::try_from(FLASH_BANK_SIZE)?, 0);
     fs::write(&environment_flash, flash)?;
 
-    let fat = dir.join("fat.img");
-    let _ = fs::remove_file(&fat);
-    run_quiet(
-        command("mkfs.vfat")
-            .args(["-n", "TESSERA", "-C"])
-            .arg(&fat)
-            .arg(FAT_SIZE_KIB.to_string()),
-    )?;
     let mut files: Vec<(&Path, String)> = vec![
         (image, "tessera.bin".into()),
         (script.as_path(), "boot.scr".into()),
@@ -146,6 +147,20 @@ pub fn media(name: &str, image: &Path, dtb: Option<&Path>, modules: &[Module]) -
             files.push((&module.file, disk_name(module)));
         }
     }
+    let mut total = 0;
+    for (file, _) in &files {
+        total += fs::metadata(file)
+            .with_context(|| format!("{}", file.display()))?
+            .len();
+    }
+    let fat = dir.join("fat.img");
+    let _ = fs::remove_file(&fat);
+    run_quiet(
+        command("mkfs.vfat")
+            .args(["-n", "TESSERA", "-C"])
+            .arg(&fat)
+            .arg(fat_size_kib(total).to_string()),
+    )?;
     for (file, name) in &files {
         run_quiet(
             command("mcopy")

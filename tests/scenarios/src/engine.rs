@@ -1,18 +1,23 @@
 //! Runs one process, reads its console output line by line, and checks it
 //! against a scenario's steps with a deadline: no sleeps, every wait ends on
-//! output, exit or timeout. A failure carries the reason and the log's tail.
+//! output, exit or timeout. A step may type a line on the console once it
+//! is complete (the process's standard input). A failure carries the reason
+//! and the log's tail.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::scenario::{End, Step};
+use crate::scenario::{End, Interval, Step};
+
+/// How a line sent to the console shows in the log and the tail.
+pub const SENT_PREFIX: &str = "[scenario types] ";
 
 /// Lines of console output shown when a scenario fails.
 pub const TAIL_LINES: usize = 40;
@@ -28,6 +33,8 @@ pub struct Watch {
     /// How the run must end once every step is seen.
     pub end: End,
     pub timeout: Duration,
+    /// Times between expected lines to check.
+    pub intervals: Vec<Interval>,
 }
 
 /// How a run went.
@@ -35,6 +42,8 @@ pub struct Watch {
 pub enum Outcome {
     Passed {
         elapsed: Duration,
+        /// What was not checked, and why (an interval without time stamps).
+        notes: Vec<String>,
     },
     Failed {
         reason: String,
@@ -89,8 +98,13 @@ pub fn run(mut command: Command, watch: &Watch, log: &Path) -> Outcome {
             );
         }
     };
+    let sends_input = watch.steps.iter().any(|s| s.input().is_some());
     command
-        .stdin(Stdio::null())
+        .stdin(if sends_input {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -136,12 +150,21 @@ pub fn run(mut command: Command, watch: &Watch, log: &Path) -> Outcome {
         }));
     }
     drop(sender);
+    let mut input = child.stdin.take();
     let mut child = Reaper(child);
 
     let deadline = started + watch.timeout;
     let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
+    let mut remember = |tail: &mut VecDeque<String>, line: String| {
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    };
     let mut step_index = 0;
     let mut pending: Vec<&str> = watch.steps.first().map(|s| s.pending()).unwrap_or_default();
+    // When each interval end was seen: the line's time stamp, if it has one.
+    let mut seen_at: HashMap<&str, Option<Duration>> = HashMap::new();
     let mut open_streams = readers.len();
     let outcome = loop {
         let now = Instant::now();
@@ -156,11 +179,31 @@ pub fn run(mut command: Command, watch: &Watch, log: &Path) -> Outcome {
             Ok(Event::Line(line)) => {
                 let _ = writeln!(log_file, "{line}");
                 if let Some(bad) = watch.forbidden.iter().find(|f| line.contains(f.as_str())) {
-                    tail.push_back(line.clone());
+                    remember(&mut tail, line.clone());
                     break Some(format!("forbidden output {bad:?} in: {line}"));
                 }
+                for expected in pending.iter().filter(|e| line.contains(**e)) {
+                    if watch
+                        .intervals
+                        .iter()
+                        .any(|i| i.from == *expected || i.to == *expected)
+                    {
+                        seen_at.insert(expected, timestamp(&line));
+                    }
+                }
                 pending.retain(|expected| !line.contains(expected));
+                remember(&mut tail, line);
+                let mut send_failed = None;
                 while pending.is_empty() && step_index < watch.steps.len() {
+                    if let Some(text) = watch.steps.get(step_index).and_then(Step::input) {
+                        let shown = format!("{SENT_PREFIX}{text}");
+                        let _ = writeln!(log_file, "{shown}");
+                        remember(&mut tail, shown);
+                        if let Err(error) = send(input.as_mut(), text) {
+                            send_failed = Some(format!("cannot type {text:?}: {error}"));
+                            break;
+                        }
+                    }
                     step_index += 1;
                     pending = watch
                         .steps
@@ -168,10 +211,9 @@ pub fn run(mut command: Command, watch: &Watch, log: &Path) -> Outcome {
                         .map(|s| s.pending())
                         .unwrap_or_default();
                 }
-                if tail.len() == TAIL_LINES {
-                    tail.pop_front();
+                if send_failed.is_some() {
+                    break send_failed;
                 }
-                tail.push_back(line);
                 if step_index == watch.steps.len() && watch.end == End::Halt {
                     // Every step seen and the machine is meant to stay up: done.
                     break None;
@@ -193,12 +235,76 @@ pub fn run(mut command: Command, watch: &Watch, log: &Path) -> Outcome {
     for reader in readers {
         let _ = reader.join();
     }
+    drop(input);
+    let mut notes = Vec::new();
+    let outcome = outcome.or_else(|| {
+        watch.intervals.iter().find_map(|interval| {
+            match check_interval(interval, &seen_at) {
+                Ok(None) => None,
+                Ok(Some(note)) => {
+                    notes.push(note);
+                    None
+                }
+                Err(reason) => Some(reason),
+            }
+        })
+    });
     match outcome {
         None => Outcome::Passed {
             elapsed: started.elapsed(),
+            notes,
         },
         Some(reason) => failed(reason, tail.into_iter().collect()),
     }
+}
+
+/// Types `text` and a newline on the console.
+fn send(input: Option<&mut ChildStdin>, text: &str) -> std::io::Result<()> {
+    let input = input.ok_or_else(|| std::io::Error::other("the process has no input pipe"))?;
+    input.write_all(format!("{text}\n").as_bytes())?;
+    input.flush()
+}
+
+/// The time stamp at the start of a console line: `[   12.345678]`, as
+/// Tessera's log lines (and Linux's printk times) print it.
+pub fn timestamp(line: &str) -> Option<Duration> {
+    let inside = line.strip_prefix('[')?.split_once(']')?.0.trim();
+    let (seconds, fraction) = inside.split_once('.')?;
+    if fraction.is_empty() || fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let seconds: u64 = seconds.parse().ok()?;
+    let nanos: u32 = format!("{fraction:0<9}").parse().ok()?;
+    Some(Duration::new(seconds, nanos))
+}
+
+/// `Ok(None)`: within tolerance. `Ok(Some(note))`: not measurable.
+/// `Err(reason)`: measured and out of tolerance.
+fn check_interval(
+    interval: &Interval,
+    seen_at: &HashMap<&str, Option<Duration>>,
+) -> Result<Option<String>, String> {
+    let name = format!("{:?} to {:?}", interval.from, interval.to);
+    let (Some(Some(from)), Some(Some(to))) = (
+        seen_at.get(interval.from.as_str()),
+        seen_at.get(interval.to.as_str()),
+    ) else {
+        return Ok(Some(format!(
+            "{name} not timed: its console lines carry no time stamp"
+        )));
+    };
+    let measured = to.saturating_sub(*from);
+    let expected = interval.expected;
+    let slack = expected * interval.tolerance_percent / 100;
+    if measured + slack < expected || measured > expected + slack {
+        return Err(format!(
+            "{name} took {:.3} s by the console's time stamps; expected {:.3} s ± {}%",
+            measured.as_secs_f64(),
+            expected.as_secs_f64(),
+            interval.tolerance_percent
+        ));
+    }
+    Ok(None)
 }
 
 /// The output has ended: judge by the steps seen and the exit status.
@@ -267,6 +373,7 @@ mod tests {
             forbidden: vec!["PANIC".into()],
             end,
             timeout: Duration::from_secs(10),
+            intervals: Vec::new(),
         }
     }
 
@@ -343,7 +450,7 @@ mod tests {
             &watch(&[&["halted"]], End::Halt),
             &log.0,
         );
-        let Outcome::Passed { elapsed } = outcome else {
+        let Outcome::Passed { elapsed, .. } = outcome else {
             panic!("{outcome:?}")
         };
         assert!(
@@ -364,6 +471,134 @@ mod tests {
             panic!("exit 3 is not exit 0")
         };
         assert!(reason.contains("expected exit status 0"), "{reason}");
+    }
+
+    #[test]
+    fn a_line_is_typed_once_its_step_is_seen() {
+        let log = log();
+        let mut w = watch(&[], End::Exit(0));
+        w.steps = vec![Step::one("ready").then_send("hello"), Step::one("got:hello")];
+        let outcome = run(
+            shell("echo ready; read line; echo \"got:$line\""),
+            &w,
+            &log.0,
+        );
+        assert!(outcome.passed(), "the child read what the step sent: {outcome:?}");
+        let written = std::fs::read_to_string(&log.0).unwrap();
+        assert!(
+            written.contains(&format!("{SENT_PREFIX}hello")),
+            "the log shows what was typed:\n{written}"
+        );
+    }
+
+    #[test]
+    fn lines_are_typed_in_step_order_each_after_its_step() {
+        let log = log();
+        let mut w = watch(&[], End::Exit(0));
+        w.steps = vec![
+            Step::one("first?").then_send("one"),
+            Step::one("second?").then_send("two"),
+            Step::all(&["a=one", "b=two"]),
+        ];
+        let script = "echo first?; read a; echo second?; read b; echo \"a=$a\"; echo \"b=$b\"";
+        let outcome = run(shell(script), &w, &log.0);
+        assert!(outcome.passed(), "{outcome:?}");
+    }
+
+    #[test]
+    fn nothing_is_typed_before_its_step_completes() {
+        let log = log();
+        let mut w = watch(&[], End::Exit(0));
+        // The child reads with a timeout: input typed too early would be
+        // read before "now" is printed.
+        w.steps = vec![Step::all(&["one", "now"]).then_send("x"), Step::one("got:x")];
+        w.timeout = Duration::from_secs(5);
+        let script = "echo one; if read -t 1 early; then echo early:$early; exit 1; fi; \
+                      echo now; read line; echo got:$line";
+        let outcome = run(shell(script), &w, &log.0);
+        assert!(outcome.passed(), "{outcome:?}");
+    }
+
+    #[test]
+    fn typing_into_a_process_that_is_gone_fails_with_a_reason() {
+        let log = log();
+        let mut w = watch(&[], End::Exit(0));
+        w.steps = vec![Step::one("bye").then_send("anyone?"), Step::one("never")];
+        // The child closes its input first, so the write cannot succeed.
+        let outcome = run(shell("exec 0<&-; echo bye; sleep 1"), &w, &log.0);
+        let Outcome::Failed { reason, tail, .. } = outcome else {
+            panic!("writing to a closed pipe must fail the run")
+        };
+        assert!(reason.contains("cannot type \"anyone?\""), "{reason}");
+        assert!(tail.iter().any(|l| l.starts_with(SENT_PREFIX)), "{tail:?}");
+    }
+
+    #[test]
+    fn time_stamps_are_read_only_at_the_start_of_a_line() {
+        assert_eq!(
+            timestamp("[   12.345678] cpu0 INFO  partition linux: boot 2"),
+            Some(Duration::new(12, 345_678_000))
+        );
+        assert_eq!(timestamp("[0.5] x"), Some(Duration::from_millis(500)));
+        assert_eq!(
+            timestamp("linux | [    1.000000] Linux version 6.12"),
+            None,
+            "the guest's own printk time is not the physical counter"
+        );
+        assert_eq!(timestamp("[ 1.2.3] x"), None);
+        assert_eq!(timestamp("[   12] x"), None);
+    }
+
+    fn interval_watch() -> Watch {
+        let mut w = watch(&[&["start"], &["end"]], End::Exit(0));
+        w.intervals = vec![Interval {
+            from: "start".into(),
+            to: "end".into(),
+            expected: Duration::from_secs(2),
+            tolerance_percent: 10,
+        }];
+        w
+    }
+
+    #[test]
+    fn an_interval_within_tolerance_passes() {
+        let log = log();
+        let outcome = run(
+            shell("echo '[    1.000000] start'; echo '[    3.150000] end'"),
+            &interval_watch(),
+            &log.0,
+        );
+        let Outcome::Passed { notes, .. } = outcome else {
+            panic!("2.15 s is within 2 s ± 10%: {outcome:?}")
+        };
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn an_interval_out_of_tolerance_fails_with_the_measured_time() {
+        let log = log();
+        let outcome = run(
+            shell("echo '[    1.000000] start'; echo '[    3.300000] end'"),
+            &interval_watch(),
+            &log.0,
+        );
+        let Outcome::Failed { reason, .. } = outcome else {
+            panic!("2.3 s is outside 2 s ± 10%")
+        };
+        assert!(reason.contains("took 2.300 s"), "{reason}");
+    }
+
+    #[test]
+    fn an_interval_without_time_stamps_passes_with_a_note() {
+        let log = log();
+        let outcome = run(shell("echo start; echo end"), &interval_watch(), &log.0);
+        let Outcome::Passed { notes, .. } = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(
+            notes,
+            ["\"start\" to \"end\" not timed: its console lines carry no time stamp"]
+        );
     }
 
     /// A unique log path under the system's temporary directory, removed on drop.

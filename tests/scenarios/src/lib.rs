@@ -7,8 +7,9 @@
 //! and hands the process to the engine.
 
 pub mod engine;
+pub mod linux;
 mod partitions;
 pub mod scenario;
 
 pub use engine::{Outcome, Watch, run};
-pub use scenario::{Board, Boot, DtbEdit, End, Machine, Scenario, Step, all};
+pub use scenario::{Board, Boot, DtbEdit, End, Interval, Machine, Scenario, Step, all};

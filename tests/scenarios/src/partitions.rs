@@ -111,6 +111,8 @@ fn two_partitions_on(machine: Machine, boot: Boot) -> Scenario {
         forbidden: forbidden(),
         end: End::Exit(0),
         timeout: timeout(boot),
+        intervals: Vec::new(),
+        opt_in: None,
     }
 }
 
@@ -159,6 +161,8 @@ fn three_partitions() -> Scenario {
         forbidden: forbidden(),
         end: End::Exit(0),
         timeout: timeout(Boot::Kernel),
+        intervals: Vec::new(),
+        opt_in: None,
     }
 }
 
@@ -193,6 +197,8 @@ fn bad_configuration() -> Scenario {
         },
         end: End::Exit(0),
         timeout: timeout(Boot::Kernel),
+        intervals: Vec::new(),
+        opt_in: None,
     }
 }
 

@@ -65,6 +65,10 @@ pub enum Boot {
     UBoot,
     /// The image placed by `-device loader` and entered with x0 = 0 (no DTB).
     LoaderWithoutDtb,
+    /// No Tessera: QEMU boots the Linux demo's kernel and initramfs
+    /// directly (`-kernel Image -initrd ... -append`), as a baseline for
+    /// the same guest in a partition.
+    LinuxDirect,
 }
 
 /// An edit applied with `fdtput` to QEMU's own DTB before booting with it.
@@ -93,23 +97,61 @@ pub enum End {
     Halt,
 }
 
-/// Substrings that must all appear, in any order, before the next step.
+/// Substrings that must all appear, in any order, before the next step;
+/// and, optionally, a line to type on the console once they have.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step(Vec<String>);
+pub struct Step {
+    expect: Vec<String>,
+    send: Option<String>,
+}
 
 impl Step {
     pub fn all(substrings: &[&str]) -> Step {
-        Step(substrings.iter().map(|s| (*s).to_owned()).collect())
+        Step::of(substrings.iter().map(|s| (*s).to_owned()).collect())
     }
 
     pub fn one(substring: impl Into<String>) -> Step {
-        Step(vec![substring.into()])
+        Step::of(vec![substring.into()])
+    }
+
+    pub fn of(substrings: Vec<String>) -> Step {
+        Step {
+            expect: substrings,
+            send: None,
+        }
+    }
+
+    /// Once every substring of this step has appeared, `line` (and a
+    /// newline) is written to the console's input: QEMU's standard input,
+    /// which `-serial stdio` connects to the first UART's receiver.
+    pub fn then_send(mut self, line: impl Into<String>) -> Step {
+        self.send = Some(line.into());
+        self
     }
 
     /// The substrings still to be seen.
     pub fn pending(&self) -> Vec<&str> {
-        self.0.iter().map(String::as_str).collect()
+        self.expect.iter().map(String::as_str).collect()
     }
+
+    /// The line to send once the step is complete.
+    pub fn input(&self) -> Option<&str> {
+        self.send.as_deref()
+    }
+}
+
+/// A time between two expected lines, measured by the time stamps the
+/// console prints at the start of a line (`[   12.345678] ...`, Tessera's
+/// log format) and checked against `expected` within `tolerance_percent`.
+/// Lines without a time stamp leave it unmeasured: the run passes with a
+/// note saying so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interval {
+    /// Expected substrings (of some step) that start and end it.
+    pub from: String,
+    pub to: String,
+    pub expected: Duration,
+    pub tolerance_percent: u32,
 }
 
 /// One QEMU run.
@@ -134,6 +176,26 @@ pub struct Scenario {
     pub forbidden: Vec<String>,
     pub end: End,
     pub timeout: Duration,
+    /// Times between expected lines to check (see [`Interval`]).
+    pub intervals: Vec<Interval>,
+    /// Why the scenario is left out of the default run (it waits for work
+    /// not merged yet). It still runs when the test filter starts its name.
+    pub opt_in: Option<&'static str>,
+}
+
+impl Scenario {
+    /// Whether `cargo xtask test FILTER` runs it: every scenario whose
+    /// name contains the filter, except opt-in ones, which run only when
+    /// the filter starts their name (`cargo xtask test linux-`), so that a
+    /// broad filter such as `gicv3` does not pick up known failures.
+    pub fn selected_by(&self, filter: Option<&str>) -> bool {
+        match (filter, self.opt_in) {
+            (None, None) => true,
+            (None, Some(_)) => false,
+            (Some(filter), None) => self.name.contains(filter),
+            (Some(filter), Some(_)) => self.name.starts_with(filter),
+        }
+    }
 }
 
 /// Output that fails any scenario not about it: crash and panic reports,
@@ -170,7 +232,7 @@ fn clean_boot(machine: Machine, boot: Boot) -> Scenario {
     steps.push(Step::all(&["Tessera 0.", "loaded at"]));
     let online: Vec<String> = (1..cpus).map(|i| format!("CPU {i} online")).collect();
     if !online.is_empty() {
-        steps.push(Step(online));
+        steps.push(Step::of(online));
     }
     steps.push(Step::one("board: linux,dummy-virt (QEMU virt)"));
     steps.push(Step::one(format!("GIC: v{}", machine.gic)));
@@ -194,6 +256,8 @@ fn clean_boot(machine: Machine, boot: Boot) -> Scenario {
         } else {
             KERNEL_TIMEOUT
         },
+        intervals: Vec::new(),
+        opt_in: None,
     }
 }
 
@@ -218,6 +282,8 @@ fn halts(
         forbidden: forbidden_except(&[" ERROR "]),
         end: End::Halt,
         timeout: KERNEL_TIMEOUT,
+        intervals: Vec::new(),
+        opt_in: None,
     }
 }
 
@@ -384,6 +450,7 @@ pub fn all() -> Vec<Scenario> {
     list.push(reset);
     list.extend(raspberry_pi_4());
     list.extend(crate::partitions::all());
+    list.extend(crate::linux::all());
     list
 }
 
