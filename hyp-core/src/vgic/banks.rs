@@ -93,13 +93,7 @@ pub fn read(state: &VgicState, view: View, offset: u32, width: u32) -> u32 {
             ITARGETSR if intid < PRIVATE_COUNT => 1 << view.vcpu,
             ITARGETSR if irq.target == NO_TARGET => 0,
             ITARGETSR => 1 << irq.target,
-            ICFGR => {
-                if irq.edge {
-                    ICFGR_EDGE
-                } else {
-                    0
-                }
-            }
+            ICFGR if irq.edge => ICFGR_EDGE,
             // Active state lives in the list registers: reported inactive.
             _ => 0,
         };
@@ -177,11 +171,14 @@ pub fn write(
 
 /// The bank an offset falls in.
 fn bank(offset: u32) -> u32 {
-    match offset {
-        ..IPRIORITYR => offset & !(BIT_BANK_SIZE - 1),
-        ..ITARGETSR => IPRIORITYR,
-        ..ICFGR => ITARGETSR,
-        _ => ICFGR,
+    if offset < IPRIORITYR {
+        offset & !(BIT_BANK_SIZE - 1)
+    } else if offset < ITARGETSR {
+        IPRIORITYR
+    } else if offset < ICFGR {
+        ITARGETSR
+    } else {
+        ICFGR
     }
 }
 

@@ -181,7 +181,7 @@ fn router_intid(offset: u32) -> u32 {
 
 fn router(state: &VgicState, offset: u32) -> u64 {
     let intid = router_intid(offset);
-    if intid < PRIVATE_COUNT || offset % 8 != 0 {
+    if intid < PRIVATE_COUNT || !offset.is_multiple_of(8) {
         return 0;
     }
     state
@@ -192,7 +192,7 @@ fn router(state: &VgicState, offset: u32) -> u64 {
 
 fn set_router(state: &mut VgicState, offset: u32, value: u64, effects: &mut Effects) {
     let intid = router_intid(offset);
-    if intid < PRIVATE_COUNT || offset % 8 != 0 {
+    if intid < PRIVATE_COUNT || !offset.is_multiple_of(8) {
         return;
     }
     let vcpus = state.vcpus();

@@ -10,7 +10,6 @@ use super::state::VgicState;
 pub const FRAME_SIZE: u64 = 0x1_0000;
 pub const REDISTRIBUTOR_SIZE: u64 = 2 * FRAME_SIZE;
 
-const GICR_CTLR: u32 = 0x0000;
 const GICR_IIDR: u32 = 0x0004;
 const GICR_TYPER: u32 = 0x0008;
 const GICR_TYPER_HIGH: u32 = 0x000c;
@@ -70,7 +69,7 @@ pub fn read(state: &VgicState, vcpu: usize, offset: u64, width: u32) -> u64 {
         GICR_WAKER if bank.asleep => u64::from(WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP),
         GICR_PIDR2 => u64::from(PIDR2_V3),
         // GICR_CTLR (no LPIs, RWP clear), GICR_STATUSR and the rest.
-        GICR_CTLR | _ => 0,
+        _ => 0,
     }
 }
 

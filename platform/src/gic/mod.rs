@@ -170,6 +170,17 @@ impl Gic {
         }
     }
 
+    /// Deactivates SGI/PPI `intid` of this CPU (`mpidr`) without an acknowledge.
+    pub fn clear_private_active(&self, mpidr: u64, intid: u32) -> Result<(), GicError> {
+        match self {
+            Gic::V2(gic) => {
+                gic.clear_private_active(intid);
+                Ok(())
+            }
+            Gic::V3(gic) => gic.clear_private_active(mpidr, intid),
+        }
+    }
+
     /// Enables (or disables) SPI `intid`, routed to one CPU: by MPIDR
     /// affinity on GICv3, by CPU-interface bit (`v2_target`) on GICv2.
     pub fn set_spi(&self, intid: u32, enabled: bool, mpidr: u64, v2_target: u8) {

@@ -207,6 +207,13 @@ impl GicV2 {
         }
     }
 
+    /// Deactivates SGI/PPI `intid` of this CPU (banked GICD_ICACTIVER0).
+    pub fn clear_private_active(&self, intid: u32) {
+        if let Some(register) = self.distributor.banks.icactiver.first() {
+            register.set(1 << (intid % 32));
+        }
+    }
+
     /// Enables (or disables) SPI `intid` and sends it to the CPUs in `targets`.
     pub fn set_spi(&self, intid: u32, enabled: bool, targets: u8) {
         let banks = &self.distributor.banks;

@@ -220,6 +220,12 @@ impl GicV3 {
         Ok(())
     }
 
+    /// Deactivates SGI/PPI `intid` of the CPU `mpidr` (GICR_ICACTIVER0).
+    pub fn clear_private_active(&self, mpidr: u64, intid: u32) -> Result<(), GicError> {
+        self.redistributor(mpidr)?.icactiver0.set(1 << (intid % 32));
+        Ok(())
+    }
+
     /// Enables (or disables) SPI `intid` and routes it to the CPU `mpidr`.
     pub fn set_spi(&self, intid: u32, enabled: bool, mpidr: u64) {
         let banks = &self.distributor.banks;
