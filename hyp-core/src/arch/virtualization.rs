@@ -46,6 +46,12 @@ const HCR_EL2_TERR: u64 = 1 << 36;
 /// MPAM2_EL2.TRAPMPAM1EL1 (bit 48) and TRAPMPAM0EL1 (bit 49): a guest must
 /// not choose another partition's cache and bandwidth partition.
 const MPAM2_EL2_TRAPS: u64 = (1 << 48) | (1 << 49);
+/// HCRX_EL2.MSCEn (bit 11, FEAT_MOPS): the memory copy and set
+/// instructions (CPYF*, SET*) are allowed at EL1 and EL0. With it clear
+/// they are UNDEFINED there, though the ID registers the guest reads
+/// advertise them: Linux then sets HWCAP2_MOPS, glibc's memcpy uses them
+/// and the first one kills init with SIGILL (seen with QEMU's `-cpu max`).
+const HCRX_EL2_MSCEN: u64 = 1 << 11;
 /// VTCR_EL2 bit 31 is RES1.
 const VTCR_EL2_RES1: u64 = 1 << 31;
 /// VTTBR_EL2.VMID, bits [55:48] (8-bit VMIDs).
@@ -160,6 +166,26 @@ pub fn prepare(
         // guest's MPAM registers affects only EL1/EL0 of this CPU.
         unsafe {
             asm!("msr S3_4_C10_C5_0, {}", in(reg) MPAM2_EL2_TRAPS, options(nostack, preserves_flags));
+        }
+    }
+    // ID_AA64MMFR1_EL1.HCX [43:40]: HCRX_EL2 exists. Its reset value is
+    // UNKNOWN, so it is always written: every extra control off, except
+    // MOPS where the core has it (ID_AA64ISAR2_EL1.MOPS [19:16]).
+    if ID_AA64MMFR1_EL1.get() >> 40 & 0xf != 0 {
+        let isar2: u64;
+        // SAFETY: reads an ID register (ID_AA64ISAR2_EL1, S3_0_C0_C6_2).
+        unsafe {
+            asm!("mrs {}, S3_0_C0_C6_2", out(reg) isar2, options(nomem, nostack, preserves_flags));
+        }
+        let hcrx = if isar2 >> 16 & 0xf != 0 {
+            HCRX_EL2_MSCEN
+        } else {
+            0
+        };
+        // SAFETY: HCRX_EL2 (S3_4_C1_C2_2) exists (ID_AA64MMFR1_EL1.HCX); it
+        // affects only EL1/EL0 of this CPU, which is not running yet.
+        unsafe {
+            asm!("msr S3_4_C1_C2_2, {}", in(reg) hcrx, options(nostack, preserves_flags));
         }
     }
     // SAFETY: ACTLR_EL2 = 0 leaves EL1 no access to the implementation-
