@@ -8,7 +8,7 @@ use lexopt::prelude::*;
 
 use crate::build::{Board, Profile};
 use crate::qemu::Loader;
-use crate::{bench, build, check_config, run, setup, test};
+use crate::{bench, build, check_config, linux, run, setup, test};
 
 const USAGE: &str = "\
 usage: cargo xtask <command> [options]
@@ -187,6 +187,7 @@ impl Command {
             Command::Bench(options) => bench::bench(&options),
             Command::Setup => {
                 setup::ensure()?;
+                linux::setup()?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Lint => build::lint(),

@@ -97,7 +97,11 @@ pub fn merge(name: &str, board: &Path, overlay: &Path) -> Result<Merged> {
 pub fn overlapping(modules: &[Module]) -> Result<Option<(String, String)>> {
     let mut ranges = Vec::new();
     for module in modules {
-        ranges.push((module.address, module.address + module.size()?, &module.node));
+        ranges.push((
+            module.address,
+            module.address + module.size()?,
+            &module.node,
+        ));
     }
     ranges.sort();
     Ok(ranges

@@ -8,8 +8,8 @@ pub use tessera_scenarios::Boot as Loader;
 use tessera_scenarios::{Board, Machine};
 
 use crate::overlay::Module;
-use crate::{linux, uboot};
 use crate::workspace::{output_dir, run_quiet};
+use crate::{linux, uboot};
 
 /// Where the image goes when `-device loader` places it (no DTB): the
 /// address QEMU's `-kernel` uses for an Image with text_offset 0 (RAM base

@@ -7,7 +7,7 @@ use std::process::Command;
 use anyhow::{Result, bail};
 
 use crate::build::TARGET;
-use crate::{uboot, workspace};
+use crate::{linux, uboot, workspace};
 
 /// Oldest QEMU accepted: 9 brought the `raspi4b` machine the Raspberry Pi
 /// scenarios use.
@@ -203,6 +203,11 @@ fn check() -> Missing {
     }
     if !Path::new(uboot::FIRMWARE).is_file() {
         missing.packages.push("u-boot-qemu");
+    }
+    // The key apt checks the arm64 indexes with when fetching the Linux
+    // demo's kernel and busybox (xtask/src/linux/fetch.rs).
+    if !Path::new(linux::KEYRING).is_file() {
+        missing.packages.push("debian-archive-keyring");
     }
     missing.qemu = match qemu_major() {
         Some(major) if major >= QEMU_MIN_MAJOR => None,

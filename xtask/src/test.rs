@@ -231,7 +231,7 @@ fn edited_dtb(scenario: &Scenario, cache: &mut HashMap<String, PathBuf>) -> Resu
 fn scenarios(options: &Options, tally: &mut Tally) -> Result<()> {
     let selected: Vec<Scenario> = tessera_scenarios::all()
         .into_iter()
-        .filter(|s| options.filter.as_deref().is_none_or(|f| s.name.contains(f)))
+        .filter(|s| s.selected_by(options.filter.as_deref()))
         .collect();
     if selected.is_empty() {
         println!(
@@ -317,6 +317,7 @@ fn run_one(scenario: &Scenario, command: std::process::Command, logs: &Path) -> 
         forbidden: scenario.forbidden.clone(),
         end: scenario.end,
         timeout: scenario.timeout,
+        intervals: scenario.intervals.clone(),
     };
     tessera_scenarios::run(
         command,
@@ -328,12 +329,18 @@ fn run_one(scenario: &Scenario, command: std::process::Command, logs: &Path) -> 
 fn report(scenario: &Scenario, outcome: &Outcome, logs: &Path) {
     // One print per scenario, so parallel runs do not interleave.
     let text = match outcome {
-        Outcome::Passed { elapsed } => format!(
-            "PASS {} ({:.1} s): {}",
-            scenario.name,
-            elapsed.as_secs_f64(),
-            scenario.about
-        ),
+        Outcome::Passed { elapsed, notes } => {
+            let mut text = format!(
+                "PASS {} ({:.1} s): {}",
+                scenario.name,
+                elapsed.as_secs_f64(),
+                scenario.about
+            );
+            for note in notes {
+                text.push_str(&format!("\n  note: {note}"));
+            }
+            text
+        }
         Outcome::Failed {
             reason,
             tail,

@@ -155,7 +155,7 @@ pub fn run(mut command: Command, watch: &Watch, log: &Path) -> Outcome {
 
     let deadline = started + watch.timeout;
     let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
-    let mut remember = |tail: &mut VecDeque<String>, line: String| {
+    let remember = |tail: &mut VecDeque<String>, line: String| {
         if tail.len() == TAIL_LINES {
             tail.pop_front();
         }
@@ -238,16 +238,17 @@ pub fn run(mut command: Command, watch: &Watch, log: &Path) -> Outcome {
     drop(input);
     let mut notes = Vec::new();
     let outcome = outcome.or_else(|| {
-        watch.intervals.iter().find_map(|interval| {
-            match check_interval(interval, &seen_at) {
+        watch
+            .intervals
+            .iter()
+            .find_map(|interval| match check_interval(interval, &seen_at) {
                 Ok(None) => None,
                 Ok(Some(note)) => {
                     notes.push(note);
                     None
                 }
                 Err(reason) => Some(reason),
-            }
-        })
+            })
     });
     match outcome {
         None => Outcome::Passed {
@@ -477,13 +478,19 @@ mod tests {
     fn a_line_is_typed_once_its_step_is_seen() {
         let log = log();
         let mut w = watch(&[], End::Exit(0));
-        w.steps = vec![Step::one("ready").then_send("hello"), Step::one("got:hello")];
+        w.steps = vec![
+            Step::one("ready").then_send("hello"),
+            Step::one("got:hello"),
+        ];
         let outcome = run(
             shell("echo ready; read line; echo \"got:$line\""),
             &w,
             &log.0,
         );
-        assert!(outcome.passed(), "the child read what the step sent: {outcome:?}");
+        assert!(
+            outcome.passed(),
+            "the child read what the step sent: {outcome:?}"
+        );
         let written = std::fs::read_to_string(&log.0).unwrap();
         assert!(
             written.contains(&format!("{SENT_PREFIX}hello")),
@@ -511,7 +518,10 @@ mod tests {
         let mut w = watch(&[], End::Exit(0));
         // The child reads with a timeout: input typed too early would be
         // read before "now" is printed.
-        w.steps = vec![Step::all(&["one", "now"]).then_send("x"), Step::one("got:x")];
+        w.steps = vec![
+            Step::all(&["one", "now"]).then_send("x"),
+            Step::one("got:x"),
+        ];
         w.timeout = Duration::from_secs(5);
         let script = "echo one; if read -t 1 early; then echo early:$early; exit 1; fi; \
                       echo now; read line; echo got:$line";

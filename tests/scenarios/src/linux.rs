@@ -22,7 +22,11 @@ pub const READY: &str = "tessera-linux: init ready";
 /// baseline run without Tessera: the console and an early console on the
 /// PL011 at QEMU virt's address (Tessera emulates it there), and the
 /// initramfs's `/init`.
-pub const BOOTARGS: &str = "console=ttyAMA0 earlycon=pl011,mmio32,0x09000000 rdinit=/init";
+/// `print-fatal-signals=1` makes a user process killed by a signal (a
+/// SIGILL from an instruction the partition does not allow) print its
+/// registers, so a failing run says where.
+pub const BOOTARGS: &str =
+    "console=ttyAMA0 earlycon=pl011,mmio32,0x09000000 rdinit=/init print-fatal-signals=1";
 
 /// Why the scenarios in a partition are not in the default run yet.
 const AWAITING: Option<&str> = Some(
@@ -45,7 +49,7 @@ const SLEEP: Duration = Duration::from_secs(2);
 const SLEEP_TOLERANCE_PERCENT: u32 = 10;
 
 /// Kernel and busybox failures, on top of Tessera's own.
-const LINUX_FAILURES: [&str; 8] = [
+const LINUX_FAILURES: [&str; 9] = [
     "Kernel panic",
     "Internal error",
     "Unable to handle kernel",
@@ -54,6 +58,7 @@ const LINUX_FAILURES: [&str; 8] = [
     "detected stall",
     "tessera-linux: insmod",
     ": FAILED",
+    "potentially unexpected fatal signal",
 ];
 
 fn forbidden() -> Vec<String> {

@@ -94,11 +94,12 @@ fn run(name: &str, mut command: Command, steps: Vec<Step>, out: &Path) -> Result
         .to_vec(),
         end: End::Exit(0),
         timeout: RUN_TIMEOUT,
+        intervals: Vec::new(),
     };
     let log = out.join(format!("{name}.log"));
     println!("== {name}");
     match engine::run(command, &watch, &log) {
-        Outcome::Passed { elapsed } => Ok(RunLog {
+        Outcome::Passed { elapsed, .. } => Ok(RunLog {
             text: std::fs::read_to_string(&log)
                 .with_context(|| format!("reading {}", log.display()))?,
             wall: elapsed,

@@ -66,10 +66,13 @@ impl Archive {
             u32::try_from(name.len() + 1).unwrap_or(u32::MAX),
             0, // check (unused in newc)
         ];
+        let start = self.bytes.len();
         self.bytes.extend_from_slice(MAGIC.as_bytes());
         for field in fields {
-            self.bytes.extend_from_slice(format!("{field:08x}").as_bytes());
+            self.bytes
+                .extend_from_slice(format!("{field:08x}").as_bytes());
         }
+        debug_assert_eq!(self.bytes.len() - start, HEADER_SIZE);
         self.bytes.extend_from_slice(name.as_bytes());
         self.bytes.push(0);
         self.pad();

@@ -232,10 +232,7 @@ fn download(apt: &Apt, debs: &Path, name: &str, version: &str) -> Result<Package
     )
     .with_context(|| format!("apt-get download {spec}"))?;
     // apt names the file name_version_arch.deb with ':' escaped as %3a.
-    let file = debs.join(format!(
-        "{name}_{}_arm64.deb",
-        version.replace(':', "%3a")
-    ));
+    let file = debs.join(format!("{name}_{}_arm64.deb", version.replace(':', "%3a")));
     let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
     Ok(Package {
         name: name.to_owned(),
@@ -282,8 +279,11 @@ fn one_file(dir: &Path, prefix: &str) -> Result<PathBuf> {
 pub fn image_from_vmlinuz(bytes: Vec<u8>) -> Result<Vec<u8>> {
     let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut plain = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes.as_slice()), &mut plain)
-            .context("gunzip of vmlinuz")?;
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(bytes.as_slice()),
+            &mut plain,
+        )
+        .context("gunzip of vmlinuz")?;
         plain
     } else {
         bytes
@@ -352,12 +352,13 @@ pub fn fetch(dir: &Path) -> Result<()> {
         "linux: apt-get update (arm64 indexes of {} from {MIRROR}, private to target/linux/apt)",
         SUITES.join(", ")
     );
-    run_quiet(&mut apt.command("apt-get").arg("update")).context("apt-get update (arm64)")?;
+    run_quiet(apt.command("apt-get").arg("update")).context("apt-get update (arm64)")?;
 
-    let show = run_quiet(
-        apt.command("apt-cache")
-            .args(["show", "--no-all-versions", KERNEL_METAPACKAGE]),
-    )?;
+    let show = run_quiet(apt.command("apt-cache").args([
+        "show",
+        "--no-all-versions",
+        KERNEL_METAPACKAGE,
+    ]))?;
     let (kernel_name, kernel_version) = parse_kernel_dependency(&show).with_context(|| {
         format!("{KERNEL_METAPACKAGE} in {KERNEL_SUITE} depends on no linux-image package:\n{show}")
     })?;
@@ -366,7 +367,9 @@ pub fn fetch(dir: &Path) -> Result<()> {
     let debs = dir.join("debs");
     let _ = std::fs::remove_dir_all(&debs);
     std::fs::create_dir_all(&debs)?;
-    println!("linux: apt-get download {kernel_name}={kernel_version} {BUSYBOX_PACKAGE}={busybox_version}");
+    println!(
+        "linux: apt-get download {kernel_name}={kernel_version} {BUSYBOX_PACKAGE}={busybox_version}"
+    );
     let kernel = download(&apt, &debs, &kernel_name, &kernel_version)?;
     let busybox = download(&apt, &debs, BUSYBOX_PACKAGE, &busybox_version)?;
     let downloaded = started.elapsed();
@@ -374,8 +377,13 @@ pub fn fetch(dir: &Path) -> Result<()> {
     let unpacked = dir.join("unpacked");
     let _ = std::fs::remove_dir_all(&unpacked);
     for package in [&kernel, &busybox] {
-        run_quiet(Command::new("dpkg").arg("-x").arg(&package.file).arg(&unpacked))
-            .with_context(|| format!("dpkg -x {}", package.file.display()))?;
+        run_quiet(
+            Command::new("dpkg")
+                .arg("-x")
+                .arg(&package.file)
+                .arg(&unpacked),
+        )
+        .with_context(|| format!("dpkg -x {}", package.file.display()))?;
     }
 
     let boot = unpacked.join("boot");
@@ -501,7 +509,8 @@ mod tests {
 
     #[test]
     fn config_values_match_whole_symbols() {
-        let config = "CONFIG_ARM_GIC_V3=y\nCONFIG_ARM_GIC=y\n# CONFIG_FOO is not set\nCONFIG_EXT4_FS=m\n";
+        let config =
+            "CONFIG_ARM_GIC_V3=y\nCONFIG_ARM_GIC=y\n# CONFIG_FOO is not set\nCONFIG_EXT4_FS=m\n";
         assert_eq!(config_value(config, "CONFIG_ARM_GIC"), Some("y"));
         assert_eq!(config_value(config, "CONFIG_EXT4_FS"), Some("m"));
         assert_eq!(config_value(config, "CONFIG_FOO"), None);
@@ -509,7 +518,9 @@ mod tests {
 
     #[test]
     fn a_kernel_without_a_required_driver_is_refused_by_name() {
-        let error = drivers("CONFIG_SERIAL_AMBA_PL011=m\n").unwrap_err().to_string();
+        let error = drivers("CONFIG_SERIAL_AMBA_PL011=m\n")
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("CONFIG_SERIAL_AMBA_PL011=m") && error.contains("built in"),
             "{error}"

@@ -5,8 +5,9 @@
 //! busybox init, which runs a login shell on the console (`cttyhack` gives
 //! it the console's real tty, so job control and Ctrl-C work), respawns it,
 //! and turns `poweroff` and `reboot` into PSCI SYSTEM_OFF and SYSTEM_RESET
-//! after a clean shutdown. The shell's profile prints [`READY`] just before
-//! the first prompt, so whoever waits for that line can type at once.
+//! after a clean shutdown. The shell's profile prints a ready line just before
+//! the first prompt (`tessera_scenarios::linux::READY`), so whoever waits for
+//! that line can type at once.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,9 +17,6 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::cpio::Archive;
-
-/// Printed by the console shell once it reads commands.
-pub const READY: &str = "tessera-linux: init ready";
 
 const INIT: &str = r#"#!/bin/sh
 # /init of Tessera's Linux demo, written by `cargo xtask` (xtask/src/linux/initramfs.rs).
@@ -72,15 +70,25 @@ const APPLETS: [&str; 16] = [
 ];
 
 const DIRECTORIES: [&str; 13] = [
-    "bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "etc", "lib",
-    "lib/modules", "root", "tmp",
+    "bin",
+    "sbin",
+    "usr",
+    "usr/bin",
+    "usr/sbin",
+    "dev",
+    "proc",
+    "sys",
+    "etc",
+    "lib",
+    "lib/modules",
+    "root",
+    "tmp",
 ];
 
 /// The uncompressed archive from `dir`'s busybox and modules.
 fn archive(dir: &Path) -> Result<Vec<u8>> {
-    let read = |path: PathBuf| {
-        std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
-    };
+    let read =
+        |path: PathBuf| std::fs::read(&path).with_context(|| format!("reading {}", path.display()));
     let mut archive = Archive::new();
     for directory in DIRECTORIES {
         let permissions = if directory == "tmp" { 0o1777 } else { 0o755 };
@@ -144,18 +152,20 @@ mod tests {
     #[test]
     fn the_ready_line_comes_from_the_console_shell() {
         assert!(
-            PROFILE.contains(READY),
-            "the profile prints the marker the scenarios wait for"
-        );
-        assert!(
-            tessera_scenarios::linux::READY == READY,
-            "the scenarios wait for the line the profile prints"
+            PROFILE.contains(tessera_scenarios::linux::READY),
+            "the profile prints the line the scenarios wait for"
         );
     }
 
     #[test]
     fn every_applet_the_scripts_start_by_path_is_linked() {
-        for path in ["/bin/cttyhack", "/bin/sh", "/sbin/init", "/sbin/reboot", "/bin/echo"] {
+        for path in [
+            "/bin/cttyhack",
+            "/bin/sh",
+            "/sbin/init",
+            "/sbin/reboot",
+            "/bin/echo",
+        ] {
             assert!(
                 APPLETS.contains(&&path[1..]),
                 "{path} is used by /init or /etc/inittab but not linked"

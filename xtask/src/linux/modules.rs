@@ -39,14 +39,11 @@ pub fn canonical(name: &str) -> String {
 fn parse_file_name(file_name: &str) -> Option<(String, Compression)> {
     // Longest endings first: ".ko.xz" also ends in... nothing shorter, but
     // keep the search order explicit.
-    ENDINGS
-        .iter()
-        .rev()
-        .find_map(|(ending, compression)| {
-            file_name
-                .strip_suffix(ending)
-                .map(|stem| (canonical(stem), *compression))
-        })
+    ENDINGS.iter().rev().find_map(|(ending, compression)| {
+        file_name
+            .strip_suffix(ending)
+            .map(|stem| (canonical(stem), *compression))
+    })
 }
 
 /// Every module file under `dir` (the package's `lib/modules/<release>`), by name.
@@ -148,7 +145,10 @@ pub fn load_order(
         match marks.get(name) {
             Some(Mark::Done) => return Ok(()),
             Some(Mark::Visiting) => {
-                bail!("modules depend on each other: {} -> {name}", path.join(" -> "))
+                bail!(
+                    "modules depend on each other: {} -> {name}",
+                    path.join(" -> ")
+                )
             }
             None => {}
         }
@@ -217,7 +217,15 @@ mod tests {
         ];
         assert_eq!(
             order_of(edges, &["virtio_blk", "ext4", "vfat", "jbd2"]).unwrap(),
-            ["virtio_blk", "jbd2", "mbcache", "crc16", "ext4", "fat", "vfat"]
+            [
+                "virtio_blk",
+                "jbd2",
+                "mbcache",
+                "crc16",
+                "ext4",
+                "fat",
+                "vfat"
+            ]
         );
     }
 
@@ -232,7 +240,10 @@ mod tests {
     fn a_missing_dependency_names_the_module_that_needs_it() {
         let edges: &[(&str, &[&str])] = &[("vfat", &["fat"])];
         let error = format!("{:#}", order_of(edges, &["vfat"]).unwrap_err());
-        assert!(error.contains("module fat") && error.contains("no module fat"), "{error}");
+        assert!(
+            error.contains("module fat") && error.contains("no module fat"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -250,11 +261,16 @@ mod tests {
 
     #[test]
     fn modinfo_entries_split_at_nul_and_the_first_equals_sign() {
-        let section = b"license=GPL\0depends=jbd2,mbcache,crc16\0\0\0name=ext4\0softdep=pre: crypto-crc32c\0";
+        let section =
+            b"license=GPL\0depends=jbd2,mbcache,crc16\0\0\0name=ext4\0softdep=pre: crypto-crc32c\0";
         let entries = parse_modinfo(section);
         assert!(entries.contains(&("depends".to_owned(), "jbd2,mbcache,crc16".to_owned())));
         assert!(entries.contains(&("softdep".to_owned(), "pre: crypto-crc32c".to_owned())));
-        assert_eq!(entries.len(), 4, "empty padding entries are skipped: {entries:?}");
+        assert_eq!(
+            entries.len(),
+            4,
+            "empty padding entries are skipped: {entries:?}"
+        );
     }
 
     #[test]
