@@ -112,9 +112,31 @@ pub fn with_console_for_crash(f: impl FnOnce(&mut Uart)) {
     CONSOLE.with(f);
 }
 
-/// Writes one line of a partition's output, prefixed with its name.
-pub fn write_partition_line(name: &str, line: &[u8]) {
+/// Most bytes taken from the console's receive FIFO per interrupt; more
+/// waiting raise the interrupt again, so a flood cannot hold a CPU.
+const INPUT_BURST: usize = 64;
+
+/// Passes each byte waiting in the console's receive FIFO to `each`.
+pub fn read_input(mut each: impl FnMut(u8)) {
     CONSOLE.with(|uart| {
+        for _ in 0..INPUT_BURST {
+            let Some(byte) = uart.read_byte() else { break };
+            each(byte);
+        }
+    });
+}
+
+/// Lets bytes the console receives raise its interrupt.
+pub fn enable_input_interrupt() {
+    CONSOLE.with(Uart::enable_receive_interrupt);
+}
+
+/// Writes one line of a partition's output, prefixed with the time (so
+/// what a guest does can be timed from outside it) and its name.
+pub fn write_partition_line(name: &str, line: &[u8]) {
+    let time = since_entry();
+    CONSOLE.with(|uart| {
+        let _ = write!(uart, "[{time}] ");
         uart.write_bytes(name.as_bytes());
         uart.write_bytes(b" | ");
         uart.write_bytes(line);

@@ -19,13 +19,17 @@ static DRAINING: AtomicBool = AtomicBool::new(false);
 /// Prints one waiting line of `partition`, if it has one.
 fn print_one(partition: &Partition, line: &mut [u8; MAX_LINE]) -> bool {
     // Take the line under the lock, print it without.
-    let taken = partition
-        .uart
-        .try_lock()
-        .and_then(|mut uart| uart.output.take_line(line));
-    let Some(length) = taken else {
+    let taken = partition.uart.try_lock().and_then(|mut uart| {
+        let length = uart.output.take_line(line)?;
+        // Room again: a guest waiting for the transmit interrupt gets it.
+        Some((length, uart.line_rose()))
+    });
+    let Some((length, rose)) = taken else {
         return false;
     };
+    if rose {
+        partition.uart_interrupt(None);
+    }
     console::write_partition_line(partition.name(), line.get(..length).unwrap_or(&[]));
     true
 }
