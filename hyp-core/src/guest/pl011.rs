@@ -113,10 +113,18 @@ impl OutputBuffer {
     /// Moves the next line (without its `\n`, `\r` dropped) into `line`:
     /// returns its length, or `None` if no whole line is waiting.
     pub fn take_line(&mut self, line: &mut [u8; MAX_LINE]) -> Option<usize> {
+        self.take(line, false).map(|(length, _)| length)
+    }
+
+    /// Moves what is waiting into `line`, up to and without the next `\n`
+    /// (`\r` dropped): its length and whether it ended a line. With
+    /// `partial`, bytes that end no line are taken too (a shell's prompt).
+    pub fn take(&mut self, line: &mut [u8; MAX_LINE], partial: bool) -> Option<(usize, bool)> {
         let newline = (0..self.len.min(MAX_LINE)).find(|&i| self.at(i) == b'\n');
-        let (taken, consumed) = match newline {
-            Some(i) => (i, i + 1),
-            None if self.len >= MAX_LINE => (MAX_LINE, MAX_LINE),
+        let (taken, consumed, ended) = match newline {
+            Some(i) => (i, i + 1, true),
+            None if self.len >= MAX_LINE => (MAX_LINE, MAX_LINE, true),
+            None if partial && self.len > 0 => (self.len, self.len, false),
             None => return None,
         };
         let mut written = 0;
@@ -131,7 +139,7 @@ impl OutputBuffer {
         }
         self.start = (self.start + consumed) % OUTPUT_CAPACITY;
         self.len -= consumed;
-        Some(written)
+        Some((written, ended))
     }
 
     /// Forgets everything (at a partition restart).
@@ -319,6 +327,24 @@ mod tests {
             all.push(String::from_utf8_lossy(&line[..n]).into_owned());
         }
         all
+    }
+
+    #[test]
+    fn a_partial_line_is_taken_only_when_asked_for() {
+        let mut output = OutputBuffer::default();
+        let mut line = [0u8; MAX_LINE];
+        for byte in b"ok\n~ # " {
+            assert!(output.push(*byte));
+        }
+        assert_eq!(output.take(&mut line, true), Some((2, true)));
+        assert_eq!(
+            output.take(&mut line, false),
+            None,
+            "the prompt ends no line"
+        );
+        assert_eq!(output.take(&mut line, true), Some((4, false)));
+        assert_eq!(&line[..4], b"~ # ");
+        assert_eq!(output.take(&mut line, true), None, "nothing left");
     }
 
     #[test]

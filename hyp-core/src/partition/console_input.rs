@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use log::info;
 
-use super::{Partition, partitions};
+use super::{Partition, Uart, partitions};
 use crate::{console, gic};
 
 /// Index of the partition that takes console input (usize::MAX: none).
@@ -41,10 +41,16 @@ impl Partition {
         self.plan.config.console_input
     }
 
-    fn takes_console_input(&self) -> bool {
+    pub(super) fn takes_console_input(&self) -> bool {
         partitions()
             .get(INPUT_PARTITION.load(Ordering::Relaxed))
             .is_some_and(|p| core::ptr::eq(p, self))
+    }
+
+    /// Whether `uart` holds output to print now: a whole line, or for the
+    /// partition that takes input (its output is shown as it comes), any.
+    pub(super) fn has_output(&self, uart: &Uart) -> bool {
+        uart.output.has_line() || (!uart.output.is_empty() && self.takes_console_input())
     }
 
     /// Routes the console's interrupt to this CPU if it runs the input

@@ -275,7 +275,7 @@ fn uart_access(
             let value =
                 u32::try_from(registers.get(access.register) & u64::from(u32::MAX)).unwrap_or(0);
             let result = uart.registers.write(offset, value, &mut uart.output);
-            line_ready = uart.output.has_line();
+            line_ready = partition.has_output(uart);
             result
         } else {
             uart.registers
