@@ -80,6 +80,9 @@ pub struct PartitionConfig<'a> {
     pub pmu_el2_events: bool,
     pub kernel: Option<Module<'a>>,
     pub ramdisk: Option<Module<'a>>,
+    /// `console-input`: the physical console's input goes to this
+    /// partition's PL011 (at most one partition has it).
+    pub console_input: bool,
 }
 
 /// The `/hypervisor` node, if the tree configures partitions.
@@ -249,6 +252,7 @@ fn read_partition<'a>(
     };
     let direct_map = flag(&node, "direct-map", &mut error);
     let pmu_el2_events = flag(&node, "pmu-el2-events", &mut error);
+    let console_input = flag(&node, "console-input", &mut error);
     let bootargs = match node.property("bootargs") {
         Some(p) => {
             let value = p.as_str();
@@ -338,6 +342,7 @@ fn read_partition<'a>(
         pmu_el2_events,
         kernel,
         ramdisk,
+        console_input,
     }
 }
 

@@ -52,6 +52,7 @@ pub fn run_this_cpu() {
             partition.counter_offset.load(Ordering::Acquire),
         );
         gic::vcpu_starting();
+        partition.claim_console_input(index);
         let mut list_registers = gic::CpuListRegisters::get();
         let mut underflow = false;
         if index == 0 {
