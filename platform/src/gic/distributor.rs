@@ -42,14 +42,19 @@ impl DistributorBanks {
         32 * (self.typer.read(TYPER::IT_LINES_NUMBER) + 1)
     }
 
-    /// Disables, clears and deprioritises every SPI; `group1` puts them in
-    /// Group 1 (the non-secure group Tessera runs in).
-    pub fn reset_spis(&self) {
+    /// Disables, clears and deprioritises every SPI, and puts them in the
+    /// group whose bit is set in `group` (all ones: Group 1; zero: Group 0).
+    pub fn reset_spis(&self, group: u32) {
         let lines = self.lines().min(1020);
         let priority_word = u32::from_ne_bytes([DEFAULT_PRIORITY; 4]);
         for register in (FIRST_SPI / 32)..lines.div_ceil(32) {
             let index = register as usize;
-            if let (Some(clear_enable), Some(clear_pending), Some(clear_active), Some(group)) = (
+            if let (
+                Some(clear_enable),
+                Some(clear_pending),
+                Some(clear_active),
+                Some(group_register),
+            ) = (
                 self.icenabler.get(index),
                 self.icpendr.get(index),
                 self.icactiver.get(index),
@@ -58,7 +63,7 @@ impl DistributorBanks {
                 clear_enable.set(u32::MAX);
                 clear_pending.set(u32::MAX);
                 clear_active.set(u32::MAX);
-                group.set(u32::MAX);
+                group_register.set(group);
             }
         }
         for register in (FIRST_SPI / 4)..(lines / 4) {

@@ -109,7 +109,14 @@ impl GicV2 {
     pub fn init_distributor(&self) {
         let gicd = &self.distributor;
         gicd.banks.ctlr.set(0);
-        gicd.banks.reset_spis();
+        // Group 0, like the SGIs and PPIs. On a GIC without the Security
+        // Extensions (QEMU virt's GICv2) bit 0 of GICD_CTLR and GICC_CTLR,
+        // which Tessera sets, enables Group 0 only: SPIs in Group 1 would
+        // pend and never be signalled (the console's input interrupt was
+        // lost so). With the Security Extensions (GIC-400 on a Raspberry Pi,
+        // Tessera non-secure) GICD_IGROUPR is RAZ/WI and bit 0 enables the
+        // non-secure group the firmware gave every interrupt.
+        gicd.banks.reset_spis(0);
         // Route every SPI to this CPU: GICD_ITARGETSR0-7 are read-only and
         // banked, each byte holding the reading CPU's own target bit
         // (IHI 0048B §4.3.12); copy that byte to every SPI's target field.
