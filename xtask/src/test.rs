@@ -182,36 +182,33 @@ fn check_config_runs() -> Result<Vec<(String, Result<(), String>)>> {
     Ok(results)
 }
 
-/// The scenario's DTB (a board file, or QEMU's own) with its edits applied.
-fn edited_dtb(scenario: &Scenario, cache: &mut HashMap<String, PathBuf>) -> Result<PathBuf> {
-    let base = match scenario.dtb_file {
-        Some(file) => root().join(file),
-        None => {
-            let key = format!("{:?}", scenario.machine);
-            match cache.get(&key) {
-                Some(path) => path.clone(),
-                None => {
-                    let path = qemu::dump_dtb(&scenario.machine)?;
-                    cache.insert(key, path.clone());
-                    path
-                }
-            }
-        }
-    };
-    let (name, edits) = (&scenario.name, &scenario.dtb_edits);
-    let path = output_dir("dtb")?.join(format!("{name}.dtb"));
-    std::fs::copy(&base, &path)?;
+/// The scenario's base DTB: a board file, or QEMU's own for its machine.
+fn base_dtb(scenario: &Scenario, cache: &mut HashMap<String, PathBuf>) -> Result<PathBuf> {
+    if let Some(file) = scenario.dtb_file {
+        return Ok(root().join(file));
+    }
+    let key = format!("{:?}", scenario.machine);
+    if let Some(path) = cache.get(&key) {
+        return Ok(path.clone());
+    }
+    let path = qemu::dump_dtb(&scenario.machine)?;
+    cache.insert(key, path.clone());
+    Ok(path)
+}
+
+/// Applies `edits` to the DTB at `path`, in place.
+fn apply_edits(path: &Path, edits: &[DtbEdit]) -> Result<()> {
     for edit in edits {
         let mut command = setup::command("fdtput");
         match edit {
-            DtbEdit::DeleteNode(node) => command.args(["-r"]).arg(&path).arg(node),
+            DtbEdit::DeleteNode(node) => command.args(["-r"]).arg(path).arg(node),
             DtbEdit::SetString {
                 path: node,
                 name,
                 value,
             } => command
                 .args(["-t", "s"])
-                .arg(&path)
+                .arg(path)
                 .args([node, name, value]),
             DtbEdit::SetCells {
                 path: node,
@@ -219,19 +216,50 @@ fn edited_dtb(scenario: &Scenario, cache: &mut HashMap<String, PathBuf>) -> Resu
                 cells,
             } => command
                 .args(["-t", "x"])
-                .arg(&path)
+                .arg(path)
                 .args([node, name])
                 .args(cells.iter().map(|c| format!("{c:x}"))),
         };
         run_quiet(&mut command)?;
     }
-    Ok(path)
+    Ok(())
+}
+
+/// The DTB a scenario boots with and the modules it loads: the base DTB,
+/// merged with the scenario's overlay if it has one, then edited (after the
+/// merge, so that edits may reach the overlay's partitions too). `None`:
+/// QEMU's own, untouched.
+fn scenario_dtb(
+    scenario: &Scenario,
+    cache: &mut HashMap<String, PathBuf>,
+) -> Result<(Option<PathBuf>, Vec<overlay::Module>)> {
+    if scenario.dtb_edits.is_empty() && scenario.dtb_file.is_none() && scenario.overlay.is_none() {
+        return Ok((None, Vec::new()));
+    }
+    let base = base_dtb(scenario, cache)?;
+    let (path, modules) = match scenario.overlay {
+        Some(overlay) => {
+            let merged = overlay::merge(&scenario.name, &base, Path::new(overlay))?;
+            (merged.dtb, merged.modules)
+        }
+        None => {
+            let path = output_dir("dtb")?.join(format!("{}.dtb", scenario.name));
+            std::fs::copy(&base, &path)?;
+            (path, Vec::new())
+        }
+    };
+    apply_edits(&path, &scenario.dtb_edits)?;
+    // Through U-Boot the boot script writes the sizes, as on a board.
+    if scenario.overlay.is_some() && scenario.boot != Loader::UBoot {
+        overlay::write_sizes(&path, &modules)?;
+    }
+    Ok((Some(path), modules))
 }
 
 fn scenarios(options: &Options, tally: &mut Tally) -> Result<()> {
     let selected: Vec<Scenario> = tessera_scenarios::all()
         .into_iter()
-        .filter(|s| s.selected_by(options.filter.as_deref()))
+        .filter(|s| options.filter.as_deref().is_none_or(|f| s.name.contains(f)))
         .collect();
     if selected.is_empty() {
         println!(
@@ -249,24 +277,7 @@ fn scenarios(options: &Options, tally: &mut Tally) -> Result<()> {
     let mut dtb_cache = HashMap::new();
     let mut jobs = VecDeque::new();
     for scenario in selected {
-        let mut dtb = if scenario.dtb_edits.is_empty()
-            && scenario.dtb_file.is_none()
-            && scenario.overlay.is_none()
-        {
-            None
-        } else {
-            Some(edited_dtb(&scenario, &mut dtb_cache)?)
-        };
-        let mut modules = Vec::new();
-        if let (Some(overlay), Some(base)) = (scenario.overlay, &dtb) {
-            let merged = overlay::merge(&scenario.name, base, Path::new(overlay))?;
-            // Through U-Boot the boot script writes the sizes, as on a board.
-            if scenario.boot != Loader::UBoot {
-                overlay::write_sizes(&merged.dtb, &merged.modules)?;
-            }
-            dtb = Some(merged.dtb);
-            modules = merged.modules;
-        }
+        let (dtb, modules) = scenario_dtb(&scenario, &mut dtb_cache)?;
         let command = qemu::command(
             &scenario.name,
             &scenario.machine,

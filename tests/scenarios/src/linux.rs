@@ -1,8 +1,15 @@
 //! Linux scenarios: Debian's stock arm64 kernel with a busybox initramfs
 //! (fetched and built by `cargo xtask`, xtask/src/linux), in a partition of
-//! the demo overlay beside the test guest, driven through its console: the
-//! scenario types shell commands once the shell is ready and checks what
-//! they print. The same session runs on QEMU without Tessera as a baseline.
+//! the demo overlay beside the test guest, driven through the console as a
+//! person would: the scenario types shell commands once the shell is ready
+//! and checks what they print. The same session runs on QEMU without
+//! Tessera as a baseline, which tells a Linux-side failure (fetch,
+//! initramfs) from a hypervisor one.
+//!
+//! One boot serves several checks: CPUs, interrupts, `sleep 2` timed by
+//! Tessera's time stamps, then `poweroff` (or `reboot`), while the test
+//! guest in the other partition ticks on, which shows that only the Linux
+//! partition stopped or restarted.
 //!
 //! The shell echoes what is typed, so no expected string may occur in the
 //! command that produces it (quotes split it, `$(...)` computes it): the
@@ -11,34 +18,34 @@
 
 use std::time::Duration;
 
-use crate::scenario::{Boot, End, Interval, Machine, Scenario, Step, forbidden_except};
+use crate::scenario::{Boot, DtbEdit, End, Interval, Machine, Scenario, Step, forbidden_except};
 
-/// The demo configuration: partition `linux` (Linux on CPUs 0 and 1) and
-/// partition `guest` (the test guest's hello role on CPUs 2 and 3).
+/// The demo configuration: partition `linux` (Linux on CPUs 0 and 1, with
+/// the console's input) and partition `guest` (the test guest's ticker role
+/// on CPUs 2 and 3).
 pub const OVERLAY: &str = "dtb/overlays/qemu-virt-linux-demo.dts";
 /// The line the console shell prints once it reads commands.
 pub const READY: &str = "tessera-linux: init ready";
 /// The kernel command line, in the overlay's `bootargs` and for the
 /// baseline run without Tessera: the console and an early console on the
 /// PL011 at QEMU virt's address (Tessera emulates it there), and the
-/// initramfs's `/init`.
-/// `print-fatal-signals=1` makes a user process killed by a signal (a
-/// SIGILL from an instruction the partition does not allow) print its
-/// registers, so a failing run says where.
+/// initramfs's `/init`. `print-fatal-signals=1` makes a user process killed
+/// by a signal (a SIGILL from an instruction the partition does not allow)
+/// print its registers, so a failing run says where.
 pub const BOOTARGS: &str =
     "console=ttyAMA0 earlycon=pl011,mmio32,0x09000000 rdinit=/init print-fatal-signals=1";
 
-/// Why the scenarios in a partition are not in the default run yet.
-const AWAITING: Option<&str> = Some(
-    "Linux in a partition needs the vGIC, the virtual timer and console input (hyp-core work not merged yet)",
-);
+/// The guest partition's bootargs in the scenarios: a tick every 2 s (the
+/// demo's 10 s would make each check after a stop wait longer).
+const TICKER_BOOTARGS: &str = "role=ticker tick=2";
 
 /// The guest's vCPUs and RAM: the overlay's partition, and the baseline's QEMU.
 const CPUS: u8 = 2;
 const BASELINE_MEMORY: &str = "256M";
 
-/// Time for a Debian kernel to boot and run the session under TCG.
-const PARTITION_TIMEOUT: Duration = Duration::from_secs(300);
+/// Time for a Debian kernel to boot and run the session under TCG: about
+/// 25 s alone here, longer with other scenarios beside it.
+const PARTITION_TIMEOUT: Duration = Duration::from_secs(240);
 const BASELINE_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The `sleep 2` whose length is checked.
@@ -61,9 +68,15 @@ const LINUX_FAILURES: [&str; 9] = [
     "potentially unexpected fatal signal",
 ];
 
-fn forbidden() -> Vec<String> {
+/// Printed when the last partition stops: the test guest must outlive Linux.
+const ALL_STOPPED: &str = "all partitions have stopped";
+
+fn forbidden(in_partition: bool) -> Vec<String> {
     let mut forbidden = forbidden_except(&[]);
     forbidden.extend(LINUX_FAILURES.iter().map(|s| (*s).to_owned()));
+    if in_partition {
+        forbidden.push(ALL_STOPPED.to_owned());
+    }
     forbidden
 }
 
@@ -72,113 +85,145 @@ fn irqchip_name(gic: u8) -> &'static str {
     if gic == 3 { "GICv3" } else { "GIC-0" }
 }
 
+/// Prints the number of CPUs as `cpus: N`.
+const COUNT_CPUS: &str = "echo \"cpus: $(grep -c ^processor /proc/cpuinfo)\"";
+
 /// The shell session, from the step that sees the shell ready: CPU count,
-/// interrupts of the timer and the UART, a timed `sleep 2`, then
-/// `poweroff` once the last check passed. `console` prefixes what the
-/// guest prints ("linux | " in a partition, nothing on bare QEMU).
+/// interrupts of the timer and the UART, a timed `sleep 2`. `console`
+/// prefixes what the guest prints ("linux | " in a partition, nothing on
+/// bare QEMU). The last step is the end of the sleep, for the caller to
+/// type what comes next.
 fn session(ready: Step, console: &str, gic: u8) -> Vec<Step> {
     let on_console = |text: &str| format!("{console}{text}");
     vec![
-        ready.then_send("echo \"cpus: $(cat /proc/cpuinfo | grep -c processor)\""),
+        ready.then_send(COUNT_CPUS),
         Step::one(on_console(&format!("cpus: {CPUS}"))).then_send("cat /proc/interrupts"),
         Step::all(&["arch_timer", "uart-pl011", irqchip_name(gic)])
             .then_send("echo sleep-''start; sleep 2; echo sleep-''end"),
         Step::one(on_console(SLEEP_START)),
-        Step::one(on_console(SLEEP_END)).then_send("poweroff"),
+        Step::one(on_console(SLEEP_END)),
     ]
 }
 
-fn sleep_interval(console: &str) -> Interval {
+/// The sleep, timed by the time stamps Tessera puts on partition lines.
+fn sleep_interval() -> Interval {
     Interval {
-        from: format!("{console}{SLEEP_START}"),
-        to: format!("{console}{SLEEP_END}"),
+        from: format!("linux | {SLEEP_START}"),
+        to: format!("linux | {SLEEP_END}"),
         expected: SLEEP,
         tolerance_percent: SLEEP_TOLERANCE_PERCENT,
     }
 }
 
-/// The partitions start (ordered by name: `guest` gets VMID 1); the test
-/// guest says hello and stops while Linux boots on; the shell is ready.
-fn partitions_up() -> Vec<Step> {
+/// Up to the Linux shell: both partitions start (ordered by name: `guest`
+/// gets VMID 1), the console's input goes to Linux, the test guest ticks,
+/// and the shell is ready. `boot` and `ready` are more substrings for the
+/// first and the last step.
+fn partitions_up(boot: &[&str], ready: &[&str]) -> Vec<Step> {
+    let mut first = vec![
+        "partition guest: VMID 1",
+        "partition linux: VMID 2",
+        "console input: to partition linux",
+        "guest | ticker: a tick every 2 s",
+    ];
+    first.extend(boot);
+    let linux_ready = format!("linux | {READY}");
+    let mut last = vec!["guest | tick 1 (", &linux_ready];
+    last.extend(ready);
+    vec![Step::all(&first), Step::all(&last)]
+}
+
+/// `poweroff` has stopped the Linux partition, and only it: Tessera says
+/// so, and the test guest ticks on.
+fn stopped_alone() -> Vec<Step> {
     vec![
-        Step::all(&["partition guest: VMID 1", "partition linux: VMID 2"]),
         Step::all(&[
-            "guest | hello from a partition (boot 1)",
-            "partition guest: stopped",
+            "partition linux: SYSTEM_OFF: stopping",
+            "partition linux: stopped",
             "1 partitions still running",
-            &format!("linux | {READY}"),
         ]),
+        Step::one("guest | tick "),
     ]
 }
 
-/// Linux in a partition: the session, then `poweroff` stops the partition
-/// and, the test guest having stopped already, the machine.
-fn in_partition(name: &str, machine: Machine) -> Scenario {
-    let mut steps = partitions_up();
-    let ready = steps.pop().unwrap_or_else(|| Step::one(READY));
-    steps.extend(session(ready, "linux | ", machine.gic));
-    steps.push(Step::all(&[
-        "partition linux: SYSTEM_OFF: stopping",
-        "partition linux: stopped",
-    ]));
-    steps.push(Step::one("all partitions have stopped: powering off"));
+/// A scenario of the demo overlay with the scenarios' ticker.
+fn demo(name: &str, about: &'static str, machine: Machine, steps: Vec<Step>) -> Scenario {
     Scenario {
         name: name.to_owned(),
-        about: "Debian's arm64 kernel in a partition beside the test guest: shell over the console, 2 CPUs, timer and UART interrupts, sleep 2, poweroff stops the partition",
+        about,
         machine,
         boot: Boot::Kernel,
         dtb_file: None,
-        dtb_edits: Vec::new(),
+        dtb_edits: vec![DtbEdit::SetString {
+            path: "/hypervisor/guest",
+            name: "bootargs",
+            value: TICKER_BOOTARGS,
+        }],
         overlay: Some(OVERLAY),
         steps,
-        forbidden: forbidden(),
-        end: End::Exit(0),
+        forbidden: forbidden(true),
+        // The test guest runs on: the engine stops QEMU once all is seen.
+        end: End::Halt,
         timeout: PARTITION_TIMEOUT,
-        intervals: vec![sleep_interval("linux | ")],
-        opt_in: AWAITING,
+        intervals: Vec::new(),
     }
 }
 
-/// `reboot` restarts the partition: a second boot to the shell, then `poweroff`.
+/// Linux in a partition: the session, then `poweroff` stops that partition
+/// while the test guest goes on. `boot` and `ready`: more to see on the way.
+fn in_partition(name: &str, machine: Machine, boot: &[&str], ready: &[&str]) -> Scenario {
+    let mut steps = partitions_up(boot, ready);
+    let ready = steps.pop().unwrap_or_else(|| Step::one(READY));
+    steps.extend(session(ready, "linux | ", machine.gic));
+    if let Some(last) = steps.pop() {
+        steps.push(last.then_send("poweroff"));
+    }
+    steps.extend(stopped_alone());
+    let mut scenario = demo(
+        name,
+        "Debian's arm64 kernel in a partition beside the test guest: shell over the console, 2 CPUs, timer and UART interrupts, sleep 2 timed from outside, poweroff stops only that partition",
+        machine,
+        steps,
+    );
+    scenario.intervals = vec![sleep_interval()];
+    scenario
+}
+
+/// `reboot` restarts the Linux partition alone: it boots again to the
+/// shell with both CPUs while the test guest ticks on; then `poweroff`.
 fn reboot() -> Scenario {
-    let mut steps = partitions_up();
+    let mut steps = partitions_up(&[], &[]);
     if let Some(ready) = steps.pop() {
         steps.push(ready.then_send("reboot"));
     }
     steps.extend([
         Step::one("partition linux: SYSTEM_RESET: restarting"),
         Step::one("partition linux: boot 2"),
-        Step::one(format!("linux | {READY}")).then_send("poweroff"),
-        Step::all(&[
-            "partition linux: SYSTEM_OFF: stopping",
-            "partition linux: stopped",
-        ]),
-        Step::one("all partitions have stopped: powering off"),
+        Step::all(&["linux | [    0.000000] Booting Linux", "guest | tick "]),
+        Step::one(format!("linux | {READY}")).then_send(COUNT_CPUS),
+        Step::one(format!("linux | cpus: {CPUS}")).then_send("poweroff"),
     ]);
-    Scenario {
-        name: "linux-reboot-gicv3".into(),
-        about: "reboot in the Linux partition: SYSTEM_RESET restarts it, it boots again to the shell",
-        machine: Machine::with(3, 4),
-        boot: Boot::Kernel,
-        dtb_file: None,
-        dtb_edits: Vec::new(),
-        overlay: Some(OVERLAY),
+    steps.extend(stopped_alone());
+    let mut scenario = demo(
+        "linux-reboot-gicv3",
+        "reboot in the Linux partition: SYSTEM_RESET restarts only it, it boots again to the shell with 2 CPUs",
+        Machine::with(3, 4),
         steps,
-        forbidden: forbidden(),
-        end: End::Exit(0),
-        timeout: PARTITION_TIMEOUT * 2,
-        intervals: Vec::new(),
-        opt_in: AWAITING,
-    }
+    );
+    scenario.timeout = PARTITION_TIMEOUT * 2;
+    scenario
 }
 
 /// The same kernel, initramfs and session on QEMU without Tessera, with
 /// the partition's CPUs and RAM: what the partition scenarios are compared
 /// with, and a check of the Linux side (fetch, initramfs, console input)
-/// that does not wait for the hypervisor's.
+/// that does not involve the hypervisor.
 fn baseline(gic: u8) -> Scenario {
     let mut steps = vec![Step::one("Booting Linux on physical CPU 0x0")];
     steps.extend(session(Step::one(READY), "", gic));
+    if let Some(last) = steps.pop() {
+        steps.push(last.then_send("poweroff"));
+    }
     steps.push(Step::one("reboot: Power down"));
     Scenario {
         name: format!("linux-baseline-gicv{gic}"),
@@ -195,11 +240,11 @@ fn baseline(gic: u8) -> Scenario {
         dtb_edits: Vec::new(),
         overlay: None,
         steps,
-        forbidden: forbidden(),
+        forbidden: forbidden(false),
         end: End::Exit(0),
         timeout: BASELINE_TIMEOUT,
+        // No time stamps without Tessera: the sleep is timed in partitions.
         intervals: Vec::new(),
-        opt_in: None,
     }
 }
 
@@ -207,14 +252,18 @@ fn baseline(gic: u8) -> Scenario {
 pub fn all() -> Vec<Scenario> {
     vec![
         baseline(3),
-        in_partition("linux-gicv3", Machine::with(3, 4)),
-        in_partition("linux-gicv2", Machine::with(2, 4)),
+        in_partition("linux-gicv3", Machine::with(3, 4), &[], &[]),
+        in_partition("linux-gicv2", Machine::with(2, 4), &[], &[]),
+        // QEMU's `max` CPU: a 1 GHz counter, pointer authentication (which
+        // the guest uses) and SVE (which Tessera hides from it).
         in_partition(
             "linux-gicv3-cpu-max",
             Machine {
                 cpu_model: "max",
                 ..Machine::with(3, 4)
             },
+            &["timer: 1000000 kHz"],
+            &["CPU features: detected: Address authentication"],
         ),
         reboot(),
     ]
@@ -267,24 +316,21 @@ mod tests {
             "the overlay's bootargs should be linux::BOOTARGS, so both runs boot alike"
         );
         assert!(overlay.contains("console-input;"));
+        assert!(
+            overlay.contains("bootargs = \"role=ticker\";"),
+            "the scenarios replace the guest's bootargs by TICKER_BOOTARGS"
+        );
     }
 
     #[test]
-    fn partition_scenarios_wait_for_the_hypervisor_and_the_baseline_does_not() {
-        for scenario in all() {
-            let in_partition = scenario.overlay.is_some();
-            assert_eq!(
-                scenario.opt_in.is_some(),
-                in_partition,
-                "{}: opt-in should be {in_partition}",
+    fn partition_scenarios_fail_if_the_test_guest_stops_too() {
+        for scenario in all().into_iter().filter(|s| s.overlay.is_some()) {
+            assert!(
+                scenario.forbidden.iter().any(|f| f == ALL_STOPPED),
+                "{}: the test guest must outlive Linux",
                 scenario.name
             );
-            assert!(scenario.selected_by(Some("linux-")), "{}", scenario.name);
+            assert_eq!(scenario.end, End::Halt, "{}", scenario.name);
         }
-        let gicv3 = all().into_iter().find(|s| s.name == "linux-gicv3").unwrap();
-        assert!(
-            !gicv3.selected_by(None) && !gicv3.selected_by(Some("gicv3")),
-            "a known failure stays out of the default run and of broad filters"
-        );
     }
 }

@@ -112,7 +112,6 @@ fn two_partitions_on(machine: Machine, boot: Boot) -> Scenario {
         end: End::Exit(0),
         timeout: timeout(boot),
         intervals: Vec::new(),
-        opt_in: None,
     }
 }
 
@@ -162,7 +161,6 @@ fn three_partitions() -> Scenario {
         end: End::Exit(0),
         timeout: timeout(Boot::Kernel),
         intervals: Vec::new(),
-        opt_in: None,
     }
 }
 
@@ -198,7 +196,6 @@ fn bad_configuration() -> Scenario {
         end: End::Exit(0),
         timeout: timeout(Boot::Kernel),
         intervals: Vec::new(),
-        opt_in: None,
     }
 }
 

@@ -178,24 +178,6 @@ pub struct Scenario {
     pub timeout: Duration,
     /// Times between expected lines to check (see [`Interval`]).
     pub intervals: Vec<Interval>,
-    /// Why the scenario is left out of the default run (it waits for work
-    /// not merged yet). It still runs when the test filter starts its name.
-    pub opt_in: Option<&'static str>,
-}
-
-impl Scenario {
-    /// Whether `cargo xtask test FILTER` runs it: every scenario whose
-    /// name contains the filter, except opt-in ones, which run only when
-    /// the filter starts their name (`cargo xtask test linux-`), so that a
-    /// broad filter such as `gicv3` does not pick up known failures.
-    pub fn selected_by(&self, filter: Option<&str>) -> bool {
-        match (filter, self.opt_in) {
-            (None, None) => true,
-            (None, Some(_)) => false,
-            (Some(filter), None) => self.name.contains(filter),
-            (Some(filter), Some(_)) => self.name.starts_with(filter),
-        }
-    }
 }
 
 /// Output that fails any scenario not about it: crash and panic reports,
@@ -257,7 +239,6 @@ fn clean_boot(machine: Machine, boot: Boot) -> Scenario {
             KERNEL_TIMEOUT
         },
         intervals: Vec::new(),
-        opt_in: None,
     }
 }
 
@@ -283,7 +264,6 @@ fn halts(
         end: End::Halt,
         timeout: KERNEL_TIMEOUT,
         intervals: Vec::new(),
-        opt_in: None,
     }
 }
 

@@ -10,6 +10,7 @@
 //!   and devices aborts, and its RAM; then SYSTEM_RESET. On later boots
 //!   (`/chosen/tessera,boot-count` > 1), its RAM again, `b: done` and
 //!   SYSTEM_OFF.
+//! - `ticker` ([`role_ticker`]): `tick N` every few seconds until stopped.
 //! - `hello`: one line and SYSTEM_OFF.
 //!
 //! Results are `TEST`/`RESULT` lines ([`tessera_guest_kit::report`]). Built
@@ -29,6 +30,8 @@ mod context;
 mod role_a;
 #[cfg(target_os = "none")]
 mod role_b;
+#[cfg(target_os = "none")]
+mod role_ticker;
 
 #[cfg(target_os = "none")]
 mod guest {
@@ -36,7 +39,7 @@ mod guest {
     use tessera_guest_kit::{bootargs, entry, println, report};
 
     use crate::context::{BootCount, Context};
-    use crate::{role_a, role_b};
+    use crate::{role_a, role_b, role_ticker};
 
     entry!(main, role_a::secondary_main);
 
@@ -51,17 +54,18 @@ mod guest {
         match bootargs::value(context.bootargs, "role") {
             Some("a") => role_a::run(&context),
             Some("b") => role_b::run(&context),
+            Some("ticker") => role_ticker::run(&context),
             Some("hello") => hello(&context),
             Some(other) => {
                 println!(
-                    "test-guest: error: unknown role {other:?} in bootargs {:?} (roles: a, b, hello)",
+                    "test-guest: error: unknown role {other:?} in bootargs {:?} (roles: a, b, ticker, hello)",
                     context.bootargs
                 );
                 Psci::HVC.system_off()
             }
             None => {
                 println!(
-                    "test-guest: error: no role=<name> in /chosen/bootargs {:?} (roles: a, b, hello)",
+                    "test-guest: error: no role=<name> in /chosen/bootargs {:?} (roles: a, b, ticker, hello)",
                     context.bootargs
                 );
                 Psci::HVC.system_off()
