@@ -92,11 +92,14 @@ impl Pl011 {
         self.registers.imsc.write(INT::RX::SET + INT::RT::SET);
     }
 
-    /// A received byte, if any (reading UARTDR also clears the receive
-    /// interrupt once the FIFO is below its level; the timeout needs UARTICR).
+    /// A received byte, if any. Reading the FIFO until it is empty clears
+    /// both the receive and the receive-timeout interrupt (DDI 0183G,
+    /// UARTRXINTR and UARTRTINTR), so UARTICR is never written here: a byte arriving between
+    /// the last UARTFR read and such a write would have its interrupt
+    /// cleared and wait unseen (QEMU raises RX only as the FIFO goes from
+    /// empty to one byte, so all later input was lost too).
     pub fn read_byte(&mut self) -> Option<u8> {
         if self.registers.fr.is_set(FR::RXFE) {
-            self.registers.icr.write(INT::RX::SET + INT::RT::SET);
             return None;
         }
         Some(self.registers.dr.get().to_le_bytes()[0])
