@@ -33,8 +33,14 @@ fn run(command: &mut Command) {
     );
 }
 
-/// The board DTB with an overlay whose `__overlay__` body is `body`.
+/// QEMU virt's DTB with an overlay whose `__overlay__` body is `body`.
 pub fn merged(body: &str) -> Vec<u8> {
+    merged_into("qemu-virt-gicv3.dtb", body)
+}
+
+/// `board` (a file in `dtb/boards`) with an overlay whose `__overlay__`
+/// body is `body`.
+pub fn merged_into(board: &str, body: &str) -> Vec<u8> {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "tessera-config-{}-{}",
@@ -52,7 +58,7 @@ pub fn merged(body: &str) -> Vec<u8> {
         .arg(dir.join("o.dts")));
     run(Command::new("fdtoverlay")
         .arg("-i")
-        .arg(workspace().join("dtb/boards/qemu-virt-gicv3.dtb"))
+        .arg(workspace().join("dtb/boards").join(board))
         .arg("-o")
         .arg(dir.join("m.dtb"))
         .arg(dir.join("o.dtbo")));
