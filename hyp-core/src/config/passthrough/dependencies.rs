@@ -2,8 +2,11 @@
 //! subnodes name by phandle (clocks, pin control, power domains, resets,
 //! ...). A guest cannot drive a provider it does not own, so each is either
 //! carried into the guest's tree (a fixed clock: a constant with no
-//! registers) or stays with the host, left as firmware set it up, and the
-//! property is left out of the guest's copy.
+//! registers; or a node of a device given to the same partition) or stays
+//! with the host, left as firmware set it up. A property is kept in the
+//! guest's copy only when every provider it names is carried
+//! (`crate::guest::passthrough`); otherwise it is left out and
+//! `check-config` says so ([`super::Note::StaysWithHost`]).
 
 use alloc::vec::Vec;
 
@@ -47,6 +50,18 @@ pub const DEPENDENCY_PROPERTIES: &[DependencyProperty] = &[
         Some("#clock-cells"),
         Some("clock-names"),
     ),
+    // Rates and parents firmware (or the guest's driver core) sets up:
+    // provider references like `clocks`; the rates go with the clocks.
+    dependency(
+        PropertyName::Exact("assigned-clocks"),
+        Some("#clock-cells"),
+        Some("assigned-clock-rates"),
+    ),
+    dependency(
+        PropertyName::Exact("assigned-clock-parents"),
+        Some("#clock-cells"),
+        None,
+    ),
     dependency(
         PropertyName::Exact("resets"),
         Some("#reset-cells"),
@@ -73,6 +88,11 @@ pub const DEPENDENCY_PROPERTIES: &[DependencyProperty] = &[
         Some("phy-names"),
     ),
     dependency(PropertyName::Exact("iommus"), Some("#iommu-cells"), None),
+    dependency(
+        PropertyName::Exact("mboxes"),
+        Some("#mbox-cells"),
+        Some("mbox-names"),
+    ),
     dependency(PropertyName::Suffix("-supply"), None, None),
     dependency(PropertyName::Exact("gpios"), Some("#gpio-cells"), None),
     dependency(PropertyName::Suffix("-gpios"), Some("#gpio-cells"), None),
@@ -82,6 +102,12 @@ impl DependencyProperty {
     /// The entry of [`DEPENDENCY_PROPERTIES`] that `name` is, if any.
     pub fn of(name: &str) -> Option<&'static DependencyProperty> {
         DEPENDENCY_PROPERTIES.iter().find(|d| d.matches(name))
+    }
+
+    /// Whether the providers are clocks, so that a fixed clock can be
+    /// carried into the guest's tree.
+    pub fn names_clocks(&self) -> bool {
+        self.cells == Some(CLOCK_CELLS)
     }
 
     fn matches(&self, name: &str) -> bool {
@@ -104,11 +130,15 @@ pub struct Dependency<'a> {
     pub provider: Node<'a>,
     /// The provider's phandle in the host tree.
     pub phandle: u32,
-    /// Carried into the guest's tree: the property is a `clocks` whose
-    /// every provider is a fixed clock. Otherwise the provider stays with
-    /// the host and the guest's copy leaves the property out.
+    /// Whether the guest's tree has this provider: a fixed clock named by a
+    /// clock property (copied), or a node of a device given to the same
+    /// partition. Otherwise the provider stays with the host, and the
+    /// guest's copy leaves out the property that names it.
     pub carried: bool,
 }
+
+/// The argument-count property of clock providers.
+const CLOCK_CELLS: &str = "#clock-cells";
 
 /// Compatible of a clock with a constant rate and no registers.
 const FIXED_CLOCK_COMPATIBLE: &str = "fixed-clock";
@@ -117,6 +147,7 @@ const FIXED_CLOCK_COMPATIBLE: &str = "fixed-clock";
 /// registers, no clock inputs, `#clock-cells = <0>`.
 pub fn is_fixed_clock(node: &Node<'_>) -> bool {
     node.is_compatible(&[FIXED_CLOCK_COMPATIBLE])
+        && !node.has_property("reg")
         && !node.has_property("clocks")
         && node.property("#clock-cells").and_then(|p| p.as_u32()) == Some(0)
 }
@@ -159,22 +190,33 @@ fn read_node<'a>(node: &Node<'a>, found: &mut Vec<Dependency<'a>>) {
         let Some(kind) = DependencyProperty::of(property.name) else {
             continue;
         };
-        let providers = providers(node, &property, kind);
-        let carried = matches!(kind.name, PropertyName::Exact("clocks"))
-            && providers
-                .as_ref()
-                .is_some_and(|list| list.iter().all(|(_, p)| is_fixed_clock(p)));
-        for (phandle, provider) in providers.unwrap_or_default() {
+        for (phandle, provider) in providers(node, &property, kind).unwrap_or_default() {
             found.push(Dependency {
                 consumer: *node,
                 property: property.name,
                 provider,
                 phandle,
-                carried,
+                carried: kind.names_clocks() && is_fixed_clock(&provider),
             });
         }
     }
     for child in node.children() {
         read_node(&child, found);
+    }
+}
+
+/// Marks as carried every dependency whose provider lies inside one of
+/// `devices` (all given to one partition): the guest's tree has it.
+pub(super) fn mark_shared_providers(devices: &mut [super::PassthroughDevice<'_>]) {
+    let nodes: Vec<Node<'_>> = devices.iter().map(|d| d.node).collect();
+    for device in devices.iter_mut() {
+        for dependency in &mut device.dependencies {
+            if nodes
+                .iter()
+                .any(|n| super::is_within(&dependency.provider, n))
+            {
+                dependency.carried = true;
+            }
+        }
     }
 }

@@ -30,7 +30,9 @@ mod tests;
 
 use alloc::vec::Vec;
 
-pub use dependencies::{DEPENDENCY_PROPERTIES, Dependency, DependencyProperty};
+pub use dependencies::{
+    DEPENDENCY_PROPERTIES, Dependency, DependencyProperty, is_fixed_clock, providers,
+};
 pub use dma::{DMA_CAPABLE_COMPATIBLES, DMA_PROPERTIES, DmaReason};
 pub use note::{Note, notes};
 pub use ownership::check_ownership;
@@ -38,6 +40,7 @@ pub use placement::check_placement;
 pub use problem::DeviceProblem;
 pub use read::read_devices;
 
+use crate::config::binding::PartitionConfig;
 use crate::dt::Node;
 use crate::mm::address::PhysRange;
 use crate::mm::page_table::PAGE_SIZE;
@@ -56,6 +59,19 @@ pub struct Spi {
     pub intid: u32,
     /// The specifier's flags cell (trigger type), copied to the guest's DT.
     pub flags: u32,
+}
+
+/// Edge-trigger bits of a GIC specifier's flags cell (`arm,gic.yaml`,
+/// `IRQ_TYPE_EDGE_RISING` 1 and `IRQ_TYPE_EDGE_FALLING` 2; level types
+/// are 4 and 8).
+const IRQ_TYPE_EDGE_BOTH: u32 = 0b11;
+
+impl Spi {
+    /// Whether the DT says the interrupt is edge-triggered (GICD_ICFGR's
+    /// Int_config 0b10); level-sensitive otherwise.
+    pub fn is_edge_triggered(&self) -> bool {
+        self.flags & IRQ_TYPE_EDGE_BOTH != 0
+    }
 }
 
 /// A host device given to a partition, checked against the board.
@@ -91,8 +107,33 @@ impl PassthroughDevice<'_> {
     }
 }
 
+impl PartitionConfig<'_> {
+    /// Every SPI of the partition's passthrough devices, in device order:
+    /// the hardware interrupts its vGIC owns, routes to the partition's
+    /// cores and injects hardware-linked. Validation guarantees that no
+    /// other partition, and not Tessera's console, has any of them, and
+    /// that none is a PPI or the emulated PL011's SPI.
+    pub fn passthrough_spis(&self) -> impl Iterator<Item = Spi> + '_ {
+        self.devices
+            .iter()
+            .flat_map(|d| d.interrupts.iter().copied())
+    }
+
+    /// The host pages of every passthrough device, sorted and merged: what
+    /// stage 2 maps at IPA = PA as device memory (two devices of the
+    /// partition may share a page).
+    pub fn passthrough_pages(&self) -> Vec<PhysRange> {
+        let all: Vec<PhysRange> = self
+            .devices
+            .iter()
+            .flat_map(|d| d.pages.iter().copied())
+            .collect();
+        read::pages(&all)
+    }
+}
+
 /// Whether `node` is `ancestor` or lies below it.
-fn is_within(node: &Node<'_>, ancestor: &Node<'_>) -> bool {
+pub(crate) fn is_within(node: &Node<'_>, ancestor: &Node<'_>) -> bool {
     let mut current = Some(*node);
     while let Some(n) = current {
         if n.depth() < ancestor.depth() {

@@ -82,6 +82,7 @@ pub fn read_devices<'a>(
             dependencies: dependencies::read(&node),
         });
     }
+    dependencies::mark_shared_providers(&mut devices);
     devices
 }
 
@@ -92,7 +93,7 @@ fn registers(node: &Node<'_>) -> Result<Vec<PhysRange>, AddressError> {
 
 /// `registers` rounded out to whole pages, sorted, with touching pages
 /// merged.
-fn pages(registers: &[PhysRange]) -> Vec<PhysRange> {
+pub(super) fn pages(registers: &[PhysRange]) -> Vec<PhysRange> {
     let mut pages: Vec<PhysRange> = registers
         .iter()
         .filter_map(|r| r.align_outward(DEVICE_PAGE_SIZE))
