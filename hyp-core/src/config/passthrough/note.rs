@@ -30,7 +30,8 @@ impl fmt::Display for Note<'_> {
         match self {
             Note::DmaNotConfined { partition, device } => write!(
                 f,
-                "partition {partition}: DMA of {device} is not confined: these boards have no IOMMU"
+                "partition {partition}: {device} can do DMA, which is not confined to the \
+                 partition: these boards have no IOMMU, so it can reach all memory"
             ),
             Note::StaysWithHost {
                 partition,

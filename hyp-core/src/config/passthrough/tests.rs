@@ -264,7 +264,8 @@ fn a_whole_page_of_virtio_transports_goes_to_a_direct_map_partition_with_a_dma_n
     );
     assert_eq!(
         checked.notes[0],
-        "partition a: DMA of /virtio_mmio@a000000 is not confined: these boards have no IOMMU"
+        "partition a: /virtio_mmio@a000000 can do DMA, which is not confined to the partition: \
+         these boards have no IOMMU, so it can reach all memory"
     );
 }
 
@@ -550,5 +551,80 @@ fn raspberry_pi_4_aux_spi_shares_the_console_s_page_and_spi() {
         &errors,
         "partition a: devices: /soc/spi@7e215080: INTID 125 (SPI 93) is also the interrupt of \
          /soc/serial@7e215040, Tessera's console UART",
+    );
+}
+
+#[test]
+fn a_provider_given_to_the_same_partition_is_carried_and_needs_no_note() {
+    let nodes = "clk: clock-controller@b000000 { compatible = \"test,clocks\";
+                     reg = <0x0 0xb000000 0x0 0x1000>; #clock-cells = <1>; };
+                 consumer@b001000 { compatible = \"test,consumer\";
+                     reg = <0x0 0xb001000 0x0 0x1000>; clocks = <&clk 7>; };";
+    let body = format!(
+        "{nodes} {}",
+        hypervisor(&[partition(
+            "a",
+            0,
+            &devices(&["/consumer@b001000", "/clock-controller@b000000"])
+        )])
+    );
+    let checked = valid(QEMU_VIRT, &body);
+    assert!(
+        checked.devices[0].ends_with("deps [\"clocks /clock-controller@b000000 carried\"]"),
+        "{:#?}",
+        checked.devices
+    );
+    assert!(checked.notes.is_empty(), "{:#?}", checked.notes);
+
+    // Given alone, the consumer's clock controller stays with the host.
+    let body = format!(
+        "{nodes} {}",
+        hypervisor(&[partition("a", 0, &devices(&["/consumer@b001000"]))])
+    );
+    let checked = valid(QEMU_VIRT, &body);
+    assert_eq!(
+        checked.notes,
+        [
+            "partition a: /consumer@b001000: clocks: /clock-controller@b000000 stays with the \
+             host: firmware must leave it set up"
+        ]
+    );
+}
+
+#[test]
+fn passthrough_spis_and_pages_are_what_the_vgic_and_stage_2_get() {
+    let mut paths = first_virtio_page();
+    paths.truncate(8);
+    let mut listed: Vec<&str> = paths.iter().map(String::as_str).collect();
+    listed.push("/pl031@9010000");
+    let body = hypervisor(&[partition(
+        "a",
+        0,
+        &format!("direct-map; {}", devices(&listed)),
+    )]);
+    let blob = merged_into(QEMU_VIRT, &body);
+    let fdt = Fdt::new(&blob).unwrap();
+    let hardware = hardware(&fdt);
+    let plans = config::read(&fdt, &hardware, &Headers::default()).unwrap();
+    let config = &plans[0].config;
+    let spis: Vec<(u32, bool)> = config
+        .passthrough_spis()
+        .map(|spi| (spi.intid, spi.is_edge_triggered()))
+        .collect();
+    let mut expected: Vec<(u32, bool)> = (48..56).map(|intid| (intid, true)).collect();
+    expected.push((34, false));
+    assert_eq!(
+        spis, expected,
+        "virtio-mmio SPIs 16-23 are edge-triggered, the PL031's SPI 2 is level-sensitive"
+    );
+    let pages: Vec<String> = config
+        .passthrough_pages()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        pages,
+        ["0x9010000..0x9011000", "0xa000000..0xa001000"],
+        "sorted, and the eight transports' page once"
     );
 }
