@@ -156,6 +156,7 @@ pub fn start_all(
     }
     RUNNING_PARTITIONS.store(built.len(), Ordering::SeqCst);
     let partitions = PARTITIONS.call_once(|| built);
+    super::console_input::init(hardware.console.as_ref().and_then(|c| c.interrupt));
     for partition in partitions {
         partition.start();
     }
