@@ -99,3 +99,31 @@ pub fn example_body(file: &str) -> String {
         .map(|(body, _)| body.to_string())
         .unwrap()
 }
+
+/// xorshift64: deterministic, so a failure reproduces.
+pub fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// `original` with one to four bytes in `range` zeroed, set, flipped or
+/// randomised, drawn from `state`.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "random numbers are cut to an offset and a byte on purpose"
+)]
+pub fn corrupt(original: &[u8], range: std::ops::Range<usize>, state: &mut u64) -> Vec<u8> {
+    let mut blob = original.to_vec();
+    for _ in 0..1 + next(state) % 4 {
+        let at = range.start + (next(state) as usize) % range.len();
+        blob[at] = match next(state) % 4 {
+            0 => 0,
+            1 => 0xff,
+            2 => blob[at] ^ (1 << (next(state) % 8)),
+            _ => next(state) as u8,
+        };
+    }
+    blob
+}

@@ -419,7 +419,7 @@ mod tests {
     use alloc::string::ToString;
 
     use super::*;
-    use crate::config::test_support::{Headers, hardware, merged_into};
+    use crate::config::test_support::{Headers, corrupt, hardware, merged_into};
     use crate::config::{self, PartitionPlan};
     use crate::dt::{Fdt, address};
     use crate::guest::device_tree::{self, BootInfo};
@@ -726,6 +726,65 @@ mod tests {
         assert_eq!(
             cells(&guest, "/fake@600000000", "reg"),
             Some(vec![0x6, 0x0, 0x0, 0x1000])
+        );
+    }
+
+    /// Whatever corruption leaves of the devices a configuration names (the
+    /// board's device nodes, their clocks, the `devices` property), the
+    /// checks and the guest DT writer report or write, and never panic.
+    #[test]
+    fn corrupted_devices_never_panic_the_checks_or_the_guest_tree() {
+        let (nodes, devices) = rpi4_uarts();
+        let original = merged_into(RPI4, &body(&nodes, &devices));
+        let fdt = Fdt::new(&original).unwrap();
+        let total = fdt.total_size();
+        let structure_start = u32::from_be_bytes(original[8..12].try_into().unwrap()) as usize;
+        let structure_end =
+            structure_start + u32::from_be_bytes(original[36..40].try_into().unwrap()) as usize;
+        let mut state = 0x5eed_u64;
+        let mut outcomes = [0usize; 3];
+        for _ in 0..3000 {
+            let blob = corrupt(
+                &original[..total],
+                structure_start..structure_end,
+                &mut state,
+            );
+            let Ok(fdt) = Fdt::new(&blob) else { continue };
+            let dtb = PhysRange::new(PhysAddr(crate::config::test_support::DTB), total as u64);
+            let Ok(mut hardware) = crate::hw::discover(&fdt, 0, dtb) else {
+                continue;
+            };
+            let image = PhysRange::new(
+                PhysAddr(crate::config::test_support::IMAGE),
+                crate::config::test_support::IMAGE_SIZE,
+            )
+            .unwrap();
+            if crate::mm::hyp_memory::reserve(&mut hardware.memory, image).is_err() {
+                continue;
+            }
+            match config::read(&fdt, &hardware, &Headers::default()) {
+                Err(errors) => {
+                    outcomes[0] += 1;
+                    errors.iter().for_each(|e| drop(e.to_string()));
+                }
+                Ok(plans) => {
+                    for plan in &plans {
+                        let written = device_tree::write(
+                            plan,
+                            BootInfo {
+                                boot_count: 1,
+                                gic: GicVersion::V2,
+                            },
+                        );
+                        outcomes[if written.is_ok() { 1 } else { 2 }] += 1;
+                        let _ = stage2::passthrough_tables(plan);
+                    }
+                }
+            }
+        }
+        assert!(
+            outcomes[0] > 0 && outcomes[1] > 0,
+            "both outcomes seen (errors, trees written, writer errors): {outcomes:?}"
         );
     }
 

@@ -22,6 +22,9 @@ pub enum DeviceProblem<'a> {
     Disabled { status: &'a str },
     /// The node has no `reg`: nothing to map.
     NoRegisters,
+    /// A node or property name the guest's copy would need that no device
+    /// tree may have (on the node `node`).
+    UncopyableName { node: Node<'a>, name: &'a str },
     /// `reg` cannot be read or translated to host physical addresses.
     Address(AddressError),
     /// The same node is given to another partition too.
@@ -105,6 +108,12 @@ impl fmt::Display for DeviceProblem<'_> {
                 f.write_str("has no `reg`: only memory-mapped devices can be passed through")
             }
             Self::Address(error) => write!(f, "reg: {error}"),
+            Self::UncopyableName { node, name } => write!(
+                f,
+                "{}: the name \"{name}\" cannot be copied into the guest's device tree \
+                 (names are 1 to 31 characters of those the Devicetree Specification allows)",
+                node.path()
+            ),
             Self::GivenTwice { by } => write!(f, "is also given to partition {by}"),
             Self::PageTaken { page, other, by } => write!(
                 f,

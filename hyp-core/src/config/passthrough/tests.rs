@@ -628,3 +628,21 @@ fn passthrough_spis_and_pages_are_what_the_vgic_and_stage_2_get() {
         "sorted, and the eight transports' page once"
     );
 }
+
+#[test]
+fn a_name_the_guest_tree_cannot_have() {
+    let long = "a-property-name-of-32-characters";
+    assert_eq!(long.len(), 32);
+    let body = format!(
+        "{} {}",
+        fake(0xb00_0000, &format!("{long} = <1>;")),
+        hypervisor(&[partition("a", 0, &devices(&["/fake@b000000"]))])
+    );
+    assert_reports(
+        &errors(QEMU_VIRT, &body),
+        &format!(
+            "partition a: devices: /fake@b000000: /fake@b000000: the name \"{long}\" cannot be \
+             copied into the guest's device tree"
+        ),
+    );
+}
