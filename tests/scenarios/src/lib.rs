@@ -8,6 +8,7 @@
 
 pub mod engine;
 mod partitions;
+mod passthrough;
 pub mod scenario;
 
 pub use engine::{Outcome, Watch, run};

@@ -11,6 +11,8 @@
 //!   (`/chosen/tessera,boot-count` > 1), its RAM again, `b: done` and
 //!   SYSTEM_OFF.
 //! - `hello`: one line and SYSTEM_OFF.
+//! - `pl031`, `pl031-denied` ([`role_passthrough`]): a passed-through PL031
+//!   seen by its partition, and refused to another.
 //!
 //! Results are `TEST`/`RESULT` lines ([`tessera_guest_kit::report`]). Built
 //! by `cargo xtask` into `target/tessera/guests/test-guest.bin`, a raw
@@ -29,6 +31,8 @@ mod context;
 mod role_a;
 #[cfg(target_os = "none")]
 mod role_b;
+#[cfg(target_os = "none")]
+mod role_passthrough;
 
 #[cfg(target_os = "none")]
 mod guest {
@@ -36,7 +40,7 @@ mod guest {
     use tessera_guest_kit::{bootargs, entry, println, report};
 
     use crate::context::{BootCount, Context};
-    use crate::{role_a, role_b};
+    use crate::{role_a, role_b, role_passthrough};
 
     entry!(main, role_a::secondary_main);
 
@@ -52,16 +56,18 @@ mod guest {
             Some("a") => role_a::run(&context),
             Some("b") => role_b::run(&context),
             Some("hello") => hello(&context),
+            Some("pl031") => role_passthrough::run(&context),
+            Some("pl031-denied") => role_passthrough::run_denied(&context),
             Some(other) => {
                 println!(
-                    "test-guest: error: unknown role {other:?} in bootargs {:?} (roles: a, b, hello)",
+                    "test-guest: error: unknown role {other:?} in bootargs {:?} (roles: a, b, hello, pl031, pl031-denied)",
                     context.bootargs
                 );
                 Psci::HVC.system_off()
             }
             None => {
                 println!(
-                    "test-guest: error: no role=<name> in /chosen/bootargs {:?} (roles: a, b, hello)",
+                    "test-guest: error: no role=<name> in /chosen/bootargs {:?} (roles: a, b, hello, pl031, pl031-denied)",
                     context.bootargs
                 );
                 Psci::HVC.system_off()
