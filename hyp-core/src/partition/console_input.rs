@@ -64,6 +64,15 @@ impl Partition {
         }
     }
 
+    /// Takes the interrupt that woke this CPU while its vCPU is off: console
+    /// input then finds no guest to read it and is dropped.
+    pub(super) fn interrupt_while_off(&self) {
+        if gic::take_interrupt() == gic::Taken::ConsoleInput {
+            console::read_input(|_| {});
+            gic::console_input_taken();
+        }
+    }
+
     /// Moves waiting console input into this partition's UART (the CPU took
     /// the console's interrupt while running `current`).
     pub(super) fn receive_console_input(&self, current: usize) {

@@ -184,6 +184,10 @@ impl Partition {
                 vcpu.context.store(context, Ordering::Relaxed);
                 vcpu.power.store(Power::OnPending as u8, Ordering::Release);
                 cpu::send_event();
+                if vcpu.physical_mpidr != cpu::mpidr() {
+                    // Its CPU waits in WFI (see `vcpu::run_this_cpu`).
+                    gic::kick(vcpu.physical_mpidr);
+                }
                 Ok(())
             }
             Err(state) if state == Power::On as u8 => Err(AffinityState::On),

@@ -42,19 +42,14 @@ impl DistributorBanks {
         32 * (self.typer.read(TYPER::IT_LINES_NUMBER) + 1)
     }
 
-    /// Disables, clears and deprioritises every SPI, and puts them in the
-    /// group whose bit is set in `group` (all ones: Group 1; zero: Group 0).
-    pub fn reset_spis(&self, group: u32) {
+    /// Disables, clears and deprioritises every SPI, and puts them in Group
+    /// 1 (`group1`) or Group 0.
+    pub fn reset_spis(&self, group1: bool) {
         let lines = self.lines().min(1020);
         let priority_word = u32::from_ne_bytes([DEFAULT_PRIORITY; 4]);
         for register in (FIRST_SPI / 32)..lines.div_ceil(32) {
             let index = register as usize;
-            if let (
-                Some(clear_enable),
-                Some(clear_pending),
-                Some(clear_active),
-                Some(group_register),
-            ) = (
+            if let (Some(clear_enable), Some(clear_pending), Some(clear_active), Some(group)) = (
                 self.icenabler.get(index),
                 self.icpendr.get(index),
                 self.icactiver.get(index),
@@ -63,7 +58,7 @@ impl DistributorBanks {
                 clear_enable.set(u32::MAX);
                 clear_pending.set(u32::MAX);
                 clear_active.set(u32::MAX);
-                group_register.set(group);
+                group.set(if group1 { u32::MAX } else { 0 });
             }
         }
         for register in (FIRST_SPI / 4)..(lines / 4) {

@@ -109,14 +109,12 @@ impl GicV2 {
     pub fn init_distributor(&self) {
         let gicd = &self.distributor;
         gicd.banks.ctlr.set(0);
-        // Group 0, like the SGIs and PPIs. On a GIC without the Security
-        // Extensions (QEMU virt's GICv2) bit 0 of GICD_CTLR and GICC_CTLR,
-        // which Tessera sets, enables Group 0 only: SPIs in Group 1 would
-        // pend and never be signalled (the console's input interrupt was
-        // lost so). With the Security Extensions (GIC-400 on a Raspberry Pi,
-        // Tessera non-secure) GICD_IGROUPR is RAZ/WI and bit 0 enables the
-        // non-secure group the firmware gave every interrupt.
-        gicd.banks.reset_spis(0);
+        // SPIs join the group SGIs and PPIs are in, the one GICC_CTLR
+        // enables: Group 0 on a GIC without Security Extensions (QEMU
+        // virt), where Group 1 would never be signalled; with them (the
+        // GIC-400 of the Raspberry Pis), a non-secure Tessera's IGROUPR
+        // writes are ignored and firmware has made everything Group 1.
+        gicd.banks.reset_spis(false);
         // Route every SPI to this CPU: GICD_ITARGETSR0-7 are read-only and
         // banked, each byte holding the reading CPU's own target bit
         // (IHI 0048B §4.3.12); copy that byte to every SPI's target field.

@@ -9,6 +9,7 @@
 pub mod engine;
 pub mod linux;
 mod partitions;
+mod passthrough;
 pub mod scenario;
 
 pub use engine::{Outcome, Watch, run};

@@ -12,6 +12,8 @@
 //!   SYSTEM_OFF.
 //! - `ticker` ([`role_ticker`]): `tick N` every few seconds until stopped.
 //! - `hello`: one line and SYSTEM_OFF.
+//! - `pl031`, `pl031-denied` ([`role_passthrough`]): a passed-through PL031
+//!   seen by its partition, and refused to another.
 //!
 //! Results are `TEST`/`RESULT` lines ([`tessera_guest_kit::report`]). Built
 //! by `cargo xtask` into `target/tessera/guests/test-guest.bin`, a raw
@@ -31,6 +33,8 @@ mod role_a;
 #[cfg(target_os = "none")]
 mod role_b;
 #[cfg(target_os = "none")]
+mod role_passthrough;
+#[cfg(target_os = "none")]
 mod role_ticker;
 
 #[cfg(target_os = "none")]
@@ -39,7 +43,7 @@ mod guest {
     use tessera_guest_kit::{bootargs, entry, println, report};
 
     use crate::context::{BootCount, Context};
-    use crate::{role_a, role_b, role_ticker};
+    use crate::{role_a, role_b, role_passthrough, role_ticker};
 
     entry!(main, role_a::secondary_main);
 
@@ -56,16 +60,18 @@ mod guest {
             Some("b") => role_b::run(&context),
             Some("ticker") => role_ticker::run(&context),
             Some("hello") => hello(&context),
+            Some("pl031") => role_passthrough::run(&context),
+            Some("pl031-denied") => role_passthrough::run_denied(&context),
             Some(other) => {
                 println!(
-                    "test-guest: error: unknown role {other:?} in bootargs {:?} (roles: a, b, ticker, hello)",
+                    "test-guest: error: unknown role {other:?} in bootargs {:?} (roles: a, b, ticker, hello, pl031, pl031-denied)",
                     context.bootargs
                 );
                 Psci::HVC.system_off()
             }
             None => {
                 println!(
-                    "test-guest: error: no role=<name> in /chosen/bootargs {:?} (roles: a, b, ticker, hello)",
+                    "test-guest: error: no role=<name> in /chosen/bootargs {:?} (roles: a, b, ticker, hello, pl031, pl031-denied)",
                     context.bootargs
                 );
                 Psci::HVC.system_off()
