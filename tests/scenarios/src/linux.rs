@@ -265,8 +265,22 @@ pub fn all() -> Vec<Scenario> {
             &["timer: 1000000 kHz"],
             &["CPU features: detected: Address authentication"],
         ),
+        through_uboot(),
         reboot(),
     ]
+}
+
+/// As on a board: U-Boot loads Tessera, the DTB, the kernel and the
+/// initramfs from a FAT partition and writes the modules' sizes.
+fn through_uboot() -> Scenario {
+    let mut scenario = in_partition(
+        "linux-gicv3-uboot",
+        Machine::with(3, 4),
+        &["Tessera: loading Image for /hypervisor/linux/module@50000000"],
+        &[],
+    );
+    scenario.boot = Boot::UBoot;
+    scenario
 }
 
 #[cfg(test)]
