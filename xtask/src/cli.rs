@@ -18,7 +18,8 @@ commands:
          Build the hypervisor ELF and its arm64 Image; print its size.
   run    [--gic 2|3] [--cpus N] [--mem SIZE] [--overlay FILE|none] [--uboot] [--release]
          Boot Tessera in QEMU virt (default: GICv3, 4 CPUs, 2G, -kernel) with
-         the partitions of FILE (default: dtb/overlays/qemu-virt-two-partitions.dts).
+         the partitions of FILE (default: dtb/overlays/qemu-virt-linux-demo.dts,
+         Linux beside a test guest; its kernel is fetched on first use).
          Quit QEMU with Ctrl-A X.
   check-config --board BOARD.dtb [--tessera-at ADDR] [--dtb-at ADDR] OVERLAY.dts|.dtbo
          Check a partition overlay against a board DTB with the code Tessera
@@ -34,7 +35,9 @@ commands:
          --quick: few samples, a smoke check (CI). --record: write the run
          to docs/bench-reference.{json,txt}; other full runs list what moved.
   setup  Check (and, as root on Debian/Ubuntu, install) QEMU, U-Boot, dtc
-         and the disk tools; `run` and `test` do this first.
+         and the disk tools; `run` and `test` do this first. Then fetch the
+         Linux demo's kernel and busybox (Debian arm64 packages) into
+         target/linux and build its initramfs.
   lint   rustfmt check and clippy (-D warnings) for host and bare-metal targets.
 ";
 
