@@ -177,6 +177,16 @@ impl Vgic {
             .is_some_and(|flag| flag.load(Ordering::Acquire))
     }
 
+    /// Before `vcpu`'s access to an emulated GIC register: interrupts its
+    /// list registers hold but the guest has not taken go back to software,
+    /// so that the access sees and acts on them; the next flush puts back
+    /// what is still pending and enabled.
+    pub fn take_back(&self, vcpu: usize, registers: &mut impl ListRegisters) {
+        if flush::take_back_pending(&mut self.state.lock(), vcpu, registers) {
+            self.raise(1 << vcpu);
+        }
+    }
+
     /// Fills `vcpu`'s list registers; true if interrupts are still waiting.
     pub fn flush(&self, vcpu: usize, registers: &mut impl ListRegisters) -> bool {
         let Some(flag) = self.attention.get(vcpu) else {
