@@ -218,7 +218,7 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
     for warning in hardware.warnings.iter() {
         warn!("{warning}");
     }
-    let gic_info = match gic::init(&hardware.gic.regions) {
+    let gic_info = match gic::init(&hardware.gic.regions, hardware.gic.maintenance_intid) {
         Ok(info) => info,
         Err(error) => {
             error!("GIC: {error}");

@@ -1,6 +1,6 @@
 //! The physical GIC instance, set up from the discovered regions.
 
-use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use platform::gic::v2::GicV2;
 use platform::gic::v3::GicV3;
 use platform::gic::{Gic, GicError, GicInfo};
@@ -9,8 +9,11 @@ use spin::Once;
 
 use crate::arch::cpu;
 use crate::hw::cpus::MAX_CPUS;
-use crate::hw::gic::GicRegions;
+use crate::hw::gic::{GicRegions, GicVersion};
 use crate::mm::address::to_usize;
+use crate::vgic::VIRTUAL_TIMER_INTID;
+use crate::vgic::flush::ListRegisters;
+use crate::vgic::list_register::{ListRegister, LrState};
 
 /// The GIC, once the boot CPU has set it up.
 pub static GIC: Once<Gic> = Once::new();
@@ -19,9 +22,15 @@ fn address(range: &crate::mm::address::PhysRange) -> usize {
     range.start().as_usize()
 }
 
+/// The virtual interface's maintenance interrupt (a PPI, from the DT).
+static MAINTENANCE_INTID: AtomicU32 = AtomicU32::new(u32::MAX);
+/// List registers of every CPU's virtual interface.
+static LIST_REGISTERS: AtomicU32 = AtomicU32::new(0);
+
 /// Creates the driver, resets the distributor and this CPU's interface.
 /// The regions must already be mapped as device memory.
-pub fn init(regions: &GicRegions) -> Result<GicInfo, GicError> {
+pub fn init(regions: &GicRegions, maintenance_intid: u32) -> Result<GicInfo, GicError> {
+    MAINTENANCE_INTID.store(maintenance_intid, Ordering::Relaxed);
     let gic = GIC.call_once(|| match regions {
         GicRegions::V2 {
             distributor,
@@ -56,7 +65,9 @@ pub fn init(regions: &GicRegions) -> Result<GicInfo, GicError> {
     gic.init_distributor(cpu::mpidr())?;
     gic.init_cpu(cpu::mpidr())?;
     enable_kick(gic)?;
-    Ok(gic.info())
+    let info = gic.info();
+    LIST_REGISTERS.store(info.list_registers, Ordering::Relaxed);
+    Ok(info)
 }
 
 /// Sets up a secondary CPU's interface.
@@ -82,6 +93,11 @@ static V2_TARGETS: [(AtomicU64, AtomicU8); MAX_CPUS] =
 
 fn enable_kick(gic: &Gic) -> Result<(), GicError> {
     gic.enable_sgi(cpu::mpidr(), KICK_SGI)?;
+    gic.set_private_enabled(
+        cpu::mpidr(),
+        MAINTENANCE_INTID.load(Ordering::Relaxed),
+        true,
+    )?;
     if let Gic::V2(v2) = gic
         && let Some((mpidr, target)) = V2_TARGETS.get(cpu::index())
     {
@@ -101,18 +117,112 @@ pub fn kick(mpidr: u64) {
     gic.send_sgi(KICK_SGI, mpidr, v2_target);
 }
 
-/// Takes the interrupt that made this CPU leave its guest. Tessera's only
-/// physical interrupt is the kick, which needs nothing but acknowledging:
-/// the kicked CPU re-reads its partition's state on its way back in.
-pub fn take_interrupt() {
-    let Some(gic) = GIC.get() else { return };
+/// What a physical interrupt taken at EL2 was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Nothing (spurious), or Tessera's own, already handled: the kick
+    /// (the CPU re-reads its partition's state on its way back in) or the
+    /// maintenance interrupt (the list registers are refilled then too).
+    Handled,
+    /// The guest's: hardware-linked, its priority dropped but still
+    /// active; the caller injects it, and the guest's deactivation ends it.
+    Guest(u32),
+}
+
+/// Takes the interrupt that made this CPU leave its guest.
+pub fn take_interrupt() -> Taken {
+    let Some(gic) = GIC.get() else {
+        return Taken::Handled;
+    };
     let acknowledged = gic.acknowledge();
     let intid = gic.intid(acknowledged);
     if intid >= platform::gic::SPECIAL_INTIDS_START {
-        return;
+        return Taken::Handled;
     }
     gic.end_of_interrupt(acknowledged);
-    if intid != KICK_SGI {
+    if intid == VIRTUAL_TIMER_INTID {
+        return Taken::Guest(intid);
+    }
+    gic.deactivate(acknowledged);
+    if intid != KICK_SGI && intid != MAINTENANCE_INTID.load(Ordering::Relaxed) {
         log::warn!("unexpected interrupt {intid} at EL2");
     }
+    Taken::Handled
+}
+
+/// This CPU's list registers, as the vGIC fills them.
+#[derive(Debug)]
+pub struct CpuListRegisters {
+    gic: &'static Gic,
+    version: GicVersion,
+    count: usize,
+}
+
+impl CpuListRegisters {
+    pub fn get() -> Option<CpuListRegisters> {
+        let gic = GIC.get()?;
+        Some(CpuListRegisters {
+            gic,
+            version: match gic {
+                Gic::V2(_) => GicVersion::V2,
+                Gic::V3(_) => GicVersion::V3,
+            },
+            count: LIST_REGISTERS.load(Ordering::Relaxed) as usize,
+        })
+    }
+
+    /// Asks for the maintenance interrupt once at most one list register
+    /// is in use (`waiting`: interrupts wait for a free one), or stops.
+    pub fn set_underflow(&self, waiting: bool) {
+        self.gic.set_virtual_interface(waiting);
+    }
+}
+
+impl ListRegisters for CpuListRegisters {
+    fn count(&self) -> usize {
+        self.count
+    }
+
+    fn read(&self, index: usize) -> ListRegister {
+        ListRegister::decode(self.version, self.gic.list_register(index))
+    }
+
+    fn write(&mut self, index: usize, value: &ListRegister) {
+        self.gic
+            .set_list_register(index, value.encode(self.version));
+    }
+
+    fn empty(&self) -> u64 {
+        self.gic.empty_list_registers()
+    }
+}
+
+/// Sets this CPU's virtual interface up for a vCPU that starts: empty list
+/// registers, the virtual timer's PPI on.
+pub fn vcpu_starting() {
+    let Some(gic) = GIC.get() else { return };
+    gic.reset_virtual_interface();
+    gic.set_virtual_interface(false);
+    let _ = gic.set_private_enabled(cpu::mpidr(), VIRTUAL_TIMER_INTID, true);
+}
+
+/// Undoes what a vCPU that stops left in this CPU's GIC: hardware-linked
+/// interrupts still active are deactivated, the list registers emptied and
+/// the virtual timer's PPI turned off.
+pub fn vcpu_stopped() {
+    let Some(mut registers) = CpuListRegisters::get() else {
+        return;
+    };
+    let gic = registers.gic;
+    let _ = gic.set_private_enabled(cpu::mpidr(), VIRTUAL_TIMER_INTID, false);
+    for index in 0..registers.count {
+        let lr = registers.read(index);
+        if lr.hw && lr.state != LrState::Invalid {
+            gic.deactivate(lr.intid);
+        }
+        registers.write(index, &ListRegister::decode(registers.version, 0));
+    }
+    // Fired while the guest had it disabled: dropped but never deactivated.
+    let _ = gic.clear_private_active(cpu::mpidr(), VIRTUAL_TIMER_INTID);
+    gic.reset_virtual_interface();
 }

@@ -19,6 +19,7 @@ pub mod hw;
 pub mod logging;
 pub mod mm;
 pub mod time;
+pub mod vgic;
 
 #[cfg(target_os = "none")]
 pub mod arch;

@@ -85,8 +85,15 @@ fn vtcr() -> u64 {
 }
 
 /// Sets this CPU up to run vCPU `vcpu` of the partition whose stage-2 root
-/// is `stage2_root` with `vmid`, and resets the guest's EL1 state.
-pub fn prepare(stage2_root: u64, vmid: u16, vcpu: usize, pmu_el2_events: bool) {
+/// is `stage2_root` with `vmid` and whose virtual counter is the physical
+/// one less `counter_offset`, and resets the guest's EL1 state.
+pub fn prepare(
+    stage2_root: u64,
+    vmid: u16,
+    vcpu: usize,
+    pmu_el2_events: bool,
+    counter_offset: u64,
+) {
     VTCR_EL2.set(vtcr());
     VTTBR_EL2.set(stage2_root | (u64::from(vmid) << VTTBR_VMID_SHIFT));
 
@@ -164,7 +171,7 @@ pub fn prepare(stage2_root: u64, vmid: u16, vcpu: usize, pmu_el2_events: bool) {
             options(nostack, preserves_flags)
         )
     };
-    CNTVOFF_EL2.set(0);
+    CNTVOFF_EL2.set(counter_offset);
     reset_el1();
 }
 

@@ -5,6 +5,14 @@
 pub const DEFAULT_GUEST_RAM_BASE: u64 = 0x4000_0000;
 /// QEMU virt's GIC distributor; the region up to the PL011 is the GIC's.
 pub const GUEST_GIC_BASE: u64 = 0x0800_0000;
+/// The emulated distributor (GICv3 and GICv2).
+pub const GUEST_GICD_BASE: u64 = GUEST_GIC_BASE;
+/// GICv2: the CPU interface, where the GIC's virtual CPU interface (GICV)
+/// is mapped; 8 KiB (GICC_DIR is on the second page).
+pub const GUEST_GICC_BASE: u64 = 0x0801_0000;
+pub const GUEST_GICC_SIZE: u64 = 0x2000;
+/// GICv3: the emulated redistributors, 128 KiB per vCPU.
+pub const GUEST_GICR_BASE: u64 = 0x080a_0000;
 /// The emulated PL011 (QEMU virt's UART0) and its interrupt, SPI 1.
 pub const GUEST_PL011_BASE: u64 = 0x0900_0000;
 pub const GUEST_PL011_SIZE: u64 = 0x1000;

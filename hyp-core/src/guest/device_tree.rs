@@ -1,6 +1,6 @@
 //! The device tree a partition's guest boots with, written by Tessera:
-//! its CPUs (renumbered from 0), RAM, PSCI over HVC, the timer, the PL011
-//! and `/chosen`.
+//! its CPUs (renumbered from 0), RAM, PSCI over HVC, the GIC, the timer,
+//! the PL011 and `/chosen`.
 
 use alloc::format;
 use alloc::vec::Vec;
@@ -8,7 +8,13 @@ use alloc::vec::Vec;
 use vm_fdt::{Error, FdtWriter};
 
 use crate::config::PartitionPlan;
-use crate::config::guest_map::{GUEST_PL011_BASE, GUEST_PL011_SIZE, GUEST_PL011_SPI};
+use crate::config::guest_map::{
+    GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICR_BASE, GUEST_PL011_BASE,
+    GUEST_PL011_SIZE, GUEST_PL011_SPI,
+};
+use crate::hw::gic::GicVersion;
+use crate::vgic::distributor::{GICD_SIZE_V2, GICD_SIZE_V3};
+use crate::vgic::redistributor::REDISTRIBUTOR_SIZE;
 
 /// GIC interrupt specifier cells (Linux `arm,gic` bindings).
 const GIC_SPI: u32 = 0;
@@ -20,14 +26,18 @@ const IRQ_TYPE_LEVEL_LOW: u32 = 8;
 const TIMER_PPIS: [u32; 4] = [13, 14, 11, 10];
 /// Phandle of the fixed clock the PL011 binding requires.
 const CLOCK_PHANDLE: u32 = 1;
+/// Phandle of the interrupt controller, every node's interrupt parent.
+pub const GIC_PHANDLE: u32 = 2;
 /// The PL011's reference clock as QEMU virt describes it.
 const PL011_CLOCK_HZ: u32 = 24_000_000;
 
-/// Per-boot facts that are not in the plan.
+/// Facts the guest's DT needs that are not in the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BootInfo {
     /// 1 at the first boot, +1 at every restart.
     pub boot_count: u32,
+    /// The GIC the partition's virtual GIC imitates (the host's version).
+    pub gic: GicVersion,
 }
 
 fn cells(value: u64) -> [u32; 2] {
@@ -44,6 +54,9 @@ pub fn write(plan: &PartitionPlan<'_>, boot: BootInfo) -> Result<Vec<u8>, Error>
     fdt.property_string("model", &format!("Tessera partition {}", plan.config.name))?;
     fdt.property_u32("#address-cells", 2)?;
     fdt.property_u32("#size-cells", 2)?;
+    fdt.property_u32("interrupt-parent", GIC_PHANDLE)?;
+
+    write_gic(&mut fdt, boot.gic, plan.config.cpus.len())?;
 
     let psci = fdt.begin_node("psci")?;
     fdt.property_string_list(
@@ -127,4 +140,39 @@ pub fn write(plan: &PartitionPlan<'_>, boot: BootInfo) -> Result<Vec<u8>, Error>
 
     fdt.end_node(root)?;
     fdt.finish()
+}
+
+/// The interrupt controller node, as QEMU virt describes its GIC.
+fn write_gic(fdt: &mut FdtWriter, version: GicVersion, vcpus: usize) -> Result<(), Error> {
+    let gic = fdt.begin_node(&format!("intc@{GUEST_GICD_BASE:x}"))?;
+    let mut reg = Vec::new();
+    let (compatible, regions) = match version {
+        GicVersion::V3 => (
+            "arm,gic-v3",
+            [
+                (GUEST_GICD_BASE, GICD_SIZE_V3),
+                (GUEST_GICR_BASE, REDISTRIBUTOR_SIZE * vcpus as u64),
+            ],
+        ),
+        GicVersion::V2 => (
+            "arm,cortex-a15-gic",
+            [
+                (GUEST_GICD_BASE, GICD_SIZE_V2),
+                (GUEST_GICC_BASE, GUEST_GICC_SIZE),
+            ],
+        ),
+    };
+    for (base, size) in regions {
+        reg.extend_from_slice(&cells(base));
+        reg.extend_from_slice(&cells(size));
+    }
+    fdt.property_string("compatible", compatible)?;
+    fdt.property_null("interrupt-controller")?;
+    fdt.property_u32("#interrupt-cells", 3)?;
+    fdt.property_array_u32("reg", &reg)?;
+    if version == GicVersion::V3 {
+        fdt.property_u32("#redistributor-regions", 1)?;
+    }
+    fdt.property_u32("phandle", GIC_PHANDLE)?;
+    fdt.end_node(gic)
 }

@@ -36,6 +36,12 @@ impl SysRegAccess {
             .then_some((self.crm, self.op2))
     }
 
+    /// ICC_SGI1R_EL1, ICC_ASGI1R_EL1 or ICC_SGI0R_EL1 (op0 3, op1 0, CRn 12,
+    /// CRm 11, op2 5-7): SGI generation, trapped by HCR_EL2.IMO/FMO.
+    pub fn is_sgi_generation(&self) -> bool {
+        (self.op0, self.op1, self.crn, self.crm) == (3, 0, 12, 11) && (5..=7).contains(&self.op2)
+    }
+
     /// ACTLR_EL1 (op0 3, op1 0, CRn 1, CRm 0, op2 1), trapped by HCR_EL2.TACR.
     pub fn is_actlr_el1(&self) -> bool {
         (self.op0, self.op1, self.crn, self.crm, self.op2) == (3, 0, 1, 0, 1)

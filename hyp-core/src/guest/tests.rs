@@ -15,7 +15,7 @@ fn stage2_leaves(plan: &PartitionPlan<'_>) -> (Vec<(u64, PhysRange, Attributes)>
     let mut tables = vec![Table::EMPTY; 16];
     let mut pool = TablePool::new(&mut tables, PhysAddr(0x7000_0000));
     let mut table = PageTable::new(&mut pool, Stage::Stage2, IPA_BITS).unwrap();
-    stage2::map_partition(&mut table, plan).unwrap();
+    stage2::map_partition(&mut table, plan, None).unwrap();
     let mut leaves = Vec::new();
     table.for_each_leaf(|ipa, output, size, attributes| {
         leaves.push((ipa, PhysRange::new(output, size).unwrap(), attributes));
@@ -128,7 +128,14 @@ fn the_guest_device_tree_describes_the_partition() {
     let hardware = hardware(&fdt);
     let plans = config::read(&fdt, &hardware, &Headers::default()).unwrap();
     let plan = plans.iter().find(|p| p.config.name == "b").unwrap();
-    let guest_blob = device_tree::write(plan, device_tree::BootInfo { boot_count: 3 }).unwrap();
+    let guest_blob = device_tree::write(
+        plan,
+        device_tree::BootInfo {
+            boot_count: 3,
+            gic: crate::hw::gic::GicVersion::V3,
+        },
+    )
+    .unwrap();
     let guest = Fdt::new(&guest_blob).unwrap();
     let cpus: Vec<String> = guest
         .find_node("/cpus")
@@ -179,7 +186,14 @@ fn a_direct_mapped_partition_sees_its_host_addresses() {
     for (ipa, host, _) in leaves {
         assert_eq!(ipa, host.start().0, "IPA equals host address");
     }
-    let guest = device_tree::write(plan, device_tree::BootInfo { boot_count: 1 }).unwrap();
+    let guest = device_tree::write(
+        plan,
+        device_tree::BootInfo {
+            boot_count: 1,
+            gic: crate::hw::gic::GicVersion::V3,
+        },
+    )
+    .unwrap();
     assert!(
         Fdt::new(&guest)
             .unwrap()
@@ -206,7 +220,14 @@ fn a_ramdisk_is_placed_below_the_dtb_and_named_in_chosen() {
     let (start, size) = plan.layout.ramdisk.expect("a ramdisk");
     assert_eq!(size, 0x3000);
     assert_eq!(start + 0x3000, plan.layout.dtb, "right below the DTB");
-    let guest_blob = device_tree::write(plan, device_tree::BootInfo { boot_count: 1 }).unwrap();
+    let guest_blob = device_tree::write(
+        plan,
+        device_tree::BootInfo {
+            boot_count: 1,
+            gic: crate::hw::gic::GicVersion::V3,
+        },
+    )
+    .unwrap();
     let guest = Fdt::new(&guest_blob).unwrap();
     let chosen = guest.find_node("/chosen").unwrap();
     assert_eq!(

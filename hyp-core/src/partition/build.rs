@@ -11,12 +11,16 @@ use spin::Mutex;
 use super::{PARTITIONS, Partition, Power, RUNNING_PARTITIONS, SPECULATION, State, Uart, Vcpu};
 use crate::arch::virtualization;
 use crate::config::PartitionPlan;
-use crate::config::guest_map::{GUEST_PL011_BASE, IPA_BITS};
+use crate::config::guest_map::{GUEST_PL011_BASE, GUEST_PL011_SPI, IPA_BITS};
 use crate::guest::stage2;
 use crate::hw::Hardware;
+use crate::hw::gic::GicRegions;
 use crate::mm::address::ByteSize;
+use crate::mm::address::PhysAddr;
 use crate::mm::page_table::{MapError, PageTable, Stage, Table, TablePool};
 use crate::smp;
+use crate::vgic::Vgic;
+use crate::vgic::state::PRIVATE_COUNT as FIRST_SPI;
 
 /// Why partitions could not be built.
 #[derive(Debug)]
@@ -45,7 +49,10 @@ impl core::fmt::Display for BuildError {
 
 /// Stage-2 tables for `plan`, never freed (partitions live as long as
 /// Tessera). Returns the root's physical address.
-fn build_stage2(plan: &PartitionPlan<'_>) -> Result<u64, MapError> {
+fn build_stage2(
+    plan: &PartitionPlan<'_>,
+    virtual_cpu_interface: Option<PhysAddr>,
+) -> Result<u64, MapError> {
     const GIB: u64 = 1 << 30;
     const TWO_MIB: u64 = 2 << 20;
     let size = plan.ram.size();
@@ -57,13 +64,19 @@ fn build_stage2(plan: &PartitionPlan<'_>) -> Result<u64, MapError> {
     } else {
         size.div_ceil(TWO_MIB) + 2
     };
-    let count = usize::try_from(2 + size.div_ceil(GIB) + level3).unwrap_or(usize::MAX);
+    // The GICv2 virtual CPU interface's pages need a level-2 and a level-3 table.
+    let gic = if virtual_cpu_interface.is_some() {
+        2
+    } else {
+        0
+    };
+    let count = usize::try_from(2 + size.div_ceil(GIB) + level3 + gic).unwrap_or(usize::MAX);
     let tables: &'static mut [Table] =
         Box::leak(alloc::vec![Table::EMPTY; count].into_boxed_slice());
-    let base = crate::mm::address::PhysAddr(tables.as_ptr() as u64);
+    let base = PhysAddr(tables.as_ptr() as u64);
     let pool: &'static mut TablePool<'static> = Box::leak(Box::new(TablePool::new(tables, base)));
     let mut table = PageTable::new(pool, Stage::Stage2, IPA_BITS)?;
-    stage2::map_partition(&mut table, plan)?;
+    stage2::map_partition(&mut table, plan, virtual_cpu_interface)?;
     let counts = table.leaf_counts();
     info!(
         "partition {}: stage 2: {} 1 GiB, {} 2 MiB, {} 4 KiB entries",
@@ -82,12 +95,18 @@ pub fn start_all(
     hardware: &Hardware<'static>,
 ) -> Result<(), BuildError> {
     SPECULATION.call_once(virtualization::speculation_state);
+    let gic_version = hardware.gic.version();
+    let virtual_cpu_interface = match &hardware.gic.regions {
+        GicRegions::V2 { virtual_cpu, .. } => Some(virtual_cpu.start()),
+        GicRegions::V3 { .. } => None,
+    };
     let mut built = Vec::with_capacity(plans.len());
     for plan in plans {
-        let stage2_root = build_stage2(&plan).map_err(|error| BuildError::Stage2 {
-            partition: plan.config.name,
-            error,
-        })?;
+        let stage2_root =
+            build_stage2(&plan, virtual_cpu_interface).map_err(|error| BuildError::Stage2 {
+                partition: plan.config.name,
+                error,
+            })?;
         if let Some(offline) = plan
             .config
             .cpus
@@ -111,8 +130,15 @@ pub fn start_all(
                 entry: AtomicU64::new(0),
                 context: AtomicU64::new(0),
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let vgic = Vgic::new(
+            gic_version,
+            vcpus.len(),
+            alloc::vec![(FIRST_SPI + GUEST_PL011_SPI, false)],
+        );
         built.push(Partition {
+            vgic,
+            counter_offset: AtomicU64::new(0),
             plan,
             stage2_root,
             state: AtomicU8::new(State::Loading as u8),

@@ -12,6 +12,7 @@ use crate::guest::context::VcpuRegisters;
 use crate::guest::inject::{self, GuestState, Injected};
 use crate::guest::mmio::{self, MmioAccess};
 use crate::guest::sysreg;
+use crate::vgic::Frame;
 use crate::{gic, partition::output};
 
 /// What the vCPU does next.
@@ -52,7 +53,9 @@ pub fn handle(
             | VectorKind::LowerEl32Irq
             | VectorKind::LowerEl32Fiq,
         ) => {
-            gic::take_interrupt();
+            if let gic::Taken::Guest(intid) = gic::take_interrupt() {
+                partition.vgic.inject(vcpu, intid);
+            }
             Next::Resume
         }
         _ => {
@@ -152,7 +155,13 @@ fn inject_into(registers: &mut VcpuRegisters, what: Injected) {
 
 fn system_register(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters) {
     let access = sysreg::decode(registers.esr);
-    if let Some((crm, op2)) = access.id_register()
+    if access.is_sgi_generation() && !access.read {
+        let effects = partition
+            .vgic
+            .send_sgi(vcpu, registers.get(access.register));
+        partition.wake(vcpu, &effects);
+        skip_instruction(registers);
+    } else if let Some((crm, op2)) = access.id_register()
         && access.read
     {
         let value = sysreg::guest_id_value(crm, op2, virtualization::host_id_register(crm, op2));
@@ -188,7 +197,16 @@ fn data_abort(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters)
     let ipa = mmio::fault_ipa(registers.hpfar, registers.far);
     let write = registers.esr & (1 << 6) != 0;
     let in_uart = (GUEST_PL011_BASE..GUEST_PL011_BASE + GUEST_PL011_SIZE).contains(&ipa);
+    let gic_frame = partition.vgic.frame(ipa);
     let reason = match mmio::decode(registers.esr, ipa) {
+        Ok(access) if let Some(frame) = gic_frame => {
+            gic_access(partition, vcpu, registers, frame, access);
+            skip_instruction(registers);
+            return;
+        }
+        Err(mmio::NotMmio::NoSyndrome) if gic_frame.is_some() => {
+            "an access to the GIC that cannot be emulated (load/store pair, atomic or writeback)"
+        }
         Ok(access) if in_uart && access.width <= 4 => {
             uart_access(partition, registers, access);
             skip_instruction(registers);
@@ -215,6 +233,26 @@ fn data_abort(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters)
             write,
         },
     );
+}
+
+/// A single load or store to the emulated distributor or redistributors.
+fn gic_access(
+    partition: &Partition,
+    vcpu: usize,
+    registers: &mut VcpuRegisters,
+    frame: Frame,
+    access: MmioAccess,
+) {
+    let width = u32::from(access.width);
+    if access.write {
+        let effects = partition
+            .vgic
+            .write(vcpu, frame, width, registers.get(access.register));
+        partition.wake(vcpu, &effects);
+    } else {
+        let value = partition.vgic.read(vcpu, frame, width);
+        registers.set(access.register, access.load_result(value));
+    }
 }
 
 fn uart_access(partition: &Partition, registers: &mut VcpuRegisters, access: MmioAccess) {

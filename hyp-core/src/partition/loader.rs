@@ -7,6 +7,7 @@ use core::fmt;
 use crate::config::PartitionPlan;
 use crate::config::guest_map::GUEST_DTB_MAX_SIZE;
 use crate::guest::device_tree::{self, BootInfo};
+use crate::hw::gic::GicVersion;
 use crate::mm::address::{PhysRange, to_usize};
 
 #[derive(Debug)]
@@ -55,9 +56,10 @@ fn copy_module(
 }
 
 /// Loads `plan`'s images for its `boot_count`-th boot.
-pub fn load(plan: &PartitionPlan<'_>, boot_count: u32) -> Result<(), LoadError> {
+pub fn load(plan: &PartitionPlan<'_>, boot_count: u32, gic: GicVersion) -> Result<(), LoadError> {
     let layout = &plan.layout;
-    let dtb = device_tree::write(plan, BootInfo { boot_count }).map_err(LoadError::DeviceTree)?;
+    let dtb =
+        device_tree::write(plan, BootInfo { boot_count, gic }).map_err(LoadError::DeviceTree)?;
     if dtb.len() > GUEST_DTB_MAX_SIZE {
         return Err(LoadError::DeviceTreeTooLarge(dtb.len()));
     }

@@ -30,6 +30,7 @@ use crate::arch::cpu;
 use crate::config::PartitionPlan;
 use crate::guest::pl011::{OutputBuffer, Pl011};
 use crate::guest::psci::{AffinityState, SpeculationState};
+use crate::vgic::{Effects, Vgic};
 use crate::{gic, power};
 
 /// A partition's lifecycle.
@@ -84,6 +85,11 @@ pub struct Partition {
     boots: AtomicU32,
     pub vcpus: Vec<Vcpu>,
     pub uart: Mutex<Uart>,
+    pub vgic: Vgic,
+    /// CNTVOFF_EL2 for every vCPU: the physical count at the partition's
+    /// start, so its virtual counter starts near zero at each boot and
+    /// reads the same on all its vCPUs.
+    counter_offset: AtomicU64,
     /// Guest-caused warnings so far (they are rate-limited).
     warnings: AtomicU32,
     /// vCPUs that are not off (claimed, pending or on).
@@ -264,7 +270,9 @@ impl Partition {
     fn start(&self) {
         let boots = self.boots.fetch_add(1, Ordering::AcqRel) + 1;
         self.uart.lock().output.clear();
-        if let Err(error) = loader::load(&self.plan, boots) {
+        self.vgic.reset();
+        self.counter_offset.store(cpu::counter(), Ordering::Release);
+        if let Err(error) = loader::load(&self.plan, boots, self.vgic.version()) {
             warn!("partition {}: cannot start: {error}", self.name());
             self.state.store(State::Stopped as u8, Ordering::Release);
             self.stopped();
@@ -279,6 +287,18 @@ impl Partition {
             gic::kick(vcpu.physical_mpidr);
         }
         cpu::send_event();
+    }
+}
+
+impl Partition {
+    /// Kicks the CPUs of the vCPUs a vGIC write woke, other than `current`'s
+    /// (which fills its list registers on its way back into the guest).
+    pub fn wake(&self, current: usize, effects: &Effects) {
+        for (index, vcpu) in self.vcpus.iter().enumerate() {
+            if index != current && effects.wake & (1 << index) != 0 {
+                gic::kick(vcpu.physical_mpidr);
+            }
+        }
     }
 }
 

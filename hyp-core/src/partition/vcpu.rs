@@ -6,7 +6,7 @@ use core::sync::atomic::Ordering;
 use super::{Partition, Power, State, exit, partitions};
 use crate::arch::{cpu, virtualization};
 use crate::guest::context::VcpuRegisters;
-use crate::smp;
+use crate::{gic, smp};
 
 /// The partition and vCPU this CPU runs, if any.
 fn assignment() -> Option<(&'static Partition, usize)> {
@@ -49,7 +49,11 @@ pub fn run_this_cpu() {
             partition.plan.vmid,
             index,
             partition.plan.config.pmu_el2_events,
+            partition.counter_offset.load(Ordering::Acquire),
         );
+        gic::vcpu_starting();
+        let mut list_registers = gic::CpuListRegisters::get();
+        let mut underflow = false;
         if index == 0 {
             // A fresh start: nothing cached from the previous boot may survive.
             virtualization::invalidate_guest_tlbs();
@@ -65,6 +69,15 @@ pub fn run_this_cpu() {
                 smp::acknowledge_stop();
                 cpu::park();
             }
+            if partition.vgic.needs_flush(index)
+                && let Some(registers) = list_registers.as_mut()
+            {
+                let waiting = partition.vgic.flush(index, registers);
+                if waiting != underflow {
+                    registers.set_underflow(waiting);
+                    underflow = waiting;
+                }
+            }
             // SAFETY: `prepare` set this CPU up for the partition: its own
             // stage-2 tables and VMID, and the traps of docs/partitions.md.
             let vector = unsafe { crate::arch::run_guest(&mut registers) };
@@ -72,6 +85,7 @@ pub fn run_this_cpu() {
                 break;
             }
         }
+        gic::vcpu_stopped();
         partition.power_off_vcpu(index, Power::On);
     }
 }

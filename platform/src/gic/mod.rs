@@ -142,6 +142,114 @@ impl Gic {
         }
     }
 
+    /// Deactivates the interrupt `acknowledge` returned, after its
+    /// [`Gic::end_of_interrupt`] (EOImode 1: the two steps are separate).
+    pub fn deactivate(&self, acknowledged: u32) {
+        match self {
+            Gic::V2(gic) => gic.deactivate(acknowledged),
+            #[cfg(target_arch = "aarch64")]
+            Gic::V3(_) => v3::cpu_interface::deactivate(acknowledged),
+            #[cfg(not(target_arch = "aarch64"))]
+            Gic::V3(_) => {}
+        }
+    }
+
+    /// Enables (or disables) SGI/PPI `intid` of this CPU (`mpidr`).
+    pub fn set_private_enabled(
+        &self,
+        mpidr: u64,
+        intid: u32,
+        enabled: bool,
+    ) -> Result<(), GicError> {
+        match self {
+            Gic::V2(gic) => {
+                gic.set_private_enabled(intid, enabled);
+                Ok(())
+            }
+            Gic::V3(gic) => gic.set_private_enabled(mpidr, intid, enabled),
+        }
+    }
+
+    /// Deactivates SGI/PPI `intid` of this CPU (`mpidr`) without an acknowledge.
+    pub fn clear_private_active(&self, mpidr: u64, intid: u32) -> Result<(), GicError> {
+        match self {
+            Gic::V2(gic) => {
+                gic.clear_private_active(intid);
+                Ok(())
+            }
+            Gic::V3(gic) => gic.clear_private_active(mpidr, intid),
+        }
+    }
+
+    /// Enables (or disables) SPI `intid`, routed to one CPU: by MPIDR
+    /// affinity on GICv3, by CPU-interface bit (`v2_target`) on GICv2.
+    pub fn set_spi(&self, intid: u32, enabled: bool, mpidr: u64, v2_target: u8) {
+        match self {
+            Gic::V2(gic) => gic.set_spi(intid, enabled, v2_target),
+            Gic::V3(gic) => gic.set_spi(intid, enabled, mpidr),
+        }
+    }
+
+    /// List register `index` of this CPU's virtual interface, in the GIC
+    /// version's own format (GICH_LR is 32 bits, ICH_LR_EL2 64).
+    pub fn list_register(&self, index: usize) -> u64 {
+        match self {
+            Gic::V2(gic) => u64::from(gic.list_register(index)),
+            #[cfg(target_arch = "aarch64")]
+            Gic::V3(_) => v3::virtual_interface::list_register(index),
+            #[cfg(not(target_arch = "aarch64"))]
+            Gic::V3(_) => 0,
+        }
+    }
+
+    pub fn set_list_register(&self, index: usize, value: u64) {
+        match self {
+            Gic::V2(gic) => gic.set_list_register(index, u32::try_from(value).unwrap_or(0)),
+            #[cfg(target_arch = "aarch64")]
+            Gic::V3(_) => v3::virtual_interface::set_list_register(index, value),
+            #[cfg(not(target_arch = "aarch64"))]
+            Gic::V3(_) => {}
+        }
+    }
+
+    /// A set bit for each empty list register of this CPU.
+    pub fn empty_list_registers(&self) -> u64 {
+        match self {
+            Gic::V2(gic) => gic.empty_list_registers(),
+            #[cfg(target_arch = "aarch64")]
+            Gic::V3(_) => v3::virtual_interface::empty_list_registers(),
+            #[cfg(not(target_arch = "aarch64"))]
+            Gic::V3(_) => 0,
+        }
+    }
+
+    /// Turns this CPU's virtual interface on; `underflow` asks for the
+    /// maintenance interrupt once at most one list register is in use.
+    pub fn set_virtual_interface(&self, underflow: bool) {
+        match self {
+            Gic::V2(gic) => gic.set_virtual_interface(underflow),
+            #[cfg(target_arch = "aarch64")]
+            Gic::V3(_) => v3::virtual_interface::set_virtual_interface(underflow),
+            #[cfg(not(target_arch = "aarch64"))]
+            Gic::V3(_) => {
+                let _ = underflow;
+            }
+        }
+    }
+
+    /// Clears the guest state of this CPU's virtual interface.
+    pub fn reset_virtual_interface(&self) {
+        match self {
+            Gic::V2(gic) => gic.reset_virtual_interface(),
+            #[cfg(target_arch = "aarch64")]
+            Gic::V3(_) => {
+                v3::virtual_interface::reset(v3::cpu_interface::list_registers() as usize);
+            }
+            #[cfg(not(target_arch = "aarch64"))]
+            Gic::V3(_) => {}
+        }
+    }
+
     /// The INTID in an acknowledge value.
     pub fn intid(&self, acknowledged: u32) -> u32 {
         match self {

@@ -14,11 +14,20 @@ use crate::mmio::Mmio;
 const GICD_CTLR_ENABLE: u32 = 1;
 /// GICD_SGIR.CPUTargetList, bits [23:16] (TargetListFilter 0: use the list).
 const SGIR_TARGET_LIST_SHIFT: u32 = 16;
+/// GICC_DIR sits on the CPU interface's second 4 KiB page (IHI 0048B §4.3).
+const GICC_DIR_OFFSET: usize = 0x1000;
+/// GICH_HCR.En: the virtual CPU interface runs (IHI 0048B §5.3.1).
+const GICH_HCR_EN: u32 = 1 << 0;
+/// GICH_HCR.UIE: maintenance interrupt while at most one list register is valid.
+const GICH_HCR_UIE: u32 = 1 << 1;
 
 register_bitfields! {u32,
     /// GICC_CTLR (non-secure view).
     pub GICC_CTLR [
         ENABLE_GRP1 OFFSET(0) NUMBITS(1) [],
+        /// Split priority drop (EOIR) from deactivation (DIR), so that a
+        /// guest's deactivation of a hardware-linked interrupt reaches here.
+        EOI_MODE_NS OFFSET(9) NUMBITS(1) [],
     ],
     /// GICH_VTR.
     pub GICH_VTR [
@@ -60,6 +69,10 @@ register_structs! {
         (0x00c => _reserved0),
         (0x010 => pub misr: ReadOnly<u32>),
         (0x014 => _reserved1),
+        (0x030 => pub elrsr: [ReadOnly<u32>; 2]),
+        (0x038 => _reserved2),
+        (0x0f0 => pub apr: ReadWrite<u32>),
+        (0x0f4 => _reserved3),
         (0x100 => pub lr: [ReadWrite<u32>; 64]),
         (0x200 => @END),
     }
@@ -128,7 +141,8 @@ impl GicV2 {
         let gicc = &self.cpu_interface;
         gicc.pmr.set(PRIORITY_MASK_ALL);
         gicc.bpr.set(0);
-        gicc.ctlr.write(GICC_CTLR::ENABLE_GRP1::SET);
+        gicc.ctlr
+            .write(GICC_CTLR::ENABLE_GRP1::SET + GICC_CTLR::EOI_MODE_NS::SET);
     }
 
     /// This CPU's bit in GICD_ITARGETSR and GICD_SGIR.CPUTargetList: the
@@ -162,8 +176,95 @@ impl GicV2 {
         self.cpu_interface.iar.get()
     }
 
+    /// Priority drop only (EOImode 1): [`GicV2::deactivate`] finishes.
     pub fn end_of_interrupt(&self, iar: u32) {
         self.cpu_interface.eoir.set(iar);
+    }
+
+    /// GICC_DIR: deactivates an interrupt whose priority was dropped.
+    pub fn deactivate(&self, iar: u32) {
+        // SAFETY: GICC_DIR is a 32-bit write-only register on the CPU
+        // interface's second page, which `new`'s contract maps with the first.
+        unsafe {
+            core::ptr::write_volatile(
+                (self.cpu_interface.address() + GICC_DIR_OFFSET) as *mut u32,
+                iar,
+            );
+        }
+    }
+
+    /// Enables (or disables) SGI/PPI `intid` on this CPU: GICD_I[SC]ENABLER0
+    /// is banked per CPU.
+    pub fn set_private_enabled(&self, intid: u32, enabled: bool) {
+        let banks = &self.distributor.banks;
+        let register = if enabled {
+            banks.isenabler.first()
+        } else {
+            banks.icenabler.first()
+        };
+        if let Some(register) = register {
+            register.set(1 << (intid % 32));
+        }
+    }
+
+    /// Deactivates SGI/PPI `intid` of this CPU (banked GICD_ICACTIVER0).
+    pub fn clear_private_active(&self, intid: u32) {
+        if let Some(register) = self.distributor.banks.icactiver.first() {
+            register.set(1 << (intid % 32));
+        }
+    }
+
+    /// Enables (or disables) SPI `intid` and sends it to the CPUs in `targets`.
+    pub fn set_spi(&self, intid: u32, enabled: bool, targets: u8) {
+        let banks = &self.distributor.banks;
+        let index = (intid / 32) as usize;
+        let bit = 1 << (intid % 32);
+        if enabled {
+            if let Some(register) = banks.itargetsr.get((intid / 4) as usize) {
+                let shift = (intid % 4) * 8;
+                let value = register.get() & !(0xff << shift);
+                register.set(value | (u32::from(targets) << shift));
+            }
+            if let Some(register) = banks.isenabler.get(index) {
+                register.set(bit);
+            }
+        } else if let Some(register) = banks.icenabler.get(index) {
+            register.set(bit);
+        }
+    }
+
+    /// List register `index` of this CPU's virtual interface.
+    pub fn list_register(&self, index: usize) -> u32 {
+        self.hyp_interface.lr.get(index).map_or(0, Readable::get)
+    }
+
+    pub fn set_list_register(&self, index: usize, value: u32) {
+        if let Some(register) = self.hyp_interface.lr.get(index) {
+            register.set(value);
+        }
+    }
+
+    /// GICH_ELRSR0/1: a set bit is an empty list register.
+    pub fn empty_list_registers(&self) -> u64 {
+        let [low, high] = &self.hyp_interface.elrsr;
+        u64::from(low.get()) | (u64::from(high.get()) << 32)
+    }
+
+    /// Turns the virtual CPU interface on, with the underflow maintenance
+    /// interrupt when `underflow` is set.
+    pub fn set_virtual_interface(&self, underflow: bool) {
+        let uie = if underflow { GICH_HCR_UIE } else { 0 };
+        self.hyp_interface.hcr.set(GICH_HCR_EN | uie);
+    }
+
+    /// Clears the virtual CPU interface's guest state (a fresh vCPU).
+    pub fn reset_virtual_interface(&self) {
+        self.hyp_interface.vmcr.set(0);
+        self.hyp_interface.apr.set(0);
+        let implemented = self.hyp_interface.vtr.read(GICH_VTR::LIST_REGS) as usize + 1;
+        for register in self.hyp_interface.lr.iter().take(implemented) {
+            register.set(0);
+        }
     }
 
     pub fn info(&self) -> GicInfo {

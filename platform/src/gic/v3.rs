@@ -203,6 +203,52 @@ impl GicV3 {
         Ok(())
     }
 
+    /// Enables (or disables) SGI/PPI `intid` of the CPU `mpidr`.
+    pub fn set_private_enabled(
+        &self,
+        mpidr: u64,
+        intid: u32,
+        enabled: bool,
+    ) -> Result<(), GicError> {
+        let gicr = self.redistributor(mpidr)?;
+        let register = if enabled {
+            &gicr.isenabler0
+        } else {
+            &gicr.icenabler0
+        };
+        register.set(1 << (intid % 32));
+        Ok(())
+    }
+
+    /// Deactivates SGI/PPI `intid` of the CPU `mpidr` (GICR_ICACTIVER0).
+    pub fn clear_private_active(&self, mpidr: u64, intid: u32) -> Result<(), GicError> {
+        self.redistributor(mpidr)?.icactiver0.set(1 << (intid % 32));
+        Ok(())
+    }
+
+    /// Enables (or disables) SPI `intid` and routes it to the CPU `mpidr`.
+    pub fn set_spi(&self, intid: u32, enabled: bool, mpidr: u64) {
+        let banks = &self.distributor.banks;
+        let index = (intid / 32) as usize;
+        let bit = 1 << (intid % 32);
+        if enabled {
+            // GICD_IROUTER<n>: Aff3 at [39:32], Aff2.Aff1.Aff0 at [23:0], as MPIDR.
+            let route = mpidr & 0xff_00ff_ffff;
+            if let Some(router) = self
+                .distributor
+                .irouter
+                .get(intid.saturating_sub(32) as usize)
+            {
+                router.set(route);
+            }
+            if let Some(register) = banks.isenabler.get(index) {
+                register.set(bit);
+            }
+        } else if let Some(register) = banks.icenabler.get(index) {
+            register.set(bit);
+        }
+    }
+
     pub fn info(&self) -> GicInfo {
         // PIDR2.ArchRev, bits [7:4]: 3 for GICv3, 4 for GICv4.
         let revision = (self.distributor.pidr2.get() >> 4) & 0xf;
@@ -236,6 +282,9 @@ pub(super) mod cpu_interface {
 
     /// ICC_IGRPEN1_EL1.Enable.
     const IGRPEN1_ENABLE: u64 = 1;
+    /// ICC_CTLR_EL1.EOImode: EOIR only drops priority, DIR deactivates, so
+    /// that a guest's deactivation of a hardware-linked interrupt counts.
+    const CTLR_EOI_MODE: u64 = 1 << 1;
 
     /// Enables system-register access at EL2 and EL1 and unmasks Group 1.
     pub fn enable() {
@@ -246,14 +295,14 @@ pub(super) mod cpu_interface {
         // this CPU's own interface; no memory is involved.
         unsafe {
             core::arch::asm!(
-                // EOImode 0: an EOI also deactivates, whatever firmware left.
-                "msr ICC_CTLR_EL1, xzr",
+                "msr ICC_CTLR_EL1, {ctlr}",
                 "msr ICC_PMR_EL1, {pmr}",
                 "msr ICC_BPR1_EL1, xzr",
                 "msr ICC_IGRPEN1_EL1, {enable}",
                 "isb",
                 pmr = in(reg) u64::from(PRIORITY_MASK_ALL),
                 enable = in(reg) IGRPEN1_ENABLE,
+                ctlr = in(reg) CTLR_EOI_MODE,
                 options(nostack, preserves_flags),
             );
         }
@@ -302,7 +351,20 @@ pub(super) mod cpu_interface {
         u32::try_from(value & 0xff_ffff).unwrap_or(u32::MAX)
     }
 
-    /// ICC_EOIR1_EL1: priority drop and (EOImode 0) deactivation.
+    /// ICC_DIR_EL1: deactivates an interrupt whose priority was dropped.
+    pub fn deactivate(intid: u32) {
+        // SAFETY: writing this CPU's deactivate-interrupt register.
+        unsafe {
+            core::arch::asm!(
+                "msr ICC_DIR_EL1, {}",
+                "isb",
+                in(reg) u64::from(intid),
+                options(nostack, preserves_flags)
+            );
+        }
+    }
+
+    /// ICC_EOIR1_EL1: priority drop (EOImode 1: [`deactivate`] finishes).
     pub fn end_of_interrupt(intid: u32) {
         // SAFETY: writing this CPU's end-of-interrupt register.
         unsafe {
@@ -317,6 +379,132 @@ pub(super) mod cpu_interface {
     /// ICH_VTR_EL2.ListRegs + 1.
     pub fn list_registers() -> u32 {
         u32::try_from(ICH_VTR_EL2.read(ICH_VTR_EL2::ListRegs) + 1).unwrap_or(0)
+    }
+}
+
+/// The GICv3 virtual CPU interface's control registers (ICH_*_EL2,
+/// IHI 0069H §12.4): list registers, status, and the interface controls.
+#[cfg(target_arch = "aarch64")]
+pub(super) mod virtual_interface {
+    use aarch64_cpu::registers::{
+        ICH_AP0R0_EL2, ICH_AP1R0_EL2, ICH_HCR_EL2, ICH_LR0_EL2, ICH_LR1_EL2, ICH_LR2_EL2,
+        ICH_LR3_EL2, ICH_LR4_EL2, ICH_LR5_EL2, ICH_LR6_EL2, ICH_LR7_EL2, ICH_LR8_EL2, ICH_LR9_EL2,
+        ICH_LR10_EL2, ICH_LR11_EL2, ICH_LR12_EL2, ICH_LR13_EL2, ICH_LR14_EL2, ICH_LR15_EL2,
+        ICH_VMCR_EL2, Readable, Writeable,
+    };
+
+    macro_rules! by_index {
+        ($index:expr, |$register:ident| $body:expr, $default:expr) => {
+            match $index {
+                0 => {
+                    let $register = ICH_LR0_EL2;
+                    $body
+                }
+                1 => {
+                    let $register = ICH_LR1_EL2;
+                    $body
+                }
+                2 => {
+                    let $register = ICH_LR2_EL2;
+                    $body
+                }
+                3 => {
+                    let $register = ICH_LR3_EL2;
+                    $body
+                }
+                4 => {
+                    let $register = ICH_LR4_EL2;
+                    $body
+                }
+                5 => {
+                    let $register = ICH_LR5_EL2;
+                    $body
+                }
+                6 => {
+                    let $register = ICH_LR6_EL2;
+                    $body
+                }
+                7 => {
+                    let $register = ICH_LR7_EL2;
+                    $body
+                }
+                8 => {
+                    let $register = ICH_LR8_EL2;
+                    $body
+                }
+                9 => {
+                    let $register = ICH_LR9_EL2;
+                    $body
+                }
+                10 => {
+                    let $register = ICH_LR10_EL2;
+                    $body
+                }
+                11 => {
+                    let $register = ICH_LR11_EL2;
+                    $body
+                }
+                12 => {
+                    let $register = ICH_LR12_EL2;
+                    $body
+                }
+                13 => {
+                    let $register = ICH_LR13_EL2;
+                    $body
+                }
+                14 => {
+                    let $register = ICH_LR14_EL2;
+                    $body
+                }
+                15 => {
+                    let $register = ICH_LR15_EL2;
+                    $body
+                }
+                _ => $default,
+            }
+        };
+    }
+
+    /// ICH_LR<index>_EL2.
+    pub fn list_register(index: usize) -> u64 {
+        by_index!(index, |register| register.get(), 0)
+    }
+
+    pub fn set_list_register(index: usize, value: u64) {
+        by_index!(index, |register| register.set(value), ())
+    }
+
+    /// ICH_ELRSR_EL2: a set bit is an empty list register.
+    pub fn empty_list_registers() -> u64 {
+        let value: u64;
+        // SAFETY: reading the empty-list-register status of this CPU.
+        unsafe {
+            core::arch::asm!("mrs {}, S3_4_C12_C11_5", out(reg) value, options(nomem, nostack, preserves_flags));
+        }
+        value
+    }
+
+    /// Turns the virtual CPU interface on, with the underflow maintenance
+    /// interrupt when `underflow` is set.
+    pub fn set_virtual_interface(underflow: bool) {
+        ICH_HCR_EL2.write(
+            ICH_HCR_EL2::En::SET
+                + if underflow {
+                    ICH_HCR_EL2::UIE::SET
+                } else {
+                    ICH_HCR_EL2::UIE::CLEAR
+                },
+        );
+    }
+
+    /// Clears the guest's virtual CPU interface state (a fresh vCPU).
+    pub fn reset(list_registers: usize) {
+        ICH_VMCR_EL2.set(0);
+        ICH_AP0R0_EL2.set(0);
+        ICH_AP1R0_EL2.set(0);
+        for index in 0..list_registers {
+            set_list_register(index, 0);
+        }
     }
 }
 

@@ -22,8 +22,10 @@ const GIB: u64 = 1 << 30;
 /// The guest's intermediate physical address space: 39 bits, the smallest
 /// stage-2 input size Tessera configures.
 const IPA_LIMIT: u64 = 1 << 39;
-/// Where QEMU virt's GIC distributor is (none is mapped for a guest yet).
-const GIC_DISTRIBUTOR: u64 = 0x0800_0000;
+/// Inside the guest's GIC region but in none of the frames its virtual GIC
+/// has: where a GICv2 host keeps its hypervisor control interface (GICH),
+/// which must never be a guest's.
+const GIC_HYPERVISOR_INTERFACE: u64 = 0x0803_0000;
 /// Host physical addresses on QEMU virt of Tessera's DTB, of the boot
 /// modules and of another partition's RAM: a guest must not reach them.
 const HOST_ADDRESSES: [u64; 3] = [0x4800_0000, 0x4900_0000, 0x5000_0000];
@@ -65,7 +67,7 @@ fn first_boot(context: &Context) -> ! {
         });
     };
     class("probe_zero", &mut [0].into_iter());
-    class("probe_gic", &mut [GIC_DISTRIBUTOR].into_iter());
+    class("probe_gic", &mut [GIC_HYPERVISOR_INTERFACE].into_iter());
     class(
         "probe_past_pl011",
         &mut [PL011_BASE as u64 + PAGE].into_iter(),

@@ -1,0 +1,84 @@
+//! Moving a vCPU's pending interrupts into its CPU's list registers, most
+//! urgent first. A vCPU is pinned to one CPU, so that CPU's list registers
+//! are its own: nothing is saved or restored, only filled.
+
+use super::list_register::{ListRegister, LrState};
+use super::state::{Candidate, VgicState};
+
+/// Most list registers the architecture allows (ICH_VTR_EL2.ListRegs + 1).
+pub const MAX_LIST_REGISTERS: usize = 16;
+
+/// The list registers of the CPU a vCPU runs on.
+pub trait ListRegisters {
+    /// How many exist.
+    fn count(&self) -> usize;
+    fn read(&self, index: usize) -> ListRegister;
+    fn write(&mut self, index: usize, value: &ListRegister);
+    /// A set bit for each empty register.
+    fn empty(&self) -> u64;
+}
+
+/// Fills `registers` from `vcpu`'s pending interrupts; true if some are
+/// still waiting (the caller then asks for the underflow maintenance
+/// interrupt, so they go in as soon as registers free up).
+pub fn flush(state: &mut VgicState, vcpu: usize, registers: &mut impl ListRegisters) -> bool {
+    let (candidates, mut waiting) = state.most_urgent::<MAX_LIST_REGISTERS>(vcpu);
+    let count = registers.count().min(MAX_LIST_REGISTERS);
+    for candidate in &candidates {
+        if let Some(index) = (0..count).find(|&i| registers.read(i).holds(candidate)) {
+            if !merge(registers, index) {
+                waiting = true;
+                continue;
+            }
+        } else if let Some(index) = free(registers, count) {
+            registers.write(index, &ListRegister::pending(candidate));
+        } else if let Some(index) = displaceable(registers, count, candidate) {
+            // A less urgent interrupt that the guest has not seen yet gives
+            // way; it goes back to software and waits for a free register.
+            let displaced = registers.read(index);
+            let _ = state.set_pending(vcpu, displaced.intid, usize::from(displaced.source));
+            registers.write(index, &ListRegister::pending(candidate));
+            waiting = true;
+        } else {
+            waiting = true;
+            continue;
+        }
+        state.taken(vcpu, candidate);
+    }
+    waiting
+}
+
+/// The interrupt is already in register `index`: an edge that arrives
+/// while the guest handles the previous one makes it pending again.
+/// Returns false if it must wait (it can only go in once inactive).
+fn merge(registers: &mut impl ListRegisters, index: usize) -> bool {
+    let mut current = registers.read(index);
+    match current.state {
+        LrState::Pending | LrState::PendingActive => true,
+        LrState::Active if !current.hw => {
+            current.state = LrState::PendingActive;
+            registers.write(index, &current);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn free(registers: &impl ListRegisters, count: usize) -> Option<usize> {
+    let empty = registers.empty();
+    (0..count).find(|&i| empty & (1 << i) != 0)
+}
+
+/// The least urgent register holding a merely pending interrupt that is
+/// less urgent than `candidate`.
+fn displaceable(
+    registers: &impl ListRegisters,
+    count: usize,
+    candidate: &Candidate,
+) -> Option<usize> {
+    (0..count)
+        .map(|i| (i, registers.read(i)))
+        .filter(|(_, lr)| lr.state == LrState::Pending && lr.priority > candidate.priority)
+        .max_by_key(|(_, lr)| lr.priority)
+        .map(|(i, _)| i)
+}
