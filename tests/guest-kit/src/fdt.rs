@@ -443,7 +443,10 @@ impl<'a> Fdt<'a> {
         if reg.is_empty() || !reg.len().is_multiple_of(entry_bytes) {
             return Err(bad);
         }
-        let Some(start) = index.checked_mul(entry_bytes).filter(|&start| start < reg.len()) else {
+        let Some(start) = index
+            .checked_mul(entry_bytes)
+            .filter(|&start| start < reg.len())
+        else {
             return Ok(None);
         };
         let base = cells(start, address_cells).ok_or(bad)?;
@@ -495,6 +498,18 @@ impl<'a> Fdt<'a> {
         Ok(list
             .split(|&byte| byte == 0)
             .any(|entry| entry == compatible.as_bytes()))
+    }
+
+    /// How many CPUs `/cpus` lists (its `cpu@<n>` subnodes): a partition's
+    /// vCPUs, as Tessera writes them.
+    pub fn cpu_count(&self) -> Result<usize, FdtError> {
+        let mut count = 0;
+        self.for_each_child("/cpus", |name| {
+            if name == "cpu" || name.starts_with("cpu@") {
+                count += 1;
+            }
+        })?;
+        Ok(count)
     }
 
     /// `/chosen/bootargs`.
@@ -648,6 +663,29 @@ mod tests {
         assert_eq!(fdt.bootargs().unwrap(), Some("console=ttyAMA0 role=a"));
         assert_eq!(fdt.boot_count().unwrap(), Some(3));
         assert_eq!(fdt.total_size(), blob.len());
+    }
+
+    #[test]
+    fn cpus_are_counted_by_node_name() {
+        let blob = Builder::default()
+            .begin("")
+            .begin("cpus")
+            .u32("#address-cells", 1)
+            .begin("cpu@0")
+            .begin("l1-cache")
+            .end()
+            .end()
+            .begin("cpu-map")
+            .end()
+            .begin("cpu@1")
+            .end()
+            .end()
+            .end()
+            .finish();
+        let fdt = Fdt::new(&blob).unwrap();
+        assert_eq!(fdt.cpu_count(), Ok(2), "cpu-map and caches are no CPUs");
+        let none = guest_dtb("", None);
+        assert_eq!(Fdt::new(&none).unwrap().cpu_count(), Ok(1));
     }
 
     #[test]

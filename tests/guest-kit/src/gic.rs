@@ -68,6 +68,15 @@ pub fn is_special(intid: u32) -> bool {
     (FIRST_SPECIAL..=SPURIOUS).contains(&intid)
 }
 
+/// Banks of one bit per INTID, then one byte per INTID, at the same
+/// offsets in a GICv2 distributor (IHI 0048B §4.3), a GICv3 distributor
+/// (IHI 0069 §12.9) and a GICv3 redistributor's `SGI_base` (§12.12).
+pub const ISENABLER: usize = 0x100;
+pub const ICENABLER: usize = 0x180;
+pub const ISPENDR: usize = 0x200;
+pub const ICPENDR: usize = 0x280;
+pub const IPRIORITYR: usize = 0x400;
+
 /// Where `intid`'s bit lies in a bank of one-bit-per-interrupt registers
 /// (`GICD_ISENABLER<n>`, `ISPENDR`, `IGROUPR` …): the byte offset of its
 /// 32-bit word from the bank's first register, and the bit's mask.
@@ -133,7 +142,10 @@ pub enum LayoutError {
     /// No child of the root is compatible with a GIC this kit knows.
     NoController,
     /// The node's `reg` lacks range `index`.
-    MissingReg { node: NodePath, index: usize },
+    MissingReg {
+        node: NodePath,
+        index: usize,
+    },
     /// Range `what` of the node's `reg` is smaller than the architecture's
     /// register block.
     TooSmall {
@@ -143,7 +155,10 @@ pub enum LayoutError {
         minimum: u64,
     },
     /// The redistributor range is not a whole number of frames.
-    PartialFrame { node: NodePath, size: u64 },
+    PartialFrame {
+        node: NodePath,
+        size: u64,
+    },
 }
 
 impl From<FdtError> for LayoutError {
@@ -229,7 +244,11 @@ impl Layout {
         let cpu = range(1)?;
         let (distributor_minimum, cpu_minimum, cpu_name) = match version {
             Version::V3 => (v3::DISTRIBUTOR_SIZE, v3::FRAME_SIZE, "redistributor"),
-            Version::V2 => (v2::DISTRIBUTOR_SIZE, v2::CPU_INTERFACE_SIZE, "CPU interface"),
+            Version::V2 => (
+                v2::DISTRIBUTOR_SIZE,
+                v2::CPU_INTERFACE_SIZE,
+                "CPU interface",
+            ),
         };
         for (what, region, minimum) in [
             ("distributor", distributor, distributor_minimum),
@@ -334,10 +353,9 @@ impl fmt::Display for InitError {
                 "vCPU {vcpu} is beyond the kit's {} vCPUs",
                 crate::MAX_VCPUS
             ),
-            InitError::Stuck { register, value } => write!(
-                f,
-                "{register} did not clear (register reads {value:#010x})"
-            ),
+            InitError::Stuck { register, value } => {
+                write!(f, "{register} did not clear (register reads {value:#010x})")
+            }
             InitError::AffinityRoutingOff { control } => write!(
                 f,
                 "GICD_CTLR reads {control:#010x} after writing ARE_NS: affinity routing is off"
@@ -510,7 +528,15 @@ mod tests {
         );
         let error = Layout::find(&Fdt::new(&small).unwrap()).unwrap_err();
         assert!(
-            matches!(error, LayoutError::TooSmall { what: "CPU interface", size: 0x1000, minimum: 0x2000, .. }),
+            matches!(
+                error,
+                LayoutError::TooSmall {
+                    what: "CPU interface",
+                    size: 0x1000,
+                    minimum: 0x2000,
+                    ..
+                }
+            ),
             "a 4 KiB GICC range must be refused: {error:?}"
         );
 
@@ -557,7 +583,7 @@ mod tests {
 
     #[test]
     fn priority_order_names_the_first_inversion() {
-        let priority = |intid: u32| (intid * 8) as u8;
+        let priority = |intid: u32| u8::try_from(intid * 8).unwrap();
         let violation = check_priority_order(&[1, 2, 5, 3, 4], priority).unwrap_err();
         assert_eq!(
             violation,

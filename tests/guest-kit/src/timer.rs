@@ -11,7 +11,8 @@
 //! the timer's interrupt has been seen on this vCPU, and in `WFE` (woken
 //! by the event stream) until then, so it never hangs on a GIC that does
 //! not deliver. Under QEMU TCG a vCPU in `WFI` sleeps; one polling in
-//! `WFE` keeps a host thread busy.
+//! `WFE` keeps a host thread busy. [`sleep_until`] is the same wait for a
+//! caller that has armed the timer itself, to time its interrupt.
 
 /// The virtual timer's PPI (Arm ARM D11.2.4; Tessera's guest DTB
 /// `/timer` lists it as PPI 11).
@@ -70,6 +71,9 @@ mod target {
     /// interrupt arrived, and `CNTVCT_EL0` in the handler the last time.
     static FIRED: [AtomicU32; MAX_VCPUS] = [const { AtomicU32::new(0) }; MAX_VCPUS];
     static FIRED_AT: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
+    /// Per vCPU: `CNTV_CTL_EL0` in the handler the last time, before it
+    /// stopped the timer (ISTATUS says whether the timer condition held).
+    static FIRED_CONTROL: [AtomicU64; MAX_VCPUS] = [const { AtomicU64::new(0) }; MAX_VCPUS];
 
     /// `CNTVCT_EL0`.
     pub fn now() -> u64 {
@@ -108,7 +112,11 @@ mod target {
     pub fn stop() {
         // SAFETY: disabling this vCPU's own virtual timer.
         unsafe {
-            asm!("msr cntv_ctl_el0, xzr", "isb", options(nomem, nostack, preserves_flags));
+            asm!(
+                "msr cntv_ctl_el0, xzr",
+                "isb",
+                options(nomem, nostack, preserves_flags)
+            );
         }
     }
 
@@ -124,9 +132,11 @@ mod target {
 
     fn on_interrupt(_intid: u32) {
         let at = now();
+        let state = control();
         stop();
         let vcpu = cpu::index() % MAX_VCPUS;
         FIRED_AT[vcpu].store(at, Ordering::SeqCst);
+        FIRED_CONTROL[vcpu].store(state, Ordering::SeqCst);
         FIRED[vcpu].store(
             FIRED[vcpu].load(Ordering::SeqCst).wrapping_add(1),
             Ordering::SeqCst,
@@ -142,7 +152,9 @@ mod target {
 
     /// How often the timer interrupt has arrived on vCPU `vcpu`.
     pub fn fired_on(vcpu: usize) -> u32 {
-        FIRED.get(vcpu).map_or(0, |count| count.load(Ordering::SeqCst))
+        FIRED
+            .get(vcpu)
+            .map_or(0, |count| count.load(Ordering::SeqCst))
     }
 
     /// How often it has arrived on this vCPU.
@@ -157,20 +169,59 @@ mod target {
             .map_or(0, |at| at.load(Ordering::SeqCst))
     }
 
+    /// `CNTV_CTL_EL0` as the handler found it the last time it ran on this
+    /// vCPU (before stopping the timer).
+    pub fn last_fired_control() -> u64 {
+        FIRED_CONTROL
+            .get(cpu::index())
+            .map_or(0, |control| control.load(Ordering::SeqCst))
+    }
+
     /// Waits until `done()` holds or `milliseconds` have passed; returns
     /// whether `done()` held. Sleeps in `WFI` with the timer armed at most
     /// [`POLL_MS`] ahead once the timer's interrupt has arrived on this
     /// vCPU (enable it first with [`enable_interrupt`]), in `WFE` before.
     /// Interrupts are unmasked between sleeps (pending ones are taken
     /// then); the mask is as before on return. Uses the virtual timer.
-    pub fn wait_until(milliseconds: u64, mut done: impl FnMut() -> bool) -> bool {
+    pub fn wait_until(milliseconds: u64, done: impl FnMut() -> bool) -> bool {
+        wait(milliseconds, done, Alarm::Poll)
+    }
+
+    /// Like [`wait_until`], for a caller that has armed the timer itself
+    /// (to time its interrupt) or otherwise expects an interrupt: the timer
+    /// is left alone. Sleeps in `WFI` once the timer has been seen on this
+    /// vCPU, until a `WFI` ends without an interrupt arriving (the one
+    /// expected is lost: only a physical interrupt at EL2 woke the vCPU);
+    /// from then on, and before, it polls in `WFE`, so a lost interrupt
+    /// costs a busy wait to the deadline, not a hang. Under QEMU TCG a
+    /// vCPU in `WFI` frees its host thread, which keeps the timing of the
+    /// other vCPUs honest.
+    pub fn sleep_until(milliseconds: u64, done: impl FnMut() -> bool) -> bool {
+        wait(milliseconds, done, Alarm::Caller)
+    }
+
+    /// What ends a sleep of [`wait`] when nothing else does.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Alarm {
+        /// The timer, armed [`POLL_MS`] ahead before each sleep.
+        Poll,
+        /// An interrupt the caller expects.
+        Caller,
+    }
+
+    fn wait(milliseconds: u64, mut done: impl FnMut() -> bool, alarm: Alarm) -> bool {
         let was_masked = cpu::irqs_masked();
         let start = now();
         let limit = time::ticks(milliseconds);
         let poll = time::ticks(POLL_MS).max(1);
         let max_rounds = milliseconds.saturating_mul(MAX_ROUNDS_PER_MS).max(1);
+        let record = gic::record(cpu::index());
+        let mut sleep = true;
         let mut result = false;
         for _ in 0..max_rounds {
+            // Masked from the check to the sleep: an interrupt that comes
+            // in between stays pending and ends the WFI at once.
+            cpu::mask_irqs();
             if done() {
                 result = true;
                 break;
@@ -179,17 +230,21 @@ mod target {
             if elapsed > limit {
                 break;
             }
-            // Masked from the arming to the sleep: an interrupt that comes
-            // in between stays pending and ends the WFI at once.
-            cpu::mask_irqs();
-            set_deadline(now().saturating_add(poll.min(limit - elapsed + 1)));
-            if fired() > 0 {
+            if alarm == Alarm::Poll {
+                set_deadline(now().saturating_add(poll.min(limit - elapsed + 1)));
+            }
+            let arrivals = record.arrivals();
+            if sleep && fired() > 0 {
                 cpu::wait_for_interrupt();
             } else {
                 cpu::wait_for_event();
             }
             cpu::unmask_irqs();
+            if alarm == Alarm::Caller && record.arrivals() == arrivals {
+                sleep = false;
+            }
         }
+        cpu::unmask_irqs();
         if !result {
             result = done();
         }
@@ -230,7 +285,13 @@ mod tests {
     fn conversions_saturate_instead_of_overflowing() {
         assert_eq!(ticks_to_ns(u64::MAX, 1), u64::MAX);
         assert_eq!(ns_to_ticks(u64::MAX, u64::MAX), u64::MAX);
-        assert_eq!(ms_to_ticks(u64::MAX, QEMU), u64::MAX);
+        // u64::MAX ns is about 584 years: past u64::MAX ticks only above 1 GHz.
+        assert_eq!(ms_to_ticks(u64::MAX, 2_000_000_000), u64::MAX);
+        assert_eq!(
+            ms_to_ticks(u64::MAX, QEMU),
+            u64::MAX / 16 + 1,
+            "saturated ns, then converted (rounded up)"
+        );
         assert_eq!(ticks_to_ns(5, 0), 0, "no frequency, no time");
     }
 }

@@ -11,9 +11,11 @@ use core::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 /// INTIDs counted one by one: the SGIs, the PPIs and the first SPIs. Any
 /// other INTID is counted as "untracked", with the last one kept.
-pub const TRACKED: usize = 64;
+pub const TRACKED: usize = TRACKED_INTIDS as usize;
+pub const TRACKED_INTIDS: u32 = 64;
 /// Arrivals kept in order (a ring: the last `LOG_CAPACITY`).
-pub const LOG_CAPACITY: usize = 64;
+pub const LOG_CAPACITY: usize = LOG_ENTRIES as usize;
+const LOG_ENTRIES: u32 = 64;
 /// What [`Record::source`] holds for an SGI that has not arrived or whose
 /// source is unknown (GICv3 does not say).
 pub const NO_SOURCE: u8 = 0xff;
@@ -118,10 +120,10 @@ impl Record {
         let now = self.arrivals();
         let count = now.wrapping_sub(from);
         if count as usize > LOG_CAPACITY {
-            return Err(count - LOG_CAPACITY as u32);
+            return Err(count - LOG_ENTRIES);
         }
-        for (index, slot) in out.iter_mut().enumerate().take(count as usize) {
-            let arrival = from.wrapping_add(index as u32);
+        for (index, slot) in (0..count).zip(out.iter_mut()) {
+            let arrival = from.wrapping_add(index);
             *slot = self.log[arrival as usize % LOG_CAPACITY].load(Ordering::SeqCst);
         }
         Ok(count as usize)
@@ -169,17 +171,14 @@ impl Snapshot {
         expected: impl Fn(u32) -> bool,
     ) -> (heapless::Vec<(u32, u32), N>, u32) {
         let mut unexpected = heapless::Vec::new();
-        for intid in 0..TRACKED as u32 {
+        for intid in 0..TRACKED_INTIDS {
             let count = self.since(earlier, intid);
             if count > 0 && !expected(intid) {
                 // Full: the first N are enough for a report.
                 let _ = unexpected.push((intid, count));
             }
         }
-        (
-            unexpected,
-            self.untracked.wrapping_sub(earlier.untracked),
-        )
+        (unexpected, self.untracked.wrapping_sub(earlier.untracked))
     }
 }
 
@@ -256,8 +255,7 @@ mod tests {
         let after = record.snapshot();
         assert_eq!(after.since(&before, 8), 2);
         assert_eq!(after.since(&before, 27), 1);
-        let (unexpected, untracked) =
-            after.unexpected_since::<4>(&before, |intid| intid == 27);
+        let (unexpected, untracked) = after.unexpected_since::<4>(&before, |intid| intid == 27);
         assert_eq!(unexpected.as_slice(), &[(8, 2)]);
         assert_eq!(untracked, 1);
     }

@@ -4,7 +4,8 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 use super::record::{Record, TRACKED};
 use super::{
-    Acknowledged, InitError, Layout, SgiError, SgiTargets, Version, is_special, v2, v3,
+    Acknowledged, ICENABLER, ICPENDR, IPRIORITYR, ISENABLER, ISPENDR, InitError, Layout, SgiError,
+    SgiTargets, Version, bit_slot, byte_slot, is_special, v2, v3,
 };
 use crate::mmio::Mmio;
 use crate::{MAX_VCPUS, cpu};
@@ -67,7 +68,10 @@ fn blocks() -> Option<(Version, Mmio, Mmio)> {
                 DISTRIBUTOR_BASE.load(Ordering::SeqCst),
                 DISTRIBUTOR_SIZE.load(Ordering::SeqCst),
             ),
-            Mmio::new(CPU_BASE.load(Ordering::SeqCst), CPU_SIZE.load(Ordering::SeqCst)),
+            Mmio::new(
+                CPU_BASE.load(Ordering::SeqCst),
+                CPU_SIZE.load(Ordering::SeqCst),
+            ),
         )
     };
     Some((version, distributor, cpu))
@@ -135,12 +139,7 @@ pub fn get() -> Option<Gic> {
         Version::V3 => {
             // SAFETY: the frame `init_cpu` found inside the redistributor
             // region.
-            let frame = unsafe {
-                Mmio::new(
-                    FRAMES[vcpu].load(Ordering::SeqCst),
-                    v3::FRAME_SIZE as usize,
-                )
-            };
+            let frame = unsafe { Mmio::new(FRAMES[vcpu].load(Ordering::SeqCst), v3::FRAME_BYTES) };
             Gic::V3(v3::Gic::new(distributor, cpu_block, frame))
         }
     })
@@ -214,26 +213,81 @@ impl Gic {
         }
     }
 
-    delegate!(fn enable(&self, intid: u32));
     delegate!(
-        /// Disables `intid` and waits until the write has taken effect.
-        fn disable(&self, intid: u32)
+        /// The block that holds `intid`'s bits and bytes in the banks of
+        /// [`ISENABLER`] and the others.
+        fn banks(&self, intid: u32) -> Mmio
     );
-    delegate!(fn is_enabled(&self, intid: u32) -> bool);
-    delegate!(fn set_pending(&self, intid: u32));
-    delegate!(fn clear_pending(&self, intid: u32));
-    delegate!(fn is_pending(&self, intid: u32) -> bool);
-    delegate!(
-        /// A 32-bit read-modify-write of `intid`'s priority word.
-        fn set_priority(&self, intid: u32, priority: u8)
-    );
-    delegate!(fn priority(&self, intid: u32) -> u8);
-    delegate!(
-        /// One byte store to `intid`'s priority (the registers are
-        /// byte-accessible: IHI 0069 §12.9.18, IHI 0048B §4.3.11).
-        fn set_priority_byte(&self, intid: u32, priority: u8)
-    );
-    delegate!(fn priority_byte(&self, intid: u32) -> u8);
+
+    /// Writes `intid`'s bit alone in the write-1 bank at `bank`
+    /// ([`ISENABLER`], [`ICENABLER`], [`ISPENDR`], [`ICPENDR`]).
+    pub fn set_bit(&self, intid: u32, bank: usize) {
+        let (offset, bit) = bit_slot(intid);
+        self.banks(intid).write32(bank + offset, bit);
+    }
+
+    /// `intid`'s bit in the bank at `bank`.
+    pub fn bit(&self, intid: u32, bank: usize) -> bool {
+        let (offset, bit) = bit_slot(intid);
+        self.banks(intid).read32(bank + offset) & bit != 0
+    }
+
+    pub fn enable(&self, intid: u32) {
+        self.set_bit(intid, ISENABLER);
+    }
+
+    /// Disables `intid` and, on GICv3, waits until the write has taken
+    /// effect.
+    pub fn disable(&self, intid: u32) {
+        self.set_bit(intid, ICENABLER);
+        if let Gic::V3(gic) = self {
+            gic.wait_for_writes(intid);
+        }
+    }
+
+    pub fn is_enabled(&self, intid: u32) -> bool {
+        self.bit(intid, ISENABLER)
+    }
+
+    pub fn set_pending(&self, intid: u32) {
+        self.set_bit(intid, ISPENDR);
+    }
+
+    pub fn clear_pending(&self, intid: u32) {
+        self.set_bit(intid, ICPENDR);
+    }
+
+    pub fn is_pending(&self, intid: u32) -> bool {
+        self.bit(intid, ISPENDR)
+    }
+
+    /// Sets `intid`'s priority with a 32-bit read-modify-write of its word.
+    pub fn set_priority(&self, intid: u32, priority: u8) {
+        let (offset, shift) = byte_slot(intid);
+        let block = self.banks(intid);
+        let word = block.read32(IPRIORITYR + offset);
+        let word = (word & !(0xff << shift)) | u32::from(priority) << shift;
+        block.write32(IPRIORITYR + offset, word);
+    }
+
+    /// `intid`'s priority, read as a 32-bit word.
+    pub fn priority(&self, intid: u32) -> u8 {
+        let (offset, shift) = byte_slot(intid);
+        let word = self.banks(intid).read32(IPRIORITYR + offset);
+        u8::try_from((word >> shift) & 0xff).unwrap_or(0)
+    }
+
+    /// One byte store to `intid`'s priority (the registers are
+    /// byte-accessible: IHI 0069 §12.9.18, IHI 0048B §4.3.11).
+    pub fn set_priority_byte(&self, intid: u32, priority: u8) {
+        self.banks(intid)
+            .write8(IPRIORITYR + intid as usize, priority);
+    }
+
+    /// One byte load of `intid`'s priority.
+    pub fn priority_byte(&self, intid: u32) -> u8 {
+        self.banks(intid).read8(IPRIORITYR + intid as usize)
+    }
     delegate!(
         /// Routes SPI `intid` to vCPU `vcpu` (GICD_IROUTER or ITARGETSR).
         fn route(&self, intid: u32, vcpu: u8)

@@ -16,10 +16,7 @@ pub const CPU_INTERFACE_SIZE: u64 = 0x2000;
 // Distributor registers (§4.3), offsets from GICD.
 pub const GICD_CTLR: usize = 0x000;
 pub const GICD_TYPER: usize = 0x004;
-pub const GICD_ISENABLER: usize = 0x100;
 pub const GICD_ICENABLER: usize = 0x180;
-pub const GICD_ISPENDR: usize = 0x200;
-pub const GICD_ICPENDR: usize = 0x280;
 pub const GICD_ICACTIVER: usize = 0x380;
 pub const GICD_IPRIORITYR: usize = 0x400;
 pub const GICD_ITARGETSR: usize = 0x800;
@@ -153,67 +150,11 @@ mod target {
             Ok(())
         }
 
-        fn bank(&self, intid: u32, bank: usize) -> (usize, u32) {
-            let (offset, bit) = bit_slot(intid);
-            (bank + offset, bit)
-        }
-
-        pub fn set_bit(&self, intid: u32, bank: usize) {
-            let (offset, bit) = self.bank(intid, bank);
-            self.distributor.write32(offset, bit);
-        }
-
-        pub fn bit(&self, intid: u32, bank: usize) -> bool {
-            let (offset, bit) = self.bank(intid, bank);
-            self.distributor.read32(offset) & bit != 0
-        }
-
-        pub fn enable(&self, intid: u32) {
-            self.set_bit(intid, GICD_ISENABLER);
-        }
-
-        pub fn disable(&self, intid: u32) {
-            self.set_bit(intid, GICD_ICENABLER);
-        }
-
-        pub fn is_enabled(&self, intid: u32) -> bool {
-            self.bit(intid, GICD_ISENABLER)
-        }
-
-        pub fn set_pending(&self, intid: u32) {
-            self.set_bit(intid, GICD_ISPENDR);
-        }
-
-        pub fn clear_pending(&self, intid: u32) {
-            self.set_bit(intid, GICD_ICPENDR);
-        }
-
-        pub fn is_pending(&self, intid: u32) -> bool {
-            self.bit(intid, GICD_ISPENDR)
-        }
-
-        /// Sets `intid`'s priority with a 32-bit read-modify-write.
-        pub fn set_priority(&self, intid: u32, priority: u8) {
-            let (offset, shift) = byte_slot(intid);
-            let word = self.distributor.read32(GICD_IPRIORITYR + offset);
-            let word = (word & !(0xff << shift)) | u32::from(priority) << shift;
-            self.distributor.write32(GICD_IPRIORITYR + offset, word);
-        }
-
-        pub fn priority(&self, intid: u32) -> u8 {
-            let (offset, shift) = byte_slot(intid);
-            let word = self.distributor.read32(GICD_IPRIORITYR + offset);
-            u8::try_from((word >> shift) & 0xff).unwrap_or(0)
-        }
-
-        /// Sets `intid`'s priority with one byte store.
-        pub fn set_priority_byte(&self, intid: u32, priority: u8) {
+        /// The block holding `intid`'s bits and bytes in the banks
+        /// of [`crate::gic::ISENABLER`] and the others: the distributor, banked per vCPU
+        /// for SGIs and PPIs.
+        pub(crate) fn banks(&self, _intid: u32) -> Mmio {
             self.distributor
-                .write8(GICD_IPRIORITYR + intid as usize, priority);
-        }
-
-        pub fn priority_byte(&self, intid: u32) -> u8 {
-            self.distributor.read8(GICD_IPRIORITYR + intid as usize)
         }
 
         /// Targets SPI `intid` at vCPU `vcpu` alone (32-bit

@@ -12,7 +12,9 @@ use super::{Acknowledged, SgiError, SgiTargets};
 pub const DISTRIBUTOR_SIZE: u64 = 0x1_0000;
 /// One redistributor: `RD_base` then `SGI_base`, 64 KiB each (without
 /// virtual LPIs, IHI 0069 §12.10).
-pub const FRAME_SIZE: u64 = 0x2_0000;
+pub const FRAME_SIZE: u64 = FRAME_BYTES as u64;
+/// [`FRAME_SIZE`] as a length in the guest's address space.
+pub const FRAME_BYTES: usize = 0x2_0000;
 /// `SGI_base` from `RD_base`.
 pub const SGI_BASE: usize = 0x1_0000;
 
@@ -20,10 +22,7 @@ pub const SGI_BASE: usize = 0x1_0000;
 pub const GICD_CTLR: usize = 0x0000;
 pub const GICD_TYPER: usize = 0x0004;
 pub const GICD_IGROUPR: usize = 0x0080;
-pub const GICD_ISENABLER: usize = 0x0100;
 pub const GICD_ICENABLER: usize = 0x0180;
-pub const GICD_ISPENDR: usize = 0x0200;
-pub const GICD_ICPENDR: usize = 0x0280;
 pub const GICD_ICACTIVER: usize = 0x0380;
 pub const GICD_IPRIORITYR: usize = 0x0400;
 /// `GICD_IROUTER<n>` is at `0x6000 + 8n` for SPI INTIDs n (§12.9.22).
@@ -59,10 +58,7 @@ pub const GICR_WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
 
 // SGI and PPI registers in SGI_base (§12.12), offsets from SGI_base.
 pub const GICR_IGROUPR0: usize = 0x0080;
-pub const GICR_ISENABLER0: usize = 0x0100;
 pub const GICR_ICENABLER0: usize = 0x0180;
-pub const GICR_ISPENDR0: usize = 0x0200;
-pub const GICR_ICPENDR0: usize = 0x0280;
 pub const GICR_ICACTIVER0: usize = 0x0380;
 pub const GICR_IPRIORITYR: usize = 0x0400;
 
@@ -75,6 +71,10 @@ pub const ICC_SRE_DIB: u64 = 1 << 2;
 const SGI1R_TARGET_LIST_MASK: u64 = 0xffff;
 const SGI1R_INTID_SHIFT: u64 = 24;
 const SGI1R_IRM: u64 = 1 << 40;
+const SGI1R_AFF1_SHIFT: u64 = 16;
+const SGI1R_AFF2_SHIFT: u64 = 32;
+const SGI1R_RS_SHIFT: u64 = 44;
+const SGI1R_AFF3_SHIFT: u64 = 48;
 
 /// `ICC_IAR1_EL1.INTID` (bits [23:0]).
 const IAR_INTID_MASK: u64 = 0xff_ffff;
@@ -91,6 +91,20 @@ pub fn sgi1r(intid: u32, targets: SgiTargets) -> Result<u64, SgiError> {
         SgiTargets::Vcpus(list) => intid | (u64::from(list) & SGI1R_TARGET_LIST_MASK),
         SgiTargets::AllButSelf => intid | SGI1R_IRM,
     })
+}
+
+/// `ICC_SGI1R_EL1` for SGI `intid` to the cores whose Aff0 is in
+/// `list` (bit n: Aff0 = 16 * `range` + n) under Aff3.Aff2.Aff1 =
+/// `upper` (Aff3 in [23:16], Aff2 in [15:8], Aff1 in [7:0]): cores of
+/// another cluster or range, which no Tessera vCPU has.
+pub fn sgi1r_with_affinity(intid: u32, upper: u32, range: u8, list: u16) -> Result<u64, SgiError> {
+    let base = sgi1r(intid, SgiTargets::Vcpus(list))?;
+    let upper = u64::from(upper);
+    Ok(base
+        | (upper & 0xff) << SGI1R_AFF1_SHIFT
+        | ((upper >> 8) & 0xff) << SGI1R_AFF2_SHIFT
+        | ((upper >> 16) & 0xff) << SGI1R_AFF3_SHIFT
+        | u64::from(range & 0xf) << SGI1R_RS_SHIFT)
 }
 
 /// `MPIDR_EL1`'s affinity as `GICR_TYPER.Affinity_Value` packs it:
@@ -255,16 +269,15 @@ mod target {
         /// redistributor region, as Linux does: `GICR_TYPER` of each frame
         /// until `Last`.
         pub(crate) fn find_frame(redistributors: &Mmio, affinity: u32) -> Result<Mmio, InitError> {
-            let frames = redistributors.size() / FRAME_SIZE as usize;
+            let frames = redistributors.size() / FRAME_BYTES;
             for index in 0..frames {
-                let offset = index * FRAME_SIZE as usize;
-                let identity = FrameIdentity::from_typer(redistributors.read64(offset + GICR_TYPER));
+                let offset = index * FRAME_BYTES;
+                let identity =
+                    FrameIdentity::from_typer(redistributors.read64(offset + GICR_TYPER));
                 if identity.affinity == affinity {
                     // SAFETY: a frame inside the region, which `Gic::new`'s
                     // caller promised is the redistributors' registers.
-                    return Ok(unsafe {
-                        Mmio::new(redistributors.base() + offset, FRAME_SIZE as usize)
-                    });
+                    return Ok(unsafe { Mmio::new(redistributors.base() + offset, FRAME_BYTES) });
                 }
                 if identity.last {
                     break;
@@ -313,7 +326,10 @@ mod target {
             // set ICC_SRE_EL2.SRE). A trap here is Tessera's to explain.
             let ((), trap) = catch(|| {
                 let sre = sysreg_read!("S3_0_C12_C12_5");
-                sysreg_write!("S3_0_C12_C12_5", sre | ICC_SRE_SRE | ICC_SRE_DFB | ICC_SRE_DIB);
+                sysreg_write!(
+                    "S3_0_C12_C12_5",
+                    sre | ICC_SRE_SRE | ICC_SRE_DFB | ICC_SRE_DIB
+                );
             });
             if let Some(trap) = trap {
                 return Err(InitError::SystemRegisterTrap(trap));
@@ -329,99 +345,26 @@ mod target {
             Ok(())
         }
 
-        /// The register block and offset of `intid`'s word in a bank that
-        /// the redistributor holds for SGIs and PPIs and the distributor
-        /// for SPIs (at the same offsets, §12.12).
-        fn bank(&self, intid: u32, bank: usize) -> (Mmio, usize, u32) {
-            let (offset, bit) = bit_slot(intid);
+        /// The block holding `intid`'s bits and bytes in the banks
+        /// of [`crate::gic::ISENABLER`] and the others: this vCPU's `SGI_base` for SGIs
+        /// and PPIs, the distributor for SPIs (same offsets, §12.12).
+        pub(crate) fn banks(&self, intid: u32) -> Mmio {
             if intid < FIRST_SPI {
-                (self.sgi_base(), bank + offset, bit)
+                self.sgi_base()
             } else {
-                (self.distributor, bank + offset, bit)
+                self.distributor
             }
         }
 
-        fn wait_for_writes(&self, intid: u32) {
-            // A stuck RWP is reported by the read-backs of the caller.
+        /// Waits until a write to `intid`'s registers has taken effect
+        /// (`GICR_CTLR.RWP` or `GICD_CTLR.RWP`, IHI 0069 §12.9.4). A stuck
+        /// RWP shows in the caller's read-backs.
+        pub(crate) fn wait_for_writes(&self, intid: u32) {
             let _ = if intid < FIRST_SPI {
                 wait_clear(&self.frame, GICR_CTLR, GICR_CTLR_RWP, "GICR_CTLR.RWP")
             } else {
                 wait_clear(&self.distributor, GICD_CTLR, GICD_CTLR_RWP, "GICD_CTLR.RWP")
             };
-        }
-
-        pub fn set_bit(&self, intid: u32, bank: usize) {
-            let (block, offset, bit) = self.bank(intid, bank);
-            block.write32(offset, bit);
-        }
-
-        pub fn bit(&self, intid: u32, bank: usize) -> bool {
-            let (block, offset, bit) = self.bank(intid, bank);
-            block.read32(offset) & bit != 0
-        }
-
-        pub fn enable(&self, intid: u32) {
-            self.set_bit(intid, GICD_ISENABLER);
-        }
-
-        pub fn disable(&self, intid: u32) {
-            self.set_bit(intid, GICD_ICENABLER);
-            self.wait_for_writes(intid);
-        }
-
-        pub fn is_enabled(&self, intid: u32) -> bool {
-            self.bit(intid, GICD_ISENABLER)
-        }
-
-        pub fn set_pending(&self, intid: u32) {
-            self.set_bit(intid, GICD_ISPENDR);
-        }
-
-        pub fn clear_pending(&self, intid: u32) {
-            self.set_bit(intid, GICD_ICPENDR);
-        }
-
-        pub fn is_pending(&self, intid: u32) -> bool {
-            self.bit(intid, GICD_ISPENDR)
-        }
-
-        pub fn set_group1(&self, intid: u32) {
-            let (block, offset, bit) = self.bank(intid, GICD_IGROUPR);
-            block.write32(offset, block.read32(offset) | bit);
-        }
-
-        fn priority_block(&self, intid: u32) -> (Mmio, usize) {
-            if intid < FIRST_SPI {
-                (self.sgi_base(), GICR_IPRIORITYR)
-            } else {
-                (self.distributor, GICD_IPRIORITYR)
-            }
-        }
-
-        /// Sets `intid`'s priority with a 32-bit read-modify-write.
-        pub fn set_priority(&self, intid: u32, priority: u8) {
-            let (block, bank) = self.priority_block(intid);
-            let (offset, shift) = byte_slot(intid);
-            let word = block.read32(bank + offset);
-            let word = (word & !(0xff << shift)) | u32::from(priority) << shift;
-            block.write32(bank + offset, word);
-        }
-
-        pub fn priority(&self, intid: u32) -> u8 {
-            let (block, bank) = self.priority_block(intid);
-            let (offset, shift) = byte_slot(intid);
-            u8::try_from((block.read32(bank + offset) >> shift) & 0xff).unwrap_or(0)
-        }
-
-        /// Sets `intid`'s priority with one byte store.
-        pub fn set_priority_byte(&self, intid: u32, priority: u8) {
-            let (block, bank) = self.priority_block(intid);
-            block.write8(bank + intid as usize, priority);
-        }
-
-        pub fn priority_byte(&self, intid: u32) -> u8 {
-            let (block, bank) = self.priority_block(intid);
-            block.read8(bank + intid as usize)
         }
 
         /// Routes SPI `intid` to vCPU `vcpu`; SGIs and PPIs have no routing.
@@ -442,7 +385,13 @@ mod target {
         }
 
         pub fn send_sgi(&self, intid: u32, targets: SgiTargets) -> Result<(), SgiError> {
-            let value = sgi1r(intid, targets)?;
+            self.write_sgi1r(sgi1r(intid, targets)?);
+            Ok(())
+        }
+
+        /// Writes `value` to `ICC_SGI1R_EL1` as it is: any affinity, range
+        /// or broadcast a test wants to aim at (see [`sgi1r_with_affinity`]).
+        pub fn write_sgi1r(&self, value: u64) {
             // SAFETY: a write of ICC_SGI1R_EL1 (trapped and emulated by
             // Tessera); it raises interrupts, it touches no memory. The DSB
             // makes earlier stores visible to the targets' handlers first.
@@ -450,7 +399,6 @@ mod target {
                 asm!("dsb ishst", "msr S3_0_C12_C11_5, {}", "isb", in(reg) value,
                      options(nostack, preserves_flags))
             };
-            Ok(())
         }
 
         pub fn acknowledge(&self) -> Acknowledged {
@@ -477,11 +425,9 @@ mod target {
         /// The identity of each frame in the redistributor region, until
         /// the one marked `Last` (at most `out`'s capacity).
         pub fn frames<const N: usize>(&self, out: &mut heapless::Vec<FrameIdentity, N>) {
-            let frames = self.redistributors.size() / FRAME_SIZE as usize;
+            let frames = self.redistributors.size() / FRAME_BYTES;
             for index in 0..frames {
-                let typer = self
-                    .redistributors
-                    .read64(index * FRAME_SIZE as usize + GICR_TYPER);
+                let typer = self.redistributors.read64(index * FRAME_BYTES + GICR_TYPER);
                 let identity = FrameIdentity::from_typer(typer);
                 if out.push(identity).is_err() || identity.last {
                     break;
@@ -516,7 +462,25 @@ mod tests {
 
     #[test]
     fn sgi1r_broadcast_sets_irm_and_no_list() {
-        assert_eq!(sgi1r(7, SgiTargets::AllButSelf), Ok((1 << 40) | 0x0700_0000));
+        assert_eq!(
+            sgi1r(7, SgiTargets::AllButSelf),
+            Ok((1 << 40) | 0x0700_0000)
+        );
+    }
+
+    #[test]
+    fn sgi1r_with_affinity_places_each_field() {
+        // SGI 2 to Aff0 0 of cluster Aff1 = 1 (IHI 0069 §12.2.22).
+        assert_eq!(sgi1r_with_affinity(2, 1, 0, 1), Ok(0x0201_0001));
+        assert_eq!(
+            sgi1r_with_affinity(2, 0x03_0201, 1, 0x8000),
+            Ok(0x0003_1002_0201_8000),
+            "Aff3 [55:48], RS [47:44], Aff2 [39:32], Aff1 [23:16]"
+        );
+        assert_eq!(
+            sgi1r_with_affinity(16, 0, 0, 1),
+            Err(SgiError::NotAnSgi(16))
+        );
     }
 
     #[test]
@@ -526,7 +490,11 @@ mod tests {
 
     #[test]
     fn affinity_value_packs_aff3_below_aff2() {
-        assert_eq!(affinity_value(0x8000_0001), 1, "bit 31 (RES1) is not affinity");
+        assert_eq!(
+            affinity_value(0x8000_0001),
+            1,
+            "bit 31 (RES1) is not affinity"
+        );
         assert_eq!(affinity_value(0x0000_00ab_0001_0203), 0xab01_0203);
     }
 
@@ -554,7 +522,11 @@ mod tests {
 
     #[test]
     fn register_offsets_match_the_specification() {
-        assert_eq!(irouter_offset(32), 0x6100, "GICD_IROUTER32 (IHI 0069 §12.9.22)");
+        assert_eq!(
+            irouter_offset(32),
+            0x6100,
+            "GICD_IROUTER32 (IHI 0069 §12.9.22)"
+        );
         assert_eq!(irouter_offset(97), 0x6308);
         assert_eq!(GICD_IPRIORITYR + 33, 0x421);
         assert_eq!(SGI_BASE as u64 * 2, FRAME_SIZE);
