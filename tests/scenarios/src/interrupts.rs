@@ -10,7 +10,8 @@ use crate::scenario::{Boot, End, Machine, Scenario, Step, forbidden_except};
 const OVERLAY: &str = "tests/overlays/qemu-virt-interrupts.dts";
 
 /// The `irq` role's cases after the foreign SGIs, in the order it runs them.
-const IRQ_CASES: [&str; 13] = [
+const IRQ_CASES: [&str; 14] = [
+    "counter_shared_by_vcpus",
     "timer_deadline",
     "timer_deadline_vcpu1",
     "timer_held_while_disabled",

@@ -10,6 +10,7 @@
 //!   runs a partition with role `irq-witness` on those cores, which must
 //!   see none of them); this case comes first, so that it overlaps the
 //!   witness's watch;
+//! - both vCPUs read one virtual counter;
 //! - the virtual timer interrupts at its deadline, never before and within
 //!   [`LATENCY_BOUND_MS`] after, on both vCPUs; while its PPI is disabled
 //!   in the GIC it waits (and reads pending), and comes once enabled;
@@ -108,6 +109,8 @@ enum Request {
     SendSgis { intids: u16, targets: SgiTargets },
     /// Time its own virtual timer ([`measure_timer`]) into `SAMPLES`.
     TimerDeadlines,
+    /// Read its virtual counter into `COUNTER`.
+    ReadCounter,
     /// Call CPU_OFF.
     Off,
 }
@@ -115,6 +118,7 @@ enum Request {
 const KIND_SEND_SGIS: u32 = 1;
 const KIND_TIMER: u32 = 2;
 const KIND_OFF: u32 = 3;
+const KIND_COUNTER: u32 = 4;
 /// In a SendSgis argument: AllButSelf instead of a target list.
 const ALL_BUT_SELF: u64 = 1 << 32;
 
@@ -129,6 +133,7 @@ impl Request {
                 (KIND_SEND_SGIS, u64::from(intids) | targets)
             }
             Request::TimerDeadlines => (KIND_TIMER, 0),
+            Request::ReadCounter => (KIND_COUNTER, 0),
             Request::Off => (KIND_OFF, 0),
         }
     }
@@ -144,6 +149,7 @@ impl Request {
                 },
             }),
             KIND_TIMER => Some(Request::TimerDeadlines),
+            KIND_COUNTER => Some(Request::ReadCounter),
             KIND_OFF => Some(Request::Off),
             _ => None,
         }
@@ -159,6 +165,8 @@ static DONE_SEQUENCE: AtomicU32 = AtomicU32::new(0);
 /// vCPU 1 has set up its GIC interface (`READY`) or failed to (`BROKEN`).
 static READY: AtomicBool = AtomicBool::new(false);
 static BROKEN: AtomicBool = AtomicBool::new(false);
+/// vCPU 1's `CNTVCT_EL0`, read for a `ReadCounter` request.
+static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// One programmed deadline and what came of it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -250,6 +258,7 @@ pub fn secondary_main(_vcpu: usize, _context_id: u64) -> ! {
                     SAMPLE_ARRIVED[index].store(sample.arrived, Ordering::SeqCst);
                 }
             }
+            Some(Request::ReadCounter) => COUNTER.store(timer::now(), Ordering::SeqCst),
             Some(Request::Off) => {
                 DONE_SEQUENCE.store(sequence, Ordering::SeqCst);
                 cpu::send_event();
@@ -302,6 +311,7 @@ pub fn run(context: &Context) -> ! {
     report::case("secondary_started", start_secondary);
     // First, while the witness partition watches.
     report::case("sgi_to_foreign_cores", || sgi_to_foreign_cores(&gic));
+    report::case("counter_shared_by_vcpus", counter_shared_by_vcpus);
     report::case("timer_deadline", || judge_timer(0, &measure_timer()));
     report::case("timer_deadline_vcpu1", || {
         ask(Request::TimerDeadlines)?;
@@ -560,6 +570,24 @@ fn sgi_to_self(gic: &Gic) -> Outcome {
 
 // ---------------------------------------------------------------------------
 // The virtual timer.
+
+/// The partition's virtual counter is one counter: what vCPU 1 reads lies
+/// between two reads on vCPU 0 around the request (CNTVOFF is the
+/// partition's, not the vCPU's). A skew shorter than the round trip (a
+/// few milliseconds: vCPU 1 polls for requests) goes unseen.
+fn counter_shared_by_vcpus() -> Outcome {
+    for _ in 0..3 {
+        let before = timer::now();
+        ask(Request::ReadCounter)?;
+        let after = timer::now();
+        let theirs = COUNTER.load(Ordering::SeqCst);
+        ensure!(
+            before <= theirs && theirs <= after,
+            "vCPU 1 read CNTVCT_EL0 = {theirs:#x} while vCPU 0 read {before:#x} before and {after:#x} after"
+        );
+    }
+    Ok(())
+}
 
 /// Lets a timer interrupt already on its way arrive, and stops the timer.
 fn quiesce_timer() {
