@@ -10,7 +10,7 @@ use crate::scenario::{Boot, End, Machine, Scenario, Step, forbidden_except};
 const OVERLAY: &str = "tests/overlays/qemu-virt-interrupts.dts";
 
 /// The `irq` role's cases after the foreign SGIs, in the order it runs them.
-const IRQ_CASES: [&str; 14] = [
+const IRQ_CASES: [&str; 16] = [
     "counter_shared_by_vcpus",
     "timer_deadline",
     "timer_deadline_vcpu1",
@@ -24,6 +24,8 @@ const IRQ_CASES: [&str; 14] = [
     "burst_from_other_vcpu",
     "priority_order",
     "priority_mask",
+    "pending_reads_pending",
+    "disable_withdraws_pending",
     "secondary_off",
 ];
 /// The cases before them: the GIC found and set up, vCPU 1 started, and

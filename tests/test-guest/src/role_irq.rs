@@ -94,6 +94,9 @@ const PRIORITIES: [(u32, u8); 16] = [
 /// SGI and priorities of the priority-mask test.
 const MASKED_SGI: u32 = 5;
 const MASKED_PRIORITY: u8 = 0x80;
+/// The SGI read pending, and the one disabled while pending.
+const PENDING_SGI: u32 = 11;
+const WITHDRAWN_SGI: u32 = 10;
 /// The timer's priority meanwhile: above the mask.
 const TIMER_ABOVE_MASK: u8 = 0x40;
 /// A priority written to every SPI, and what the implemented bits keep.
@@ -337,6 +340,10 @@ pub fn run(context: &Context) -> ! {
     report::case("burst_from_other_vcpu", || burst_from_other_vcpu(&gic));
     report::case("priority_order", || priority_order(&gic));
     report::case("priority_mask", || priority_mask(&gic));
+    report::case("pending_reads_pending", || pending_reads_pending(&gic));
+    report::case("disable_withdraws_pending", || {
+        disable_withdraws_pending(&gic)
+    });
     report::case("secondary_off", || ask(Request::Off));
     report::finish();
     Psci::HVC.system_off()
@@ -931,4 +938,48 @@ fn priority_mask(gic: &Gic) -> Outcome {
         "the timer (priority {TIMER_ABOVE_MASK:#04x}) did not come through a priority mask of {MASKED_PRIORITY:#04x}"
     );
     result
+}
+
+/// An SGI sent to this vCPU while it has interrupts masked reads pending
+/// in GICD/GICR_ISPENDR0 until it is taken (IHI 0069H §12.9.29, IHI 0048B
+/// §4.3.7: the register shows the pending state, wherever the GIC keeps it).
+fn pending_reads_pending(gic: &Gic) -> Outcome {
+    let (before, _) = snapshots();
+    let mut pending = false;
+    all_at_once(|| {
+        send_sgis(gic, 1 << PENDING_SGI, SgiTargets::Vcpus(1 << 0));
+        pending = gic.is_pending(PENDING_SGI);
+        Ok(())
+    })?;
+    expect_once(0, &before, 1 << PENDING_SGI)?;
+    ensure!(
+        pending,
+        "SGI {PENDING_SGI}, sent to this vCPU with interrupts masked, read not pending before it was taken"
+    );
+    Ok(())
+}
+
+/// An SGI pending (not yet taken: interrupts masked) when the guest
+/// disables it is not delivered once interrupts are unmasked; enabling it
+/// again delivers it. After GICD/GICR_ICENABLER (and on GICv3 the RWP
+/// wait the kit does) the GIC forwards it no more (IHI 0069H §12.11.1
+/// GICR_CTLR.RWP, IHI 0048B §4.3.6): Linux's `disable_irq` relies on it.
+fn disable_withdraws_pending(gic: &Gic) -> Outcome {
+    let (before, _) = snapshots();
+    all_at_once(|| {
+        send_sgis(gic, 1 << WITHDRAWN_SGI, SgiTargets::Vcpus(1 << 0));
+        gic.disable(WITHDRAWN_SGI);
+        Ok(())
+    })?;
+    settle(SETTLE_MS);
+    let delivered = gic::record(0).snapshot().since(&before, WITHDRAWN_SGI);
+    gic.enable(WITHDRAWN_SGI);
+    if delivered == 0 {
+        expect_once(0, &before, 1 << WITHDRAWN_SGI)?;
+    }
+    ensure!(
+        delivered == 0,
+        "SGI {WITHDRAWN_SGI}, pending while interrupts were masked, was delivered {delivered} time(s) after the guest disabled it"
+    );
+    Ok(())
 }
