@@ -10,7 +10,7 @@
 
 use core::cell::UnsafeCell;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use platform::uart::Uart;
 use spin::Mutex;
@@ -112,13 +112,58 @@ pub fn with_console_for_crash(f: impl FnOnce(&mut Uart)) {
     CONSOLE.with(f);
 }
 
-/// Writes one line of a partition's output, prefixed with its name.
-pub fn write_partition_line(name: &str, line: &[u8]) {
+/// Most bytes taken from the console's receive FIFO per interrupt; more
+/// waiting raise the interrupt again, so a flood cannot hold a CPU.
+const INPUT_BURST: usize = 64;
+
+/// Passes each byte waiting in the console's receive FIFO to `each`.
+pub fn read_input(mut each: impl FnMut(u8)) {
     CONSOLE.with(|uart| {
-        uart.write_bytes(name.as_bytes());
-        uart.write_bytes(b" | ");
-        uart.write_bytes(line);
+        for _ in 0..INPUT_BURST {
+            let Some(byte) = uart.read_byte() else { break };
+            each(byte);
+        }
+    });
+}
+
+/// Lets bytes the console receives raise its interrupt.
+pub fn enable_input_interrupt() {
+    CONSOLE.with(Uart::enable_receive_interrupt);
+}
+
+/// The partition whose line the console is in the middle of (the address
+/// of its name; 0: none): a shell's prompt is shown before its newline,
+/// and the next line from anyone else starts on a line of its own.
+/// Changed only under the console's lock.
+static OPEN_LINE: AtomicUsize = AtomicUsize::new(0);
+
+/// Ends a partition's line left open, before other output.
+fn close_open_line(uart: &mut Uart) {
+    if OPEN_LINE.swap(0, Ordering::Relaxed) != 0 {
         uart.write_bytes(b"\n");
+    }
+}
+
+/// Writes a partition's output: a line, or (`ended` false) the start of
+/// one, which later calls continue. Each line starts with the time (so
+/// what a guest does can be timed from outside it) and the name.
+pub fn write_partition_output(name: &'static str, text: &[u8], ended: bool) {
+    let time = since_entry();
+    let id = name.as_ptr() as usize;
+    CONSOLE.with(|uart| {
+        if OPEN_LINE.load(Ordering::Relaxed) != id {
+            close_open_line(uart);
+            let _ = write!(uart, "[{time}] ");
+            uart.write_bytes(name.as_bytes());
+            uart.write_bytes(b" | ");
+        }
+        uart.write_bytes(text);
+        if ended {
+            uart.write_bytes(b"\n");
+            OPEN_LINE.store(0, Ordering::Relaxed);
+        } else {
+            OPEN_LINE.store(id, Ordering::Relaxed);
+        }
     });
 }
 
@@ -135,6 +180,7 @@ impl log::Log for Logger {
         }
         let time = since_entry();
         CONSOLE.with(|uart| {
+            close_open_line(uart);
             let _ = logging::write_prefix(uart, time, cpu::index(), record.level());
             let _ = uart.write_fmt(*record.args());
             uart.write_bytes(b"\n");

@@ -26,6 +26,8 @@ fn address(range: &crate::mm::address::PhysRange) -> usize {
 static MAINTENANCE_INTID: AtomicU32 = AtomicU32::new(u32::MAX);
 /// List registers of every CPU's virtual interface.
 static LIST_REGISTERS: AtomicU32 = AtomicU32::new(0);
+/// The console UART's SPI, once console input is routed (u32::MAX: none).
+static CONSOLE_INTID: AtomicU32 = AtomicU32::new(u32::MAX);
 
 /// Creates the driver, resets the distributor and this CPU's interface.
 /// The regions must already be mapped as device memory.
@@ -127,6 +129,10 @@ pub enum Taken {
     /// The guest's: hardware-linked, its priority dropped but still
     /// active; the caller injects it, and the guest's deactivation ends it.
     Guest(u32),
+    /// The console received input: the caller drains the UART, then calls
+    /// [`console_input_taken`] (the interrupt stays active until then, so a
+    /// level that is still high does not fire again at once).
+    ConsoleInput,
 }
 
 /// Takes the interrupt that made this CPU leave its guest.
@@ -143,11 +149,34 @@ pub fn take_interrupt() -> Taken {
     if intid == VIRTUAL_TIMER_INTID {
         return Taken::Guest(intid);
     }
+    if intid == CONSOLE_INTID.load(Ordering::Relaxed) {
+        return Taken::ConsoleInput;
+    }
     gic.deactivate(acknowledged);
     if intid != KICK_SGI && intid != MAINTENANCE_INTID.load(Ordering::Relaxed) {
         log::warn!("unexpected interrupt {intid} at EL2");
     }
     Taken::Handled
+}
+
+/// Routes the console UART's interrupt (SPI `intid`) to this CPU and
+/// enables it: console input goes to the partition whose vCPU runs here.
+pub fn route_console_input_here(intid: u32) {
+    let Some(gic) = GIC.get() else { return };
+    CONSOLE_INTID.store(intid, Ordering::Relaxed);
+    let v2_target = match gic {
+        Gic::V2(v2) => v2.this_cpu_target(),
+        Gic::V3(_) => 0,
+    };
+    gic.set_spi(intid, true, cpu::mpidr(), v2_target);
+}
+
+/// Ends the console interrupt [`take_interrupt`] returned as
+/// [`Taken::ConsoleInput`], once the UART has been drained.
+pub fn console_input_taken() {
+    if let Some(gic) = GIC.get() {
+        gic.deactivate(CONSOLE_INTID.load(Ordering::Relaxed));
+    }
 }
 
 /// This CPU's list registers, as the vGIC fills them.

@@ -122,6 +122,28 @@ pub fn check(board: &Path, overlay_file: &Path, addresses: LoadAddresses) -> Res
                     plan.layout.kernel,
                     plan.layout.dtb,
                 );
+                for device in &plan.config.devices {
+                    let pages: Vec<String> = device.pages.iter().map(ToString::to_string).collect();
+                    let spis: Vec<String> = device.spis().map(|s| s.to_string()).collect();
+                    println!(
+                        "  device {}: pages {} at the same guest addresses, SPIs (INTID) {}",
+                        device.path,
+                        pages.join(" "),
+                        if spis.is_empty() {
+                            "none".to_string()
+                        } else {
+                            spis.join(" ")
+                        },
+                    );
+                }
+            }
+            // What the configuration cannot enforce or the guest's copy of
+            // a device leaves out: valid, but its author should know.
+            for note in plans
+                .iter()
+                .flat_map(|p| config::passthrough::notes(&p.config))
+            {
+                println!("note: {note}");
             }
             println!("configuration OK: {} partitions", plans.len());
             Ok(ExitCode::SUCCESS)

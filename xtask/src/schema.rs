@@ -78,7 +78,7 @@ struct Broken {
     expect: &'static str,
 }
 
-const BROKEN: [Broken; 13] = [
+const BROKEN: [Broken; 15] = [
     Broken {
         what: "missing memory-size",
         from: "memory-size = <0x0 0x04000000>;",
@@ -156,6 +156,18 @@ const BROKEN: [Broken; 13] = [
         from: "memory-size = <0x0 0x04000000>;",
         to: "memory-size = <0x0 0x04000000>; direct-map = <1>;",
         expect: "direct-map: size (4) error for type flag",
+    },
+    Broken {
+        what: "a device named without its path",
+        from: "memory-size = <0x0 0x04000000>;",
+        to: "memory-size = <0x0 0x04000000>; devices = \"pl031@9010000\";",
+        expect: "'pl031@9010000' does not match '^/'",
+    },
+    Broken {
+        what: "a console-input with a value",
+        from: "memory-size = <0x0 0x04000000>;",
+        to: "memory-size = <0x0 0x04000000>; console-input = <1>;",
+        expect: "console-input: size (4) error for type flag",
     },
 ];
 

@@ -153,12 +153,10 @@ fn check_config_runs() -> Result<Vec<(String, Result<(), String>)>> {
         "dtb/overlays/qemu-virt-three-partitions.dts",
     ] {
         let (ok, out) = run(example)?;
-        let result = if ok && out.contains("configuration OK") {
-            Ok(())
-        } else {
-            Err(format!("expected \"configuration OK\", got:\n{out}"))
-        };
-        results.push((format!("check-config accepts {example}"), result));
+        results.push((
+            format!("check-config accepts {example}"),
+            printed(ok, &out, true, &["configuration OK"]),
+        ));
     }
     let (ok, out) = run("tests/overlays/qemu-virt-bad.dts")?;
     let expected = [
@@ -169,17 +167,56 @@ fn check_config_runs() -> Result<Vec<(String, Result<(), String>)>> {
         "partition b: cpus: the CPU with MPIDR 0x1 is already given to partition a",
         "partition b: memory-base: 0x52000000..0x56000000 overlaps partition a's memory",
     ];
-    let missing: Vec<&str> = expected.into_iter().filter(|e| !out.contains(e)).collect();
-    let result = if !ok && missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("exit success {ok}, missing {missing:?} in:\n{out}"))
-    };
     results.push((
         "check-config reports every error of a bad overlay".into(),
-        result,
+        printed(ok, &out, false, &expected),
+    ));
+    let (ok, out) = run("tests/overlays/qemu-virt-passthrough.dts")?;
+    let expected = [
+        "device /pl031@9010000: pages 0x9010000..0x9011000 at the same guest addresses, SPIs (INTID) 34",
+        "configuration OK",
+    ];
+    results.push((
+        "check-config lists a passthrough device".into(),
+        printed(ok, &out, true, &expected),
+    ));
+    let (ok, out) = run("tests/overlays/qemu-virt-bad-passthrough.dts")?;
+    let expected = [
+        "12 errors; Tessera would start no partition",
+        "partition a: devices: /nope@0: no such node in the board's device tree",
+        "partition a: devices: /dma@b001000: can do DMA (it has `dma-coherent`), so it needs a direct-map partition",
+        "partition a: devices: /dma@b001000: page 0xb001000..0xb002000 appears at the same guest address, where the guest has its RAM",
+        "partition b: console-input: partition a has it already",
+        "partition b: devices: /pl031@9010000: is also given to partition a",
+        "partition b: devices: /pl011@9000000: is Tessera's console UART",
+        "partition b: devices: /pl011@9000000: INTID 33 (SPI 1) is the interrupt of the guest's emulated PL011",
+        "partition b: devices: /pl011@9000000: page 0x9000000..0x9001000 appears at the same guest address, where the guest has its emulated GIC and PL011",
+        "partition b: devices: /neighbour@9010800: shares the 4 KiB page 0x9010000..0x9011000 with /pl031@9010000, given to partition a",
+        "partition b: devices: /ppi@b000000: interrupt INTID 23 is a PPI",
+        "partition b: devices: /spi@b002000: INTID 34 (SPI 2) is also the interrupt of /pl031@9010000, given to partition a",
+    ];
+    results.push((
+        "check-config reports every passthrough error of a bad overlay".into(),
+        printed(ok, &out, false, &expected),
     ));
     Ok(results)
+}
+
+/// Whether a `check-config` run succeeded exactly when `success` says and
+/// printed every line of `expected`.
+fn printed(ok: bool, out: &str, success: bool, expected: &[&str]) -> Result<(), String> {
+    let missing: Vec<&str> = expected
+        .iter()
+        .copied()
+        .filter(|e| !out.contains(e))
+        .collect();
+    if ok == success && missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "exit success {ok} (expected {success}), missing {missing:?} in:\n{out}"
+        ))
+    }
 }
 
 /// The scenario's DTB (a board file, or QEMU's own) with its edits applied.

@@ -41,6 +41,13 @@ pub fn wait_for_event() {
     aarch64_cpu::asm::wfe();
 }
 
+/// Waits for an interrupt, even one masked at EL2 (a kick). Preferred to
+/// WFE for long waits: QEMU's TCG spins through WFE, so CPUs waiting in it
+/// take host time from those doing work.
+pub fn wait_for_interrupt() {
+    aarch64_cpu::asm::wfi();
+}
+
 /// Wakes CPUs waiting in WFE; the DSB makes earlier stores visible first.
 pub fn send_event() {
     // SAFETY: barrier and event instructions have no memory-safety preconditions.

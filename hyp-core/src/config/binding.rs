@@ -5,8 +5,10 @@
 use alloc::vec::Vec;
 
 use super::error::{ConfigError, Problem};
-use crate::dt::{Fdt, Node};
-use crate::hw::cpus::{Cpus, MPIDR_AFFINITY_MASK};
+use super::passthrough::{self, PassthroughDevice};
+use crate::dt::{Fdt, Node, Property};
+use crate::hw::Hardware;
+use crate::hw::cpus::MPIDR_AFFINITY_MASK;
 use crate::mm::address::{PhysAddr, PhysRange};
 use crate::mm::page_table::PAGE_SIZE;
 
@@ -17,6 +19,8 @@ pub const PARTITION_COMPATIBLE: &str = "tessera,partition";
 pub const MODULE_COMPATIBLE: &str = "multiboot,module";
 pub const KERNEL_COMPATIBLE: &str = "multiboot,kernel";
 pub const RAMDISK_COMPATIBLE: &str = "multiboot,ramdisk";
+/// The flag of the one partition that takes the console's input.
+pub const CONSOLE_INPUT: &str = "console-input";
 
 /// What happens when the guest asks to stop or restart (`restart`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -80,6 +84,11 @@ pub struct PartitionConfig<'a> {
     pub pmu_el2_events: bool,
     pub kernel: Option<Module<'a>>,
     pub ramdisk: Option<Module<'a>>,
+    /// `devices`: host devices given to the partition, in the order listed.
+    pub devices: Vec<PassthroughDevice<'a>>,
+    /// `console-input`: the physical console's input goes to this
+    /// partition's PL011 (at most one partition has it).
+    pub console_input: bool,
 }
 
 /// The `/hypervisor` node, if the tree configures partitions.
@@ -93,7 +102,7 @@ pub fn hypervisor_node<'a>(fdt: &Fdt<'a>) -> Option<Node<'a>> {
 /// that later checks can report more.
 pub fn read<'a>(
     hypervisor: Node<'a>,
-    cpus: &Cpus<'a>,
+    hardware: &Hardware<'a>,
     errors: &mut Vec<ConfigError<'a>>,
 ) -> Vec<PartitionConfig<'a>> {
     let mut partitions = Vec::new();
@@ -110,13 +119,34 @@ pub fn read<'a>(
         if !node.is_enabled() {
             continue;
         }
-        partitions.push(read_partition(node, cpus, errors));
+        partitions.push(read_partition(node, hardware, errors));
     }
     // Overlay tools do not keep the source order of nodes (fdtoverlay
     // reverses it), so partitions are ordered by name: VMIDs and the boot
     // log are the same however the overlay was applied.
     partitions.sort_unstable_by(|a, b| a.name.cmp(b.name));
+    let mut console_input = partitions.iter().filter(|p| p.console_input);
+    if let Some(first) = console_input.next() {
+        for other in console_input {
+            errors.push(ConfigError {
+                partition: Some(other.name),
+                property: CONSOLE_INPUT,
+                problem: Problem::OnlyOnePartition { by: first.name },
+            });
+        }
+    }
     partitions
+}
+
+/// Whether `property` is a list of absolute node paths (`cpus`, `devices`).
+pub(crate) fn is_path_list(property: &Property<'_>) -> bool {
+    property.value.last() == Some(&0)
+        && property
+            .value
+            .split(|&b| b == 0)
+            .rev()
+            .skip(1)
+            .all(|s| s.first() == Some(&b'/') && core::str::from_utf8(s).is_ok())
 }
 
 fn is_valid_name(name: &str) -> bool {
@@ -127,9 +157,10 @@ fn is_valid_name(name: &str) -> bool {
 
 fn read_partition<'a>(
     node: Node<'a>,
-    cpus: &Cpus<'a>,
+    hardware: &Hardware<'a>,
     errors: &mut Vec<ConfigError<'a>>,
 ) -> PartitionConfig<'a> {
+    let cpus = &hardware.cpus;
     let name = node.name();
     let mut error = |property: &'static str, problem: Problem<'a>| {
         errors.push(ConfigError {
@@ -144,13 +175,7 @@ fn read_partition<'a>(
 
     let mut cpu_list = Vec::new();
     if let Some(paths) = node.property("cpus") {
-        let well_formed = paths.value.last() == Some(&0)
-            && paths
-                .value
-                .split(|&b| b == 0)
-                .rev()
-                .skip(1)
-                .all(|s| s.first() == Some(&b'/') && core::str::from_utf8(s).is_ok());
+        let well_formed = is_path_list(&paths);
         if !well_formed {
             error(
                 "cpus",
@@ -249,6 +274,8 @@ fn read_partition<'a>(
     };
     let direct_map = flag(&node, "direct-map", &mut error);
     let pmu_el2_events = flag(&node, "pmu-el2-events", &mut error);
+    let console_input = flag(&node, CONSOLE_INPUT, &mut error);
+    let devices = passthrough::read_devices(&node, &hardware.gic, &mut error);
     let bootargs = match node.property("bootargs") {
         Some(p) => {
             let value = p.as_str();
@@ -338,6 +365,8 @@ fn read_partition<'a>(
         pmu_el2_events,
         kernel,
         ramdisk,
+        devices,
+        console_input,
     }
 }
 

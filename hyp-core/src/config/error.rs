@@ -1,7 +1,9 @@
 //! Configuration errors: what is wrong, in which partition, in which property.
 
+use alloc::boxed::Box;
 use core::fmt;
 
+use super::passthrough::DeviceProblem;
 use crate::hw::memory::ReservedKind;
 use crate::mm::address::{ByteSize, PhysRange};
 
@@ -12,6 +14,8 @@ pub enum Owner<'a> {
     Partition(&'a str),
     /// Something the board DTB or the bootloader reserved, or Tessera itself.
     Reserved(ReservedKind),
+    /// The board's RAM, not given to anything yet.
+    Ram,
 }
 
 impl fmt::Display for Owner<'_> {
@@ -19,6 +23,7 @@ impl fmt::Display for Owner<'_> {
         match self {
             Owner::Partition(name) => write!(f, "partition {name}'s memory"),
             Owner::Reserved(kind) => f.write_str(kind.describe()),
+            Owner::Ram => f.write_str("the board's RAM"),
         }
     }
 }
@@ -79,6 +84,15 @@ pub enum Problem<'a> {
     TooMany { limit: usize },
     /// A `/hypervisor` node without partitions.
     NoPartitions,
+    /// A passthrough device (named by its path in `devices`) that cannot be
+    /// given. Boxed: a device problem holds nodes, which would make every
+    /// `Problem` several times larger.
+    Device {
+        path: &'a str,
+        problem: Box<DeviceProblem<'a>>,
+    },
+    /// A flag only one partition may have, set in another one already.
+    OnlyOnePartition { by: &'a str },
 }
 
 impl fmt::Display for Problem<'_> {
@@ -142,6 +156,13 @@ impl fmt::Display for Problem<'_> {
             Problem::TooMany { limit } => write!(f, "more than {limit} partitions"),
             Problem::NoPartitions => {
                 f.write_str("no partitions: add a child node with compatible \"tessera,partition\"")
+            }
+            Problem::Device { path, problem } => write!(f, "{path}: {problem}"),
+            Problem::OnlyOnePartition { by } => {
+                write!(
+                    f,
+                    "partition {by} has it already: at most one partition may"
+                )
             }
         }
     }

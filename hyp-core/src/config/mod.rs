@@ -8,6 +8,7 @@ pub mod binding;
 pub mod error;
 pub mod guest_map;
 pub mod image;
+pub mod passthrough;
 pub mod plan;
 
 #[cfg(test)]
@@ -19,6 +20,7 @@ use alloc::vec::Vec;
 
 pub use binding::{Module, PartitionConfig, RestartPolicy};
 pub use error::{ConfigError, Owner, Problem};
+pub use passthrough::{Note, PassthroughDevice};
 pub use plan::{ModuleContents, PartitionPlan};
 
 use crate::dt::Fdt;
@@ -37,7 +39,7 @@ pub fn read<'a>(
         return Ok(Vec::new());
     };
     let mut errors = Vec::new();
-    let partitions = binding::read(hypervisor, &hardware.cpus, &mut errors);
+    let partitions = binding::read(hypervisor, hardware, &mut errors);
     if partitions.is_empty() && errors.is_empty() {
         errors.push(ConfigError {
             partition: None,
@@ -45,6 +47,7 @@ pub fn read<'a>(
             problem: Problem::NoPartitions,
         });
     }
+    passthrough::check_ownership(&partitions, hardware, &mut errors);
     let plans = plan::plan(
         partitions,
         &hardware.cpus,
@@ -52,6 +55,7 @@ pub fn read<'a>(
         contents,
         &mut errors,
     );
+    passthrough::check_placement(&plans, &hardware.memory, &mut errors);
     if errors.is_empty() {
         Ok(plans)
     } else {

@@ -33,8 +33,14 @@ fn run(command: &mut Command) {
     );
 }
 
-/// The board DTB with an overlay whose `__overlay__` body is `body`.
+/// QEMU virt's DTB with an overlay whose `__overlay__` body is `body`.
 pub fn merged(body: &str) -> Vec<u8> {
+    merged_into("qemu-virt-gicv3.dtb", body)
+}
+
+/// `board` (a file in `dtb/boards`) with an overlay whose `__overlay__`
+/// body is `body`.
+pub fn merged_into(board: &str, body: &str) -> Vec<u8> {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "tessera-config-{}-{}",
@@ -52,7 +58,7 @@ pub fn merged(body: &str) -> Vec<u8> {
         .arg(dir.join("o.dts")));
     run(Command::new("fdtoverlay")
         .arg("-i")
-        .arg(workspace().join("dtb/boards/qemu-virt-gicv3.dtb"))
+        .arg(workspace().join("dtb/boards").join(board))
         .arg("-o")
         .arg(dir.join("m.dtb"))
         .arg(dir.join("o.dtbo")));
@@ -92,4 +98,32 @@ pub fn example_body(file: &str) -> String {
         .and_then(|(_, rest)| rest.rsplit_once("};\n\t};\n};"))
         .map(|(body, _)| body.to_string())
         .unwrap()
+}
+
+/// xorshift64: deterministic, so a failure reproduces.
+pub fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// `original` with one to four bytes in `range` zeroed, set, flipped or
+/// randomised, drawn from `state`.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "random numbers are cut to an offset and a byte on purpose"
+)]
+pub fn corrupt(original: &[u8], range: std::ops::Range<usize>, state: &mut u64) -> Vec<u8> {
+    let mut blob = original.to_vec();
+    for _ in 0..1 + next(state) % 4 {
+        let at = range.start + (next(state) as usize) % range.len();
+        blob[at] = match next(state) % 4 {
+            0 => 0,
+            1 => 0xff,
+            2 => blob[at] ^ (1 << (next(state) % 8)),
+            _ => next(state) as u8,
+        };
+    }
+    blob
 }

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use super::test_support::{DTB, Headers, IMAGE, IMAGE_SIZE, example_body, hardware, merged};
+use super::test_support::{
+    DTB, Headers, IMAGE, IMAGE_SIZE, corrupt, example_body, hardware, merged,
+};
 use super::*;
 use crate::dt::Fdt;
 use crate::hw;
@@ -423,22 +425,10 @@ fn a_tree_without_hypervisor_node_configures_nothing() {
     );
 }
 
-/// xorshift64: deterministic, so a failure reproduces.
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
 /// The configuration reader and checks take whatever a corrupted overlay
 /// leaves of the tree (in the `/hypervisor` subtree, where the overlay's
 /// bytes are) and never panic: errors, or a plan, but never a crash.
 #[test]
-#[allow(
-    clippy::cast_possible_truncation,
-    reason = "random numbers are cut to an offset and a byte on purpose"
-)]
 fn corrupted_configurations_never_panic() {
     let original = merged(&example_body("qemu-virt-two-partitions.dts"));
     let fdt = Fdt::new(&original).unwrap();
@@ -454,16 +444,7 @@ fn corrupted_configurations_never_panic() {
     let mut state = 0xc0f1_u64;
     let mut outcomes = [0usize; 2];
     for _ in 0..4000 {
-        let mut blob = original[..total].to_vec();
-        for _ in 0..1 + next(&mut state) % 4 {
-            let at = start + (next(&mut state) as usize) % (structure_end - start);
-            blob[at] = match next(&mut state) % 4 {
-                0 => 0,
-                1 => 0xff,
-                2 => blob[at] ^ (1 << (next(&mut state) % 8)),
-                _ => next(&mut state) as u8,
-            };
-        }
+        let blob = corrupt(&original[..total], start..structure_end, &mut state);
         let Ok(fdt) = Fdt::new(&blob) else { continue };
         let dtb = PhysRange::new(PhysAddr(DTB), total as u64);
         let Ok(mut hardware) = hw::discover(&fdt, 0, dtb) else {

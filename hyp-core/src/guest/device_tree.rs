@@ -125,6 +125,20 @@ pub fn write(plan: &PartitionPlan<'_>, boot: BootInfo) -> Result<Vec<u8>, Error>
     )?;
     fdt.end_node(uart)?;
 
+    let memory_name = format!("memory@{:x}", layout.ram_base);
+    let gic_name = format!("intc@{GUEST_GICD_BASE:x}");
+    let taken = [
+        "psci",
+        "cpus",
+        "timer",
+        "apb-pclk",
+        "chosen",
+        &memory_name,
+        &gic_name,
+        &uart_path[1..],
+    ];
+    super::passthrough::write(&mut fdt, &plan.config.devices, &taken)?;
+
     let chosen = fdt.begin_node("chosen")?;
     if let Some(bootargs) = plan.config.bootargs {
         fdt.property_string("bootargs", bootargs)?;

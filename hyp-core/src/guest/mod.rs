@@ -6,6 +6,7 @@ pub mod context;
 pub mod device_tree;
 pub mod inject;
 pub mod mmio;
+pub mod passthrough;
 pub mod pl011;
 pub mod psci;
 pub mod stage2;

@@ -5,7 +5,13 @@
 //! Output goes into a bounded per-partition [`OutputBuffer`]; Tessera drains
 //! whole lines to the physical console. While the buffer is full the guest
 //! sees TXFF and waits on its own output, never on another partition's.
-//! Input comes with the paravirtual console: RXFE is always set.
+//! Input from the physical console (for the partition the overlay marks
+//! `console-input`) waits in the receive FIFO ([`InputFifo`]).
+//!
+//! Interrupts: receive (and receive timeout) while the FIFO holds bytes,
+//! transmit while output is accepted; the line to the virtual GIC is their
+//! OR under UARTIMSC, and [`Pl011::line`] reports it so the caller can
+//! inject the UART's SPI when it rises.
 
 /// Register offsets (DDI 0183G §3.2).
 pub const UARTDR: u64 = 0x000;
@@ -31,8 +37,17 @@ const ID_REGISTERS: [u32; 8] = [0x11, 0x10, 0x14, 0x00, 0x0d, 0xf0, 0x05, 0xb1];
 const FR_RXFE: u32 = 1 << 4;
 const FR_TXFF: u32 = 1 << 5;
 const FR_TXFE: u32 = 1 << 7;
-/// UARTRIS/UARTMIS transmit interrupt bit.
+/// UARTRIS/UARTMIS bits: receive, transmit, receive timeout.
+const INT_RX: u32 = 1 << 4;
 const INT_TX: u32 = 1 << 5;
+const INT_RT: u32 = 1 << 6;
+/// UARTFR.RXFF: the receive FIFO is full.
+const FR_RXFF: u32 = 1 << 6;
+/// Bytes of input held for the guest. A PL011's FIFO holds 32, but the
+/// physical console's bytes arrive in bursts (a pasted line) while the guest
+/// may not be scheduled to drain them; guests read until RXFE, so a deeper
+/// FIFO is invisible to them and loses less.
+pub const INPUT_CAPACITY: usize = 256;
 /// UARTCR reset value: TXE and RXE set (DDI 0183G §3.3.8).
 const CR_RESET: u32 = 0x300;
 /// UARTIFLS reset value: both FIFOs at half.
@@ -98,10 +113,18 @@ impl OutputBuffer {
     /// Moves the next line (without its `\n`, `\r` dropped) into `line`:
     /// returns its length, or `None` if no whole line is waiting.
     pub fn take_line(&mut self, line: &mut [u8; MAX_LINE]) -> Option<usize> {
+        self.take(line, false).map(|(length, _)| length)
+    }
+
+    /// Moves what is waiting into `line`, up to and without the next `\n`
+    /// (`\r` dropped): its length and whether it ended a line. With
+    /// `partial`, bytes that end no line are taken too (a shell's prompt).
+    pub fn take(&mut self, line: &mut [u8; MAX_LINE], partial: bool) -> Option<(usize, bool)> {
         let newline = (0..self.len.min(MAX_LINE)).find(|&i| self.at(i) == b'\n');
-        let (taken, consumed) = match newline {
-            Some(i) => (i, i + 1),
-            None if self.len >= MAX_LINE => (MAX_LINE, MAX_LINE),
+        let (taken, consumed, ended) = match newline {
+            Some(i) => (i, i + 1, true),
+            None if self.len >= MAX_LINE => (MAX_LINE, MAX_LINE, true),
+            None if partial && self.len > 0 => (self.len, self.len, false),
             None => return None,
         };
         let mut written = 0;
@@ -116,10 +139,65 @@ impl OutputBuffer {
         }
         self.start = (self.start + consumed) % OUTPUT_CAPACITY;
         self.len -= consumed;
-        Some(written)
+        Some((written, ended))
     }
 
     /// Forgets everything (at a partition restart).
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.len = 0;
+    }
+}
+
+/// Input waiting for the guest to read UARTDR.
+#[derive(Debug)]
+pub struct InputFifo {
+    bytes: [u8; INPUT_CAPACITY],
+    start: usize,
+    len: usize,
+}
+
+impl Default for InputFifo {
+    fn default() -> Self {
+        InputFifo {
+            bytes: [0; INPUT_CAPACITY],
+            start: 0,
+            len: 0,
+        }
+    }
+}
+
+impl InputFifo {
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len == INPUT_CAPACITY
+    }
+
+    /// Appends `byte`; false (the byte is lost, as on a real UART) if full.
+    pub fn push(&mut self, byte: u8) -> bool {
+        if self.is_full() {
+            return false;
+        }
+        if let Some(slot) = self.bytes.get_mut((self.start + self.len) % INPUT_CAPACITY) {
+            *slot = byte;
+        }
+        self.len += 1;
+        true
+    }
+
+    pub fn pop(&mut self) -> Option<u8> {
+        if self.is_empty() {
+            return None;
+        }
+        let byte = self.bytes.get(self.start).copied();
+        self.start = (self.start + 1) % INPUT_CAPACITY;
+        self.len -= 1;
+        byte
+    }
+
     pub fn clear(&mut self) {
         self.start = 0;
         self.len = 0;
@@ -159,17 +237,38 @@ impl Default for Pl011 {
 pub struct UnknownRegister(pub u64);
 
 impl Pl011 {
-    /// A read of the register at `offset`. Unknown offsets read as zero.
-    pub fn read(&self, offset: u64, output: &OutputBuffer) -> Result<u32, UnknownRegister> {
-        let tx_pending = if output.is_full() { 0 } else { INT_TX };
+    /// UARTRIS: which interrupt conditions hold.
+    fn raw_interrupts(output: &OutputBuffer, input: &InputFifo) -> u32 {
+        let tx = if output.is_full() { 0 } else { INT_TX };
+        let rx = if input.is_empty() { 0 } else { INT_RX | INT_RT };
+        tx | rx
+    }
+
+    /// Whether the UART's interrupt line is asserted.
+    pub fn line(&self, output: &OutputBuffer, input: &InputFifo) -> bool {
+        Self::raw_interrupts(output, input) & self.imsc != 0
+    }
+
+    /// A read of the register at `offset`; a read of UARTDR takes a byte of
+    /// input. Unknown offsets are reported (they read as zero).
+    pub fn read(
+        &self,
+        offset: u64,
+        output: &OutputBuffer,
+        input: &mut InputFifo,
+    ) -> Result<u32, UnknownRegister> {
+        let raw = Self::raw_interrupts(output, input);
         Ok(match offset {
-            UARTDR | UARTRSR => 0,
+            UARTDR => input.pop().map_or(0, u32::from),
+            UARTRSR => 0,
             UARTFR => {
                 let full = if output.is_full() { FR_TXFF } else { 0 };
                 // Output leaves the guest's view at once: the FIFO is empty
                 // unless the buffer is full.
                 let empty = if output.is_full() { 0 } else { FR_TXFE };
-                FR_RXFE | full | empty
+                let rx_empty = if input.is_empty() { FR_RXFE } else { 0 };
+                let rx_full = if input.is_full() { FR_RXFF } else { 0 };
+                rx_empty | rx_full | full | empty
             }
             UARTILPR => self.ilpr,
             UARTIBRD => self.ibrd,
@@ -178,8 +277,8 @@ impl Pl011 {
             UARTCR => self.cr,
             UARTIFLS => self.ifls,
             UARTIMSC => self.imsc,
-            UARTRIS => tx_pending,
-            UARTMIS => tx_pending & self.imsc,
+            UARTRIS => raw,
+            UARTMIS => raw & self.imsc,
             UARTDMACR => self.dmacr,
             UARTPERIPHID0..=UARTPCELLID3 if offset.is_multiple_of(4) => {
                 let index = usize::try_from((offset - UARTPERIPHID0) / 4).unwrap_or(0);
@@ -231,6 +330,24 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_line_is_taken_only_when_asked_for() {
+        let mut output = OutputBuffer::default();
+        let mut line = [0u8; MAX_LINE];
+        for byte in b"ok\n~ # " {
+            assert!(output.push(*byte));
+        }
+        assert_eq!(output.take(&mut line, true), Some((2, true)));
+        assert_eq!(
+            output.take(&mut line, false),
+            None,
+            "the prompt ends no line"
+        );
+        assert_eq!(output.take(&mut line, true), Some((4, false)));
+        assert_eq!(&line[..4], b"~ # ");
+        assert_eq!(output.take(&mut line, true), None, "nothing left");
+    }
+
+    #[test]
     fn bytes_written_to_uartdr_come_out_as_lines() {
         let mut uart = Pl011::default();
         let mut output = OutputBuffer::default();
@@ -248,13 +365,20 @@ mod tests {
     fn a_full_buffer_shows_txff_and_drops_nothing_it_accepted() {
         let uart = Pl011::default();
         let mut output = OutputBuffer::default();
-        assert_eq!(uart.read(UARTFR, &output).unwrap() & FR_TXFF, 0);
+        assert_eq!(
+            uart.read(UARTFR, &output, &mut InputFifo::default())
+                .unwrap()
+                & FR_TXFF,
+            0
+        );
         for i in 0..OUTPUT_CAPACITY {
             assert!(output.push(b"abcdefghijklmnopqrstuvwxyz"[i % 26]));
         }
         assert!(!output.push(b'!'), "a full buffer refuses bytes");
         assert_ne!(
-            uart.read(UARTFR, &output).unwrap() & FR_TXFF,
+            uart.read(UARTFR, &output, &mut InputFifo::default())
+                .unwrap()
+                & FR_TXFF,
             0,
             "TXFF when full"
         );
@@ -264,7 +388,12 @@ mod tests {
             OUTPUT_CAPACITY / MAX_LINE,
             "long output in MAX_LINE pieces"
         );
-        assert_eq!(uart.read(UARTFR, &output).unwrap() & FR_TXFF, 0);
+        assert_eq!(
+            uart.read(UARTFR, &output, &mut InputFifo::default())
+                .unwrap()
+                & FR_TXFF,
+            0
+        );
     }
 
     #[test]
@@ -272,7 +401,10 @@ mod tests {
         let uart = Pl011::default();
         let output = OutputBuffer::default();
         let id: Vec<u32> = (0..8)
-            .map(|i| uart.read(UARTPERIPHID0 + 4 * i, &output).unwrap())
+            .map(|i| {
+                uart.read(UARTPERIPHID0 + 4 * i, &output, &mut InputFifo::default())
+                    .unwrap()
+            })
             .collect();
         assert_eq!(id, ID_REGISTERS);
     }
@@ -283,12 +415,54 @@ mod tests {
         let mut output = OutputBuffer::default();
         uart.write(UARTIBRD, 13, &mut output).unwrap();
         uart.write(UARTCR, 0x301, &mut output).unwrap();
-        assert_eq!(uart.read(UARTIBRD, &output), Ok(13));
-        assert_eq!(uart.read(UARTCR, &output), Ok(0x301));
-        assert_eq!(uart.read(0x800, &output), Err(UnknownRegister(0x800)));
+        assert_eq!(
+            uart.read(UARTIBRD, &output, &mut InputFifo::default()),
+            Ok(13)
+        );
+        assert_eq!(
+            uart.read(UARTCR, &output, &mut InputFifo::default()),
+            Ok(0x301)
+        );
+        assert_eq!(
+            uart.read(0x800, &output, &mut InputFifo::default()),
+            Err(UnknownRegister(0x800))
+        );
         assert_eq!(
             uart.write(0x800, 1, &mut output),
             Err(UnknownRegister(0x800))
         );
+    }
+
+    #[test]
+    fn input_is_read_from_uartdr_and_raises_the_receive_interrupt() {
+        let mut uart = Pl011::default();
+        let mut output = OutputBuffer::default();
+        let mut input = InputFifo::default();
+        uart.write(UARTIMSC, INT_RX | INT_RT, &mut output).unwrap();
+        assert!(!uart.line(&output, &input), "nothing to read: line low");
+        assert!(input.push(b'l') && input.push(b's'));
+        assert!(uart.line(&output, &input), "input raises the line");
+        assert_eq!(uart.read(UARTFR, &output, &mut input).unwrap() & FR_RXFE, 0);
+        assert_eq!(uart.read(UARTMIS, &output, &mut input), Ok(INT_RX | INT_RT));
+        assert_eq!(uart.read(UARTDR, &output, &mut input), Ok(u32::from(b'l')));
+        assert_eq!(uart.read(UARTDR, &output, &mut input), Ok(u32::from(b's')));
+        assert_ne!(uart.read(UARTFR, &output, &mut input).unwrap() & FR_RXFE, 0);
+        assert!(!uart.line(&output, &input), "drained: line low");
+        for byte in (0..=u8::MAX).cycle().take(INPUT_CAPACITY) {
+            assert!(input.push(byte));
+        }
+        assert!(!input.push(b'!'), "a full FIFO loses the byte");
+        assert_ne!(uart.read(UARTFR, &output, &mut input).unwrap() & FR_RXFF, 0);
+    }
+
+    #[test]
+    fn the_transmit_interrupt_follows_the_output_buffer() {
+        let mut uart = Pl011::default();
+        let mut output = OutputBuffer::default();
+        let input = InputFifo::default();
+        uart.write(UARTIMSC, INT_TX, &mut output).unwrap();
+        assert!(uart.line(&output, &input));
+        while output.push(b'x') {}
+        assert!(!uart.line(&output, &input), "full: no room, no interrupt");
     }
 }

@@ -29,6 +29,9 @@ pub struct Console<'a> {
     /// What follows ':' in stdout-path (e.g. "115200n8"); informational, the
     /// UART keeps the settings firmware gave it.
     pub options: Option<&'a str>,
+    /// Its interrupt (an SPI's INTID), once the GIC is known; console
+    /// input is taken on it.
+    pub interrupt: Option<u32>,
 }
 
 /// Finds the console UART. A missing or unusable one is a warning: Tessera
@@ -72,6 +75,7 @@ pub fn discover<'a>(fdt: &Fdt<'a>, issues: &mut Issues<'a>) -> Option<Console<'a
             kind,
             registers,
             options,
+            interrupt: None,
         }),
         Err(error) => {
             issues.warn(Place::Node(node), "reg", Problem::Address(error));

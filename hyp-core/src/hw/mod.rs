@@ -12,7 +12,7 @@ pub mod memory;
 pub mod psci;
 pub mod timer;
 
-use crate::dt::Fdt;
+use crate::dt::{Fdt, Node};
 use crate::mm::address::PhysRange;
 pub use issue::{Issue, Issues, Severity};
 
@@ -52,7 +52,7 @@ pub fn discover<'a>(
         .and_then(|p| p.as_str())
         .or_else(|| root.compatible().next())
         .unwrap_or("unknown board");
-    let console = console::discover(fdt, &mut issues);
+    let mut console = console::discover(fdt, &mut issues);
     let memory = memory::discover(fdt, dtb, &mut issues);
     let cpus = cpus::discover(fdt, boot_mpidr, &mut issues);
     let gic = gic::discover(fdt, &mut issues);
@@ -60,6 +60,9 @@ pub fn discover<'a>(
         .as_ref()
         .and_then(|gic| timer::discover(fdt, gic, &mut issues));
     let psci = psci::discover(fdt, &mut issues);
+    if let (Some(console), Some(gic)) = (console.as_mut(), gic.as_ref()) {
+        console.interrupt = console_interrupt(fdt, &console.node, gic);
+    }
     match (cpus, gic, timer) {
         (Some(cpus), Some(gic), Some(timer)) if !issues.has_fatal() => Ok(Hardware {
             model,
@@ -72,5 +75,17 @@ pub fn discover<'a>(
             warnings: issues,
         }),
         _ => Err(issues),
+    }
+}
+
+/// The console UART's SPI, if its interrupt goes to the GIC.
+fn console_interrupt<'a>(fdt: &Fdt<'a>, node: &Node<'a>, gic: &gic::Gic<'a>) -> Option<u32> {
+    if gic::interrupt_parent(fdt, node)? != gic.node {
+        return None;
+    }
+    let value = node.property("interrupts")?.value;
+    match gic::decode_interrupts(value, gic.interrupt_cells).next()? {
+        Ok(gic::Interrupt::Spi(intid)) => Some(intid),
+        _ => None,
     }
 }

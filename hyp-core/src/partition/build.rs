@@ -70,7 +70,9 @@ fn build_stage2(
     } else {
         0
     };
-    let count = usize::try_from(2 + size.div_ceil(GIB) + level3 + gic).unwrap_or(usize::MAX);
+    let count = usize::try_from(2 + size.div_ceil(GIB) + level3 + gic)
+        .unwrap_or(usize::MAX)
+        .saturating_add(stage2::passthrough_tables(plan));
     let tables: &'static mut [Table] =
         Box::leak(alloc::vec![Table::EMPTY; count].into_boxed_slice());
     let base = PhysAddr(tables.as_ptr() as u64);
@@ -154,6 +156,7 @@ pub fn start_all(
     }
     RUNNING_PARTITIONS.store(built.len(), Ordering::SeqCst);
     let partitions = PARTITIONS.call_once(|| built);
+    super::console_input::init(hardware.console.as_ref().and_then(|c| c.interrupt));
     for partition in partitions {
         partition.start();
     }
@@ -176,4 +179,20 @@ fn describe(partition: &Partition) {
         plan.kernel_kind,
         plan.layout.kernel,
     );
+    for device in &plan.config.devices {
+        let mut found = heapless::String::<96>::new();
+        for page in &device.pages {
+            let _ = core::fmt::Write::write_fmt(&mut found, format_args!(" {page}"));
+        }
+        for spi in device.spis() {
+            let _ = core::fmt::Write::write_fmt(&mut found, format_args!(" INTID {spi}"));
+        }
+        info!(
+            "partition {}: device {}:{found} (at guest = host addresses)",
+            plan.config.name, device.path
+        );
+    }
+    for note in crate::config::passthrough::notes(&plan.config) {
+        info!("{note}");
+    }
 }

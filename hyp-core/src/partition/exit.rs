@@ -53,8 +53,12 @@ pub fn handle(
             | VectorKind::LowerEl32Irq
             | VectorKind::LowerEl32Fiq,
         ) => {
-            if let gic::Taken::Guest(intid) = gic::take_interrupt() {
-                partition.vgic.inject(vcpu, intid);
+            match gic::take_interrupt() {
+                gic::Taken::Guest(intid) => {
+                    partition.vgic.inject(vcpu, intid);
+                }
+                gic::Taken::ConsoleInput => partition.receive_console_input(vcpu),
+                gic::Taken::Handled => {}
             }
             Next::Resume
         }
@@ -208,7 +212,7 @@ fn data_abort(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters)
             "an access to the GIC that cannot be emulated (load/store pair, atomic or writeback)"
         }
         Ok(access) if in_uart && access.width <= 4 => {
-            uart_access(partition, registers, access);
+            uart_access(partition, vcpu, registers, access);
             skip_instruction(registers);
             return;
         }
@@ -255,24 +259,37 @@ fn gic_access(
     }
 }
 
-fn uart_access(partition: &Partition, registers: &mut VcpuRegisters, access: MmioAccess) {
+fn uart_access(
+    partition: &Partition,
+    vcpu: usize,
+    registers: &mut VcpuRegisters,
+    access: MmioAccess,
+) {
     let offset = access.ipa - GUEST_PL011_BASE;
     let mut line_ready = false;
+    let rose;
     let result = {
         let mut uart = partition.uart.lock();
         let uart = &mut *uart;
-        if access.write {
+        let result = if access.write {
             let value =
                 u32::try_from(registers.get(access.register) & u64::from(u32::MAX)).unwrap_or(0);
             let result = uart.registers.write(offset, value, &mut uart.output);
-            line_ready = uart.output.has_line();
+            line_ready = partition.has_output(uart);
             result
         } else {
-            uart.registers.read(offset, &uart.output).map(|value| {
-                registers.set(access.register, access.load_result(u64::from(value)));
-            })
-        }
+            uart.registers
+                .read(offset, &uart.output, &mut uart.input)
+                .map(|value| {
+                    registers.set(access.register, access.load_result(u64::from(value)));
+                })
+        };
+        rose = uart.line_rose();
+        result
     };
+    if rose {
+        partition.uart_interrupt(Some(vcpu));
+    }
     if let Err(unknown) = result {
         // RAZ/WI, as a real PL011 does for reserved offsets.
         if !access.write {

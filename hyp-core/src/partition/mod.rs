@@ -12,6 +12,7 @@
 
 mod build;
 mod calls;
+mod console_input;
 mod exit;
 mod loader;
 pub mod output;
@@ -28,7 +29,8 @@ use spin::{Mutex, Once};
 
 use crate::arch::cpu;
 use crate::config::PartitionPlan;
-use crate::guest::pl011::{OutputBuffer, Pl011};
+use crate::config::guest_map::GUEST_PL011_SPI;
+use crate::guest::pl011::{InputFifo, OutputBuffer, Pl011};
 use crate::guest::psci::{AffinityState, SpeculationState};
 use crate::vgic::{Effects, Vgic};
 use crate::{gic, power};
@@ -69,11 +71,24 @@ pub struct Vcpu {
     context: AtomicU64,
 }
 
-/// The emulated UART and the output it holds.
+/// The emulated UART, the output and input it holds, and its line.
 #[derive(Debug, Default)]
 pub struct Uart {
     pub registers: Pl011,
     pub output: OutputBuffer,
+    pub input: InputFifo,
+    /// The interrupt line as last seen: the SPI is injected when it rises.
+    line: bool,
+}
+
+impl Uart {
+    /// Re-reads the interrupt line; true if it rose.
+    pub fn line_rose(&mut self) -> bool {
+        let line = self.registers.line(&self.output, &self.input);
+        let rose = line && !self.line;
+        self.line = line;
+        rose
+    }
 }
 
 /// A partition, built.
@@ -169,6 +184,10 @@ impl Partition {
                 vcpu.context.store(context, Ordering::Relaxed);
                 vcpu.power.store(Power::OnPending as u8, Ordering::Release);
                 cpu::send_event();
+                if vcpu.physical_mpidr != cpu::mpidr() {
+                    // Its CPU waits in WFI (see `vcpu::run_this_cpu`).
+                    gic::kick(vcpu.physical_mpidr);
+                }
                 Ok(())
             }
             Err(state) if state == Power::On as u8 => Err(AffinityState::On),
@@ -269,7 +288,7 @@ impl Partition {
     /// Loads a fresh copy of the images and starts vCPU 0.
     fn start(&self) {
         let boots = self.boots.fetch_add(1, Ordering::AcqRel) + 1;
-        self.uart.lock().output.clear();
+        *self.uart.lock() = Uart::default();
         self.vgic.reset();
         self.counter_offset.store(cpu::counter(), Ordering::Release);
         if let Err(error) = loader::load(&self.plan, boots, self.vgic.version()) {
@@ -291,6 +310,17 @@ impl Partition {
 }
 
 impl Partition {
+    /// Raises the emulated UART's SPI in the virtual GIC (its line rose).
+    pub fn uart_interrupt(&self, current: Option<usize>) {
+        let intid = crate::vgic::state::PRIVATE_COUNT + GUEST_PL011_SPI;
+        if let Some(woken) = self.vgic.inject(current.unwrap_or(0), intid)
+            && let Some(vcpu) = self.vcpus.get(woken)
+            && Some(woken) != current
+        {
+            gic::kick(vcpu.physical_mpidr);
+        }
+    }
+
     /// Kicks the CPUs of the vCPUs a vGIC write woke, other than `current`'s
     /// (which fills its list registers on its way back into the guest).
     pub fn wake(&self, current: usize, effects: &Effects) {

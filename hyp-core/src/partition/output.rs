@@ -4,6 +4,10 @@
 //! blocks on another partition's output. Each call prints at most
 //! [`LINES_PER_CALL`] lines, its own partition's first, so that a partition
 //! that prints without pause cannot keep another's vCPU in EL2.
+//!
+//! The partition that takes console input is shown byte by byte, as a
+//! terminal would (its shell's prompt and echo appear before any newline);
+//! the others line by line, so that their lines never mix.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,14 +23,20 @@ static DRAINING: AtomicBool = AtomicBool::new(false);
 /// Prints one waiting line of `partition`, if it has one.
 fn print_one(partition: &Partition, line: &mut [u8; MAX_LINE]) -> bool {
     // Take the line under the lock, print it without.
-    let taken = partition
-        .uart
-        .try_lock()
-        .and_then(|mut uart| uart.output.take_line(line));
-    let Some(length) = taken else {
+    let interactive = partition.takes_console_input();
+    let taken = partition.uart.try_lock().and_then(|mut uart| {
+        let taken = uart.output.take(line, interactive)?;
+        // Room again: a guest waiting for the transmit interrupt gets it.
+        Some((taken, uart.line_rose()))
+    });
+    let Some(((length, ended), rose)) = taken else {
         return false;
     };
-    console::write_partition_line(partition.name(), line.get(..length).unwrap_or(&[]));
+    if rose {
+        partition.uart_interrupt(None);
+    }
+    let text = line.get(..length).unwrap_or(&[]);
+    console::write_partition_output(partition.name(), text, ended);
     true
 }
 
@@ -57,7 +67,7 @@ pub fn drain(first: Option<&Partition>) {
         // otherwise wait for the next one.
         let pending = partitions()
             .iter()
-            .any(|p| p.uart.try_lock().is_some_and(|uart| uart.output.has_line()));
+            .any(|p| p.uart.try_lock().is_some_and(|uart| p.has_output(&uart)));
         if !pending {
             return;
         }

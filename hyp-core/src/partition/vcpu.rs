@@ -42,7 +42,11 @@ pub fn run_this_cpu() {
                 // Turned on while its partition stops: it never runs.
                 partition.power_off_vcpu(index, Power::OnPending);
             }
-            cpu::wait_for_event();
+            // Off for as long as its partition wants (a stopped partition
+            // never comes back): wait in WFI; CPU_ON, a restart and a
+            // crash elsewhere all kick this CPU.
+            cpu::wait_for_interrupt();
+            partition.interrupt_while_off();
         }
         virtualization::prepare(
             partition.stage2_root,
@@ -52,6 +56,7 @@ pub fn run_this_cpu() {
             partition.counter_offset.load(Ordering::Acquire),
         );
         gic::vcpu_starting();
+        partition.claim_console_input(index);
         let mut list_registers = gic::CpuListRegisters::get();
         let mut underflow = false;
         if index == 0 {

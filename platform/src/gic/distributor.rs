@@ -42,9 +42,9 @@ impl DistributorBanks {
         32 * (self.typer.read(TYPER::IT_LINES_NUMBER) + 1)
     }
 
-    /// Disables, clears and deprioritises every SPI; `group1` puts them in
-    /// Group 1 (the non-secure group Tessera runs in).
-    pub fn reset_spis(&self) {
+    /// Disables, clears and deprioritises every SPI, and puts them in Group
+    /// 1 (`group1`) or Group 0.
+    pub fn reset_spis(&self, group1: bool) {
         let lines = self.lines().min(1020);
         let priority_word = u32::from_ne_bytes([DEFAULT_PRIORITY; 4]);
         for register in (FIRST_SPI / 32)..lines.div_ceil(32) {
@@ -58,7 +58,7 @@ impl DistributorBanks {
                 clear_enable.set(u32::MAX);
                 clear_pending.set(u32::MAX);
                 clear_active.set(u32::MAX);
-                group.set(u32::MAX);
+                group.set(if group1 { u32::MAX } else { 0 });
             }
         }
         for register in (FIRST_SPI / 4)..(lines / 4) {

@@ -109,7 +109,12 @@ impl GicV2 {
     pub fn init_distributor(&self) {
         let gicd = &self.distributor;
         gicd.banks.ctlr.set(0);
-        gicd.banks.reset_spis();
+        // SPIs join the group SGIs and PPIs are in, the one GICC_CTLR
+        // enables: Group 0 on a GIC without Security Extensions (QEMU
+        // virt), where Group 1 would never be signalled; with them (the
+        // GIC-400 of the Raspberry Pis), a non-secure Tessera's IGROUPR
+        // writes are ignored and firmware has made everything Group 1.
+        gicd.banks.reset_spis(false);
         // Route every SPI to this CPU: GICD_ITARGETSR0-7 are read-only and
         // banked, each byte holding the reading CPU's own target bit
         // (IHI 0048B §4.3.12); copy that byte to every SPI's target field.

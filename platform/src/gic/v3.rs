@@ -126,7 +126,7 @@ impl GicV3 {
         let gicd = &self.distributor;
         gicd.banks_ctlr().set(0);
         self.wait_for_distributor()?;
-        gicd.banks.reset_spis();
+        gicd.banks.reset_spis(true);
         // GICD_IROUTER<n> holds affinity routes only while affinity routing
         // is enabled: turn ARE on first (as Linux's gic_dist_init does).
         gicd.banks_ctlr().write(GICD_CTLR::ARE_NS::SET);

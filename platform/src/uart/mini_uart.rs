@@ -11,6 +11,11 @@ use super::TX_POLL_LIMIT;
 use crate::mmio::Mmio;
 
 register_bitfields! {u32,
+    /// AUX_MU_IER_REG, interrupt enables (§2.2.2, with the errata: bit 0
+    /// enables the receive interrupt, bit 1 the transmit one).
+    pub IER [
+        RECEIVE OFFSET(0) NUMBITS(1) [],
+    ],
     /// AUX_MU_LSR_REG, line status (§2.2.2).
     pub LSR [
         DATA_READY OFFSET(0) NUMBITS(1) [],
@@ -25,7 +30,7 @@ register_structs! {
     /// The mini-UART registers from AUX_MU_IO_REG on.
     pub MiniUartRegisters {
         (0x00 => pub io: ReadWrite<u32>),
-        (0x04 => pub ier: ReadWrite<u32>),
+        (0x04 => pub ier: ReadWrite<u32, IER::Register>),
         (0x08 => pub iir: ReadWrite<u32>),
         (0x0c => pub lcr: ReadWrite<u32>),
         (0x10 => pub mcr: ReadWrite<u32>),
@@ -60,6 +65,19 @@ impl MiniUart {
     /// Tessera only masks its interrupts.
     pub fn init(&mut self) {
         self.registers.ier.set(0);
+    }
+
+    /// Interrupts while the receive FIFO holds a byte (AUX_MU_IER_REG bit 0).
+    pub fn enable_receive_interrupt(&mut self) {
+        self.registers.ier.write(IER::RECEIVE::SET);
+    }
+
+    /// A received byte, if any.
+    pub fn read_byte(&mut self) -> Option<u8> {
+        self.registers
+            .lsr
+            .is_set(LSR::DATA_READY)
+            .then(|| self.registers.io.get().to_le_bytes()[0])
     }
 
     pub fn write_byte(&mut self, byte: u8) {

@@ -62,6 +62,22 @@ impl Uart {
         }
     }
 
+    /// Lets received bytes raise the UART's interrupt.
+    pub fn enable_receive_interrupt(&mut self) {
+        match self {
+            Uart::Pl011(uart) => uart.enable_receive_interrupt(),
+            Uart::MiniUart(uart) => uart.enable_receive_interrupt(),
+        }
+    }
+
+    /// A received byte, if one is waiting.
+    pub fn read_byte(&mut self) -> Option<u8> {
+        match self {
+            Uart::Pl011(uart) => uart.read_byte(),
+            Uart::MiniUart(uart) => uart.read_byte(),
+        }
+    }
+
     pub fn write_byte(&mut self, byte: u8) {
         match self {
             Uart::Pl011(uart) => uart.write_byte(byte),

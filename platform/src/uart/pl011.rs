@@ -22,6 +22,13 @@ register_bitfields! {u32,
         TXE OFFSET(8) NUMBITS(1) [],
         RXE OFFSET(9) NUMBITS(1) [],
     ],
+    /// UARTIMSC, UARTRIS, UARTMIS and UARTICR share one layout (§3.3.10).
+    pub INT [
+        /// Receive: the FIFO reached its trigger level.
+        RX OFFSET(4) NUMBITS(1) [],
+        /// Receive timeout: bytes below the level wait 32 bit periods.
+        RT OFFSET(6) NUMBITS(1) [],
+    ],
 }
 
 register_structs! {
@@ -38,10 +45,10 @@ register_structs! {
         (0x02c => pub lcr_h: ReadWrite<u32>),
         (0x030 => pub cr: ReadWrite<u32, CR::Register>),
         (0x034 => pub ifls: ReadWrite<u32>),
-        (0x038 => pub imsc: ReadWrite<u32>),
+        (0x038 => pub imsc: ReadWrite<u32, INT::Register>),
         (0x03c => pub ris: ReadOnly<u32>),
         (0x040 => pub mis: ReadOnly<u32>),
-        (0x044 => pub icr: WriteOnly<u32>),
+        (0x044 => pub icr: WriteOnly<u32, INT::Register>),
         (0x048 => pub dmacr: ReadWrite<u32>),
         (0x04c => _reserved2),
         (0xfe0 => pub periph_id: [ReadOnly<u32>; 4]),
@@ -75,8 +82,24 @@ impl Pl011 {
         if !cr.is_set(CR::UARTEN) || !cr.is_set(CR::TXE) {
             cr.modify(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
         }
-        // Tessera polls; the UART's interrupts stay masked.
+        // Output is polled; input interrupts are enabled separately.
         self.registers.imsc.set(0);
+    }
+
+    /// Interrupts on received bytes (and on the receive timeout, for bytes
+    /// below the FIFO's trigger level).
+    pub fn enable_receive_interrupt(&mut self) {
+        self.registers.imsc.write(INT::RX::SET + INT::RT::SET);
+    }
+
+    /// A received byte, if any (reading UARTDR also clears the receive
+    /// interrupt once the FIFO is below its level; the timeout needs UARTICR).
+    pub fn read_byte(&mut self) -> Option<u8> {
+        if self.registers.fr.is_set(FR::RXFE) {
+            self.registers.icr.write(INT::RX::SET + INT::RT::SET);
+            return None;
+        }
+        Some(self.registers.dr.get().to_le_bytes()[0])
     }
 
     pub fn write_byte(&mut self, byte: u8) {

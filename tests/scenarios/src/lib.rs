@@ -9,6 +9,7 @@
 pub mod engine;
 mod interrupts;
 mod partitions;
+mod passthrough;
 pub mod scenario;
 
 pub use engine::{Outcome, Watch, run};

@@ -384,6 +384,7 @@ pub fn all() -> Vec<Scenario> {
     list.push(reset);
     list.extend(raspberry_pi_4());
     list.extend(crate::partitions::all());
+    list.extend(crate::passthrough::all());
     list
 }
 

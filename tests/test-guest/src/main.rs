@@ -17,6 +17,8 @@
 //! - `irq-witness` ([`role_irq_witness`]): listens on every vCPU for
 //!   interrupts it never caused (the `irq` partition's foreign SGIs).
 //! - `hello`: one line and SYSTEM_OFF.
+//! - `pl031`, `pl031-denied` ([`role_passthrough`]): a passed-through PL031
+//!   seen by its partition, and refused to another.
 //!
 //! Results are `TEST`/`RESULT` lines ([`tessera_guest_kit::report`]). Built
 //! by `cargo xtask` into `target/tessera/guests/test-guest.bin`, a raw
@@ -39,6 +41,8 @@ mod role_b;
 mod role_irq;
 #[cfg(target_os = "none")]
 mod role_irq_witness;
+#[cfg(target_os = "none")]
+mod role_passthrough;
 
 #[cfg(target_os = "none")]
 mod guest {
@@ -48,7 +52,7 @@ mod guest {
     use tessera_guest_kit::{bootargs, entry, println, report};
 
     use crate::context::{BootCount, Context};
-    use crate::{role_a, role_b, role_irq, role_irq_witness};
+    use crate::{role_a, role_b, role_irq, role_irq_witness, role_passthrough};
 
     entry!(main, secondary_main);
 
@@ -89,16 +93,18 @@ mod guest {
                 role_irq_witness::run(&context)
             }
             Some("hello") => hello(&context),
+            Some("pl031") => role_passthrough::run(&context),
+            Some("pl031-denied") => role_passthrough::run_denied(&context),
             Some(other) => {
                 println!(
-                    "test-guest: error: unknown role {other:?} in bootargs {:?} (roles: a, b, irq, irq-witness, hello)",
+                    "test-guest: error: unknown role {other:?} in bootargs {:?} (roles: a, b, irq, irq-witness, hello, pl031, pl031-denied)",
                     context.bootargs
                 );
                 Psci::HVC.system_off()
             }
             None => {
                 println!(
-                    "test-guest: error: no role=<name> in /chosen/bootargs {:?} (roles: a, b, irq, irq-witness, hello)",
+                    "test-guest: error: no role=<name> in /chosen/bootargs {:?} (roles: a, b, irq, irq-witness, hello, pl031, pl031-denied)",
                     context.bootargs
                 );
                 Psci::HVC.system_off()

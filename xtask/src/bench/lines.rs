@@ -98,6 +98,11 @@ fn number(fields: &BTreeMap<&str, &str>, key: &str) -> Result<u64> {
 
 /// Splits Tessera's `<partition> | ` prefix off a console line.
 fn partition_and_text(line: &str) -> (&str, &str) {
+    // Partition lines start with Tessera's time stamp: "[    1.234567] ".
+    let line = match line.split_once("] ") {
+        Some((time, rest)) if time.starts_with('[') => rest,
+        _ => line,
+    };
     match line.split_once(" | ") {
         Some((name, text))
             if !name.is_empty()
@@ -198,12 +203,12 @@ mod tests {
     const TESSERA_LOG: &str = "\
 [    0.012] INFO  partition a: stage 2: 0 1 GiB, 32 2 MiB, 0 4 KiB entries
 [    0.013] INFO  partition a: VMID 1, CPUs (MPIDR) 0x0 0x1, RAM ...
-a | BENCH mode=tessera iterations=100
-a | BENCH boot_entry instructions=2000000
-a | BENCH null_hvc samples=100 min=300 p25=301 median=302 p75=303 p99=310 max=400 el2_total=29000
-a | BENCH cpu_loop instructions=3000010 el2_total=0
-a | BENCH memory_loop skipped: no 4194304 bytes of free RAM
-a | BENCH done
+[    0.020000] a | BENCH mode=tessera iterations=100
+[    0.020000] a | BENCH boot_entry instructions=2000000
+[    0.020000] a | BENCH null_hvc samples=100 min=300 p25=301 median=302 p75=303 p99=310 max=400 el2_total=29000
+[    0.020000] a | BENCH cpu_loop instructions=3000010 el2_total=0
+[    0.020000] a | BENCH memory_loop skipped: no 4194304 bytes of free RAM
+[    0.020000] a | BENCH done
 ";
 
     #[test]
