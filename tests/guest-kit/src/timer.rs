@@ -182,7 +182,10 @@ mod target {
     /// [`POLL_MS`] ahead once the timer's interrupt has arrived on this
     /// vCPU (enable it first with [`enable_interrupt`]), in `WFE` before.
     /// Interrupts are unmasked between sleeps (pending ones are taken
-    /// then); the mask is as before on return. Uses the virtual timer.
+    /// then); the mask is as before on return. Uses the virtual timer,
+    /// which must stay able to interrupt: a priority mask at or above the
+    /// timer's priority (or the timer's PPI disabled) after it has fired
+    /// once leaves a `WFI` nothing to end it.
     pub fn wait_until(milliseconds: u64, done: impl FnMut() -> bool) -> bool {
         wait(milliseconds, done, Alarm::Poll)
     }

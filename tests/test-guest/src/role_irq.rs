@@ -4,7 +4,8 @@
 //! The boot vCPU finds and sets up the GIC, starts vCPU 1 (which sets up
 //! its own CPU interface and then serves the boot vCPU's requests: send
 //! these SGIs, time your own timer, turn off) and runs one `TEST` case per
-//! promise of `docs/partitions.md` ("Interrupts"):
+//! promise of the virtual GIC and timer (issue 5, "Test-guest kit and
+//! tests", and the GIC architecture where a guest relies on it):
 //!
 //! - SGIs aimed at cores outside the partition reach nobody (the scenario
 //!   runs a partition with role `irq-witness` on those cores, which must
@@ -23,7 +24,9 @@
 //!   (QEMU has 4) are all delivered, from the vCPU itself and from the
 //!   other one;
 //! - pending interrupts arrive highest priority first, and the priority
-//!   mask holds back those at or below it.
+//!   mask holds back those at or below it;
+//! - an interrupt pending but not yet taken reads pending, and disabling
+//!   it withdraws it until it is enabled again.
 //!
 //! Only the boot vCPU prints (the console is not locked); vCPU 1 stores
 //! what it measured for the boot vCPU to judge.
