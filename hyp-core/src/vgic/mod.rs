@@ -9,7 +9,7 @@
 //! guest without taking the lock.
 //!
 //! What a guest can and cannot do here is in docs/partitions.md
-//! ("Interrupts").
+//! ("Interrupts and timers").
 
 pub mod banks;
 pub mod distributor;
