@@ -109,14 +109,59 @@ fn enable_kick(gic: &Gic) -> Result<(), GicError> {
     Ok(())
 }
 
+/// The GICv2 CPU-interface bit of the CPU with MPIDR affinity `mpidr`.
+fn v2_target(mpidr: u64) -> u8 {
+    V2_TARGETS
+        .iter()
+        .find(|(m, _)| m.load(Ordering::Acquire) == mpidr)
+        .map_or(0, |(_, t)| t.load(Ordering::Relaxed))
+}
+
 /// Makes the CPU with MPIDR affinity `mpidr` take an interrupt to EL2.
 pub fn kick(mpidr: u64) {
     let Some(gic) = GIC.get() else { return };
-    let v2_target = V2_TARGETS
-        .iter()
-        .find(|(m, _)| m.load(Ordering::Acquire) == mpidr)
-        .map_or(0, |(_, t)| t.load(Ordering::Relaxed));
-    gic.send_sgi(KICK_SGI, mpidr, v2_target);
+    gic.send_sgi(KICK_SGI, mpidr, v2_target(mpidr));
+}
+
+/// SPIs that belong to a partition (passthrough devices'), a bit each:
+/// taken at EL2 only to be injected, hardware-linked, into their owner.
+static GUEST_SPIS: [AtomicU32; 32] = [const { AtomicU32::new(0) }; 32];
+
+fn guest_spi_bit(intid: u32) -> Option<(&'static AtomicU32, u32)> {
+    Some((GUEST_SPIS.get((intid / 32) as usize)?, 1 << (intid % 32)))
+}
+
+fn is_guest_spi(intid: u32) -> bool {
+    guest_spi_bit(intid).is_some_and(|(word, bit)| word.load(Ordering::Relaxed) & bit != 0)
+}
+
+/// Gives SPI `intid` to a partition: disabled until its guest enables it
+/// through its virtual GIC, with the trigger its device's DT node gives.
+pub fn claim_guest_spi(intid: u32, edge: bool) {
+    let Some(gic) = GIC.get() else { return };
+    gic.quiesce_spi(intid);
+    gic.set_spi_edge_triggered(intid, edge);
+    if let Some((word, bit)) = guest_spi_bit(intid) {
+        word.fetch_or(bit, Ordering::Relaxed);
+    }
+}
+
+/// Follows a guest's enable and routing of its SPI `intid`: on (`enabled`)
+/// at the CPU with MPIDR affinity `mpidr` (the target vCPU's), or off.
+pub fn route_guest_spi(intid: u32, enabled: bool, mpidr: Option<u64>) {
+    let Some(gic) = GIC.get() else { return };
+    match mpidr {
+        Some(mpidr) if enabled => gic.set_spi(intid, true, mpidr, v2_target(mpidr)),
+        _ => gic.set_spi(intid, false, 0, 0),
+    }
+}
+
+/// Turns a partition's SPI off and forgets any state it was left in (its
+/// partition stopped or restarts: the next guest starts from reset).
+pub fn quiesce_guest_spi(intid: u32) {
+    if let Some(gic) = GIC.get() {
+        gic.quiesce_spi(intid);
+    }
 }
 
 /// What a physical interrupt taken at EL2 was.
@@ -146,7 +191,7 @@ pub fn take_interrupt() -> Taken {
         return Taken::Handled;
     }
     gic.end_of_interrupt(acknowledged);
-    if intid == VIRTUAL_TIMER_INTID {
+    if intid == VIRTUAL_TIMER_INTID || is_guest_spi(intid) {
         return Taken::Guest(intid);
     }
     if intid == CONSOLE_INTID.load(Ordering::Relaxed) {

@@ -18,9 +18,9 @@ use crate::hw::gic::GicRegions;
 use crate::mm::address::ByteSize;
 use crate::mm::address::PhysAddr;
 use crate::mm::page_table::{MapError, PageTable, Stage, Table, TablePool};
-use crate::smp;
 use crate::vgic::Vgic;
 use crate::vgic::state::PRIVATE_COUNT as FIRST_SPI;
+use crate::{gic, smp};
 
 /// Why partitions could not be built.
 #[derive(Debug)]
@@ -133,11 +133,14 @@ pub fn start_all(
                 context: AtomicU64::new(0),
             })
             .collect::<Vec<_>>();
-        let vgic = Vgic::new(
-            gic_version,
-            vcpus.len(),
-            alloc::vec![(FIRST_SPI + GUEST_PL011_SPI, false)],
-        );
+        // The emulated PL011's SPI, and the passthrough devices' SPIs,
+        // hardware-linked: the guest's deactivation reaches the GIC.
+        let mut owned_spis = alloc::vec![(FIRST_SPI + GUEST_PL011_SPI, false)];
+        for spi in plan.config.passthrough_spis() {
+            gic::claim_guest_spi(spi.intid, spi.is_edge_triggered());
+            owned_spis.push((spi.intid, true));
+        }
+        let vgic = Vgic::new(gic_version, vcpus.len(), owned_spis);
         built.push(Partition {
             vgic,
             counter_offset: AtomicU64::new(0),

@@ -64,12 +64,19 @@ impl Partition {
         }
     }
 
-    /// Takes the interrupt that woke this CPU while its vCPU is off: console
-    /// input then finds no guest to read it and is dropped.
-    pub(super) fn interrupt_while_off(&self) {
-        if gic::take_interrupt() == gic::Taken::ConsoleInput {
-            console::read_input(|_| {});
-            gic::console_input_taken();
+    /// Takes the interrupt that woke this CPU while `vcpu` is off: console
+    /// input then finds no guest to read it and is dropped; a passthrough
+    /// SPI still routed here waits in the virtual GIC.
+    pub(super) fn interrupt_while_off(&self, vcpu: usize) {
+        match gic::take_interrupt() {
+            gic::Taken::ConsoleInput => {
+                console::read_input(|_| {});
+                gic::console_input_taken();
+            }
+            gic::Taken::Guest(intid) => {
+                self.vgic.inject(vcpu, intid);
+            }
+            gic::Taken::Handled => {}
         }
     }
 

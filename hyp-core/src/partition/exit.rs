@@ -248,6 +248,9 @@ fn gic_access(
     access: MmioAccess,
 ) {
     let width = u32::from(access.width);
+    if let Some(mut list_registers) = gic::CpuListRegisters::get() {
+        partition.vgic.take_back(vcpu, &mut list_registers);
+    }
     if access.write {
         let effects = partition
             .vgic

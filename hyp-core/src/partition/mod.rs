@@ -274,6 +274,7 @@ impl Partition {
 
     /// After the partition became Stopped: the last one powers off.
     fn stopped(&self) {
+        self.quiesce_passthrough_interrupts();
         output::drain(None);
         info!("partition {}: stopped", self.name());
         let running = RUNNING_PARTITIONS.fetch_sub(1, Ordering::SeqCst) - 1;
@@ -290,6 +291,7 @@ impl Partition {
         let boots = self.boots.fetch_add(1, Ordering::AcqRel) + 1;
         *self.uart.lock() = Uart::default();
         self.vgic.reset();
+        self.quiesce_passthrough_interrupts();
         self.counter_offset.store(cpu::counter(), Ordering::Release);
         if let Err(error) = loader::load(&self.plan, boots, self.vgic.version()) {
             warn!("partition {}: cannot start: {error}", self.name());
@@ -328,6 +330,23 @@ impl Partition {
             if index != current && effects.wake & (1 << index) != 0 {
                 gic::kick(vcpu.physical_mpidr);
             }
+        }
+        // Its passthrough SPIs: the physical GIC follows the guest's
+        // enables and routing, to the CPU of the vCPU the guest chose.
+        for &(intid, enabled, target) in &effects.hardware {
+            let mpidr = self
+                .vcpus
+                .get(usize::from(target))
+                .map(|v| v.physical_mpidr);
+            gic::route_guest_spi(intid, enabled, mpidr);
+        }
+    }
+
+    /// Puts its passthrough SPIs back to reset (off, nothing pending or
+    /// active) while no vCPU runs: before each start, and when it stops.
+    fn quiesce_passthrough_interrupts(&self) {
+        for spi in self.plan.config.passthrough_spis() {
+            gic::quiesce_guest_spi(spi.intid);
         }
     }
 }

@@ -134,6 +134,11 @@ pub fn write(
                 if enable && state.irq(view.vcpu, intid).is_some_and(|irq| irq.pending) {
                     effects.wake(state.pending_destination(view.vcpu, intid));
                 }
+                if !enable {
+                    // It may wait in that vCPU's list registers: its next
+                    // flush takes it back.
+                    effects.wake(state.destination(view.vcpu, intid));
+                }
             }
             // GICv2 SGIs are made pending through GICD_SPENDSGIR instead.
             ISPENDR if set && (intid >= SGI_COUNT || state.version == GicVersion::V3) => {

@@ -22,8 +22,13 @@ pub trait ListRegisters {
 /// still waiting (the caller then asks for the underflow maintenance
 /// interrupt, so they go in as soon as registers free up).
 pub fn flush(state: &mut VgicState, vcpu: usize, registers: &mut impl ListRegisters) -> bool {
-    let (candidates, mut waiting) = state.most_urgent::<MAX_LIST_REGISTERS>(vcpu);
     let count = registers.count().min(MAX_LIST_REGISTERS);
+    // Disabled since it went in (by another vCPU, whose write kicked this
+    // one here): a disabled interrupt is no longer forwarded.
+    take_back(state, vcpu, registers, |state, lr| {
+        !state.irq(vcpu, lr.intid).is_some_and(|irq| irq.enabled)
+    });
+    let (candidates, mut waiting) = state.most_urgent::<MAX_LIST_REGISTERS>(vcpu);
     for candidate in &candidates {
         if let Some(index) = (0..count).find(|&i| registers.read(i).holds(candidate)) {
             if !merge(registers, index) {
@@ -46,6 +51,41 @@ pub fn flush(state: &mut VgicState, vcpu: usize, registers: &mut impl ListRegist
         state.taken(vcpu, candidate);
     }
     waiting
+}
+
+/// Moves every interrupt in `registers` that the guest has not
+/// acknowledged yet back to `vcpu`'s software state, so that its emulated
+/// registers show them (GICD_ISPENDR reads them pending) and its writes act
+/// on them (a disable withdraws them). The next flush puts them back.
+/// Returns whether any moved.
+pub fn take_back_pending(
+    state: &mut VgicState,
+    vcpu: usize,
+    registers: &mut impl ListRegisters,
+) -> bool {
+    take_back(state, vcpu, registers, |_, _| true)
+}
+
+/// Moves the pending-only interrupts in `registers` for which `which`
+/// holds back to software pending; returns whether any moved.
+fn take_back(
+    state: &mut VgicState,
+    vcpu: usize,
+    registers: &mut impl ListRegisters,
+    which: impl Fn(&VgicState, &ListRegister) -> bool,
+) -> bool {
+    let count = registers.count().min(MAX_LIST_REGISTERS);
+    let empty = registers.empty();
+    let mut moved = false;
+    for index in (0..count).filter(|&i| empty & (1 << i) == 0) {
+        let lr = registers.read(index);
+        if lr.state == LrState::Pending && which(state, &lr) {
+            registers.write(index, &ListRegister::decode(state.version, 0));
+            let _ = state.set_pending(vcpu, lr.intid, usize::from(lr.source));
+            moved = true;
+        }
+    }
+    moved
 }
 
 /// The interrupt is already in register `index`: an edge that arrives

@@ -9,7 +9,7 @@
 //! guest without taking the lock.
 //!
 //! What a guest can and cannot do here is in docs/partitions.md
-//! ("Interrupts").
+//! ("Interrupts and timers").
 
 pub mod banks;
 pub mod distributor;
@@ -175,6 +175,16 @@ impl Vgic {
         self.attention
             .get(vcpu)
             .is_some_and(|flag| flag.load(Ordering::Acquire))
+    }
+
+    /// Before `vcpu`'s access to an emulated GIC register: interrupts its
+    /// list registers hold but the guest has not taken go back to software,
+    /// so that the access sees and acts on them; the next flush puts back
+    /// what is still pending and enabled.
+    pub fn take_back(&self, vcpu: usize, registers: &mut impl ListRegisters) {
+        if flush::take_back_pending(&mut self.state.lock(), vcpu, registers) {
+            self.raise(1 << vcpu);
+        }
     }
 
     /// Fills `vcpu`'s list registers; true if interrupts are still waiting.

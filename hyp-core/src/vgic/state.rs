@@ -165,7 +165,8 @@ impl VgicState {
     }
 
     /// The vCPU interrupt `intid` of `vcpu` is delivered to.
-    fn destination(&self, vcpu: usize, intid: u32) -> Option<usize> {
+    /// The vCPU `intid` (as `vcpu` names it) is delivered to.
+    pub fn destination(&self, vcpu: usize, intid: u32) -> Option<usize> {
         if intid < PRIVATE_COUNT {
             return (vcpu < self.vcpus()).then_some(vcpu);
         }

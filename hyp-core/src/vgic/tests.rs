@@ -338,3 +338,66 @@ fn list_registers_round_trip_in_both_formats() {
         assert_eq!(ListRegister::decode(version, lr.encode(version)), lr);
     }
 }
+
+#[test]
+fn an_interrupt_in_a_list_register_reads_pending_and_a_disable_withdraws_it() {
+    for version in [GicVersion::V3, GicVersion::V2] {
+        let vgic = gic(version);
+        let sgi_bit = 1 << 3;
+        vgic.write(0, private_frame(version, 0, ISENABLER), 4, sgi_bit);
+        match version {
+            GicVersion::V3 => vgic.send_sgi(0, (3 << 24) | 0b01),
+            GicVersion::V2 => vgic.write(0, Frame::Distributor { offset: 0xf00 }, 4, (1 << 16) | 3),
+        };
+        let mut registers = FakeRegisters::new(version);
+        vgic.flush(0, &mut registers);
+        assert_ne!(registers.empty(), 0b1111, "{version:?}: in a list register");
+        // A trapped access first takes unacknowledged interrupts back.
+        vgic.take_back(0, &mut registers);
+        let pending = vgic.read(0, private_frame(version, 0, ISPENDR), 4);
+        assert_eq!(pending & sgi_bit, sgi_bit, "{version:?}: reads pending");
+        vgic.take_back(0, &mut registers);
+        vgic.write(0, private_frame(version, 0, ICENABLER), 4, sgi_bit);
+        assert_eq!(
+            deliver_all(&vgic, &mut registers),
+            [],
+            "{version:?}: withdrawn"
+        );
+        vgic.write(0, private_frame(version, 0, ISENABLER), 4, sgi_bit);
+        assert_eq!(
+            deliver_all(&vgic, &mut registers),
+            [3],
+            "{version:?}: still pending"
+        );
+    }
+}
+
+#[test]
+fn a_disable_by_another_vcpu_withdraws_an_spi_at_its_next_flush() {
+    for version in [GicVersion::V3, GicVersion::V2] {
+        let vgic = gic(version);
+        let spi_word = private_frame(version, 0, ISENABLER + 4);
+        vgic.write(0, spi_word, 4, 1 << (PL011_SPI - 32));
+        vgic.inject(0, PL011_SPI);
+        let mut registers = FakeRegisters::new(version);
+        vgic.flush(0, &mut registers);
+        let effects = vgic.write(
+            1,
+            Frame::Distributor {
+                offset: ICENABLER + 4,
+            },
+            4,
+            1 << (PL011_SPI - 32),
+        );
+        assert_eq!(
+            effects.wake & 1,
+            1,
+            "{version:?}: vCPU 0 is made to look again"
+        );
+        assert_eq!(
+            deliver_all(&vgic, &mut registers),
+            [],
+            "{version:?}: withdrawn"
+        );
+    }
+}

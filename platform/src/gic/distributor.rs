@@ -67,7 +67,34 @@ impl DistributorBanks {
             }
         }
     }
+
+    /// Sets SPI `intid` edge-triggered (`edge`) or level-sensitive. The
+    /// SPI must be disabled (GIC architecture: changing the trigger of an
+    /// enabled interrupt is UNPREDICTABLE).
+    pub fn set_edge_triggered(&self, intid: u32, edge: bool) {
+        if let Some(register) = self.icfgr.get((intid / 16) as usize) {
+            let shift = (intid % 16) * 2;
+            let edge_bit = ICFGR_EDGE << shift;
+            let value = register.get() & !edge_bit;
+            register.set(if edge { value | edge_bit } else { value });
+        }
+    }
+
+    /// Disables SPI `intid` and clears its pending and active states (its
+    /// owner stopped with it in flight).
+    pub fn quiesce(&self, intid: u32) {
+        let index = (intid / 32) as usize;
+        let bit = 1 << (intid % 32);
+        for bank in [&self.icenabler, &self.icpendr, &self.icactiver] {
+            if let Some(register) = bank.get(index) {
+                register.set(bit);
+            }
+        }
+    }
 }
+
+/// GICD_ICFGR: the upper bit of an INTID's two-bit field is set for edge.
+const ICFGR_EDGE: u32 = 0b10;
 
 #[cfg(test)]
 mod tests {

@@ -190,6 +190,23 @@ impl Gic {
         }
     }
 
+    fn banks(&self) -> &distributor::DistributorBanks {
+        match self {
+            Gic::V2(gic) => gic.banks(),
+            Gic::V3(gic) => gic.banks(),
+        }
+    }
+
+    /// Sets a (disabled) SPI's trigger: edge (`edge`) or level.
+    pub fn set_spi_edge_triggered(&self, intid: u32, edge: bool) {
+        self.banks().set_edge_triggered(intid, edge);
+    }
+
+    /// Disables an SPI and clears its pending and active states.
+    pub fn quiesce_spi(&self, intid: u32) {
+        self.banks().quiesce(intid);
+    }
+
     /// List register `index` of this CPU's virtual interface, in the GIC
     /// version's own format (GICH_LR is 32 bits, ICH_LR_EL2 64).
     pub fn list_register(&self, index: usize) -> u64 {

@@ -219,6 +219,11 @@ impl GicV2 {
         }
     }
 
+    /// The distributor's banks shared with the other GIC version.
+    pub fn banks(&self) -> &DistributorBanks {
+        &self.distributor.banks
+    }
+
     /// Enables (or disables) SPI `intid` and sends it to the CPUs in `targets`.
     pub fn set_spi(&self, intid: u32, enabled: bool, targets: u8) {
         let banks = &self.distributor.banks;

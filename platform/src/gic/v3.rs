@@ -226,6 +226,11 @@ impl GicV3 {
         Ok(())
     }
 
+    /// The distributor's banks shared with the other GIC version.
+    pub fn banks(&self) -> &DistributorBanks {
+        &self.distributor.banks
+    }
+
     /// Enables (or disables) SPI `intid` and routes it to the CPU `mpidr`.
     pub fn set_spi(&self, intid: u32, enabled: bool, mpidr: u64) {
         let banks = &self.distributor.banks;

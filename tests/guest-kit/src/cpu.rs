@@ -45,6 +45,40 @@ pub fn send_event() {
     unsafe { asm!("dsb sy", "sev", options(nostack, preserves_flags)) };
 }
 
+/// `DAIF.I` (bit 7): IRQs masked.
+const DAIF_I: u64 = 1 << 7;
+
+/// Masks IRQs (`PSTATE.I` = 1). A pending interrupt then waits, and still
+/// ends a `WFI`.
+pub fn mask_irqs() {
+    // SAFETY: only the interrupt mask changes. Not `nomem`: the compiler
+    // must not move memory accesses across it (handlers write memory).
+    unsafe { asm!("msr daifset, #2", options(nostack, preserves_flags)) };
+}
+
+/// Unmasks IRQs (`PSTATE.I` = 0): a pending interrupt is taken at once,
+/// and its handler may change memory (hence no `nomem`).
+pub fn unmask_irqs() {
+    // SAFETY: the kit's IRQ vector saves and restores every register.
+    unsafe { asm!("msr daifclr, #2", "isb", options(nostack, preserves_flags)) };
+}
+
+/// Whether IRQs are masked (`PSTATE.I`).
+pub fn irqs_masked() -> bool {
+    let daif: u64;
+    // SAFETY: reading DAIF has no side effect.
+    unsafe { asm!("mrs {}, daif", out(reg) daif, options(nomem, nostack, preserves_flags)) };
+    daif & DAIF_I != 0
+}
+
+/// Waits for an interrupt (`WFI`): returns when one is pending, masked or
+/// not. Without an armed timer or another source, this may be forever.
+pub fn wait_for_interrupt() {
+    // SAFETY: WFI only waits. Not `nomem`: with IRQs unmasked, a handler
+    // may run before it returns.
+    unsafe { asm!("wfi", options(nostack, preserves_flags)) };
+}
+
 /// Bit of the virtual counter whose transitions generate the event stream:
 /// an event every 2^13 ticks (131 us at QEMU's 62.5 MHz, 152 us at 54 MHz).
 const EVENT_STREAM_BIT: u64 = 12;

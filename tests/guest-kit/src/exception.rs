@@ -4,7 +4,8 @@
 //! platform does not implement) runs the instruction inside [`catch`]. The
 //! vectors record `ESR_EL1` and `FAR_EL1`, step over the faulting
 //! instruction (`ELR_EL1 += 4`) and return, and [`catch`] hands the record
-//! to the test. Any other exception is reported on the console (its class,
+//! to the test. An IRQ goes to [`crate::gic::handle_irq`] once this vCPU's
+//! GIC interface is set up. Any other exception is reported on the console (its class,
 //! ESR, FAR and ELR), fails the test run ([`crate::report`]) and powers the
 //! partition off.
 
@@ -228,6 +229,10 @@ __kit_exception_common:
         frame_size = const FRAME_SIZE,
     );
 
+    /// The vector entry of an IRQ taken at EL1 on SP_EL1 (the guest runs
+    /// at EL1h): handed to [`crate::gic::handle_irq`] once the GIC is set up.
+    const VECTOR_CURRENT_SPX_IRQ: u64 = 5;
+
     /// The state of one vCPU's [`catch`] window.
     struct Expectation {
         armed: AtomicBool,
@@ -305,6 +310,9 @@ __kit_exception_common:
             expectation.far.store(far, Ordering::SeqCst);
             expectation.taken.store(true, Ordering::SeqCst);
             frame.elr = frame.elr.wrapping_add(4);
+            return;
+        }
+        if kind == VECTOR_CURRENT_SPX_IRQ && crate::gic::handle_irq() {
             return;
         }
         let ec = exception_class(esr);

@@ -407,6 +407,15 @@ impl<'a> Fdt<'a> {
     /// (`#address-cells` and `#size-cells`, 2 each when absent from the root
     /// as Tessera and QEMU write them; 1 is accepted too).
     pub fn memory(&self) -> Result<Option<Region>, FdtError> {
+        self.root_reg("/memory", 0)
+    }
+
+    /// Range `index` of the `reg` of the node at `path`, a child of the
+    /// root (so in the root's `#address-cells` and `#size-cells`, as
+    /// [`Fdt::memory`] reads them). `None` when the node, its `reg` or that
+    /// many ranges are absent; an error when `reg` is not a whole number of
+    /// ranges.
+    pub fn root_reg(&self, path: &str, index: usize) -> Result<Option<Region>, FdtError> {
         let address_cells = self.u32_property("/", "#address-cells")?.unwrap_or(2);
         let size_cells = self.u32_property("/", "#size-cells")?.unwrap_or(2);
         if !(1..=2).contains(&address_cells) || !(1..=2).contains(&size_cells) {
@@ -415,7 +424,7 @@ impl<'a> Fdt<'a> {
                 size: size_cells,
             });
         }
-        let Some(reg) = self.property("/memory", "reg")? else {
+        let Some(reg) = self.property(path, "reg")? else {
             return Ok(None);
         };
         let cells = |offset: usize, count: u32| -> Option<u64> {
@@ -425,14 +434,82 @@ impl<'a> Fdt<'a> {
             }
             Some(u64::from(high) << 32 | u64::from(be32(reg, offset + 4)?))
         };
-        let size_offset = 4 * usize::try_from(address_cells).unwrap_or(2);
+        let address_bytes = 4 * usize::try_from(address_cells).unwrap_or(2);
+        let entry_bytes = address_bytes + 4 * usize::try_from(size_cells).unwrap_or(2);
         let bad = FdtError::BadProperty {
             name: "reg",
             size: reg.len(),
         };
-        let base = cells(0, address_cells).ok_or(bad)?;
-        let size = cells(size_offset, size_cells).ok_or(bad)?;
+        if reg.is_empty() || !reg.len().is_multiple_of(entry_bytes) {
+            return Err(bad);
+        }
+        let Some(start) = index
+            .checked_mul(entry_bytes)
+            .filter(|&start| start < reg.len())
+        else {
+            return Ok(None);
+        };
+        let base = cells(start, address_cells).ok_or(bad)?;
+        let size = cells(start + address_bytes, size_cells).ok_or(bad)?;
         Ok(Some(Region { base, size }))
+    }
+
+    /// Calls `visit` with the name of each direct subnode of the node at
+    /// `path`, in order. Returns whether that node exists.
+    pub fn for_each_child(
+        &self,
+        path: &str,
+        mut visit: impl FnMut(&'a str),
+    ) -> Result<bool, FdtError> {
+        let Some(mut offset) = self.find_node(path)? else {
+            return Ok(false);
+        };
+        // Depth below the node at `path`: its children are at 0.
+        let mut depth = 0usize;
+        loop {
+            let here = offset;
+            let (token, next) = self.token(offset)?;
+            offset = next;
+            match token {
+                Token::BeginNode(name) => {
+                    if depth == 0 {
+                        visit(name);
+                    }
+                    depth += 1;
+                }
+                Token::EndNode => {
+                    if depth == 0 {
+                        return Ok(true);
+                    }
+                    depth -= 1;
+                }
+                Token::Property { .. } => {}
+                Token::End => return Err(FdtError::BadNesting { offset: here }),
+            }
+        }
+    }
+
+    /// Whether the `compatible` string list of the node at `path` holds
+    /// `compatible` (DTSpec §2.3.1).
+    pub fn is_compatible(&self, path: &str, compatible: &str) -> Result<bool, FdtError> {
+        let Some(list) = self.property(path, "compatible")? else {
+            return Ok(false);
+        };
+        Ok(list
+            .split(|&byte| byte == 0)
+            .any(|entry| entry == compatible.as_bytes()))
+    }
+
+    /// How many CPUs `/cpus` lists (its `cpu@<n>` subnodes): a partition's
+    /// vCPUs, as Tessera writes them.
+    pub fn cpu_count(&self) -> Result<usize, FdtError> {
+        let mut count = 0;
+        self.for_each_child("/cpus", |name| {
+            if name == "cpu" || name.starts_with("cpu@") {
+                count += 1;
+            }
+        })?;
+        Ok(count)
     }
 
     /// `/chosen/bootargs`.
@@ -586,6 +663,29 @@ mod tests {
         assert_eq!(fdt.bootargs().unwrap(), Some("console=ttyAMA0 role=a"));
         assert_eq!(fdt.boot_count().unwrap(), Some(3));
         assert_eq!(fdt.total_size(), blob.len());
+    }
+
+    #[test]
+    fn cpus_are_counted_by_node_name() {
+        let blob = Builder::default()
+            .begin("")
+            .begin("cpus")
+            .u32("#address-cells", 1)
+            .begin("cpu@0")
+            .begin("l1-cache")
+            .end()
+            .end()
+            .begin("cpu-map")
+            .end()
+            .begin("cpu@1")
+            .end()
+            .end()
+            .end()
+            .finish();
+        let fdt = Fdt::new(&blob).unwrap();
+        assert_eq!(fdt.cpu_count(), Ok(2), "cpu-map and caches are no CPUs");
+        let none = guest_dtb("", None);
+        assert_eq!(Fdt::new(&none).unwrap().cpu_count(), Ok(1));
     }
 
     #[test]

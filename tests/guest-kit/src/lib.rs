@@ -18,7 +18,11 @@
 //!   `TEST <name>: FAILED: <reason>` line per case and a final
 //!   `RESULT <role>: <passed> passed, <failed> failed`;
 //! - single accesses that report a data abort instead of dying ([`probe`]),
-//!   and RAM pattern tests ([`memory`]).
+//!   and RAM pattern tests ([`memory`]);
+//! - the partition's GIC, v2 or v3 as its DTB says ([`gic`]): set-up,
+//!   per-INTID control, SGIs, and an IRQ vector that records every arrival
+//!   per vCPU and calls registered handlers; and the virtual timer
+//!   ([`timer`]), with a wait that sleeps in `WFI`.
 //!
 //! Everything that touches the hardware is built only for the bare-metal
 //! target (`target_os = "none"`); the pure parts (the FDT reader, result
@@ -55,10 +59,12 @@
 pub mod bootargs;
 pub mod exception;
 pub mod fdt;
+pub mod gic;
 pub mod memory;
 pub mod psci;
 pub mod report;
 pub mod smccc;
+pub mod timer;
 
 #[cfg(target_os = "none")]
 pub mod boot;
@@ -66,6 +72,8 @@ pub mod boot;
 pub mod console;
 #[cfg(target_os = "none")]
 pub mod cpu;
+#[cfg(target_os = "none")]
+pub mod mmio;
 #[cfg(target_os = "none")]
 pub mod probe;
 #[cfg(target_os = "none")]

@@ -7,10 +7,18 @@
 //! and hands the process to the engine.
 
 pub mod engine;
+mod interrupts;
 pub mod linux;
 mod partitions;
 mod passthrough;
 pub mod scenario;
 
 pub use engine::{Outcome, Watch, run};
-pub use scenario::{Board, Boot, DtbEdit, End, Interval, Machine, Scenario, Step, all};
+pub use scenario::{Board, Boot, DtbEdit, End, Interval, Machine, Scenario, Step};
+
+/// Every scenario: [`scenario::all`], then the interrupt scenarios.
+pub fn all() -> Vec<Scenario> {
+    let mut list = scenario::all();
+    list.extend(interrupts::all());
+    list
+}

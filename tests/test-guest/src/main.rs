@@ -10,6 +10,12 @@
 //!   and devices aborts, and its RAM; then SYSTEM_RESET. On later boots
 //!   (`/chosen/tessera,boot-count` > 1), its RAM again, `b: done` and
 //!   SYSTEM_OFF.
+//! - `irq` ([`role_irq`]): the virtual GIC and timer: timer deadlines,
+//!   SGIs between its vCPUs and to foreign cores, SPIs it does not own,
+//!   more interrupts at once than list registers, priorities; then
+//!   SYSTEM_OFF.
+//! - `irq-witness` ([`role_irq_witness`]): listens on every vCPU for
+//!   interrupts it never caused (the `irq` partition's foreign SGIs).
 //! - `ticker` ([`role_ticker`]): `tick N` every few seconds until stopped.
 //! - `hello`: one line and SYSTEM_OFF.
 //! - `pl031`, `pl031-denied` ([`role_passthrough`]): a passed-through PL031
@@ -33,19 +39,42 @@ mod role_a;
 #[cfg(target_os = "none")]
 mod role_b;
 #[cfg(target_os = "none")]
+mod role_irq;
+#[cfg(target_os = "none")]
+mod role_irq_witness;
+#[cfg(target_os = "none")]
 mod role_passthrough;
 #[cfg(target_os = "none")]
 mod role_ticker;
 
 #[cfg(target_os = "none")]
 mod guest {
+    use core::sync::atomic::{AtomicU8, Ordering};
+
     use tessera_guest_kit::psci::Psci;
     use tessera_guest_kit::{bootargs, entry, println, report};
 
     use crate::context::{BootCount, Context};
-    use crate::{role_a, role_b, role_passthrough, role_ticker};
+    use crate::{role_a, role_b, role_irq, role_irq_witness, role_passthrough, role_ticker};
 
-    entry!(main, role_a::secondary_main);
+    entry!(main, secondary_main);
+
+    /// The roles that start secondary vCPUs, for [`secondary_main`].
+    const SECONDARY_A: u8 = 0;
+    const SECONDARY_IRQ: u8 = 1;
+    const SECONDARY_WITNESS: u8 = 2;
+
+    /// Whose secondary entry a vCPU started with CPU_ON runs: set by the
+    /// boot vCPU before it picks its role (so before any CPU_ON).
+    static SECONDARY: AtomicU8 = AtomicU8::new(SECONDARY_A);
+
+    fn secondary_main(vcpu: usize, context_id: u64) -> ! {
+        match SECONDARY.load(Ordering::SeqCst) {
+            SECONDARY_IRQ => role_irq::secondary_main(vcpu, context_id),
+            SECONDARY_WITNESS => role_irq_witness::secondary_main(vcpu, context_id),
+            _ => role_a::secondary_main(vcpu, context_id),
+        }
+    }
 
     fn main(dtb: usize) -> ! {
         let context = match Context::read(dtb) {
@@ -59,19 +88,27 @@ mod guest {
             Some("a") => role_a::run(&context),
             Some("b") => role_b::run(&context),
             Some("ticker") => role_ticker::run(&context),
+            Some(role_irq::ROLE) => {
+                SECONDARY.store(SECONDARY_IRQ, Ordering::SeqCst);
+                role_irq::run(&context)
+            }
+            Some(role_irq_witness::ROLE) => {
+                SECONDARY.store(SECONDARY_WITNESS, Ordering::SeqCst);
+                role_irq_witness::run(&context)
+            }
             Some("hello") => hello(&context),
             Some("pl031") => role_passthrough::run(&context),
             Some("pl031-denied") => role_passthrough::run_denied(&context),
             Some(other) => {
                 println!(
-                    "test-guest: error: unknown role {other:?} in bootargs {:?} (roles: a, b, ticker, hello, pl031, pl031-denied)",
+                    "test-guest: error: unknown role {other:?} in bootargs {:?} (roles: a, b, irq, irq-witness, ticker, hello, pl031, pl031-denied)",
                     context.bootargs
                 );
                 Psci::HVC.system_off()
             }
             None => {
                 println!(
-                    "test-guest: error: no role=<name> in /chosen/bootargs {:?} (roles: a, b, ticker, hello, pl031, pl031-denied)",
+                    "test-guest: error: no role=<name> in /chosen/bootargs {:?} (roles: a, b, irq, irq-witness, ticker, hello, pl031, pl031-denied)",
                     context.bootargs
                 );
                 Psci::HVC.system_off()

@@ -1,0 +1,129 @@
+//! Scenarios for guests' interrupts and timers: the test guest's `irq` role
+//! checks its virtual GIC and timer in one partition while an
+//! `irq-witness` partition listens on the cores the first aims foreign
+//! SGIs at; on GICv3 and on GICv2.
+
+use std::time::Duration;
+
+use crate::scenario::{Boot, End, Machine, Scenario, Step, forbidden_except};
+
+const OVERLAY: &str = "tests/overlays/qemu-virt-interrupts.dts";
+
+/// The `irq` role's cases after the foreign SGIs, in the order it runs them.
+const IRQ_CASES: [&str; 16] = [
+    "counter_shared_by_vcpus",
+    "timer_deadline",
+    "timer_deadline_vcpu1",
+    "timer_held_while_disabled",
+    "sgi_to_other_vcpu",
+    "sgi_from_other_vcpu",
+    "sgi_all_but_self",
+    "sgi_to_self",
+    "foreign_spis_ignored",
+    "burst_beyond_list_registers",
+    "burst_from_other_vcpu",
+    "priority_order",
+    "priority_mask",
+    "pending_reads_pending",
+    "disable_withdraws_pending",
+    "secondary_off",
+];
+/// The cases before them: the GIC found and set up, vCPU 1 started, and
+/// the SGIs aimed at the witness's cores.
+const IRQ_FIRST_CASES: [&str; 4] = [
+    "gic_discovered",
+    "gic_set_up",
+    "secondary_started",
+    "sgi_to_foreign_cores",
+];
+
+/// A guest's failed case or unexpected exception.
+const GUEST_FAILURES: [&str; 2] = [": FAILED", "unexpected "];
+
+fn ok(partition: &str, case: &str) -> String {
+    format!("{partition} | TEST {case}: ok")
+}
+
+fn step(substrings: &[String]) -> Step {
+    Step::all(&substrings.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn interrupts(gic: u8) -> Scenario {
+    let mut first: Vec<String> = IRQ_FIRST_CASES.iter().map(|c| ok("irq", c)).collect();
+    first.push(format!("irq | irq: GICv{gic} (/intc@8000000)"));
+    first.push(ok("witness", "witness_listening"));
+    first.push(format!("witness | irq-witness: GICv{gic}, 2 vCPU(s)"));
+    first.push("witness | irq-witness: watching for".into());
+    // The witness's verdict must come after the foreign SGIs (the step
+    // before): a watch that ended too early fails here.
+    let mut rest: Vec<String> = IRQ_CASES.iter().map(|c| ok("irq", c)).collect();
+    rest.push(format!(
+        "irq | RESULT irq: {} passed, 0 failed",
+        IRQ_FIRST_CASES.len() + IRQ_CASES.len()
+    ));
+    rest.push(ok("witness", "no_foreign_interrupts_vcpu0"));
+    rest.push(ok("witness", "no_foreign_interrupts_vcpu1"));
+    rest.push("witness | RESULT irq-witness: 3 passed, 0 failed".into());
+    rest.push("partition irq: stopped".into());
+    rest.push("partition witness: stopped".into());
+    let mut forbidden = forbidden_except(&[]);
+    forbidden.extend(GUEST_FAILURES.iter().map(|s| (*s).to_owned()));
+    Scenario {
+        name: format!("interrupts-gicv{gic}"),
+        about: "virtual GIC and timer: deadlines, SGIs in and out of the partition, foreign SPIs, more interrupts than list registers, priorities",
+        machine: Machine::with(gic, 4),
+        boot: Boot::Kernel,
+        dtb_file: None,
+        dtb_edits: Vec::new(),
+        overlay: Some(OVERLAY),
+        steps: vec![
+            Step::all(&["partition irq: VMID 1", "partition witness: VMID 2"]),
+            step(&first),
+            step(&rest),
+            Step::one("all partitions have stopped: powering off"),
+        ],
+        forbidden,
+        end: End::Exit(0),
+        timeout: Duration::from_secs(60),
+        intervals: Vec::new(),
+    }
+}
+
+/// Every interrupt scenario.
+pub fn all() -> Vec<Scenario> {
+    vec![interrupts(3), interrupts(2)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_gics_are_covered_and_listed() {
+        let names: Vec<String> = crate::all().into_iter().map(|s| s.name).collect();
+        for expected in ["interrupts-gicv3", "interrupts-gicv2"] {
+            assert_eq!(
+                names.iter().filter(|n| *n == expected).count(),
+                1,
+                "{expected} should be listed once by tessera_scenarios::all()"
+            );
+        }
+    }
+
+    #[test]
+    fn the_witness_verdict_waits_for_the_foreign_sgis() {
+        let scenario = interrupts(3);
+        let step_of = |text: &str| {
+            scenario
+                .steps
+                .iter()
+                .position(|step| step.pending().iter().any(|s| s.contains(text)))
+        };
+        let foreign = step_of("TEST sgi_to_foreign_cores: ok").unwrap();
+        let verdict = step_of("TEST no_foreign_interrupts_vcpu0: ok").unwrap();
+        assert!(
+            verdict > foreign,
+            "the witness's verdict must be a later step than the foreign SGIs"
+        );
+    }
+}
