@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 pub use tessera_scenarios::Boot as Loader;
 use tessera_scenarios::{Board, Machine};
 
@@ -123,6 +123,21 @@ pub fn command(
                 .arg("-device")
                 .arg(format!("loader,addr={LOADER_ADDRESS:#x},cpu-num=0"));
         }
+    }
+    if machine.virtio_disk {
+        if loader == Loader::UBoot {
+            bail!("{name}: a virtio disk and U-Boot's boot disk would share a transport");
+        }
+        let disk = output_dir("disks")?.join(format!("{name}.img"));
+        // Blank at every run: the guest makes its file system.
+        let file =
+            std::fs::File::create(&disk).with_context(|| format!("creating {}", disk.display()))?;
+        file.set_len(tessera_scenarios::VIRTIO_DISK_BYTES)?;
+        command.arg("-drive").arg(format!(
+            "if=none,id=virtio-disk,format=raw,file={}",
+            disk.display()
+        ));
+        command.args(["-device", "virtio-blk-device,drive=virtio-disk"]);
     }
     if let Some(dtb) = dtb.filter(|_| !matches!(loader, Loader::UBoot | Loader::LinuxDirect)) {
         command.arg("-dtb").arg(dtb);

@@ -14,7 +14,9 @@ mod passthrough;
 pub mod scenario;
 
 pub use engine::{Outcome, Watch, run};
-pub use scenario::{Board, Boot, DtbEdit, End, Interval, Machine, Scenario, Step};
+pub use scenario::{
+    Board, Boot, DtbEdit, End, Interval, Machine, Scenario, Step, VIRTIO_DISK_BYTES,
+};
 
 /// Every scenario: [`scenario::all`], then the interrupt scenarios.
 pub fn all() -> Vec<Scenario> {

@@ -248,9 +248,53 @@ fn baseline(gic: u8) -> Scenario {
     }
 }
 
+/// The demo with QEMU virt's PL031 and the virtio-mmio transports of
+/// page 0x0a003000 passed through to a direct-map Linux partition.
+pub const PASSTHROUGH_OVERLAY: &str = "tests/overlays/qemu-virt-linux-passthrough.dts";
+
+/// Passed-through devices in Linux: the PL031 read by `hwclock` and its
+/// alarm interrupt delivered (hardware-linked SPI 2), and a virtio-blk
+/// disk (DMA, so the partition is direct-map) formatted, mounted, written,
+/// mounted again and read; then `poweroff`.
+fn passthrough() -> Scenario {
+    let mut steps = partitions_up(
+        &[
+            "partition linux: device /pl031@9010000: 0x9010000..0x9011000 INTID 34",
+            "partition linux: /virtio_mmio@a003e00 can do DMA",
+        ],
+        &[],
+    );
+    let ready = steps.pop().unwrap_or_else(|| Step::one(READY));
+    steps.extend([
+        ready.then_send("hwclock -r; echo \"hwclock status $?\""),
+        Step::one("linux | hwclock status 0").then_send(
+            "echo +1 > /sys/class/rtc/rtc0/wakealarm; sleep 2; \
+             awk '/rtc-pl031/ { print \"rtc interrupts\", $2 + $3 }' /proc/interrupts",
+        ),
+        Step::one("linux | rtc interrupts 1").then_send(
+            "mkdir -p /mnt && mke2fs -q /dev/vda && mount /dev/vda /mnt && \
+             echo disk-$((6 * 7)) > /mnt/f && umount /mnt && mount /dev/vda /mnt && cat /mnt/f",
+        ),
+        Step::one("linux | disk-42").then_send("poweroff"),
+    ]);
+    steps.extend(stopped_alone());
+    let mut scenario = demo(
+        "linux-passthrough-gicv3",
+        "devices passed through to Linux: the PL031 (hwclock, its alarm interrupt) and a virtio-blk disk in a direct-map partition (mke2fs, mount, write, read back)",
+        Machine {
+            virtio_disk: true,
+            ..Machine::with(3, 4)
+        },
+        steps,
+    );
+    scenario.overlay = Some(PASSTHROUGH_OVERLAY);
+    scenario
+}
+
 /// Every Linux scenario.
 pub fn all() -> Vec<Scenario> {
     vec![
+        passthrough(),
         baseline(3),
         in_partition("linux-gicv3", Machine::with(3, 4), &[], &[]),
         in_partition("linux-gicv2", Machine::with(2, 4), &[], &[]),

@@ -27,7 +27,14 @@ pub struct Machine {
     pub cpu_model: &'static str,
     /// `virtualization=on`: start at EL2.
     pub virtualization: bool,
+    /// A blank virtio-blk disk of [`VIRTIO_DISK_BYTES`] (QEMU virt puts the
+    /// first virtio device on its last virtio-mmio transport, 0x0a003e00).
+    /// Not with U-Boot, whose boot disk takes that transport.
+    pub virtio_disk: bool,
 }
+
+/// The size of [`Machine::virtio_disk`].
+pub const VIRTIO_DISK_BYTES: u64 = 16 << 20;
 
 impl Machine {
     /// `cargo xtask run`'s default machine.
@@ -38,6 +45,7 @@ impl Machine {
         memory: "2G",
         cpu_model: "cortex-a72",
         virtualization: true,
+        virtio_disk: false,
     };
     /// A Raspberry Pi 4 (its CPUs, GIC and memory are fixed by QEMU).
     pub const RASPI4B: Machine = Machine {

@@ -74,6 +74,7 @@ fn machine(cpus: u8, memory: &'static str, virtualization: bool) -> Machine {
         memory,
         cpu_model: CPU_MODEL,
         virtualization,
+        virtio_disk: false,
     }
 }
 
