@@ -8,6 +8,10 @@
 //! - **tessera**: in a Tessera partition (the DTB has
 //!   `/chosen/tessera,boot-count`).
 //!
+//! Interrupt figures ([`irq`]) run natively and in a partition, not over
+//! the floor: the floor routes no interrupt to EL2, so it would only
+//! repeat the native figures.
+//!
 //! It prints one `BENCH` line per figure, in instructions (QEMU runs with
 //! `-icount shift=0`, so the PMU's cycle counter counts instructions), and
 //! `BENCH done`, then powers off. xtask reads the lines, sets each figure
@@ -21,6 +25,8 @@
 
 #[cfg(target_os = "none")]
 mod floor;
+#[cfg(target_os = "none")]
+mod irq;
 #[cfg(target_os = "none")]
 mod pmu;
 #[cfg(target_os = "none")]
@@ -45,7 +51,7 @@ mod guest {
     use tessera_guest_kit::{bootargs, entry, println, time};
 
     use crate::stats::{Summary, summarise};
-    use crate::{DEFAULT_ITERATIONS, floor, pmu, sample};
+    use crate::{DEFAULT_ITERATIONS, floor, irq, pmu, sample};
 
     entry!(main);
 
@@ -96,7 +102,17 @@ mod guest {
     struct Samples(UnsafeCell<[u64; MAX_SAMPLES]>);
     // SAFETY: only the boot vCPU runs the bench.
     unsafe impl Sync for Samples {}
+    /// One figure's samples, and a second figure's taken from the same
+    /// events (the interrupt handler's own cost).
     static SAMPLES: Samples = Samples(UnsafeCell::new([0; MAX_SAMPLES]));
+    static HANDLING_SAMPLES: Samples = Samples(UnsafeCell::new([0; MAX_SAMPLES]));
+
+    /// The interrupt figures: delivery of the virtual timer's interrupt and
+    /// of an SGI to this vCPU, and the handler's acknowledge and end of
+    /// interrupt (from the timer's events).
+    const TIMER_IRQ: &str = "timer_irq";
+    const SGI_SELF: &str = "sgi_self";
+    const EOI: &str = "eoi";
 
     fn main(_dtb: usize) -> ! {
         let started = entry_counter();
@@ -164,6 +180,7 @@ mod guest {
                 sample::store(write, 0)
             });
         }
+        interrupts(mode, iterations, overhead);
         if mode != Mode::Floor {
             workload("cpu_loop", || {
                 sample::cpu_loop(CPU_LOOP_ROUNDS);
@@ -188,7 +205,8 @@ mod guest {
     /// `iterations` samples of `operation`, less the counter's overhead,
     /// and the instructions executed at EL2 over all of them.
     fn latency(name: &str, iterations: usize, overhead: u64, mut operation: impl FnMut() -> u64) {
-        // SAFETY: only this function uses SAMPLES, on the boot vCPU.
+        // SAFETY: only this function and `interrupt_latency`, never at the
+        // same time, use SAMPLES, on the boot vCPU.
         let samples = unsafe { &mut (&mut *SAMPLES.0.get())[..iterations] };
         operation(); // once untimed: the first call may differ (warnings, first use)
         let el2_before = pmu::el2_instructions();
@@ -196,6 +214,85 @@ mod guest {
             *slot = operation().saturating_sub(overhead);
         }
         let el2 = pmu::el2_instructions().wrapping_sub(el2_before);
+        print_latency(name, samples, el2);
+    }
+
+    /// The interrupt figures, or why there are none.
+    fn interrupts(mode: Mode, iterations: usize, overhead: u64) {
+        let names = [TIMER_IRQ, SGI_SELF, EOI];
+        if mode == Mode::Floor {
+            for name in names {
+                println!(
+                    "BENCH {name} skipped: the floor routes no interrupt to EL2: it would equal native"
+                );
+            }
+            return;
+        }
+        let sources = match irq::Sources::set_up() {
+            Ok(sources) => sources,
+            Err(why) => {
+                for name in names {
+                    println!("BENCH {name} skipped: {why}");
+                }
+                return;
+            }
+        };
+        let _vectors = irq::Vectors::install();
+        interrupt_latency(TIMER_IRQ, Some(EOI), iterations, overhead, || {
+            sources.timer()
+        });
+        interrupt_latency(SGI_SELF, None, iterations, overhead, || sources.sgi());
+    }
+
+    /// `iterations` interrupts raised by `raise`: their delivery latency,
+    /// less the counter's overhead, with the instructions at EL2 over all
+    /// of them (`name`); and with `handling`, the handler's acknowledge and
+    /// end of interrupt, less the overhead of its two pairs of counter
+    /// reads, with the instructions at EL2 between them.
+    fn interrupt_latency(
+        name: &str,
+        handling: Option<&str>,
+        iterations: usize,
+        overhead: u64,
+        mut raise: impl FnMut() -> Result<irq::Event, irq::Missed>,
+    ) {
+        // SAFETY: as in `latency`; HANDLING_SAMPLES is used here only.
+        let (samples, handling_samples) = unsafe {
+            (
+                &mut (&mut *SAMPLES.0.get())[..iterations],
+                &mut (&mut *HANDLING_SAMPLES.0.get())[..iterations],
+            )
+        };
+        let skip = |why: irq::Missed| {
+            for figure in core::iter::once(name).chain(handling) {
+                println!("BENCH {figure} skipped: {why}");
+            }
+        };
+        // Once untimed, as in `latency`.
+        if let Err(why) = raise() {
+            return skip(why);
+        }
+        let mut handling_el2 = 0u64;
+        let el2_before = pmu::el2_instructions();
+        for (slot, handling_slot) in samples.iter_mut().zip(handling_samples.iter_mut()) {
+            match raise() {
+                Ok(event) => {
+                    *slot = event.latency.saturating_sub(overhead);
+                    *handling_slot = event.handling.saturating_sub(2 * overhead);
+                    handling_el2 = handling_el2.wrapping_add(event.handling_el2);
+                }
+                Err(why) => return skip(why),
+            }
+        }
+        let el2 = pmu::el2_instructions().wrapping_sub(el2_before);
+        print_latency(name, samples, el2);
+        if let Some(handling) = handling {
+            print_latency(handling, handling_samples, handling_el2);
+        }
+    }
+
+    /// A latency figure's `BENCH` line.
+    fn print_latency(name: &str, samples: &mut [u64], el2: u64) {
         if let Some(Summary {
             samples,
             min,

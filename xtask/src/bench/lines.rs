@@ -7,6 +7,7 @@
 //! BENCH mode=tessera iterations=1000
 //! BENCH boot_entry instructions=1234567
 //! BENCH null_hvc samples=1000 min=.. p25=.. median=.. p75=.. p99=.. max=.. el2_total=..
+//! BENCH timer_irq samples=1000 min=.. p25=.. median=.. p75=.. p99=.. max=.. el2_total=..
 //! BENCH cpu_loop instructions=3000004 el2_total=0
 //! BENCH memory_loop skipped: <why>
 //! BENCH done
@@ -206,6 +207,9 @@ mod tests {
 [    0.020000] a | BENCH mode=tessera iterations=100
 [    0.020000] a | BENCH boot_entry instructions=2000000
 [    0.020000] a | BENCH null_hvc samples=100 min=300 p25=301 median=302 p75=303 p99=310 max=400 el2_total=29000
+[    0.020000] a | BENCH timer_irq samples=100 min=3512 p25=3512 median=3512 p75=3512 p99=3512 max=3512 el2_total=351000
+[    0.020000] a | BENCH eoi samples=100 min=2 p25=2 median=2 p75=2 p99=2 max=2 el2_total=0
+[    0.020000] a | BENCH sgi_self samples=100 min=4015 p25=4015 median=4015 p75=4015 p99=4015 max=4020 el2_total=401400
 [    0.020000] a | BENCH cpu_loop instructions=3000010 el2_total=0
 [    0.020000] a | BENCH memory_loop skipped: no 4194304 bytes of free RAM
 [    0.020000] a | BENCH done
@@ -228,6 +232,40 @@ mod tests {
         assert_eq!(a.count("boot_entry"), Some((2_000_000, 0)));
         assert_eq!(a.count("cpu_loop"), Some((3_000_010, 0)));
         assert!(matches!(a.figures["memory_loop"], Figure::Skipped(_)));
+    }
+
+    #[test]
+    fn interrupt_lines_are_latencies_with_their_el2_share() {
+        let guests = parse(TESSERA_LOG).unwrap();
+        let a = &guests["a"];
+        let timer = a.latency("timer_irq").unwrap();
+        assert_eq!((timer.samples, timer.median), (100, 3512));
+        assert_eq!(timer.el2_per_event(), 3510.0);
+        let sgi = a.latency("sgi_self").unwrap();
+        assert_eq!(
+            (sgi.median, sgi.max, sgi.el2_per_event()),
+            (4015, 4020, 4014.0)
+        );
+        let eoi = a.latency("eoi").unwrap();
+        assert_eq!((eoi.median, eoi.el2_total), (2, 0));
+    }
+
+    #[test]
+    fn the_floor_skips_interrupt_figures_with_a_reason() {
+        let log = "\
+BENCH mode=floor iterations=5
+BENCH timer_irq skipped: the floor routes no interrupt to EL2: it would equal native
+BENCH sgi_self skipped: the floor routes no interrupt to EL2: it would equal native
+BENCH done
+";
+        let floor = &parse(log).unwrap()[""];
+        assert_eq!(
+            floor.figures["timer_irq"],
+            Figure::Skipped(
+                "the floor routes no interrupt to EL2: it would equal native".to_owned()
+            )
+        );
+        assert!(floor.latency("sgi_self").is_none());
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //!
 //! One bench guest (tests/bench-guest) runs in four QEMU machines:
 //!
-//! - **native**: at EL1 with no hypervisor, the baseline of the CPU-bound,
-//!   memory-bound and boot figures;
+//! - **native**: at EL1 with no hypervisor, the baseline of the interrupt,
+//!   CPU-bound, memory-bound and boot figures;
 //! - **floor**: at EL1 above an EL2 handler that only returns, the baseline
 //!   of every trap figure (natively QEMU answers HVC inside the emulator);
+//!   it skips the interrupt figures, which it routes to no EL2;
 //! - **Tessera, one partition**: every figure, run twice to check that the
 //!   figures repeat exactly;
 //! - **Tessera, three partitions**: the boot figure only.

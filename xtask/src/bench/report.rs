@@ -21,6 +21,14 @@ const TRAPS: [(&str, &str); 5] = [
     ("mmio_write", "MMIO write (PL011 IMSC)"),
 ];
 
+/// The interrupt figures: raised by the guest and timed to its handler,
+/// natively and in a partition (the floor routes no interrupt to EL2).
+const INTERRUPTS: [(&str, &str); 3] = [
+    ("timer_irq", "virtual timer IRQ"),
+    ("sgi_self", "SGI to self (ICC_SGI1R)"),
+    ("eoi", "acknowledge + EOI"),
+];
+
 /// The workloads run natively and in a partition.
 const WORKLOADS: [(&str, &str); 2] = [
     ("cpu_loop", "CPU-bound loop (3M instructions)"),
@@ -30,8 +38,8 @@ const WORKLOADS: [(&str, &str); 2] = [
 /// Figures the issue asks for that need parts Tessera does not have yet.
 const PENDING: [(&str, &str); 5] = [
     (
-        "virtual-timer interrupt latency, end-of-interrupt cost, SGI latency",
-        "need the vGIC (issue 5): no interrupt reaches a guest yet",
+        "SGI latency between two vCPUs",
+        "the bench guest measures on one vCPU: an SGI to itself only",
     ),
     (
         "MMIO through an HVC; console bytes per trap; PV timer; time-info call",
@@ -47,7 +55,7 @@ const PENDING: [(&str, &str); 5] = [
     ),
     (
         "stage-2 mapping of device passthrough",
-        "no passthrough yet (issue 5); RAM mappings are below",
+        "the bench partitions have no passthrough device; RAM mappings are below",
     ),
 ];
 
@@ -78,6 +86,16 @@ pub struct TrapRow {
     pub tessera: Distribution,
 }
 
+/// An interrupt figure: natively and in a partition.
+pub struct InterruptRow {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub native: Distribution,
+    pub tessera: Distribution,
+    /// Why the floor run has no such figure, as it said.
+    pub floor_skipped: Option<String>,
+}
+
 /// A workload: instructions natively and in a partition.
 pub struct WorkloadRow {
     pub name: &'static str,
@@ -101,6 +119,7 @@ pub struct Report {
     iterations: u64,
     qemu: String,
     traps: Vec<TrapRow>,
+    interrupts: Vec<InterruptRow>,
     workloads: Vec<WorkloadRow>,
     boot: Vec<BootRow>,
     stage2: BTreeMap<String, [u64; 3]>,
@@ -117,6 +136,17 @@ fn single(log: &str, run: &str) -> Result<GuestOutput> {
     guests
         .remove("")
         .with_context(|| format!("the {run} run printed no BENCH lines of its own"))
+}
+
+/// Why `guest` has no latency figure `name`: what its skip line said, or
+/// that it printed none.
+fn missing(guest: &GuestOutput, run: &str, name: &str) -> Option<String> {
+    match guest.figures.get(name) {
+        Some(lines::Figure::Latency(_)) => None,
+        Some(lines::Figure::Skipped(why)) => Some(format!("{run} skipped it: {why}")),
+        Some(lines::Figure::Count { .. }) => Some(format!("{run} printed a count, not a latency")),
+        None => Some(format!("missing from the {run} run")),
+    }
 }
 
 fn boot_entry(guest: &GuestOutput) -> u64 {
@@ -148,6 +178,44 @@ fn ram_sizes(log: &str) -> BTreeMap<String, u64> {
     sizes
 }
 
+/// Latency rows (label, baseline, Tessera) under a header naming the
+/// baseline: the baseline's median, Tessera's spread, Tessera's cost above
+/// the baseline, and both runs' instructions at EL2 per event.
+fn latency_table<'a>(
+    out: &mut String,
+    baseline: &str,
+    rows: impl Iterator<Item = (&'a str, &'a Distribution, &'a Distribution)>,
+) {
+    let _ = writeln!(
+        out,
+        "{:<30} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>10} {:>10}",
+        "figure",
+        baseline,
+        "min",
+        "median",
+        "p99",
+        "max",
+        "+median",
+        format!("EL2 {baseline}"),
+        "EL2 Tessera"
+    );
+    for (label, baseline, tessera) in rows {
+        let _ = writeln!(
+            out,
+            "{:<30} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>10.1} {:>10.1}",
+            label,
+            baseline.median,
+            tessera.min,
+            tessera.median,
+            tessera.p99,
+            tessera.max,
+            format!("+{}", tessera.median.saturating_sub(baseline.median)),
+            baseline.el2_per_event(),
+            tessera.el2_per_event(),
+        );
+    }
+}
+
 impl Report {
     pub fn assemble(inputs: Inputs<'_>) -> Result<Report> {
         let native = single(inputs.native, "native")?;
@@ -177,6 +245,31 @@ impl Report {
                     tessera,
                 }),
                 _ => incomplete.push(format!("{name}: missing from the floor or Tessera run")),
+            }
+        }
+        let mut interrupts = Vec::new();
+        for (name, label) in INTERRUPTS {
+            match (native.latency(name), tessera.latency(name)) {
+                (Some(&native), Some(&tessera)) => interrupts.push(InterruptRow {
+                    name,
+                    label,
+                    native,
+                    tessera,
+                    floor_skipped: match floor.figures.get(name) {
+                        Some(lines::Figure::Skipped(why)) => Some(why.clone()),
+                        _ => None,
+                    },
+                }),
+                _ => {
+                    let why: Vec<String> = [
+                        missing(&native, "native", name),
+                        missing(tessera, "Tessera", name),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    incomplete.push(format!("{name}: {}", why.join("; ")));
+                }
             }
         }
         let mut workloads = Vec::new();
@@ -216,6 +309,7 @@ impl Report {
             iterations: inputs.iterations,
             qemu: inputs.qemu,
             traps,
+            interrupts,
             workloads,
             boot,
             stage2: lines::stage2_entries(inputs.one_partition),
@@ -246,29 +340,33 @@ impl Report {
             out,
             "Traps: instructions per round trip (guest HVC or access to its return), floor = a handler that only returns"
         );
-        let _ = writeln!(
-            out,
-            "{:<30} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>10} {:>10}",
-            "figure", "floor", "min", "median", "p99", "max", "+median", "EL2 floor", "EL2 Tessera"
-        );
-        for row in &self.traps {
-            let _ = writeln!(
-                out,
-                "{:<30} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>10.1} {:>10.1}",
-                row.label,
-                row.floor.median,
-                row.tessera.min,
-                row.tessera.median,
-                row.tessera.p99,
-                row.tessera.max,
-                format!("+{}", row.tessera.median.saturating_sub(row.floor.median)),
-                row.floor.el2_per_event(),
-                row.tessera.el2_per_event(),
-            );
-        }
+        let traps = self
+            .traps
+            .iter()
+            .map(|row| (row.label, &row.floor, &row.tessera));
+        latency_table(&mut out, "floor", traps);
         let _ = writeln!(
             out,
             "(min..max: Tessera; EL2: instructions executed at EL2 per event, exception entry to ERET)\n"
+        );
+        let _ = writeln!(
+            out,
+            "Interrupts: instructions from raising the interrupt to its handler, baseline native (QEMU's GIC, no hypervisor)"
+        );
+        let interrupts = self
+            .interrupts
+            .iter()
+            .map(|row| (row.label, &row.native, &row.tessera));
+        latency_table(&mut out, "native", interrupts);
+        let floor_skipped = self
+            .interrupts
+            .iter()
+            .find_map(|row| row.floor_skipped.as_deref())
+            .unwrap_or("not run");
+        let _ = writeln!(
+            out,
+            "(min..max: Tessera; the timer is armed with a deadline passed; acknowledge + EOI: ICC_IAR1 and\n \
+             ICC_EOIR1 in the timer's handler; floor: {floor_skipped})\n"
         );
         let _ = writeln!(out, "Workloads: instructions, native vs in a partition");
         let _ = writeln!(
@@ -368,6 +466,17 @@ impl Report {
                 })
             })
             .collect();
+        let interrupts: Vec<Value> = self
+            .interrupts
+            .iter()
+            .map(|row| {
+                json!({
+                    "name": row.name, "label": row.label, "baseline": "native",
+                    "native": distribution(&row.native), "tessera": distribution(&row.tessera),
+                    "floor_skipped": row.floor_skipped,
+                })
+            })
+            .collect();
         let workloads: Vec<Value> = self
             .workloads
             .iter()
@@ -410,6 +519,7 @@ impl Report {
             "quick": self.quick,
             "iterations": self.iterations,
             "traps": traps,
+            "interrupts": interrupts,
             "workloads": workloads,
             "boot": boot,
             "stage2_entries": stage2,
@@ -427,28 +537,28 @@ impl Report {
     }
 
     pub fn svg(&self) -> String {
-        let rows: Vec<svg::Row<'_>> = self
-            .traps
-            .iter()
-            .map(|row| svg::Row {
-                title: row.label,
-                baseline: svg::Series {
-                    label: "floor",
-                    distribution: &row.floor,
-                },
-                tessera: svg::Series {
-                    label: "Tessera",
-                    distribution: &row.tessera,
-                },
-            })
-            .collect();
+        let series = |label, distribution| svg::Series {
+            label,
+            distribution,
+        };
+        let traps = self.traps.iter().map(|row| svg::Row {
+            title: row.label,
+            baseline: series("floor", &row.floor),
+            tessera: series("Tessera", &row.tessera),
+        });
+        let interrupts = self.interrupts.iter().map(|row| svg::Row {
+            title: row.label,
+            baseline: series("native", &row.native),
+            tessera: series("Tessera", &row.tessera),
+        });
+        let rows: Vec<svg::Row<'_>> = traps.chain(interrupts).collect();
         let qemu = self
             .qemu
             .split_whitespace()
             .find(|word| word.starts_with(|c: char| c.is_ascii_digit()))
             .map_or_else(|| "QEMU".to_owned(), |version| format!("QEMU {version}"));
         let subtitle = format!(
-            "{qemu} virt, cortex-a72, -icount {}: executed instructions, {} samples each; baseline: a floor EL2 handler that only returns",
+            "{qemu} virt, cortex-a72, -icount {}: executed instructions, {} samples each; baselines: floor (traps), native (interrupts)",
             super::ICOUNT,
             self.iterations
         );
@@ -474,6 +584,28 @@ impl Report {
             }
             if row.floor.el2_total == 0 || row.tessera.el2_total == 0 {
                 problems.push(format!("{}: no instruction counted at EL2", row.name));
+            }
+        }
+        for row in &self.interrupts {
+            if row.native.min == 0 || row.tessera.min == 0 {
+                problems.push(format!(
+                    "{}: a zero latency (native {}, Tessera {})",
+                    row.name, row.native.min, row.tessera.min
+                ));
+            }
+            if row.native.median > row.tessera.median {
+                problems.push(format!(
+                    "{}: the native median {} is above Tessera's {}",
+                    row.name, row.native.median, row.tessera.median
+                ));
+            }
+            // Delivery goes through EL2 (a physical IRQ exit, or the
+            // trapped ICC_SGI1R_EL1); the acknowledge and EOI need not.
+            if row.name != "eoi" && row.tessera.el2_total == 0 {
+                problems.push(format!(
+                    "{}: no instruction counted at EL2 under Tessera",
+                    row.name
+                ));
             }
         }
         for row in &self.workloads {
@@ -509,6 +641,9 @@ mod tests {
     const NATIVE: &str = "\
 BENCH mode=native iterations=2
 BENCH boot_entry instructions=0
+BENCH timer_irq samples=2 min=2 p25=2 median=2 p75=2 p99=2 max=2 el2_total=0
+BENCH eoi samples=2 min=2 p25=2 median=2 p75=2 p99=2 max=2 el2_total=0
+BENCH sgi_self samples=2 min=1 p25=1 median=1 p75=1 p99=1 max=1 el2_total=0
 BENCH cpu_loop instructions=3000 el2_total=0
 BENCH memory_loop instructions=1500 el2_total=0
 BENCH done
@@ -520,6 +655,9 @@ BENCH done
             log += &format!(
                 "BENCH {name} samples=2 min={median} p25={median} median={median} p75={median} p99={median} max={median} el2_total=14\n"
             );
+        }
+        for (name, _) in INTERRUPTS {
+            log += &format!("BENCH {name} skipped: the floor routes no interrupt to EL2\n");
         }
         log + "BENCH done\n"
     }
@@ -535,17 +673,26 @@ BENCH done
                 "{prefix} | BENCH {name} samples=2 min=150 p25=150 median=150 p75=150 p99=151 max=151 el2_total=294\n"
             );
         }
+        log += &format!(
+            "{prefix} | BENCH timer_irq samples=2 min=3512 p25=3512 median=3512 p75=3512 p99=3512 max=3512 el2_total=7020\n\
+             {prefix} | BENCH eoi samples=2 min=2 p25=2 median=2 p75=2 p99=2 max=2 el2_total=0\n\
+             {prefix} | BENCH sgi_self samples=2 min=4015 p25=4015 median=4015 p75=4015 p99=4015 max=4015 el2_total=8028\n"
+        );
         log += &format!("{prefix} | BENCH cpu_loop instructions=3000 el2_total=0\n");
         log += &format!("{prefix} | BENCH memory_loop instructions=1500 el2_total=0\n");
         log + &format!("{prefix} | BENCH done\n")
     }
 
     fn report(floor_median: u64, repeated: bool) -> Report {
+        report_with(NATIVE, &tessera("a", 700), floor_median, repeated)
+    }
+
+    fn report_with(native: &str, one: &str, floor_median: u64, repeated: bool) -> Report {
         let three = [tessera("a", 900), tessera("b", 950), tessera("c", 990)].concat();
         Report::assemble(Inputs {
-            native: NATIVE,
+            native,
             floor: &floor(floor_median),
-            one_partition: &tessera("a", 700),
+            one_partition: one,
             three_partitions: &three,
             sizes: Sizes::default(),
             quick: true,
@@ -573,6 +720,73 @@ BENCH done
         assert_eq!(json["traps"][0]["tessera"]["median"], 150);
         assert_eq!(json["traps"][0]["floor"]["el2_instructions_per_event"], 7.0);
         assert!(report.svg().contains("Tessera"));
+    }
+
+    #[test]
+    fn interrupts_are_set_beside_native_with_the_floor_skipped() {
+        let report = report(8, true);
+        let names: Vec<&str> = report.interrupts.iter().map(|row| row.name).collect();
+        assert_eq!(
+            names,
+            ["timer_irq", "sgi_self", "eoi"],
+            "in INTERRUPTS order"
+        );
+        let table = report.table();
+        assert!(table.contains("virtual timer IRQ"), "{table}");
+        assert!(
+            table.contains("+3510"),
+            "timer: Tessera 3512 - native 2: {table}"
+        );
+        assert!(
+            table.contains("+4014"),
+            "SGI: Tessera 4015 - native 1: {table}"
+        );
+        assert!(table.contains("3510.0"), "timer: EL2 per event: {table}");
+        assert!(
+            table.contains("floor: the floor routes no interrupt to EL2"),
+            "the floor's reason is shown: {table}"
+        );
+        let json: Value = serde_json::from_str(&report.json()).unwrap();
+        let timer = &json["interrupts"][0];
+        assert_eq!(timer["name"], "timer_irq");
+        assert_eq!(timer["baseline"], "native");
+        assert_eq!(timer["native"]["median"], 2);
+        assert_eq!(timer["tessera"]["el2_instructions_per_event"], 3510.0);
+        assert_eq!(
+            timer["floor_skipped"],
+            "the floor routes no interrupt to EL2"
+        );
+        let svg = report.svg();
+        assert!(
+            svg.contains("SGI to self") && svg.contains("native"),
+            "interrupt rows in the chart, beside native"
+        );
+    }
+
+    #[test]
+    fn a_skipped_interrupt_figure_is_not_sane_and_says_why() {
+        let native = NATIVE.replace(
+            "BENCH sgi_self samples=2 min=1 p25=1 median=1 p75=1 p99=1 max=1 el2_total=0",
+            "BENCH sgi_self skipped: no interrupt within 1000000 polls",
+        );
+        let problems = report_with(&native, &tessera("a", 700), 8, true).sanity();
+        assert!(
+            problems
+                .iter()
+                .any(|p| p == "sgi_self: native skipped it: no interrupt within 1000000 polls"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn an_interrupt_that_costs_tessera_nothing_at_el2_is_not_sane_except_eoi() {
+        let one = tessera("a", 700).replace("el2_total=7020", "el2_total=0");
+        let problems = report_with(NATIVE, &one, 8, true).sanity();
+        assert_eq!(
+            problems,
+            ["timer_irq: no instruction counted at EL2 under Tessera"],
+            "eoi has el2_total=0 too, and that is expected"
+        );
     }
 
     #[test]
