@@ -30,7 +30,11 @@ pub fn flush(state: &mut VgicState, vcpu: usize, registers: &mut impl ListRegist
     });
     let (candidates, mut waiting) = state.most_urgent::<MAX_LIST_REGISTERS>(vcpu);
     for candidate in &candidates {
-        if let Some(index) = (0..count).find(|&i| registers.read(i).holds(candidate)) {
+        let occupied = !registers.empty();
+        if let Some(index) = (0..count)
+            .filter(|&i| occupied & (1 << i) != 0)
+            .find(|&i| registers.read(i).holds(candidate))
+        {
             if !merge(registers, index) {
                 waiting = true;
                 continue;

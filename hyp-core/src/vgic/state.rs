@@ -48,6 +48,8 @@ pub struct Private {
     pub sgi_sources: [u8; SGI_COUNT as usize],
     /// GICR_WAKER.ProcessorSleep (GICv3 only).
     pub asleep: bool,
+    /// A bit per INTID whose `pending` is set: what a flush looks at.
+    pending: u32,
 }
 
 impl Private {
@@ -61,6 +63,7 @@ impl Private {
             irqs,
             sgi_sources: [0; SGI_COUNT as usize],
             asleep: true,
+            pending: 0,
         }
     }
 }
@@ -86,6 +89,9 @@ pub struct VgicState {
     /// INTIDs 32.. up to the virtual distributor's last line: `None` where
     /// the partition does not own the SPI.
     spis: Vec<Option<Irq>>,
+    /// A bit per SPI whose `pending` is set (bit 0 of word 0: INTID 32), so
+    /// that a flush visits pending interrupts only, not every line.
+    spi_pending: Vec<u32>,
 }
 
 impl VgicState {
@@ -118,6 +124,7 @@ impl VgicState {
             version,
             group_enables: 0,
             private: vec![Private::new(); vcpus.min(MAX_VCPUS)],
+            spi_pending: vec![0; spis.len().div_ceil(32)],
             spis,
         }
     }
@@ -164,7 +171,6 @@ impl VgicState {
         self.irq(0, intid).is_some()
     }
 
-    /// The vCPU interrupt `intid` of `vcpu` is delivered to.
     /// The vCPU `intid` (as `vcpu` names it) is delivered to.
     pub fn destination(&self, vcpu: usize, intid: u32) -> Option<usize> {
         if intid < PRIVATE_COUNT {
@@ -182,6 +188,7 @@ impl VgicState {
         let per_source = self.version == GicVersion::V2;
         let irq = self.irq_mut(destination, intid)?;
         irq.pending = true;
+        self.mark_pending(destination, intid, true);
         if sgi && let Some(bank) = self.private.get_mut(destination) {
             let bit = if per_source {
                 1 << (source % MAX_VCPUS)
@@ -206,6 +213,7 @@ impl VgicState {
         if let Some(irq) = self.irq_mut(vcpu, intid) {
             irq.pending = false;
         }
+        self.mark_pending(vcpu, intid, false);
         if intid < SGI_COUNT
             && let Some(sources) = self
                 .private
@@ -238,6 +246,37 @@ impl VgicState {
         if let Some(irq) = bank.irqs.get_mut(candidate.intid as usize) {
             irq.pending = left;
         }
+        self.mark_pending(vcpu, candidate.intid, left);
+    }
+
+    /// Keeps the pending bitmaps in step with `Irq::pending`.
+    fn mark_pending(&mut self, vcpu: usize, intid: u32, pending: bool) {
+        let word = if intid < PRIVATE_COUNT {
+            self.private.get_mut(vcpu).map(|bank| &mut bank.pending)
+        } else {
+            self.spi_pending
+                .get_mut(((intid - PRIVATE_COUNT) / 32) as usize)
+        };
+        if let Some(word) = word {
+            let bit = 1 << (intid % 32);
+            if pending {
+                *word |= bit;
+            } else {
+                *word &= !bit;
+            }
+        }
+    }
+
+    /// The INTIDs with `pending` set that `vcpu` sees, in ascending order.
+    fn pending_intids(&self, vcpu: usize) -> impl Iterator<Item = u32> + '_ {
+        let private = self.private.get(vcpu).map_or(0, |bank| bank.pending);
+        core::iter::once((0, private))
+            .chain(
+                (PRIVATE_COUNT..)
+                    .step_by(32)
+                    .zip(self.spi_pending.iter().copied()),
+            )
+            .flat_map(|(base, word)| set_bits(word).map(move |bit| base + bit))
     }
 
     /// Whether `intid` of `vcpu` is pending, enabled and in an enabled group.
@@ -249,7 +288,8 @@ impl VgicState {
 
     /// Whether `vcpu` has anything to put in a list register.
     pub fn has_deliverable(&self, vcpu: usize) -> bool {
-        (0..self.lines()).any(|intid| self.delivers_to(vcpu, intid))
+        self.pending_intids(vcpu)
+            .any(|intid| self.delivers_to(vcpu, intid))
     }
 
     fn delivers_to(&self, vcpu: usize, intid: u32) -> bool {
@@ -262,7 +302,10 @@ impl VgicState {
     pub fn most_urgent<const N: usize>(&self, vcpu: usize) -> (heapless::Vec<Candidate, N>, bool) {
         let mut best: heapless::Vec<Candidate, N> = heapless::Vec::new();
         let mut more = false;
-        for intid in (0..self.lines()).filter(|&intid| self.delivers_to(vcpu, intid)) {
+        for intid in self
+            .pending_intids(vcpu)
+            .filter(|&intid| self.delivers_to(vcpu, intid))
+        {
             let Some(irq) = self.irq(vcpu, intid) else {
                 continue;
             };
@@ -303,4 +346,14 @@ impl VgicState {
                 u8::try_from(sources.trailing_zeros()).unwrap_or(0) % 8
             })
     }
+}
+/// The positions of the set bits of `word`, lowest first.
+fn set_bits(mut word: u32) -> impl Iterator<Item = u32> {
+    core::iter::from_fn(move || {
+        (word != 0).then(|| {
+            let bit = word.trailing_zeros();
+            word &= word - 1;
+            bit
+        })
+    })
 }

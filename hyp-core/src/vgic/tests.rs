@@ -401,3 +401,30 @@ fn a_disable_by_another_vcpu_withdraws_an_spi_at_its_next_flush() {
         );
     }
 }
+
+#[test]
+fn an_spi_beyond_the_first_word_is_delivered_and_cleared() {
+    const VIRTIO_SPI: u32 = 79;
+    let vgic = Vgic::new(
+        GicVersion::V3,
+        2,
+        vec![(PL011_SPI, false), (VIRTIO_SPI, true)],
+    );
+    vgic.write(
+        0,
+        Frame::Distributor { offset: 0 },
+        4,
+        GICD_CTLR_BOTH_GROUPS,
+    );
+    let word = ISENABLER + 4 * (VIRTIO_SPI / 32);
+    vgic.write(
+        0,
+        Frame::Distributor { offset: word },
+        4,
+        1 << (VIRTIO_SPI % 32),
+    );
+    vgic.inject(0, VIRTIO_SPI);
+    let mut registers = FakeRegisters::new(GicVersion::V3);
+    assert_eq!(deliver_all(&vgic, &mut registers), [VIRTIO_SPI]);
+    assert_eq!(deliver_all(&vgic, &mut registers), [], "delivered once");
+}
