@@ -10,13 +10,14 @@
 
 use core::cell::UnsafeCell;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use platform::uart::Uart;
 use spin::Mutex;
 
 use crate::arch::cpu;
 use crate::logging;
+use crate::open_line::{OpenLine, Piece};
 use crate::time::Timestamp;
 
 /// The UART and the lock that serialises it once locking is enabled.
@@ -131,39 +132,25 @@ pub fn enable_input_interrupt() {
     CONSOLE.with(Uart::enable_receive_interrupt);
 }
 
-/// The partition whose line the console is in the middle of (the address
-/// of its name; 0: none): a shell's prompt is shown before its newline,
-/// and the next line from anyone else starts on a line of its own.
-/// Changed only under the console's lock.
-static OPEN_LINE: AtomicUsize = AtomicUsize::new(0);
-
-/// Ends a partition's line left open, before other output.
-fn close_open_line(uart: &mut Uart) {
-    if OPEN_LINE.swap(0, Ordering::Relaxed) != 0 {
-        uart.write_bytes(b"\n");
-    }
-}
+/// The input partition's unfinished line, if any. Locked only under the
+/// console's lock, once locking is enabled, so it never waits.
+static OPEN_LINE: Mutex<OpenLine> = Mutex::new(OpenLine::new());
 
 /// Writes a partition's output: a line, or (`ended` false) the start of
 /// one, which later calls continue. Each line starts with the time (so
 /// what a guest does can be timed from outside it) and the name.
 pub fn write_partition_output(name: &'static str, text: &[u8], ended: bool) {
     let time = since_entry();
-    let id = name.as_ptr() as usize;
     CONSOLE.with(|uart| {
-        if OPEN_LINE.load(Ordering::Relaxed) != id {
-            close_open_line(uart);
-            let _ = write!(uart, "[{time}] ");
-            uart.write_bytes(name.as_bytes());
-            uart.write_bytes(b" | ");
-        }
-        uart.write_bytes(text);
-        if ended {
-            uart.write_bytes(b"\n");
-            OPEN_LINE.store(0, Ordering::Relaxed);
-        } else {
-            OPEN_LINE.store(id, Ordering::Relaxed);
-        }
+        let mut out = |piece: Piece<'_>| match piece {
+            Piece::Prefix => {
+                let _ = write!(uart, "[{time}] {name} | ");
+            }
+            Piece::Bytes(bytes) => uart.write_bytes(bytes),
+        };
+        OPEN_LINE
+            .lock()
+            .write(name.as_ptr() as usize, text, ended, &mut out);
     });
 }
 
@@ -180,7 +167,15 @@ impl log::Log for Logger {
         }
         let time = since_entry();
         CONSOLE.with(|uart| {
-            close_open_line(uart);
+            // No lock before the MMU is on (see the module comment); no
+            // partition, and so no open line, exists before then.
+            if CONSOLE.locking.load(Ordering::Acquire) {
+                OPEN_LINE.lock().interrupt(&mut |piece| {
+                    if let Piece::Bytes(bytes) = piece {
+                        uart.write_bytes(bytes);
+                    }
+                });
+            }
             let _ = logging::write_prefix(uart, time, cpu::index(), record.level());
             let _ = uart.write_fmt(*record.args());
             uart.write_bytes(b"\n");

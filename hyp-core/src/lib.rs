@@ -18,6 +18,7 @@ pub mod guest;
 pub mod hw;
 pub mod logging;
 pub mod mm;
+pub mod open_line;
 pub mod time;
 pub mod vgic;
 
