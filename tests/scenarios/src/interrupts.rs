@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::scenario::{Boot, End, Machine, Scenario, Step, forbidden_except};
+use crate::scenario::{Boot, End, Machine, RPI4_DTB, Scenario, Step, forbidden_except};
 
 const OVERLAY: &str = "tests/overlays/qemu-virt-interrupts.dts";
 
@@ -89,9 +89,30 @@ fn interrupts(gic: u8) -> Scenario {
     }
 }
 
+/// The same on QEMU's Raspberry Pi 4: the GIC-400 (GICv2 with the
+/// Security Extensions, Tessera non-secure) under Debian's DTB. No PSCI
+/// underneath: once both partitions have stopped the CPUs park.
+fn raspberry_pi_4() -> Scenario {
+    let mut scenario = interrupts(2);
+    scenario.name = "interrupts-rpi4".into();
+    scenario.about =
+        "the interrupt scenario on QEMU raspi4b's GIC-400 with Debian's Raspberry Pi 4 DTB";
+    scenario.machine = Machine::RASPI4B;
+    scenario.dtb_file = Some(RPI4_DTB);
+    scenario.overlay = Some(RPI4_OVERLAY);
+    if let Some(last) = scenario.steps.last_mut() {
+        *last = Step::one("this board has no PSCI to power off with: parking every CPU in WFI");
+    }
+    scenario.end = End::Halt;
+    scenario
+}
+
+/// The overlay with modules where the Raspberry Pi 4's RAM is.
+const RPI4_OVERLAY: &str = "tests/overlays/rpi4-interrupts.dts";
+
 /// Every interrupt scenario.
 pub fn all() -> Vec<Scenario> {
-    vec![interrupts(3), interrupts(2)]
+    vec![interrupts(3), interrupts(2), raspberry_pi_4()]
 }
 
 #[cfg(test)]

@@ -2,15 +2,13 @@
 //! guest (tests/test-guest), booted through `-kernel` and through U-Boot,
 //! on GICv3 and GICv2; and a bad configuration's report.
 
-use crate::scenario::{Boot, DtbEdit, End, Machine, Scenario, Step, forbidden_except};
+use crate::scenario::{Boot, DtbEdit, End, Machine, RPI4_DTB, Scenario, Step, forbidden_except};
 use std::time::Duration;
 
 const TWO_PARTITIONS: &str = "dtb/overlays/qemu-virt-two-partitions.dts";
 const THREE_PARTITIONS: &str = "dtb/overlays/qemu-virt-three-partitions.dts";
 const BAD_CONFIGURATION: &str = "tests/overlays/qemu-virt-bad.dts";
 const RPI4_TWO_PARTITIONS: &str = "dtb/overlays/rpi4-two-partitions.dts";
-/// Debian's Raspberry Pi 4 DTB as shipped (QEMU fills in /memory).
-const RPI4_DTB: &str = "dtb/boards/bcm2711-rpi-4-b.dtb";
 
 /// Failure reports of the test guests, on top of Tessera's own.
 const GUEST_FAILURES: [&str; 2] = [": FAILED", "unexpected "];

@@ -444,7 +444,7 @@ pub fn all() -> Vec<Scenario> {
 }
 
 /// Debian's Raspberry Pi 4 DTB as shipped (QEMU fills in /memory).
-const RPI4_DTB: &str = "dtb/boards/bcm2711-rpi-4-b.dtb";
+pub const RPI4_DTB: &str = "dtb/boards/bcm2711-rpi-4-b.dtb";
 
 /// The Raspberry Pi 4 paths on QEMU's `raspi4b`, with the same image.
 fn raspberry_pi_4() -> Vec<Scenario> {
