@@ -64,6 +64,9 @@ pub struct OutputBuffer {
     bytes: [u8; OUTPUT_CAPACITY],
     start: usize,
     len: usize,
+    /// `\n` bytes held: whether a line is waiting is asked at every byte
+    /// the guest writes, so it is counted, not searched for.
+    newlines: usize,
 }
 
 impl Default for OutputBuffer {
@@ -72,6 +75,7 @@ impl Default for OutputBuffer {
             bytes: [0; OUTPUT_CAPACITY],
             start: 0,
             len: 0,
+            newlines: 0,
         }
     }
 }
@@ -95,6 +99,7 @@ impl OutputBuffer {
             *slot = byte;
         }
         self.len += 1;
+        self.newlines += usize::from(byte == b'\n');
         true
     }
 
@@ -107,7 +112,7 @@ impl OutputBuffer {
 
     /// Whether a whole line (or a piece of [`MAX_LINE`] bytes) is waiting.
     pub fn has_line(&self) -> bool {
-        self.len >= MAX_LINE || (0..self.len).any(|i| self.at(i) == b'\n')
+        self.len >= MAX_LINE || self.newlines > 0
     }
 
     /// Moves the next line (without its `\n`, `\r` dropped) into `line`:
@@ -120,7 +125,11 @@ impl OutputBuffer {
     /// (`\r` dropped): its length and whether it ended a line. With
     /// `partial`, bytes that end no line are taken too (a shell's prompt).
     pub fn take(&mut self, line: &mut [u8; MAX_LINE], partial: bool) -> Option<(usize, bool)> {
-        let newline = (0..self.len.min(MAX_LINE)).find(|&i| self.at(i) == b'\n');
+        let newline = if self.newlines > 0 {
+            (0..self.len.min(MAX_LINE)).find(|&i| self.at(i) == b'\n')
+        } else {
+            None
+        };
         let (taken, consumed, ended) = match newline {
             Some(i) => (i, i + 1, true),
             None if self.len >= MAX_LINE => (MAX_LINE, MAX_LINE, true),
@@ -139,6 +148,7 @@ impl OutputBuffer {
         }
         self.start = (self.start + consumed) % OUTPUT_CAPACITY;
         self.len -= consumed;
+        self.newlines -= usize::from(newline.is_some());
         Some((written, ended))
     }
 
@@ -146,6 +156,7 @@ impl OutputBuffer {
     pub fn clear(&mut self) {
         self.start = 0;
         self.len = 0;
+        self.newlines = 0;
     }
 }
 
