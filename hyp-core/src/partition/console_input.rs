@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use log::info;
 
-use super::{Partition, Uart, partitions};
+use super::{Partition, partitions};
 use crate::{console, gic};
 
 /// Index of the partition that takes console input (usize::MAX: none).
@@ -47,12 +47,6 @@ impl Partition {
             .is_some_and(|p| core::ptr::eq(p, self))
     }
 
-    /// Whether `uart` holds output to print now: a whole line, or for the
-    /// partition that takes input (its output is shown as it comes), any.
-    pub(super) fn has_output(&self, uart: &Uart) -> bool {
-        uart.output.has_line() || (!uart.output.is_empty() && self.takes_console_input())
-    }
-
     /// Routes the console's interrupt to this CPU if it runs the input
     /// partition's vCPU 0 (called as that vCPU starts).
     pub(super) fn claim_console_input(&self, vcpu: usize) {
@@ -61,22 +55,6 @@ impl Partition {
             if let Ok(intid) = u32::try_from(intid) {
                 gic::route_console_input_here(intid);
             }
-        }
-    }
-
-    /// Takes the interrupt that woke this CPU while `vcpu` is off: console
-    /// input then finds no guest to read it and is dropped; a passthrough
-    /// SPI still routed here waits in the virtual GIC.
-    pub(super) fn interrupt_while_off(&self, vcpu: usize) {
-        match gic::take_interrupt() {
-            gic::Taken::ConsoleInput => {
-                console::read_input(|_| {});
-                gic::console_input_taken();
-            }
-            gic::Taken::Guest(intid) => {
-                self.vgic.inject(vcpu, intid);
-            }
-            gic::Taken::Handled => {}
         }
     }
 

@@ -37,6 +37,19 @@ const ESR_IL: u64 = 1 << 25;
 /// The immediate of a trapped HVC/SMC (ISS[15:0]).
 const ESR_IMM16_MASK: u64 = 0xffff;
 
+/// Takes the physical interrupt that made `vcpu`'s CPU leave its guest (or
+/// woke it while the vCPU is off: the virtual GIC and the UART's FIFO then
+/// hold what arrived until the vCPU runs, or the partition restarts).
+pub fn interrupt(partition: &Partition, vcpu: usize) {
+    match gic::take_interrupt() {
+        gic::Taken::Guest(intid) => {
+            partition.vgic.inject(vcpu, intid);
+        }
+        gic::Taken::ConsoleInput => partition.receive_console_input(vcpu),
+        gic::Taken::Handled => {}
+    }
+}
+
 pub fn handle(
     partition: &Partition,
     vcpu: usize,
@@ -53,13 +66,7 @@ pub fn handle(
             | VectorKind::LowerEl32Irq
             | VectorKind::LowerEl32Fiq,
         ) => {
-            match gic::take_interrupt() {
-                gic::Taken::Guest(intid) => {
-                    partition.vgic.inject(vcpu, intid);
-                }
-                gic::Taken::ConsoleInput => partition.receive_console_input(vcpu),
-                gic::Taken::Handled => {}
-            }
+            interrupt(partition, vcpu);
             Next::Resume
         }
         _ => {

@@ -11,7 +11,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use super::{Partition, partitions};
+use super::{Partition, Uart, partitions};
 use crate::console;
 use crate::guest::pl011::MAX_LINE;
 
@@ -19,6 +19,14 @@ use crate::guest::pl011::MAX_LINE;
 pub const LINES_PER_CALL: usize = 8;
 
 static DRAINING: AtomicBool = AtomicBool::new(false);
+
+impl Partition {
+    /// Whether `uart` holds output to print now: a whole line, or for the
+    /// partition that takes input (its output is shown as it comes), any.
+    pub(super) fn has_output(&self, uart: &Uart) -> bool {
+        uart.output.has_line() || (!uart.output.is_empty() && self.takes_console_input())
+    }
+}
 
 /// Prints one waiting line of `partition`, if it has one.
 fn print_one(partition: &Partition, line: &mut [u8; MAX_LINE]) -> bool {

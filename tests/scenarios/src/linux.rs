@@ -252,10 +252,16 @@ fn baseline(gic: u8) -> Scenario {
 /// page 0x0a003000 passed through to a direct-map Linux partition.
 pub const PASSTHROUGH_OVERLAY: &str = "tests/overlays/qemu-virt-linux-passthrough.dts";
 
+/// Sets the PL031's alarm a second ahead and prints how many of its
+/// interrupts Linux has taken.
+const RTC_ALARM: &str = "echo +1 > /sys/class/rtc/rtc0/wakealarm; sleep 2; \
+     awk '/rtc-pl031/ { print \"rtc interrupts\", $2 + $3 }' /proc/interrupts";
+
 /// Passed-through devices in Linux: the PL031 read by `hwclock` and its
 /// alarm interrupt delivered (hardware-linked SPI 2), and a virtio-blk
 /// disk (DMA, so the partition is direct-map) formatted, mounted, written,
-/// mounted again and read; then `poweroff`.
+/// mounted again and read; then `reboot`, the alarm and the disk again,
+/// and `poweroff`.
 fn passthrough() -> Scenario {
     let mut steps = partitions_up(
         &[
@@ -267,20 +273,24 @@ fn passthrough() -> Scenario {
     let ready = steps.pop().unwrap_or_else(|| Step::one(READY));
     steps.extend([
         ready.then_send("hwclock -r; echo \"hwclock status $?\""),
-        Step::one("linux | hwclock status 0").then_send(
-            "echo +1 > /sys/class/rtc/rtc0/wakealarm; sleep 2; \
-             awk '/rtc-pl031/ { print \"rtc interrupts\", $2 + $3 }' /proc/interrupts",
-        ),
+        Step::one("linux | hwclock status 0").then_send(RTC_ALARM),
         Step::one("linux | rtc interrupts 1").then_send(
             "mkdir -p /mnt && mke2fs -q /dev/vda && mount /dev/vda /mnt && \
              echo disk-$((6 * 7)) > /mnt/f && umount /mnt && mount /dev/vda /mnt && cat /mnt/f",
         ),
+        Step::one("linux | disk-42").then_send("reboot"),
+        // After a restart the devices' interrupts work again (Tessera put
+        // them back to reset) and the disk keeps what was written.
+        Step::one("partition linux: boot 2"),
+        Step::one(format!("linux | {READY}")).then_send(RTC_ALARM),
+        Step::one("linux | rtc interrupts 1")
+            .then_send("mkdir -p /mnt && mount /dev/vda /mnt && cat /mnt/f"),
         Step::one("linux | disk-42").then_send("poweroff"),
     ]);
     steps.extend(stopped_alone());
     let mut scenario = demo(
         "linux-passthrough-gicv3",
-        "devices passed through to Linux: the PL031 (hwclock, its alarm interrupt) and a virtio-blk disk in a direct-map partition (mke2fs, mount, write, read back)",
+        "devices passed through to Linux: the PL031 (hwclock, its alarm interrupt) and a virtio-blk disk in a direct-map partition (mke2fs, mount, write, read back), both again after a reboot of the partition",
         Machine {
             virtio_disk: true,
             ..Machine::with(3, 4)
@@ -288,6 +298,7 @@ fn passthrough() -> Scenario {
         steps,
     );
     scenario.overlay = Some(PASSTHROUGH_OVERLAY);
+    scenario.timeout = PARTITION_TIMEOUT * 2;
     scenario
 }
 
