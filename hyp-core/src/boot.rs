@@ -218,7 +218,11 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
     for warning in hardware.warnings.iter() {
         warn!("{warning}");
     }
-    let gic_info = match gic::init(&hardware.gic.regions, hardware.gic.maintenance_intid) {
+    let gic_info = match gic::init(
+        &hardware.gic.regions,
+        hardware.gic.maintenance_intid,
+        hardware.timer.hyp_physical,
+    ) {
         Ok(info) => info,
         Err(error) => {
             error!("GIC: {error}");

@@ -64,6 +64,15 @@ pub fn set_time_origin(origin: u64, frequency: u64) {
     FREQUENCY.store(frequency, Ordering::Relaxed);
 }
 
+/// Counter ticks in `milliseconds`.
+pub fn ticks_in_ms(milliseconds: u64) -> u64 {
+    const MS_PER_SECOND: u64 = 1000;
+    FREQUENCY
+        .load(Ordering::Relaxed)
+        .saturating_mul(milliseconds)
+        / MS_PER_SECOND
+}
+
 /// Counter ticks since entry.
 pub fn since_entry() -> Timestamp {
     Timestamp {
@@ -132,7 +141,7 @@ pub fn enable_input_interrupt() {
     CONSOLE.with(Uart::enable_receive_interrupt);
 }
 
-/// The input partition's unfinished line, if any. Locked only under the
+/// The unfinished line last shown, if any. Locked only under the
 /// console's lock, once locking is enabled, so it never waits.
 static OPEN_LINE: Mutex<OpenLine> = Mutex::new(OpenLine::new());
 

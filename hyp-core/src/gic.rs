@@ -7,7 +7,7 @@ use platform::gic::{Gic, GicError, GicInfo};
 
 use spin::Once;
 
-use crate::arch::cpu;
+use crate::arch::{cpu, hyp_timer};
 use crate::hw::cpus::MAX_CPUS;
 use crate::hw::gic::{GicRegions, GicVersion};
 use crate::mm::address::to_usize;
@@ -26,13 +26,20 @@ fn address(range: &crate::mm::address::PhysRange) -> usize {
 static MAINTENANCE_INTID: AtomicU32 = AtomicU32::new(u32::MAX);
 /// List registers of every CPU's virtual interface.
 static LIST_REGISTERS: AtomicU32 = AtomicU32::new(0);
+/// Tessera's own timer's PPI (CNTHP, from the DT's timer node).
+static HYP_TIMER_INTID: AtomicU32 = AtomicU32::new(u32::MAX);
 /// The console UART's SPI, once console input is routed (u32::MAX: none).
 static CONSOLE_INTID: AtomicU32 = AtomicU32::new(u32::MAX);
 
 /// Creates the driver, resets the distributor and this CPU's interface.
 /// The regions must already be mapped as device memory.
-pub fn init(regions: &GicRegions, maintenance_intid: u32) -> Result<GicInfo, GicError> {
+pub fn init(
+    regions: &GicRegions,
+    maintenance_intid: u32,
+    hyp_timer_intid: u32,
+) -> Result<GicInfo, GicError> {
     MAINTENANCE_INTID.store(maintenance_intid, Ordering::Relaxed);
+    HYP_TIMER_INTID.store(hyp_timer_intid, Ordering::Relaxed);
     let gic = GIC.call_once(|| match regions {
         GicRegions::V2 {
             distributor,
@@ -66,7 +73,7 @@ pub fn init(regions: &GicRegions, maintenance_intid: u32) -> Result<GicInfo, Gic
     });
     gic.init_distributor(cpu::mpidr())?;
     gic.init_cpu(cpu::mpidr())?;
-    enable_kick(gic)?;
+    enable_own_interrupts(gic)?;
     let info = gic.info();
     LIST_REGISTERS.store(info.list_registers, Ordering::Relaxed);
     Ok(info)
@@ -77,7 +84,7 @@ pub fn init_this_cpu() -> Result<(), GicError> {
     match GIC.get() {
         Some(gic) => {
             gic.init_cpu(cpu::mpidr())?;
-            enable_kick(gic)
+            enable_own_interrupts(gic)
         }
         None => Ok(()),
     }
@@ -93,13 +100,14 @@ pub const KICK_SGI: u32 = 0;
 static V2_TARGETS: [(AtomicU64, AtomicU8); MAX_CPUS] =
     [const { (AtomicU64::new(u64::MAX), AtomicU8::new(0)) }; MAX_CPUS];
 
-fn enable_kick(gic: &Gic) -> Result<(), GicError> {
+/// This CPU's interrupts that are Tessera's: the kick, the maintenance
+/// interrupt and its own timer (stopped until something sets it).
+fn enable_own_interrupts(gic: &Gic) -> Result<(), GicError> {
     gic.enable_sgi(cpu::mpidr(), KICK_SGI)?;
-    gic.set_private_enabled(
-        cpu::mpidr(),
-        MAINTENANCE_INTID.load(Ordering::Relaxed),
-        true,
-    )?;
+    hyp_timer::stop();
+    for ppi in [&MAINTENANCE_INTID, &HYP_TIMER_INTID] {
+        gic.set_private_enabled(cpu::mpidr(), ppi.load(Ordering::Relaxed), true)?;
+    }
     if let Gic::V2(v2) = gic
         && let Some((mpidr, target)) = V2_TARGETS.get(cpu::index())
     {
@@ -178,6 +186,9 @@ pub enum Taken {
     /// [`console_input_taken`] (the interrupt stays active until then, so a
     /// level that is still high does not fire again at once).
     ConsoleInput,
+    /// Tessera's own timer fired (it is stopped now): the caller does what
+    /// was due and sets it again for what is still to come.
+    HypTimer,
 }
 
 /// Takes the interrupt that made this CPU leave its guest.
@@ -197,7 +208,15 @@ pub fn take_interrupt() -> Taken {
     if intid == CONSOLE_INTID.load(Ordering::Relaxed) {
         return Taken::ConsoleInput;
     }
+    let hyp_timer = intid == HYP_TIMER_INTID.load(Ordering::Relaxed);
+    if hyp_timer {
+        // A level interrupt: lowered before it is deactivated.
+        hyp_timer::stop();
+    }
     gic.deactivate(acknowledged);
+    if hyp_timer {
+        return Taken::HypTimer;
+    }
     if intid != KICK_SGI && intid != MAINTENANCE_INTID.load(Ordering::Relaxed) {
         log::warn!("unexpected interrupt {intid} at EL2");
     }

@@ -16,7 +16,9 @@ pub enum Piece<'a> {
     Bytes(&'a [u8]),
 }
 
-/// Only one partition (the one that takes input) leaves lines unfinished.
+/// One unfinished line is remembered: when a second partition leaves one
+/// (its prompt shown after a wait), the first's continuation is printed
+/// under a fresh prefix without its start.
 #[derive(Debug)]
 pub struct OpenLine {
     /// Who started the unfinished line (0: nobody).
@@ -121,6 +123,19 @@ mod tests {
                 (1, "tart", true)
             ]),
             "<a>sleep-s\n<b>tick 5\n<a>sleep-start\n"
+        );
+    }
+
+    #[test]
+    fn a_second_unfinished_line_takes_the_place_of_the_first() {
+        assert_eq!(
+            console(&[
+                (1, "loading", false),
+                (2, "login: ", false),
+                (1, " done", true),
+                (2, "root", true)
+            ]),
+            "<a>loading\n<b>login: \n<a> done\n<b>login: root\n"
         );
     }
 

@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod exceptions;
+pub mod hyp_timer;
 pub mod layout;
 pub mod mmu;
 pub mod virtualization;

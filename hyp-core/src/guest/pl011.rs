@@ -115,6 +115,11 @@ impl OutputBuffer {
         self.len >= MAX_LINE || self.newlines > 0
     }
 
+    /// Whether what is held is only the start of a line (a prompt).
+    pub fn has_unfinished_line(&self) -> bool {
+        self.len > 0 && !self.has_line()
+    }
+
     /// Moves the next line (without its `\n`, `\r` dropped) into `line`:
     /// returns its length, or `None` if no whole line is waiting.
     pub fn take_line(&mut self, line: &mut [u8; MAX_LINE]) -> Option<usize> {
@@ -344,10 +349,13 @@ mod tests {
     fn a_partial_line_is_taken_only_when_asked_for() {
         let mut output = OutputBuffer::default();
         let mut line = [0u8; MAX_LINE];
+        assert!(!output.has_unfinished_line(), "nothing held");
         for byte in b"ok\n~ # " {
             assert!(output.push(*byte));
         }
+        assert!(!output.has_unfinished_line(), "a whole line waits first");
         assert_eq!(output.take(&mut line, true), Some((2, true)));
+        assert!(output.has_unfinished_line(), "only the prompt is left");
         assert_eq!(
             output.take(&mut line, false),
             None,

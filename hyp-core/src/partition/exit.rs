@@ -11,6 +11,7 @@ use crate::exception::VectorKind;
 use crate::guest::context::VcpuRegisters;
 use crate::guest::inject::{self, GuestState, Injected};
 use crate::guest::mmio::{self, MmioAccess};
+use crate::guest::pl011;
 use crate::guest::sysreg;
 use crate::vgic::Frame;
 use crate::{gic, partition::output};
@@ -46,6 +47,7 @@ pub fn interrupt(partition: &Partition, vcpu: usize) {
             partition.vgic.inject(vcpu, intid);
         }
         gic::Taken::ConsoleInput => partition.receive_console_input(vcpu),
+        gic::Taken::HypTimer => output::timer_fired(partition),
         gic::Taken::Handled => {}
     }
 }
@@ -285,6 +287,9 @@ fn uart_access(
             let value =
                 u32::try_from(registers.get(access.register) & u64::from(u32::MAX)).unwrap_or(0);
             let result = uart.registers.write(offset, value, &mut uart.output);
+            if offset == pl011::UARTDR {
+                partition.watch_unfinished_line(uart);
+            }
             line_ready = partition.has_output(uart);
             result
         } else {

@@ -79,6 +79,9 @@ pub struct Uart {
     pub input: InputFifo,
     /// The interrupt line as last seen: the SPI is injected when it rises.
     line: bool,
+    /// Counter value at which the unfinished line `output` ends with is
+    /// shown as it is (see `output.rs`).
+    unfinished_due: Option<u64>,
 }
 
 impl Uart {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::scenario::{Boot, End, Machine, RPI4_DTB, Scenario, Step, forbidden_except};
+use crate::scenario::{Boot, End, Interval, Machine, RPI4_DTB, Scenario, Step, forbidden_except};
 
 const OVERLAY: &str = "tests/overlays/qemu-virt-interrupts.dts";
 
@@ -37,6 +37,14 @@ const IRQ_FIRST_CASES: [&str; 4] = [
     "sgi_to_foreign_cores",
 ];
 
+/// The `irq` role's last output: a line it leaves unfinished for
+/// [`UNFINISHED_FOR`] (test-guest `role_irq::UNFINISHED_LINE`).
+const UNFINISHED_LINE: &str = "irq | unfinished line> ";
+const UNFINISHED_FOR: Duration = Duration::from_millis(1000);
+/// How long Tessera lets an unfinished line wait before it shows it
+/// (hyp-core `output::UNFINISHED_LINE_WAIT_MS`).
+const UNFINISHED_LINE_WAIT: Duration = Duration::from_millis(100);
+
 /// A guest's failed case or unexpected exception.
 const GUEST_FAILURES: [&str; 2] = [": FAILED", "unexpected "];
 
@@ -57,10 +65,20 @@ fn interrupts(gic: u8) -> Scenario {
     // The witness's verdict must come after the foreign SGIs (the step
     // before): a watch that ended too early fails here.
     let mut rest: Vec<String> = IRQ_CASES.iter().map(|c| ok("irq", c)).collect();
-    rest.push(format!(
+    rest.push(UNFINISHED_LINE.into());
+    let result = format!(
         "irq | RESULT irq: {} passed, 0 failed",
         IRQ_FIRST_CASES.len() + IRQ_CASES.len()
-    ));
+    );
+    rest.push(result.clone());
+    // Tessera's timer shows the unfinished line (its time stamp) after its
+    // wait, not when the line ends: without it the two lines come at once.
+    let unfinished_line_shown = Interval {
+        from: UNFINISHED_LINE.into(),
+        to: result,
+        expected: UNFINISHED_FOR - UNFINISHED_LINE_WAIT,
+        tolerance_percent: 30,
+    };
     rest.push(ok("witness", "no_foreign_interrupts_vcpu0"));
     rest.push(ok("witness", "no_foreign_interrupts_vcpu1"));
     rest.push("witness | RESULT irq-witness: 3 passed, 0 failed".into());
@@ -70,7 +88,7 @@ fn interrupts(gic: u8) -> Scenario {
     forbidden.extend(GUEST_FAILURES.iter().map(|s| (*s).to_owned()));
     Scenario {
         name: format!("interrupts-gicv{gic}"),
-        about: "virtual GIC and timer: deadlines, SGIs in and out of the partition, foreign SPIs, more interrupts than list registers, priorities",
+        about: "virtual GIC and timer: deadlines, SGIs in and out of the partition, foreign SPIs, more interrupts than list registers, priorities; Tessera's own timer shows an unfinished line",
         machine: Machine::with(gic, 4),
         boot: Boot::Kernel,
         dtb_file: None,
@@ -85,7 +103,7 @@ fn interrupts(gic: u8) -> Scenario {
         forbidden,
         end: End::Exit(0),
         timeout: Duration::from_secs(60),
-        intervals: Vec::new(),
+        intervals: vec![unfinished_line_shown],
     }
 }
 

@@ -28,6 +28,11 @@
 //! - an interrupt pending but not yet taken reads pending, and disabling
 //!   it withdraws it until it is enabled again.
 //!
+//! Last, it prints [`UNFINISHED_LINE`] with no newline and ends the line
+//! [`UNFINISHED_LINE_MS`] later: Tessera's own timer (CNTHP) shows an
+//! unfinished line after a wait, so the scenario sees the line's time stamp
+//! well before the next line's, while this partition's timer ticks on.
+//!
 //! Only the boot vCPU prints (the console is not locked); vCPU 1 stores
 //! what it measured for the boot vCPU to judge.
 
@@ -67,6 +72,10 @@ const LATENCY_BOUND_MS: u64 = 50;
 const TIMER_DELAYS_US: [u64; 4] = [0, 300, 2_000, 7_000];
 /// How long the timer is left due while its PPI is disabled in the GIC.
 const HOLD_MS: u64 = 5;
+/// Printed with no newline before the result line.
+pub const UNFINISHED_LINE: &str = "unfinished line> ";
+/// How long that line stays unfinished.
+pub const UNFINISHED_LINE_MS: u64 = 1000;
 /// Rounds of SGIs aimed at foreign cores, 1 ms apart.
 const FOREIGN_ROUNDS: u32 = 20;
 /// PPIs with no device behind them in the guest (INTIDs 16-24; the
@@ -348,6 +357,9 @@ pub fn run(context: &Context) -> ! {
         disable_withdraws_pending(&gic)
     });
     report::case("secondary_off", || ask(Request::Off));
+    tessera_guest_kit::print!("{UNFINISHED_LINE}");
+    settle(UNFINISHED_LINE_MS);
+    println!();
     report::finish();
     Psci::HVC.system_off()
 }
