@@ -14,6 +14,7 @@ use crate::guest::mmio::{self, MmioAccess};
 use crate::guest::pl011;
 use crate::guest::sysreg;
 use crate::vgic::Frame;
+use crate::vgic::flush::{self, Held};
 use crate::{gic, partition::output};
 
 /// What the vCPU does next.
@@ -257,8 +258,12 @@ fn gic_access(
     access: MmioAccess,
 ) {
     let width = u32::from(access.width);
+    let mut held = Held::new();
     if let Some(mut list_registers) = gic::CpuListRegisters::get() {
         partition.vgic.take_back(vcpu, &mut list_registers);
+        if !access.write {
+            held = flush::held(&list_registers);
+        }
     }
     if access.write {
         let effects = partition
@@ -266,7 +271,7 @@ fn gic_access(
             .write(vcpu, frame, width, registers.get(access.register));
         partition.wake(vcpu, &effects);
     } else {
-        let value = partition.vgic.read(vcpu, frame, width);
+        let value = partition.vgic.read(vcpu, frame, width, &held);
         registers.set(access.register, access.load_result(value));
     }
 }

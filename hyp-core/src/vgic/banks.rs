@@ -5,6 +5,7 @@
 
 use crate::hw::gic::GicVersion;
 
+use super::list_register::{ListRegister, LrState};
 use super::state::{NO_TARGET, PRIORITY_MASK, PRIVATE_COUNT, SGI_COUNT, VgicState};
 
 /// Offsets of the banks (same in GICD and in GICR's SGI_base frame).
@@ -75,8 +76,11 @@ impl View {
     }
 }
 
-/// Reads `width` bytes at bank offset `offset`.
-pub fn read(state: &VgicState, view: View, offset: u32, width: u32) -> u32 {
+/// Reads `width` bytes at bank offset `offset`. `held` is what the
+/// reading vCPU's list registers hold when the read is for it (its
+/// interrupts' active state lives there, and pending while active); for
+/// another vCPU it is empty.
+pub fn read(state: &VgicState, view: View, offset: u32, width: u32, held: &[ListRegister]) -> u32 {
     let mut value = 0u32;
     for (intid, shift, bits) in fields(offset, width) {
         if !view.reaches(intid) {
@@ -85,16 +89,18 @@ pub fn read(state: &VgicState, view: View, offset: u32, width: u32) -> u32 {
         let Some(irq) = state.irq(view.vcpu, intid) else {
             continue;
         };
+        let listed =
+            |is: fn(LrState) -> bool| held.iter().any(|lr| lr.intid == intid && is(lr.state));
         let field = match bank(offset) {
             IGROUPR => u32::from(irq.group1),
             ISENABLER | ICENABLER => u32::from(irq.enabled),
-            ISPENDR | ICPENDR => u32::from(irq.pending),
+            ISPENDR | ICPENDR => u32::from(irq.pending || listed(LrState::is_pending)),
+            ISACTIVER | ICACTIVER => u32::from(listed(LrState::is_active)),
             IPRIORITYR => u32::from(irq.priority),
             ITARGETSR if intid < PRIVATE_COUNT => 1 << view.vcpu,
             ITARGETSR if irq.target == NO_TARGET => 0,
             ITARGETSR => 1 << irq.target,
             ICFGR if irq.edge => ICFGR_EDGE,
-            // Active state lives in the list registers: reported inactive.
             _ => 0,
         };
         value |= (field & ((1 << bits) - 1)) << shift;
@@ -168,7 +174,8 @@ pub fn write(
                     irq.edge = field & ICFGR_EDGE != 0;
                 }
             }
-            // Active state is the list registers': writes are ignored.
+            // Active state is the list registers' (the guest ends it with
+            // its EOI or DIR): GICD_I[SC]ACTIVER writes are ignored.
             _ => {}
         }
     }

@@ -3,6 +3,7 @@
 //! GICv2's with banked SGI/PPI registers (IHI 0048B §4.3).
 
 use super::banks::{self, BANKS_END, Effects, IGROUPR, View};
+use super::list_register::ListRegister;
 use super::sgi;
 use super::state::{NO_TARGET, PRIVATE_COUNT, SGI_COUNT, VgicState};
 use crate::hw::gic::GicVersion;
@@ -53,8 +54,9 @@ fn view(state: &VgicState, vcpu: usize) -> View {
     }
 }
 
-/// A read of `width` bytes at `offset` in the distributor by `vcpu`.
-pub fn read(state: &VgicState, vcpu: usize, offset: u32, width: u32) -> u64 {
+/// A read of `width` bytes at `offset` in the distributor by `vcpu`, whose
+/// list registers hold `held`.
+pub fn read(state: &VgicState, vcpu: usize, offset: u32, width: u32, held: &[ListRegister]) -> u64 {
     let v3 = state.version == GicVersion::V3;
     let value = match offset {
         GICD_CTLR if v3 => u32::from(state.group_enables) | CTLR_ARE | CTLR_DS,
@@ -70,7 +72,7 @@ pub fn read(state: &VgicState, vcpu: usize, offset: u32, width: u32) -> u64 {
             lines | (cpus << TYPER_CPU_NUMBER_SHIFT) | id_bits
         }
         GICD_IIDR => IIDR_ARM,
-        IGROUPR..BANKS_END => banks::read(state, view(state, vcpu), offset, width),
+        IGROUPR..BANKS_END => banks::read(state, view(state, vcpu), offset, width, held),
         GICD_CPENDSGIR..SGI_PENDING_END if !v3 => sgi_pending(state, vcpu, offset, width),
         GICD_IROUTER..GICD_IROUTER_END if v3 => return router(state, offset),
         GICD_PIDR2_V3 if v3 => PIDR2_V3,

@@ -18,6 +18,21 @@ pub trait ListRegisters {
     fn empty(&self) -> u64;
 }
 
+/// The interrupts a vCPU's list registers hold at one moment.
+pub type Held = heapless::Vec<ListRegister, MAX_LIST_REGISTERS>;
+
+/// What `registers` hold. The guest's acknowledgements and deactivations
+/// change their state without a trap, so an emulated register read goes by
+/// them for the vCPU that reads.
+pub fn held(registers: &impl ListRegisters) -> Held {
+    let count = registers.count().min(MAX_LIST_REGISTERS);
+    let empty = registers.empty();
+    (0..count)
+        .filter(|&i| empty & (1 << i) == 0)
+        .map(|i| registers.read(i))
+        .collect()
+}
+
 /// Fills `registers` from `vcpu`'s pending interrupts; true if some are
 /// still waiting (the caller then asks for the underflow maintenance
 /// interrupt, so they go in as soon as registers free up).

@@ -26,6 +26,10 @@ impl LrState {
     pub fn is_pending(self) -> bool {
         matches!(self, LrState::Pending | LrState::PendingActive)
     }
+
+    pub fn is_active(self) -> bool {
+        matches!(self, LrState::Active | LrState::PendingActive)
+    }
 }
 
 /// A list register's contents.

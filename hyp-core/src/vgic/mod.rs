@@ -28,6 +28,7 @@ use spin::Mutex;
 
 pub use banks::Effects;
 use flush::ListRegisters;
+use list_register::ListRegister;
 use state::VgicState;
 
 use crate::config::guest_map::{GUEST_GICD_BASE, GUEST_GICR_BASE};
@@ -111,13 +112,16 @@ impl Vgic {
         })
     }
 
-    /// A read by `vcpu` of `width` bytes in `frame`.
-    pub fn read(&self, vcpu: usize, frame: Frame, width: u32) -> u64 {
+    /// A read by `vcpu` of `width` bytes in `frame`; `held` is what its
+    /// list registers hold ([`flush::held`]).
+    pub fn read(&self, vcpu: usize, frame: Frame, width: u32, held: &[ListRegister]) -> u64 {
         let state = self.state.lock();
         match frame {
-            Frame::Distributor { offset } => distributor::read(&state, vcpu, offset, width),
-            Frame::Redistributor { vcpu, offset } => {
-                redistributor::read(&state, vcpu, offset, width)
+            Frame::Distributor { offset } => distributor::read(&state, vcpu, offset, width, held),
+            // Another vCPU's list registers are live on its own CPU.
+            Frame::Redistributor { vcpu: of, offset } => {
+                let held = if of == vcpu { held } else { &[] };
+                redistributor::read(&state, of, offset, width, held)
             }
         }
     }

@@ -4,6 +4,7 @@
 
 use super::banks::{self, BANKS_END, Effects, IGROUPR, View};
 use super::distributor::IIDR_ARM;
+use super::list_register::ListRegister;
 use super::state::VgicState;
 
 /// RD_base and SGI_base, 64 KiB each.
@@ -43,15 +44,18 @@ fn typer(state: &VgicState, vcpu: usize) -> u64 {
     (index << TYPER_AFFINITY_SHIFT) | (index << TYPER_PROCESSOR_SHIFT) | last
 }
 
-/// A read of `width` bytes at `offset` in `vcpu`'s redistributor.
-pub fn read(state: &VgicState, vcpu: usize, offset: u64, width: u32) -> u64 {
+/// A read of `width` bytes at `offset` in `vcpu`'s redistributor; `held`
+/// as for [`banks::read`].
+pub fn read(state: &VgicState, vcpu: usize, offset: u64, width: u32, held: &[ListRegister]) -> u64 {
     let Some(bank) = state.private(vcpu) else {
         return 0;
     };
     let in_frame = u32::try_from(offset % FRAME_SIZE).unwrap_or(0);
     if offset >= FRAME_SIZE {
         return match in_frame {
-            IGROUPR..BANKS_END => u64::from(banks::read(state, sgi_view(vcpu), in_frame, width)),
+            IGROUPR..BANKS_END => {
+                u64::from(banks::read(state, sgi_view(vcpu), in_frame, width, held))
+            }
             _ => 0,
         };
     }

@@ -1,8 +1,8 @@
 //! The virtual GIC against list registers held in memory: what a guest
 //! would see delivered, and what its register writes may and may not do.
 
-use super::banks::{ICENABLER, IPRIORITYR, ISENABLER, ISPENDR, ITARGETSR};
-use super::flush::ListRegisters;
+use super::banks::{ICENABLER, IPRIORITYR, ISACTIVER, ISENABLER, ISPENDR, ITARGETSR};
+use super::flush::{self, ListRegisters};
 use super::list_register::{ListRegister, LrState};
 use super::{Frame, VIRTUAL_TIMER_INTID, Vgic};
 use crate::hw::gic::GicVersion;
@@ -70,6 +70,11 @@ fn gic(version: GicVersion) -> Vgic {
         GICD_CTLR_BOTH_GROUPS,
     );
     vgic
+}
+
+/// A read by a vCPU whose list registers hold nothing.
+fn read(vgic: &Vgic, vcpu: usize, frame: Frame, width: u32) -> u64 {
+    vgic.read(vcpu, frame, width, &[])
 }
 
 /// The frame holding `bank` for vCPU `vcpu`'s private interrupts.
@@ -188,12 +193,13 @@ fn spis_the_partition_does_not_own_read_as_zero_and_ignore_writes() {
             0x20,
         );
         assert_eq!(
-            vgic.read(0, register(ISENABLER, 40), 4),
+            read(&vgic, 0, register(ISENABLER, 40), 4),
             1 << (PL011_SPI - 32),
             "{version:?}: only the owned SPI is enabled"
         );
         assert_eq!(
-            vgic.read(
+            read(
+                &vgic,
                 0,
                 Frame::Distributor {
                     offset: IPRIORITYR + 40
@@ -206,7 +212,7 @@ fn spis_the_partition_does_not_own_read_as_zero_and_ignore_writes() {
         assert_eq!(deliver_all(&vgic, &mut registers), vec![PL011_SPI]);
         // Beyond the distributor's lines: nothing at all.
         vgic.write(0, register(ISENABLER, 900), 4, u64::from(u32::MAX));
-        assert_eq!(vgic.read(0, register(ISENABLER, 900), 4), 0);
+        assert_eq!(read(&vgic, 0, register(ISENABLER, 900), 4), 0);
     }
 }
 
@@ -233,7 +239,8 @@ fn a_disabled_interrupt_waits_until_enabled_and_an_spi_follows_its_target() {
     );
     assert_eq!(effects.wake, 0b10, "routed to vCPU 1");
     assert_eq!(
-        vgic.read(
+        read(
+            &vgic,
             0,
             Frame::Distributor {
                 offset: ITARGETSR + PL011_SPI
@@ -244,7 +251,7 @@ fn a_disabled_interrupt_waits_until_enabled_and_an_spi_follows_its_target() {
     );
     // GICv2's banked ITARGETSR0-7 read as the reader's own bit.
     assert_eq!(
-        vgic.read(1, Frame::Distributor { offset: ITARGETSR }, 1),
+        read(&vgic, 1, Frame::Distributor { offset: ITARGETSR }, 1),
         0b10
     );
     vgic.write(
@@ -256,7 +263,8 @@ fn a_disabled_interrupt_waits_until_enabled_and_an_spi_follows_its_target() {
         1 << 1,
     );
     assert_eq!(
-        vgic.read(
+        read(
+            &vgic,
             0,
             Frame::Distributor {
                 offset: ISENABLER + 4
@@ -300,16 +308,16 @@ fn the_virtual_timer_is_hardware_linked_and_an_edge_during_handling_pends_again(
 #[test]
 fn redistributors_identify_their_vcpu_and_wake() {
     let vgic = gic(GicVersion::V3);
-    let typer = |vcpu| vgic.read(vcpu, Frame::Redistributor { vcpu, offset: 8 }, 8);
+    let typer = |vcpu| read(&vgic, vcpu, Frame::Redistributor { vcpu, offset: 8 }, 8);
     assert_eq!(typer(0), 0);
     assert_eq!(typer(1), (1 << 32) | (1 << 8) | (1 << 4), "vCPU 1, last");
     let waker = Frame::Redistributor {
         vcpu: 0,
         offset: 0x14,
     };
-    assert_eq!(vgic.read(0, waker, 4), 0b110, "asleep at reset");
+    assert_eq!(read(&vgic, 0, waker, 4), 0b110, "asleep at reset");
     vgic.write(0, waker, 4, 0);
-    assert_eq!(vgic.read(0, waker, 4), 0, "awake");
+    assert_eq!(read(&vgic, 0, waker, 4), 0, "awake");
     assert_eq!(
         vgic.frame(0x080a_0000 + 0x2_0000 + 0x10100),
         Some(Frame::Redistributor {
@@ -354,7 +362,7 @@ fn an_interrupt_in_a_list_register_reads_pending_and_a_disable_withdraws_it() {
         assert_ne!(registers.empty(), 0b1111, "{version:?}: in a list register");
         // A trapped access first takes unacknowledged interrupts back.
         vgic.take_back(0, &mut registers);
-        let pending = vgic.read(0, private_frame(version, 0, ISPENDR), 4);
+        let pending = read(&vgic, 0, private_frame(version, 0, ISPENDR), 4);
         assert_eq!(pending & sgi_bit, sgi_bit, "{version:?}: reads pending");
         vgic.take_back(0, &mut registers);
         vgic.write(0, private_frame(version, 0, ICENABLER), 4, sgi_bit);
@@ -368,6 +376,63 @@ fn an_interrupt_in_a_list_register_reads_pending_and_a_disable_withdraws_it() {
             deliver_all(&vgic, &mut registers),
             [3],
             "{version:?}: still pending"
+        );
+    }
+}
+
+#[test]
+fn active_and_pending_active_read_from_the_readers_list_registers() {
+    for version in [GicVersion::V3, GicVersion::V2] {
+        let vgic = gic(version);
+        let sgi_bit = 1 << 5;
+        vgic.write(0, private_frame(version, 0, ISENABLER), 4, sgi_bit);
+        let send = || match version {
+            GicVersion::V3 => vgic.send_sgi(0, (5 << 24) | 0b01),
+            GicVersion::V2 => vgic.write(0, Frame::Distributor { offset: 0xf00 }, 4, (1 << 16) | 5),
+        };
+        send();
+        let mut registers = FakeRegisters::new(version);
+        vgic.flush(0, &mut registers);
+        // The guest acknowledges it: active, in the list register.
+        let mut lr = registers.read(0);
+        assert_eq!(lr.intid, 5, "{version:?}");
+        lr.state = LrState::Active;
+        registers.write(0, &lr);
+        let bits = |registers: &mut FakeRegisters, bank| {
+            vgic.take_back(0, registers);
+            let held = flush::held(registers);
+            vgic.read(0, private_frame(version, 0, bank), 4, &held) & sgi_bit
+        };
+        assert_eq!(
+            bits(&mut registers, ISACTIVER),
+            sgi_bit,
+            "{version:?}: reads active"
+        );
+        assert_eq!(bits(&mut registers, ISPENDR), 0, "{version:?}: active only");
+        // Sent again while the guest handles it: pending and active.
+        send();
+        vgic.flush(0, &mut registers);
+        assert_eq!(
+            registers.read(0).state,
+            LrState::PendingActive,
+            "{version:?}"
+        );
+        assert_eq!(
+            bits(&mut registers, ISACTIVER),
+            sgi_bit,
+            "{version:?}: still active"
+        );
+        assert_eq!(
+            bits(&mut registers, ISPENDR),
+            sgi_bit,
+            "{version:?}: and pending"
+        );
+        // Deactivated and taken again, then ended: neither.
+        assert_eq!(registers.guest_takes(), Some(5));
+        assert_eq!(
+            bits(&mut registers, ISACTIVER) | bits(&mut registers, ISPENDR),
+            0,
+            "{version:?}: idle"
         );
     }
 }

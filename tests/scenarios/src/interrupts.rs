@@ -10,7 +10,7 @@ use crate::scenario::{Boot, End, Interval, Machine, RPI4_DTB, Scenario, Step, fo
 const OVERLAY: &str = "tests/overlays/qemu-virt-interrupts.dts";
 
 /// The `irq` role's cases after the foreign SGIs, in the order it runs them.
-const IRQ_CASES: [&str; 16] = [
+const IRQ_CASES: [&str; 17] = [
     "counter_shared_by_vcpus",
     "timer_deadline",
     "timer_deadline_vcpu1",
@@ -25,6 +25,7 @@ const IRQ_CASES: [&str; 16] = [
     "priority_order",
     "priority_mask",
     "pending_reads_pending",
+    "active_reads_active",
     "disable_withdraws_pending",
     "secondary_off",
 ];

@@ -26,7 +26,8 @@
 //! - pending interrupts arrive highest priority first, and the priority
 //!   mask holds back those at or below it;
 //! - an interrupt pending but not yet taken reads pending, and disabling
-//!   it withdraws it until it is enabled again.
+//!   it withdraws it until it is enabled again; one taken reads active
+//!   (not pending) in its handler, and neither once ended.
 //!
 //! Last, it prints [`UNFINISHED_LINE`] with no newline and ends the line
 //! [`UNFINISHED_LINE_MS`] later: Tessera's own timer (CNTHP) shows an
@@ -43,8 +44,8 @@ use tessera_guest_kit::cpu::{self, secondary_entry_point};
 use tessera_guest_kit::fdt::Fdt;
 use tessera_guest_kit::gic::record::{LOG_CAPACITY, Snapshot};
 use tessera_guest_kit::gic::{
-    self, DEFAULT_PRIORITY, DEFAULT_PRIORITY_MASK, FIRST_SPI, Gic, Layout, PRIORITY_IMPLEMENTED,
-    SGI_COUNT, SgiTargets, Version, check_priority_order, v3,
+    self, DEFAULT_PRIORITY, DEFAULT_PRIORITY_MASK, FIRST_SPI, Gic, ISACTIVER, Layout,
+    PRIORITY_IMPLEMENTED, SGI_COUNT, SgiTargets, Version, check_priority_order, v3,
 };
 use tessera_guest_kit::psci::{Psci, Raw, decode};
 use tessera_guest_kit::report::{self, Failure, Outcome};
@@ -109,6 +110,12 @@ const MASKED_PRIORITY: u8 = 0x80;
 /// The SGI read pending, and the one disabled while pending.
 const PENDING_SGI: u32 = 11;
 const WITHDRAWN_SGI: u32 = 10;
+/// The SGI whose handler reads its own state.
+const ACTIVE_SGI: u32 = 12;
+/// What that handler read: [`SEEN_ACTIVE`] and [`SEEN_PENDING`] bits.
+static SEEN_IN_HANDLER: AtomicU32 = AtomicU32::new(0);
+const SEEN_ACTIVE: u32 = 1 << 0;
+const SEEN_PENDING: u32 = 1 << 1;
 /// The timer's priority meanwhile: above the mask.
 const TIMER_ABOVE_MASK: u8 = 0x40;
 /// A priority written to every SPI, and what the implemented bits keep.
@@ -353,6 +360,7 @@ pub fn run(context: &Context) -> ! {
     report::case("priority_order", || priority_order(&gic));
     report::case("priority_mask", || priority_mask(&gic));
     report::case("pending_reads_pending", || pending_reads_pending(&gic));
+    report::case("active_reads_active", || active_reads_active(&gic));
     report::case("disable_withdraws_pending", || {
         disable_withdraws_pending(&gic)
     });
@@ -970,6 +978,44 @@ fn pending_reads_pending(gic: &Gic) -> Outcome {
     ensure!(
         pending,
         "SGI {PENDING_SGI}, sent to this vCPU with interrupts masked, read not pending before it was taken"
+    );
+    Ok(())
+}
+
+/// [`ACTIVE_SGI`]'s handler: what the GIC says of it meanwhile.
+fn note_state_in_handler(intid: u32) {
+    let Some(gic) = gic::get() else { return };
+    let mut seen = 0;
+    if gic.bit(intid, ISACTIVER) {
+        seen |= SEEN_ACTIVE;
+    }
+    if gic.is_pending(intid) {
+        seen |= SEEN_PENDING;
+    }
+    SEEN_IN_HANDLER.store(seen, Ordering::SeqCst);
+}
+
+/// An interrupt the guest has acknowledged reads active and not pending
+/// until it ends it, then neither (IHI 0069H §4.1.2, IHI 0048B §1.4.2):
+/// Linux's `irq_get_irqchip_state` reads GICD/GICR_ISACTIVER so.
+fn active_reads_active(gic: &Gic) -> Outcome {
+    gic::set_handler(ACTIVE_SGI, note_state_in_handler);
+    SEEN_IN_HANDLER.store(0, Ordering::SeqCst);
+    let (before, _) = snapshots();
+    send_sgis(gic, 1 << ACTIVE_SGI, SgiTargets::Vcpus(1 << 0));
+    expect_once(0, &before, 1 << ACTIVE_SGI)?;
+    let seen = SEEN_IN_HANDLER.load(Ordering::SeqCst);
+    ensure!(
+        seen & SEEN_ACTIVE != 0,
+        "SGI {ACTIVE_SGI} read inactive in its own handler"
+    );
+    ensure!(
+        seen & SEEN_PENDING == 0,
+        "SGI {ACTIVE_SGI}, sent once, read pending in its handler"
+    );
+    ensure!(
+        !gic.bit(ACTIVE_SGI, ISACTIVER) && !gic.is_pending(ACTIVE_SGI),
+        "SGI {ACTIVE_SGI} read active or pending after its handler ended it"
     );
     Ok(())
 }
