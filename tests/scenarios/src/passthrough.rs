@@ -1,6 +1,7 @@
 //! Device passthrough scenarios: QEMU virt's PL031 RTC given to one
 //! partition (its node in the guest's tree, its registers at their host
-//! address) and refused to the partition beside it.
+//! address, its alarm interrupt before and after a restart from inside the
+//! interrupt's handler) and refused to the partition beside it.
 
 use crate::scenario::{Boot, End, Machine, Scenario, Step, forbidden_except};
 use std::time::Duration;
@@ -13,7 +14,7 @@ fn pl031(gic: u8) -> Scenario {
     forbidden.extend([": FAILED".to_owned(), "unexpected ".to_owned()]);
     Scenario {
         name: format!("passthrough-pl031-gicv{gic}"),
-        about: "the PL031 passed through to one partition: its DT node and registers there, a data abort in the other",
+        about: "the PL031 passed through to one partition: its DT node, registers and alarm interrupt there (also after a restart that left it active), a data abort in the other",
         machine: Machine::with(gic, 2),
         boot: Boot::Kernel,
         dtb_file: None,
@@ -27,11 +28,20 @@ fn pl031(gic: u8) -> Scenario {
                 "a | TEST pl031_node: ok",
                 "a | TEST pl031_periph_id: ok",
                 "a | TEST pl031_pcell_id: ok",
-                "a | RESULT pl031: 3 passed, 0 failed",
+                "a | TEST pl031_gic_set_up: ok",
+                "a | TEST pl031_alarm: ok",
+                "a | pl031: restarting with the alarm's interrupt active",
                 "b | TEST pl031_not_in_tree: ok",
                 "partition b: vCPU 0: an access to an unassigned address: read of 0x9010fe0",
                 "b | TEST pl031_aborts: ok",
                 "b | RESULT pl031-denied: 2 passed, 0 failed",
+            ]),
+            Step::one("partition a: SYSTEM_RESET: restarting"),
+            Step::all(&[
+                "a | TEST pl031_gic_set_up: ok",
+                "a | TEST pl031_reset_after_restart: ok",
+                "a | TEST pl031_alarm_after_restart: ok",
+                "a | RESULT pl031: 6 passed, 0 failed",
             ]),
             Step::one("all partitions have stopped: powering off"),
         ],

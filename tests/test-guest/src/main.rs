@@ -35,6 +35,8 @@
 #[cfg(target_os = "none")]
 mod context;
 #[cfg(target_os = "none")]
+mod pl031_alarm;
+#[cfg(target_os = "none")]
 mod role_a;
 #[cfg(target_os = "none")]
 mod role_b;

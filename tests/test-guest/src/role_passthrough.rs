@@ -4,7 +4,9 @@
 //! - `pl031`: the partition given `/pl031@9010000`. Its device tree has the
 //!   node as Tessera copies it (host address, SPI 2 on the guest's GIC),
 //!   and its registers answer at their host address: the PrimeCell
-//!   identification registers read what the PL031 TRM gives.
+//!   identification registers read what the PL031 TRM gives. Its alarm
+//!   interrupt arrives, and still does after a restart from inside its
+//!   handler ([`crate::pl031_alarm`]).
 //! - `pl031-denied`: a partition beside it, without the device. Its tree
 //!   has no such node and a read of the same address aborts.
 //!
@@ -16,6 +18,7 @@ use tessera_guest_kit::report::{self, Outcome};
 use tessera_guest_kit::{ensure, fail, println};
 
 use crate::context::Context;
+use crate::pl031_alarm;
 
 /// Where QEMU virt has its PL031, and the guest finds it (IPA = PA).
 const PL031_BASE: u64 = 0x0901_0000;
@@ -39,6 +42,27 @@ pub fn run(context: &Context) -> ! {
         identification(RTC_PERIPH_ID0, PERIPH_ID)
     });
     report::case("pl031_pcell_id", || identification(RTC_PCELL_ID0, PCELL_ID));
+    let mut ready = None;
+    report::case("pl031_gic_set_up", || {
+        ready = Some(pl031_alarm::set_up(context)?);
+        Ok(())
+    });
+    if let Some(gic) = ready {
+        if context.boot_count.unwrap_or(1) <= 1 {
+            report::case("pl031_alarm", || pl031_alarm::alarm_arrives(&gic));
+            report::case(
+                "pl031_restart_while_active",
+                pl031_alarm::restart_while_active,
+            );
+        } else {
+            report::case("pl031_reset_after_restart", || {
+                pl031_alarm::reset_after_restart(&gic)
+            });
+            report::case("pl031_alarm_after_restart", || {
+                pl031_alarm::alarm_arrives(&gic)
+            });
+        }
+    }
     report::finish();
     Psci::HVC.system_off()
 }
