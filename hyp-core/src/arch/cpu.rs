@@ -56,6 +56,9 @@ pub fn send_event() {
 
 /// Stops this CPU for good, interrupts masked, in its lowest-power wait.
 pub fn park() -> ! {
+    // A timer left set would fire into the masked wait and, never taken,
+    // keep waking it.
+    super::hyp_timer::stop();
     // SAFETY: masking interrupts at EL2 has no memory-safety preconditions.
     unsafe {
         asm!(
