@@ -43,7 +43,8 @@ pub fn flush(state: &mut VgicState, vcpu: usize, registers: &mut impl ListRegist
     take_back(state, vcpu, registers, |state, lr| {
         !state.irq(vcpu, lr.intid).is_some_and(|irq| irq.enabled)
     });
-    let (candidates, mut waiting) = state.most_urgent::<MAX_LIST_REGISTERS>(vcpu);
+    let mut candidates = heapless::Vec::<Candidate, MAX_LIST_REGISTERS>::new();
+    let mut waiting = state.most_urgent(vcpu, &mut candidates);
     for candidate in &candidates {
         let occupied = !registers.empty();
         if let Some(index) = (0..count)

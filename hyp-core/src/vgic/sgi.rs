@@ -51,17 +51,20 @@ pub fn from_sgi1r(value: u64, sender: usize, vcpus: usize) -> SgiRequest {
     let upper_affinity = ((value >> SGI1R_AFF1_SHIFT) & 0xff)
         | ((value >> SGI1R_AFF2_SHIFT) & 0xff)
         | ((value >> SGI1R_AFF3_SHIFT) & 0xff);
-    let mut targets = 0u8;
-    if upper_affinity == 0 {
-        let range = (value >> SGI1R_RS_SHIFT) & 0xf;
-        for bit in 0..TARGETS_PER_RANGE {
-            let aff0 = range * TARGETS_PER_RANGE + bit;
-            if value & SGI1R_TARGET_LIST_MASK & (1 << bit) != 0 && aff0 < vcpus as u64 {
-                targets |= 1 << aff0;
-            }
-        }
+    if upper_affinity != 0 {
+        return SgiRequest { intid, targets: 0 };
     }
-    SgiRequest { intid, targets }
+    // TargetList bit n names Aff0 RS * 16 + n, which is vCPU number Aff0:
+    // shifted into place, the list is a vCPU mask (beyond 63 it names none).
+    let first = u32::try_from(((value >> SGI1R_RS_SHIFT) & 0xf) * TARGETS_PER_RANGE).unwrap_or(0);
+    let listed = (value & SGI1R_TARGET_LIST_MASK)
+        .checked_shl(first)
+        .unwrap_or(0);
+    let own = u64::from(all_but(usize::MAX, vcpus));
+    SgiRequest {
+        intid,
+        targets: u8::try_from(listed & own).unwrap_or(0),
+    }
 }
 
 /// Decodes a write of `value` to GICD_SGIR by vCPU `sender`.

@@ -268,15 +268,12 @@ impl VgicState {
     }
 
     /// The INTIDs with `pending` set that `vcpu` sees, in ascending order.
-    fn pending_intids(&self, vcpu: usize) -> impl Iterator<Item = u32> + '_ {
-        let private = self.private.get(vcpu).map_or(0, |bank| bank.pending);
-        core::iter::once((0, private))
-            .chain(
-                (PRIVATE_COUNT..)
-                    .step_by(32)
-                    .zip(self.spi_pending.iter().copied()),
-            )
-            .flat_map(|(base, word)| set_bits(word).map(move |bit| base + bit))
+    fn pending_intids(&self, vcpu: usize) -> PendingIntids<'_> {
+        PendingIntids {
+            word: self.private.get(vcpu).map_or(0, |bank| bank.pending),
+            base: 0,
+            spi_words: self.spi_pending.iter(),
+        }
     }
 
     /// Whether `intid` of `vcpu` is pending, enabled and in an enabled group.
@@ -293,20 +290,34 @@ impl VgicState {
     }
 
     fn delivers_to(&self, vcpu: usize, intid: u32) -> bool {
-        self.deliverable(vcpu, intid) && self.destination(vcpu, intid) == Some(vcpu)
+        self.irq(vcpu, intid)
+            .is_some_and(|irq| self.delivers(vcpu, intid, irq))
     }
 
-    /// The `N` most urgent deliverable interrupts of `vcpu`, most urgent
-    /// first (lowest priority value, then lowest INTID, as the GIC orders
-    /// them), and whether there were more.
-    pub fn most_urgent<const N: usize>(&self, vcpu: usize) -> (heapless::Vec<Candidate, N>, bool) {
-        let mut best: heapless::Vec<Candidate, N> = heapless::Vec::new();
+    /// Whether `irq` (`intid` of `vcpu`) is deliverable to `vcpu` itself.
+    fn delivers(&self, vcpu: usize, intid: u32, irq: &Irq) -> bool {
+        irq.pending
+            && irq.enabled
+            && self.group_enables & (1 << u8::from(irq.group1)) != 0
+            && (intid < PRIVATE_COUNT || usize::from(irq.target) == vcpu)
+    }
+
+    /// Fills `best` (emptied first) with the `N` most urgent deliverable
+    /// interrupts of `vcpu`, most urgent first (lowest priority value, then
+    /// lowest INTID, as the GIC orders them); returns whether there were
+    /// more. Filled in place: returned, the list is copied on every flush.
+    pub fn most_urgent<const N: usize>(
+        &self,
+        vcpu: usize,
+        best: &mut heapless::Vec<Candidate, N>,
+    ) -> bool {
+        best.clear();
         let mut more = false;
-        for intid in self
-            .pending_intids(vcpu)
-            .filter(|&intid| self.delivers_to(vcpu, intid))
-        {
-            let Some(irq) = self.irq(vcpu, intid) else {
+        for intid in self.pending_intids(vcpu) {
+            let Some(irq) = self
+                .irq(vcpu, intid)
+                .filter(|irq| self.delivers(vcpu, intid, irq))
+            else {
                 continue;
             };
             let candidate = Candidate {
@@ -331,7 +342,7 @@ impl VgicState {
             }
             let _ = best.insert(position, candidate);
         }
-        (best, more)
+        more
     }
 
     /// The lowest-numbered vCPU still to deliver SGI `intid` on GICv2.
@@ -347,13 +358,29 @@ impl VgicState {
             })
     }
 }
-/// The positions of the set bits of `word`, lowest first.
-fn set_bits(mut word: u32) -> impl Iterator<Item = u32> {
-    core::iter::from_fn(move || {
-        (word != 0).then(|| {
-            let bit = word.trailing_zeros();
-            word &= word - 1;
-            bit
-        })
-    })
+/// The set bits of the private pending word, then of each SPI word: a
+/// plain loop that skips empty words, since it runs at every flush.
+struct PendingIntids<'a> {
+    /// What is left of the current word, and the INTID of its bit 0.
+    word: u32,
+    base: u32,
+    spi_words: core::slice::Iter<'a, u32>,
+}
+
+impl Iterator for PendingIntids<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        while self.word == 0 {
+            self.word = *self.spi_words.next()?;
+            self.base = if self.base == 0 {
+                PRIVATE_COUNT
+            } else {
+                self.base + 32
+            };
+        }
+        let bit = self.word.trailing_zeros();
+        self.word &= self.word - 1;
+        Some(self.base + bit)
+    }
 }
