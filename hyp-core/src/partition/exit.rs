@@ -324,6 +324,6 @@ fn uart_access(
         }
     }
     if line_ready {
-        output::drain(Some(partition));
+        output::drain(partition);
     }
 }

@@ -278,7 +278,7 @@ impl Partition {
     /// After the partition became Stopped: the last one powers off.
     fn stopped(&self) {
         self.quiesce_passthrough_interrupts();
-        output::drain(None);
+        output::drain_all(self);
         info!("partition {}: stopped", self.name());
         let running = RUNNING_PARTITIONS.fetch_sub(1, Ordering::SeqCst) - 1;
         if running == 0 && !POWERING_OFF.swap(true, Ordering::AcqRel) {

@@ -1,9 +1,13 @@
-//! Partitions' console output on the physical console. Whoever completes a
-//! line prints waiting lines if no one else is printing; otherwise it
-//! returns at once and the printer picks the line up, so a vCPU never
-//! blocks on another partition's output. Each call prints at most
-//! [`LINES_PER_CALL`] lines, its own partition's first, so that a partition
-//! that prints without pause cannot keep another's vCPU in EL2.
+//! Partitions' console output on the physical console. A partition's lines
+//! are printed by its own vCPUs, on their own time: on a board's serial
+//! line a 160-byte line takes 14 ms at 115200 baud, and that must not be
+//! taken from another partition. The vCPU that completes a line prints its
+//! partition's waiting lines, at most [`LINES_PER_CALL`] at a time; if
+//! another vCPU is printing, it returns at once and tries again
+//! [`RETRY_MS`] later on its own CPU's timer, so no vCPU waits for another
+//! partition's output. Partitions that found the console taken go first
+//! once it is free, so a partition that prints without pause cannot keep
+//! the others' lines waiting.
 //!
 //! The partition that takes console input is shown byte by byte, as a
 //! terminal would (its shell's prompt and echo appear before any newline);
@@ -12,7 +16,7 @@
 //! it has waited [`UNFINISHED_LINE_WAIT_MS`] for its end: Tessera's own
 //! timer fires then.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::{Partition, Uart, partitions};
 use crate::arch::{cpu, hyp_timer};
@@ -23,10 +27,13 @@ use crate::guest::pl011::MAX_LINE;
 pub const LINES_PER_CALL: usize = 8;
 /// How long an unfinished line waits for its end before it is shown.
 pub const UNFINISHED_LINE_WAIT_MS: u64 = 100;
-/// When the timer finds another CPU printing, it looks again this much later.
-const RETRY_MS: u64 = 1;
+/// A vCPU that finds another printing tries again this much later.
+pub const RETRY_MS: u64 = 1;
 
 static DRAINING: AtomicBool = AtomicBool::new(false);
+/// Partitions (a bit each, by index) whose vCPU found the console taken:
+/// until they have had their turn, no other partition starts printing.
+static WAITING: AtomicU64 = AtomicU64::new(0);
 
 impl Partition {
     /// Whether `uart` holds output to print now: a whole line, or for the
@@ -78,54 +85,83 @@ fn print_one(partition: &Partition, line: &mut [u8; MAX_LINE], now: u64) -> bool
     true
 }
 
-/// Prints waiting lines: `first`'s, then every partition's, up to
-/// [`LINES_PER_CALL`]; with `None`, everything (a partition that stopped).
-pub fn drain(first: Option<&Partition>) {
-    let mut budget = if first.is_some() {
-        LINES_PER_CALL
-    } else {
-        usize::MAX
-    };
+/// Prints `partition`'s waiting lines, up to [`LINES_PER_CALL`], unless
+/// another vCPU is printing; what is left waits for this CPU's timer.
+pub fn drain(partition: &Partition) {
+    if !begin_printing(partition) {
+        retry_soon();
+        return;
+    }
+    let now = cpu::counter();
     let mut line = [0u8; MAX_LINE];
-    while budget > 0 {
-        if DRAINING
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return;
-        }
-        let now = cpu::counter();
-        let order = first.into_iter().chain(partitions().iter());
-        for partition in order {
-            while budget > 0 && print_one(partition, &mut line, now) {
-                budget -= 1;
-            }
-        }
-        DRAINING.store(false, Ordering::Release);
-        // A line completed after its partition was looked at would
-        // otherwise wait for the next one.
-        let pending = partitions().iter().any(|p| {
-            p.uart
-                .try_lock()
-                .is_some_and(|uart| p.has_output_at(&uart, now))
-        });
-        if !pending {
-            return;
-        }
+    let mut budget = LINES_PER_CALL;
+    while budget > 0 && print_one(partition, &mut line, now) {
+        budget -= 1;
+    }
+    DRAINING.store(false, Ordering::Release);
+    // Lines beyond the budget, or a buffer its guest held locked: later.
+    let more = partition
+        .uart
+        .try_lock()
+        .is_none_or(|uart| partition.has_output_at(&uart, now));
+    if more {
+        retry_soon();
     }
 }
 
-/// Tessera's timer fired on this CPU, which runs a vCPU of `partition`:
-/// prints the unfinished lines that are due, and sets the timer again for
-/// those still to come (or still waiting, if another CPU was printing).
-pub fn timer_fired(partition: &Partition) {
-    drain(Some(partition));
-    let next = partitions()
+/// Prints everything a partition that stopped left, its unfinished line
+/// too, waiting for the console if another vCPU is printing (the stopping
+/// CPU has no guest to run meanwhile).
+pub fn drain_all(partition: &Partition) {
+    while !begin_printing(partition) {
+        // The event stream ends the wait within about a millisecond.
+        cpu::wait_for_event();
+    }
+    let mut line = [0u8; MAX_LINE];
+    while print_one(partition, &mut line, u64::MAX) {}
+    DRAINING.store(false, Ordering::Release);
+    cpu::send_event();
+}
+
+/// Takes the console for `partition`'s lines, if it is free and no other
+/// partition is waiting for its turn; otherwise marks `partition` waiting.
+fn begin_printing(partition: &Partition) -> bool {
+    let take = || {
+        DRAINING
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    };
+    let waiting = WAITING.load(Ordering::Acquire);
+    if waiting == 0 && take() {
+        return true;
+    }
+    let bit = partitions()
         .iter()
-        .filter_map(|p| p.uart.lock().unfinished_due)
-        .min();
-    if let Some(next) = next {
-        let soonest = cpu::counter().saturating_add(console::ticks_in_ms(RETRY_MS));
-        hyp_timer::fire_by(next.max(soonest));
+        .position(|p| core::ptr::eq(p, partition))
+        .and_then(|index| 1u64.checked_shl(u32::try_from(index).ok()?))
+        .unwrap_or(0);
+    let others_first = waiting & bit == 0 && waiting != 0;
+    if !others_first && take() {
+        WAITING.fetch_and(!bit, Ordering::AcqRel);
+        return true;
+    }
+    WAITING.fetch_or(bit, Ordering::AcqRel);
+    false
+}
+
+/// Makes this CPU's timer fire [`RETRY_MS`] from now (or sooner, if set).
+fn retry_soon() {
+    hyp_timer::fire_by(cpu::counter().saturating_add(console::ticks_in_ms(RETRY_MS)));
+}
+
+/// Tessera's timer fired on this CPU, which runs a vCPU of `partition`:
+/// prints its waiting lines and its unfinished line if that is due, and
+/// sets the timer again for an unfinished line still to come.
+pub fn timer_fired(partition: &Partition) {
+    drain(partition);
+    let due = partition.uart.lock().unfinished_due;
+    // One already due and still there is retried by `drain`.
+    if let Some(due) = due.filter(|&due| due > cpu::counter()) {
+        hyp_timer::fire_by(due);
     }
 }
