@@ -353,14 +353,35 @@ fn show(status: Option<ExitStatus>) -> String {
     status.map_or_else(|| "no exit status".to_owned(), |s| s.to_string())
 }
 
+/// Most pending strings a failure names; a step can expect thousands.
+const DESCRIBED: usize = 5;
+
 fn describe(pending: &[&str]) -> String {
-    let quoted: Vec<String> = pending.iter().map(|p| format!("{p:?}")).collect();
-    quoted.join(" and ")
+    let quoted: Vec<String> = pending
+        .iter()
+        .take(DESCRIBED)
+        .map(|p| format!("{p:?}"))
+        .collect();
+    match pending.len().checked_sub(DESCRIBED) {
+        Some(more) if more > 0 => format!("{} and {more} more", quoted.join(", ")),
+        _ => quoted.join(" and "),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_pending_list_is_cut_short() {
+        assert_eq!(describe(&["a", "b"]), "\"a\" and \"b\"");
+        let many: Vec<String> = (0..1000).map(|n| format!("line {n}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(
+            describe(&many),
+            "\"line 0\", \"line 1\", \"line 2\", \"line 3\", \"line 4\" and 995 more"
+        );
+    }
 
     fn shell(script: &str) -> Command {
         let mut command = Command::new("sh");

@@ -6,6 +6,7 @@
 //! [`Boot`] into a QEMU command line (it owns the tools and build artifacts)
 //! and hands the process to the engine.
 
+mod console;
 pub mod engine;
 mod interrupts;
 pub mod linux;

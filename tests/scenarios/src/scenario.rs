@@ -439,6 +439,7 @@ pub fn all() -> Vec<Scenario> {
     list.extend(raspberry_pi_4());
     list.extend(crate::partitions::all());
     list.extend(crate::passthrough::all());
+    list.extend(crate::console::all());
     list.extend(crate::linux::all());
     list
 }

@@ -17,6 +17,8 @@
 //! - `irq-witness` ([`role_irq_witness`]): listens on every vCPU for
 //!   interrupts it never caused (the `irq` partition's foreign SGIs).
 //! - `ticker` ([`role_ticker`]): `tick N` every few seconds until stopped.
+//! - `chatter` ([`role_chatter`]): a thousand numbered lines as fast as it
+//!   can, then SYSTEM_OFF.
 //! - `hello`: one line and SYSTEM_OFF.
 //! - `pl031`, `pl031-denied` ([`role_passthrough`]): a passed-through PL031
 //!   seen by its partition, and refused to another.
@@ -41,6 +43,8 @@ mod role_a;
 #[cfg(target_os = "none")]
 mod role_b;
 #[cfg(target_os = "none")]
+mod role_chatter;
+#[cfg(target_os = "none")]
 mod role_irq;
 #[cfg(target_os = "none")]
 mod role_irq_witness;
@@ -57,7 +61,9 @@ mod guest {
     use tessera_guest_kit::{bootargs, entry, println, report};
 
     use crate::context::{BootCount, Context};
-    use crate::{role_a, role_b, role_irq, role_irq_witness, role_passthrough, role_ticker};
+    use crate::{
+        role_a, role_b, role_chatter, role_irq, role_irq_witness, role_passthrough, role_ticker,
+    };
 
     entry!(main, secondary_main);
 
@@ -90,6 +96,7 @@ mod guest {
             Some("a") => role_a::run(&context),
             Some("b") => role_b::run(&context),
             Some("ticker") => role_ticker::run(&context),
+            Some("chatter") => role_chatter::run(),
             Some(role_irq::ROLE) => {
                 SECONDARY.store(SECONDARY_IRQ, Ordering::SeqCst);
                 role_irq::run(&context)
@@ -103,14 +110,14 @@ mod guest {
             Some("pl031-denied") => role_passthrough::run_denied(&context),
             Some(other) => {
                 println!(
-                    "test-guest: error: unknown role {other:?} in bootargs {:?} (roles: a, b, irq, irq-witness, ticker, hello, pl031, pl031-denied)",
+                    "test-guest: error: unknown role {other:?} in bootargs {:?} (roles: a, b, chatter, irq, irq-witness, ticker, hello, pl031, pl031-denied)",
                     context.bootargs
                 );
                 Psci::HVC.system_off()
             }
             None => {
                 println!(
-                    "test-guest: error: no role=<name> in /chosen/bootargs {:?} (roles: a, b, irq, irq-witness, ticker, hello, pl031, pl031-denied)",
+                    "test-guest: error: no role=<name> in /chosen/bootargs {:?} (roles: a, b, chatter, irq, irq-witness, ticker, hello, pl031, pl031-denied)",
                     context.bootargs
                 );
                 Psci::HVC.system_off()
