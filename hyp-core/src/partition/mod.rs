@@ -292,6 +292,9 @@ impl Partition {
     /// Loads a fresh copy of the images and starts vCPU 0.
     fn start(&self) {
         let boots = self.boots.fetch_add(1, Ordering::AcqRel) + 1;
+        // What the last boot printed last (its "restarting" line) may still
+        // wait for the console: it goes out before the buffer is reset.
+        output::drain_all(self);
         *self.uart.lock() = Uart::default();
         self.vgic.reset();
         self.quiesce_passthrough_interrupts();

@@ -16,7 +16,7 @@
 //! it has waited [`UNFINISHED_LINE_WAIT_MS`] for its end: Tessera's own
 //! timer fires then.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::{Partition, Uart, partitions};
 use crate::arch::{cpu, hyp_timer};
@@ -30,9 +30,11 @@ pub const UNFINISHED_LINE_WAIT_MS: u64 = 100;
 /// A vCPU that finds another printing tries again this much later.
 pub const RETRY_MS: u64 = 1;
 
-static DRAINING: AtomicBool = AtomicBool::new(false);
-/// Partitions (a bit each, by index) whose vCPU found the console taken:
-/// until they have had their turn, no other partition starts printing.
+/// The partition whose vCPU is printing, as its index + 1 (0: nobody).
+static PRINTING: AtomicUsize = AtomicUsize::new(NOBODY);
+const NOBODY: usize = 0;
+/// Partitions (a bit each, by index) whose vCPU found another partition
+/// printing: until they have had their turn, no other partition starts.
 static WAITING: AtomicU64 = AtomicU64::new(0);
 
 impl Partition {
@@ -62,11 +64,24 @@ impl Partition {
     }
 }
 
+/// How [`print_one`] takes a partition's buffer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    /// Not if its guest holds it: a vCPU never waits for its guest's buffer.
+    Try,
+    /// Waiting for it (a partition that stops or restarts: nothing else to do).
+    Wait,
+}
+
 /// Prints one waiting line of `partition` (or at `now`, a due unfinished
 /// one), if it has one.
-fn print_one(partition: &Partition, line: &mut [u8; MAX_LINE], now: u64) -> bool {
+fn print_one(partition: &Partition, line: &mut [u8; MAX_LINE], now: u64, lock: Lock) -> bool {
+    let uart = match lock {
+        Lock::Try => partition.uart.try_lock(),
+        Lock::Wait => Some(partition.uart.lock()),
+    };
     // Take the line under the lock, print it without.
-    let taken = partition.uart.try_lock().and_then(|mut uart| {
+    let taken = uart.and_then(|mut uart| {
         let partial =
             partition.takes_console_input() || uart.unfinished_due.is_some_and(|due| due <= now);
         let taken = uart.output.take(line, partial)?;
@@ -95,10 +110,10 @@ pub fn drain(partition: &Partition) {
     let now = cpu::counter();
     let mut line = [0u8; MAX_LINE];
     let mut budget = LINES_PER_CALL;
-    while budget > 0 && print_one(partition, &mut line, now) {
+    while budget > 0 && print_one(partition, &mut line, now, Lock::Try) {
         budget -= 1;
     }
-    DRAINING.store(false, Ordering::Release);
+    PRINTING.store(NOBODY, Ordering::Release);
     // Lines beyond the budget, or a buffer its guest held locked: later.
     let more = partition
         .uart
@@ -109,41 +124,48 @@ pub fn drain(partition: &Partition) {
     }
 }
 
-/// Prints everything a partition that stopped left, its unfinished line
-/// too, waiting for the console if another vCPU is printing (the stopping
-/// CPU has no guest to run meanwhile).
+/// Prints everything a partition that stops or restarts left, its
+/// unfinished line too, waiting for the console if another vCPU is
+/// printing (its CPUs have no guest to run meanwhile).
 pub fn drain_all(partition: &Partition) {
     while !begin_printing(partition) {
         // The event stream ends the wait within about a millisecond.
         cpu::wait_for_event();
     }
     let mut line = [0u8; MAX_LINE];
-    while print_one(partition, &mut line, u64::MAX) {}
-    DRAINING.store(false, Ordering::Release);
+    while print_one(partition, &mut line, u64::MAX, Lock::Wait) {}
+    PRINTING.store(NOBODY, Ordering::Release);
     cpu::send_event();
 }
 
 /// Takes the console for `partition`'s lines, if it is free and no other
-/// partition is waiting for its turn; otherwise marks `partition` waiting.
+/// partition is waiting for its turn. If another partition holds the
+/// console, or goes first, marks `partition` waiting; a sibling vCPU
+/// printing the same partition's lines does not count: that is no turn
+/// taken from anyone.
 fn begin_printing(partition: &Partition) -> bool {
-    let take = || {
-        DRAINING
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-    };
-    let waiting = WAITING.load(Ordering::Acquire);
-    if waiting == 0 && take() {
-        return true;
-    }
-    let bit = partitions()
+    let index = partitions()
         .iter()
-        .position(|p| core::ptr::eq(p, partition))
-        .and_then(|index| 1u64.checked_shl(u32::try_from(index).ok()?))
+        .position(|p| core::ptr::eq(p, partition));
+    // Never NOBODY, even for a partition not in the list.
+    let me = index.map_or(usize::MAX, |index| index + 1);
+    let bit = index
+        .and_then(|index| u32::try_from(index).ok())
+        .and_then(|index| 1u64.checked_shl(index))
         .unwrap_or(0);
-    let others_first = waiting & bit == 0 && waiting != 0;
-    if !others_first && take() {
-        WAITING.fetch_and(!bit, Ordering::AcqRel);
-        return true;
+    let waiting = WAITING.load(Ordering::Acquire);
+    let others_first = waiting != 0 && waiting & bit == 0;
+    if !others_first {
+        match PRINTING.compare_exchange(NOBODY, me, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => {
+                if waiting & bit != 0 {
+                    WAITING.fetch_and(!bit, Ordering::AcqRel);
+                }
+                return true;
+            }
+            Err(owner) if owner == me => return false,
+            Err(_) => {}
+        }
     }
     WAITING.fetch_or(bit, Ordering::AcqRel);
     false
@@ -159,9 +181,9 @@ fn retry_soon() {
 /// sets the timer again for an unfinished line still to come.
 pub fn timer_fired(partition: &Partition) {
     drain(partition);
-    let due = partition.uart.lock().unfinished_due;
-    // One already due and still there is retried by `drain`.
-    if let Some(due) = due.filter(|&due| due > cpu::counter()) {
-        hyp_timer::fire_by(due);
+    if let Some(due) = partition.uart.lock().unfinished_due {
+        // Not sooner than a retry: one already due is printed then.
+        let soonest = cpu::counter().saturating_add(console::ticks_in_ms(RETRY_MS));
+        hyp_timer::fire_by(due.max(soonest));
     }
 }
