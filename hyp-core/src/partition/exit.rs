@@ -39,14 +39,21 @@ const ESR_IL: u64 = 1 << 25;
 /// The immediate of a trapped HVC/SMC (ISS[15:0]).
 const ESR_IMM16_MASK: u64 = 0xffff;
 
-/// Takes the physical interrupt that made `vcpu`'s CPU leave its guest (or
-/// woke it while the vCPU is off: the virtual GIC and the UART's FIFO then
-/// hold what arrived until the vCPU runs, or the partition restarts).
-pub fn interrupt(partition: &Partition, vcpu: usize) {
+/// Takes the physical interrupt that made `vcpu`'s CPU leave its guest
+/// (`running`), or woke it while the vCPU is off: the virtual GIC and the
+/// UART's FIFO then hold what arrived until the vCPU runs, or the partition
+/// restarts.
+pub fn interrupt(partition: &Partition, vcpu: usize, running: bool) {
     match gic::take_interrupt() {
-        gic::Taken::Guest(intid) => {
-            partition.vgic.inject(vcpu, intid);
-        }
+        gic::Taken::Guest(intid) => match gic::CpuListRegisters::get() {
+            // The list registers are the vCPU's only while it runs here.
+            Some(mut registers) if running => {
+                partition.vgic.inject_running(vcpu, intid, &mut registers);
+            }
+            _ => {
+                partition.vgic.inject(vcpu, intid);
+            }
+        },
         gic::Taken::ConsoleInput => partition.receive_console_input(vcpu),
         gic::Taken::HypTimer => output::timer_fired(partition),
         gic::Taken::Handled => {}
@@ -69,7 +76,7 @@ pub fn handle(
             | VectorKind::LowerEl32Irq
             | VectorKind::LowerEl32Fiq,
         ) => {
-            interrupt(partition, vcpu);
+            interrupt(partition, vcpu, true);
             Next::Resume
         }
         _ => {

@@ -46,7 +46,7 @@ pub fn run_this_cpu() {
             // never comes back): wait in WFI; CPU_ON, a restart and a
             // crash elsewhere all kick this CPU.
             cpu::wait_for_interrupt();
-            exit::interrupt(partition, index);
+            exit::interrupt(partition, index, false);
         }
         virtualization::prepare(
             partition.stage2_root,

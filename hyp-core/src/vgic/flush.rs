@@ -108,6 +108,25 @@ fn take_back(
     moved
 }
 
+/// Puts `candidate` straight into a free register, unless one holds it
+/// already (an edge during its handling: the caller goes through software
+/// pending state, which merges or waits). Returns whether it went in.
+pub fn insert(registers: &mut impl ListRegisters, candidate: &Candidate) -> bool {
+    let count = registers.count().min(MAX_LIST_REGISTERS);
+    let occupied = !registers.empty();
+    let held = (0..count)
+        .filter(|&i| occupied & (1 << i) != 0)
+        .any(|i| registers.read(i).holds(candidate));
+    if held {
+        return false;
+    }
+    let Some(index) = free(registers, count) else {
+        return false;
+    };
+    registers.write(index, &ListRegister::pending(candidate));
+    true
+}
+
 /// The interrupt is already in register `index`: an edge that arrives
 /// while the guest handles the previous one makes it pending again.
 /// Returns false if it must wait (it can only go in once inactive).

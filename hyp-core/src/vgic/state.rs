@@ -294,6 +294,24 @@ impl VgicState {
             .is_some_and(|irq| self.delivers(vcpu, intid, irq))
     }
 
+    /// `intid` of `vcpu` as a list-register candidate, if it is hardware-
+    /// linked, deliverable to `vcpu` itself once pending, and not pending in
+    /// software already (then it waits its turn there).
+    pub fn hardware_candidate(&self, vcpu: usize, intid: u32) -> Option<Candidate> {
+        let irq = self.irq(vcpu, intid)?;
+        let pending_now = Irq {
+            pending: true,
+            ..*irq
+        };
+        (irq.hw && !irq.pending && self.delivers(vcpu, intid, &pending_now)).then_some(Candidate {
+            intid,
+            priority: irq.priority,
+            group1: irq.group1,
+            hw: true,
+            source: 0,
+        })
+    }
+
     /// Whether `irq` (`intid` of `vcpu`) is deliverable to `vcpu` itself.
     fn delivers(&self, vcpu: usize, intid: u32, irq: &Irq) -> bool {
         irq.pending

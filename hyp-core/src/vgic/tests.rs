@@ -306,6 +306,45 @@ fn the_virtual_timer_is_hardware_linked_and_an_edge_during_handling_pends_again(
 }
 
 #[test]
+fn a_timer_that_fires_while_its_vcpu_runs_goes_straight_into_a_free_list_register() {
+    for version in [GicVersion::V3, GicVersion::V2] {
+        let vgic = gic(version);
+        let mut registers = FakeRegisters::new(version);
+        // Disabled: held in software, not forwarded.
+        vgic.inject_running(0, VIRTUAL_TIMER_INTID, &mut registers);
+        assert_eq!(registers.empty(), 0b1111, "{version:?}: disabled");
+        // Enabled, it comes from software as usual.
+        let enable = private_frame(version, 0, ISENABLER);
+        vgic.write(0, enable, 4, 1 << VIRTUAL_TIMER_INTID);
+        assert_eq!(deliver_all(&vgic, &mut registers), [VIRTUAL_TIMER_INTID]);
+        // Enabled, nothing waiting: in a list register, hardware-linked,
+        // with no fill needed.
+        vgic.inject_running(0, VIRTUAL_TIMER_INTID, &mut registers);
+        assert!(!vgic.needs_flush(0), "{version:?}: no fill");
+        let lr = registers.read(0);
+        assert!(lr.hw && lr.intid == VIRTUAL_TIMER_INTID && lr.state == LrState::Pending);
+        assert_eq!(registers.guest_takes(), Some(VIRTUAL_TIMER_INTID));
+        // More pending than list registers: it waits its turn in software.
+        vgic.write(0, enable, 4, 0xffff);
+        for sgi in 0..16 {
+            match version {
+                GicVersion::V3 => vgic.send_sgi(0, (sgi << 24) | 1),
+                GicVersion::V2 => {
+                    vgic.write(0, Frame::Distributor { offset: 0xf00 }, 4, (1 << 16) | sgi)
+                }
+            };
+        }
+        vgic.flush(0, &mut registers);
+        assert!(vgic.needs_flush(0), "{version:?}: SGIs still waiting");
+        vgic.inject_running(0, VIRTUAL_TIMER_INTID, &mut registers);
+        let mut delivered = deliver_all(&vgic, &mut registers);
+        delivered.sort_unstable();
+        let expected: Vec<u32> = (0..16).chain([VIRTUAL_TIMER_INTID]).collect();
+        assert_eq!(delivered, expected, "{version:?}: each once");
+    }
+}
+
+#[test]
 fn redistributors_identify_their_vcpu_and_wake() {
     let vgic = gic(GicVersion::V3);
     let typer = |vcpu| read(&vgic, vcpu, Frame::Redistributor { vcpu, offset: 8 }, 8);
