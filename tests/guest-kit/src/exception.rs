@@ -82,6 +82,11 @@ impl Trap {
         self.class() == EC_DATA_ABORT
     }
 
+    /// An instruction abort taken at EL1 (a fetch Tessera refuses).
+    pub fn is_instruction_abort(&self) -> bool {
+        self.class() == EC_INSTRUCTION_ABORT
+    }
+
     /// For a data abort: whether FAR holds the faulting address.
     pub fn far_valid(&self) -> bool {
         self.is_data_abort() && self.esr & ESR_DABT_FNV == 0
@@ -229,6 +234,9 @@ __kit_exception_common:
         frame_size = const FRAME_SIZE,
     );
 
+    /// x30, where `blr` leaves its return address.
+    const LINK_REGISTER: usize = 30;
+
     /// The vector entry of an IRQ taken at EL1 on SP_EL1 (the guest runs
     /// at EL1h): handed to [`crate::gic::handle_irq`] once the GIC is set up.
     const VECTOR_CURRENT_SPX_IRQ: u64 = 5;
@@ -236,6 +244,8 @@ __kit_exception_common:
     /// The state of one vCPU's [`catch`] window.
     struct Expectation {
         armed: AtomicBool,
+        /// Resume at x30 (after a `blr`) rather than after the instruction.
+        resume_at_link: AtomicBool,
         taken: AtomicBool,
         esr: AtomicU64,
         far: AtomicU64,
@@ -245,6 +255,7 @@ __kit_exception_common:
         const fn new() -> Expectation {
             Expectation {
                 armed: AtomicBool::new(false),
+                resume_at_link: AtomicBool::new(false),
                 taken: AtomicBool::new(false),
                 esr: AtomicU64::new(0),
                 far: AtomicU64::new(0),
@@ -284,7 +295,21 @@ __kit_exception_common:
     /// default, an `str`, an `hvc` or `smc`): use it around one inline
     /// `asm!` instruction, as [`crate::probe`] and [`crate::smccc::try_call`] do.
     pub fn catch<R>(f: impl FnOnce() -> R) -> (R, Option<Trap>) {
+        catch_with(f, false)
+    }
+
+    /// As [`catch`], around one `blr` to an address whose fetch should
+    /// fault: whatever the exception, execution resumes after the `blr`
+    /// (at the link register).
+    pub fn catch_branch<R>(f: impl FnOnce() -> R) -> (R, Option<Trap>) {
+        catch_with(f, true)
+    }
+
+    fn catch_with<R>(f: impl FnOnce() -> R, resume_at_link: bool) -> (R, Option<Trap>) {
         let expectation = expectation();
+        expectation
+            .resume_at_link
+            .store(resume_at_link, Ordering::SeqCst);
         expectation.taken.store(false, Ordering::SeqCst);
         expectation.armed.store(true, Ordering::SeqCst);
         compiler_fence(Ordering::SeqCst);
@@ -309,7 +334,11 @@ __kit_exception_common:
             expectation.esr.store(esr, Ordering::SeqCst);
             expectation.far.store(far, Ordering::SeqCst);
             expectation.taken.store(true, Ordering::SeqCst);
-            frame.elr = frame.elr.wrapping_add(4);
+            frame.elr = if expectation.resume_at_link.load(Ordering::SeqCst) {
+                frame.x[LINK_REGISTER]
+            } else {
+                frame.elr.wrapping_add(4)
+            };
             return;
         }
         if kind == VECTOR_CURRENT_SPX_IRQ && crate::gic::handle_irq() {

@@ -1,13 +1,14 @@
-//! Single accesses that report a data abort instead of failing the run.
+//! Single accesses that report an abort instead of failing the run.
 //!
-//! Each probe is one 32-bit `ldr` or `str` inside [`crate::exception::catch`]:
-//! if the access aborts, the vectors record ESR and FAR and step over it.
+//! Each probe is one 32-bit `ldr` or `str`, or a `blr`, inside
+//! [`crate::exception::catch`]: if the access aborts, the vectors record ESR
+//! and FAR and step over it (for the `blr`, return to after it).
 //! A guest uses them to check that Tessera refuses what lies outside its
 //! RAM and devices.
 
 use core::arch::asm;
 
-use crate::exception::{Trap, catch};
+use crate::exception::{Trap, catch, catch_branch};
 
 /// What a skipped load leaves in its register: a value a real read of a
 /// refused address is unlikely to return.
@@ -49,6 +50,30 @@ pub unsafe fn probe_write(address: u64, value: u32) -> Result<(), Trap> {
         unsafe {
             asm!("str {value:w}, [{address}]", value = in(reg) value,
                  address = in(reg) address, options(nostack, preserves_flags));
+        }
+    });
+    match trap {
+        None => Ok(()),
+        Some(trap) => Err(trap),
+    }
+}
+
+/// Branches to `address` to fetch an instruction there. `Err` holds the
+/// exception the fetch raised.
+///
+/// # Safety
+///
+/// The fetch must abort: `address` must not hold anything the guest can
+/// execute (a probe for addresses outside its RAM), or whatever is there
+/// runs with the caller's registers.
+pub unsafe fn probe_execute(address: u64) -> Result<(), Trap> {
+    let ((), trap) = catch_branch(|| {
+        // SAFETY: the caller promises the fetch aborts; the vectors then
+        // resume after the `blr` (at x30). Every register the C ABI lets a
+        // callee change is declared clobbered, in case it does not.
+        unsafe {
+            asm!("blr {address}", address = in(reg) address, clobber_abi("C"),
+                 options(nostack));
         }
     });
     match trap {

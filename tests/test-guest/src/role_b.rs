@@ -10,7 +10,7 @@
 use tessera_guest_kit::console::PL011_BASE;
 use tessera_guest_kit::fdt::Region;
 use tessera_guest_kit::memory;
-use tessera_guest_kit::probe::{probe_read, probe_write};
+use tessera_guest_kit::probe::{probe_execute, probe_read, probe_write};
 use tessera_guest_kit::psci::Psci;
 use tessera_guest_kit::report::{self, Outcome};
 use tessera_guest_kit::{ensure, exception::Trap, fail, println};
@@ -87,6 +87,8 @@ fn first_boot(context: &Context) -> ! {
         &mut (0..IPA_LIMIT / GIB).map(|step| step * GIB),
     );
 
+    report::case("execute_outside_ram", || execute_aborts(4 * GIB));
+
     for (round, name) in (1..).zip(RAM_ROUNDS) {
         report::case(name, || ram_round(context, round));
     }
@@ -151,6 +153,29 @@ fn expect_aborts(ram: Region, address: u64) -> Outcome {
     match unsafe { probe_write(address, PROBE_VALUE) } {
         Ok(()) => fail!("write to {address:#x} completed instead of a data abort"),
         Err(trap) => is_abort_at(trap, "write", address),
+    }
+}
+
+/// A branch to `address`, outside everything the partition has, takes an
+/// instruction abort there (Tessera injects it for the stage-2 fault).
+fn execute_aborts(address: u64) -> Outcome {
+    // SAFETY: `address` lies outside the guest's RAM and devices (the
+    // probe_4gib case checks its loads and stores abort), so the fetch
+    // aborts and nothing runs there.
+    match unsafe { probe_execute(address) } {
+        Ok(()) => fail!("a branch to {address:#x} returned instead of an instruction abort"),
+        Err(trap) => {
+            ensure!(
+                trap.is_instruction_abort(),
+                "a branch to {address:#x} raised {trap}, expected an instruction abort"
+            );
+            ensure!(
+                trap.far == address,
+                "the instruction abort at {address:#x} has FAR {:#x}",
+                trap.far
+            );
+            Ok(())
+        }
     }
 }
 
