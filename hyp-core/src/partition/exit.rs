@@ -55,7 +55,10 @@ pub fn interrupt(partition: &Partition, vcpu: usize, running: bool) {
             }
         },
         gic::Taken::ConsoleInput => partition.receive_console_input(vcpu),
-        gic::Taken::HypTimer => output::timer_fired(partition),
+        gic::Taken::HypTimer => {
+            crate::fault_injection::timer_fired();
+            output::timer_fired(partition);
+        }
         gic::Taken::Handled => {}
     }
 }

@@ -418,6 +418,25 @@ pub fn all() -> Vec<Scenario> {
             ),
         ],
     ));
+    // A crash while guests run on other CPUs: they leave their guests and
+    // stop too.
+    let mut while_running = crash(
+        "crash-while-guests-run",
+        "a panic on CPU 0 while partitions run on CPUs 0 and 1: the report, every other CPU stops",
+        "panic-while-running",
+        vec![
+            Step::all(&[
+                "a | ticker: a tick every 1 s",
+                "b | ticker: a tick every 1 s",
+            ]),
+            Step::all(&[
+                "*** TESSERA PANIC on CPU 0 at hyp-core/src/fault_injection.rs:",
+                ": fault injection: /chosen/tessera,fault-injection = \"panic-while-running\" ***",
+            ]),
+        ],
+    );
+    while_running.overlay = Some("tests/overlays/qemu-virt-tickers.dts");
+    list.push(while_running);
     let mut reset = crash(
         "crash-action-reset",
         "tessera,crash-action = \"reset\": the report, then a machine reset",
