@@ -437,6 +437,29 @@ pub fn all() -> Vec<Scenario> {
     );
     while_running.overlay = Some("tests/overlays/qemu-virt-tickers.dts");
     list.push(while_running);
+    // The DTB names a CPU that does not exist (MPIDR 0x7 on a two-CPU
+    // machine): PSCI cannot start it, and the partition given it is refused.
+    let mut offline = halts(
+        "partition-cpu-offline",
+        "a partition's CPU does not come online: said so, and no partition starts",
+        Machine::with(3, 2),
+        Boot::Kernel,
+        vec![DtbEdit::SetCells {
+            path: "/cpus/cpu@1",
+            name: "reg",
+            cells: &[0x7],
+        }],
+        vec![
+            Step::one("1 of 2 CPUs online"),
+            Step::one(
+                "partition b: its CPU with MPIDR 0x7 did not come online; no partition starts",
+            ),
+        ],
+    );
+    offline.overlay = Some("tests/overlays/qemu-virt-tickers.dts");
+    offline.forbidden = forbidden_except(&[" WARN  ", " ERROR "]);
+    offline.forbidden.push(" | ticker:".to_owned());
+    list.push(offline);
     let mut reset = crash(
         "crash-action-reset",
         "tessera,crash-action = \"reset\": the report, then a machine reset",
