@@ -45,15 +45,22 @@ const ESR_IMM16_MASK: u64 = 0xffff;
 /// restarts.
 pub fn interrupt(partition: &Partition, vcpu: usize, running: bool) {
     match gic::take_interrupt() {
-        gic::Taken::Guest(intid) => match gic::CpuListRegisters::get() {
-            // The list registers are the vCPU's only while it runs here.
-            Some(mut registers) if running => {
-                partition.vgic.inject_running(vcpu, intid, &mut registers);
+        gic::Taken::Guest(intid) => {
+            let woken = match gic::CpuListRegisters::get() {
+                // The list registers are the vCPU's only while it runs here.
+                Some(mut registers) if running => {
+                    partition.vgic.inject_running(vcpu, intid, &mut registers)
+                }
+                _ => partition.vgic.inject(vcpu, intid),
+            };
+            // An SPI the guest has just moved to another vCPU may still
+            // arrive here once: that vCPU's CPU must look.
+            if let Some(other) = woken.filter(|&w| w != vcpu)
+                && let Some(target) = partition.vcpus.get(other)
+            {
+                gic::kick(target.physical_mpidr);
             }
-            _ => {
-                partition.vgic.inject(vcpu, intid);
-            }
-        },
+        }
         gic::Taken::ConsoleInput => partition.receive_console_input(vcpu),
         gic::Taken::HypTimer => {
             crate::fault_injection::timer_fired();

@@ -129,6 +129,11 @@ pub fn drain(partition: &Partition) {
 /// printing (its CPUs have no guest to run meanwhile).
 pub fn drain_all(partition: &Partition) {
     while !begin_printing(partition) {
+        // The printer may be a CPU that crashed: then stop here.
+        if crate::smp::stop_requested() {
+            crate::smp::acknowledge_stop();
+            cpu::park();
+        }
         // The event stream ends the wait within about a millisecond.
         cpu::wait_for_event();
     }

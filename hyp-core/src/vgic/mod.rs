@@ -174,17 +174,23 @@ impl Vgic {
     /// on, while it runs there (`registers` are its own). When nothing
     /// else waits for a list register, it goes straight into a free one:
     /// the timer's path, which otherwise makes it pending in software only
-    /// for the next fill to take it out again. Otherwise as [`Self::inject`].
-    pub fn inject_running(&self, vcpu: usize, intid: u32, registers: &mut impl ListRegisters) {
+    /// for the next fill to take it out again. Otherwise as [`Self::inject`],
+    /// whose vCPU to kick it returns.
+    pub fn inject_running(
+        &self,
+        vcpu: usize,
+        intid: u32,
+        registers: &mut impl ListRegisters,
+    ) -> Option<usize> {
         if !self.needs_flush(vcpu) {
             let state = self.state.lock();
             if let Some(candidate) = state.hardware_candidate(vcpu, intid)
                 && flush::insert(registers, &candidate)
             {
-                return;
+                return None;
             }
         }
-        self.inject(vcpu, intid);
+        self.inject(vcpu, intid)
     }
 
     fn raise(&self, vcpus: u8) {

@@ -236,6 +236,9 @@ __kit_exception_common:
 
     /// x30, where `blr` leaves its return address.
     const LINK_REGISTER: usize = 30;
+    /// SPSR_EL1.BTYPE (bits 11:10, FEAT_BTI): the branch type of the
+    /// exception's source.
+    const SPSR_BTYPE: u64 = 0b11 << 10;
 
     /// The vector entry of an IRQ taken at EL1 on SP_EL1 (the guest runs
     /// at EL1h): handed to [`crate::gic::handle_irq`] once the GIC is set up.
@@ -334,11 +337,13 @@ __kit_exception_common:
             expectation.esr.store(esr, Ordering::SeqCst);
             expectation.far.store(far, Ordering::SeqCst);
             expectation.taken.store(true, Ordering::SeqCst);
-            frame.elr = if expectation.resume_at_link.load(Ordering::SeqCst) {
-                frame.x[LINK_REGISTER]
+            if expectation.resume_at_link.load(Ordering::SeqCst) {
+                frame.elr = frame.x[LINK_REGISTER];
+                // The `blr` set BTYPE; the return to after it is no branch.
+                frame.spsr &= !SPSR_BTYPE;
             } else {
-                frame.elr.wrapping_add(4)
-            };
+                frame.elr = frame.elr.wrapping_add(4);
+            }
             return;
         }
         if kind == VECTOR_CURRENT_SPX_IRQ && crate::gic::handle_irq() {
