@@ -182,7 +182,11 @@ impl Vgic {
         intid: u32,
         registers: &mut impl ListRegisters,
     ) -> Option<usize> {
-        if !self.needs_flush(vcpu) {
+        // GICv3 only: on GICv2 (QEMU virt and raspi4b) a second vCPU's
+        // timer interrupt was lost about once in fifteen runs of the
+        // interrupt scenarios with this path, never without it; until that
+        // is understood, GICv2 keeps the fill path.
+        if self.version == GicVersion::V3 && !self.needs_flush(vcpu) {
             let state = self.state.lock();
             if let Some(candidate) = state.hardware_candidate(vcpu, intid)
                 && flush::insert(registers, &candidate)

@@ -307,7 +307,8 @@ fn the_virtual_timer_is_hardware_linked_and_an_edge_during_handling_pends_again(
 
 #[test]
 fn a_timer_that_fires_while_its_vcpu_runs_goes_straight_into_a_free_list_register() {
-    for version in [GicVersion::V3, GicVersion::V2] {
+    // GICv3: the fast path is off on GICv2 (see `Vgic::inject_running`).
+    for version in [GicVersion::V3] {
         let vgic = gic(version);
         let mut registers = FakeRegisters::new(version);
         // Disabled: held in software, not forwarded.

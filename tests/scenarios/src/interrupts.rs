@@ -10,8 +10,10 @@ use crate::scenario::{Boot, End, Interval, Machine, RPI4_DTB, Scenario, Step, fo
 const OVERLAY: &str = "tests/overlays/qemu-virt-interrupts.dts";
 
 /// The `irq` role's cases after the foreign SGIs, in the order it runs them.
-const IRQ_CASES: [&str; 17] = [
+const IRQ_CASES: [&str; 19] = [
     "counter_shared_by_vcpus",
+    "counters_untrapped",
+    "timer_node",
     "timer_deadline",
     "timer_deadline_vcpu1",
     "timer_held_while_disabled",

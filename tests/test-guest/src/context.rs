@@ -97,3 +97,12 @@ impl fmt::Display for BootCount {
         }
     }
 }
+
+/// Up to `N` big-endian cells of a property (the rest ignored).
+pub fn cells<const N: usize>(value: &[u8]) -> heapless::Vec<u32, N> {
+    value
+        .chunks_exact(4)
+        .take(N)
+        .filter_map(|c| c.try_into().ok().map(u32::from_be_bytes))
+        .collect()
+}

@@ -52,6 +52,8 @@ mod role_irq_witness;
 mod role_passthrough;
 #[cfg(target_os = "none")]
 mod role_ticker;
+#[cfg(target_os = "none")]
+mod timer_contract;
 
 #[cfg(target_os = "none")]
 mod guest {

@@ -53,6 +53,7 @@ use tessera_guest_kit::timer::{self, CNTV_CTL_ISTATUS, VIRTUAL_TIMER_INTID};
 use tessera_guest_kit::{ensure, fail, println, time};
 
 use crate::context::Context;
+use crate::timer_contract;
 
 /// The role's name in `role=` and in its `RESULT` line.
 pub const ROLE: &str = "irq";
@@ -334,6 +335,8 @@ pub fn run(context: &Context) -> ! {
     // First, while the witness partition watches.
     report::case("sgi_to_foreign_cores", || sgi_to_foreign_cores(&gic));
     report::case("counter_shared_by_vcpus", counter_shared_by_vcpus);
+    report::case("counters_untrapped", timer_contract::counters_untrapped);
+    report::case("timer_node", || timer_contract::timer_node(&context.fdt));
     report::case("timer_deadline", || judge_timer(0, &measure_timer()));
     report::case("timer_deadline_vcpu1", || {
         ask(Request::TimerDeadlines)?;

@@ -17,7 +17,7 @@ use tessera_guest_kit::psci::Psci;
 use tessera_guest_kit::report::{self, Outcome};
 use tessera_guest_kit::{ensure, fail, println};
 
-use crate::context::Context;
+use crate::context::{Context, cells};
 use crate::pl031_alarm;
 
 /// Where QEMU virt has its PL031, and the guest finds it (IPA = PA).
@@ -107,27 +107,18 @@ fn node(context: &Context) -> Outcome {
         "{PL031_PATH}: compatible does not start with \"arm,pl031\""
     );
     ensure!(
-        cells(property("reg")?) == [0, 0x0901_0000, 0, 0x1000],
+        cells::<4>(property("reg")?) == [0, 0x0901_0000, 0, 0x1000],
         "{PL031_PATH}: reg is not <0x0 0x9010000 0x0 0x1000>"
     );
     ensure!(
-        cells(property("interrupts")?) == [0, 2, 4],
+        cells::<4>(property("interrupts")?) == [0, 2, 4],
         "{PL031_PATH}: interrupts is not <0 2 4> (SPI 2, level high)"
     );
     ensure!(
-        cells(property("interrupt-parent")?) == [GIC_PHANDLE],
+        cells::<4>(property("interrupt-parent")?) == [GIC_PHANDLE],
         "{PL031_PATH}: interrupt-parent is not the guest's GIC (phandle {GIC_PHANDLE})"
     );
     Ok(())
-}
-
-/// Up to four big-endian cells of a property (the rest ignored).
-fn cells(value: &[u8]) -> heapless::Vec<u32, 4> {
-    value
-        .chunks_exact(4)
-        .take(4)
-        .filter_map(|c| c.try_into().ok().map(u32::from_be_bytes))
-        .collect()
 }
 
 /// Four identification registers from `first`, each the byte `expected`.
