@@ -12,7 +12,8 @@ use crate::hw::cpus::MAX_CPUS;
 use crate::hw::gic::{GicRegions, GicVersion};
 use crate::mm::address::to_usize;
 use crate::vgic::VIRTUAL_TIMER_INTID;
-use crate::vgic::flush::ListRegisters;
+use crate::vgic::flush::CpuInterface;
+use crate::vgic::hardware_linked::{PhysicalOp, StateChange};
 use crate::vgic::list_register::{ListRegister, LrState};
 
 /// The GIC, once the boot CPU has set it up.
@@ -243,18 +244,35 @@ pub fn console_input_taken() {
     }
 }
 
-/// This CPU's list registers, as the vGIC fills them.
+/// Applies a change the virtual GIC asks for to a hardware-linked
+/// interrupt: an SGI or PPI of the CPU with MPIDR affinity `mpidr` (on
+/// GICv2 only this CPU's own can be reached, and only it asks), or an SPI.
+pub fn change_physical(mpidr: u64, intid: u32, change: StateChange) {
+    if let Some(gic) = GIC.get()
+        && let Err(error) = gic.change(mpidr, intid, change)
+    {
+        log::warn!("interrupt {intid}: cannot apply {change:?}: {error}");
+    }
+}
+
+/// Applies `op` for the partition whose vCPU `op.vcpu` runs on `mpidr`.
+pub fn apply_physical(op: &PhysicalOp, mpidr: u64) {
+    change_physical(mpidr, op.intid, op.action);
+}
+
+/// This CPU's GIC interface as the vGIC uses it: its list registers, and
+/// the physical state of the hardware-linked interrupts it takes.
 #[derive(Debug)]
-pub struct CpuListRegisters {
+pub struct ThisCpuInterface {
     gic: &'static Gic,
     version: GicVersion,
     count: usize,
 }
 
-impl CpuListRegisters {
-    pub fn get() -> Option<CpuListRegisters> {
+impl ThisCpuInterface {
+    pub fn get() -> Option<ThisCpuInterface> {
         let gic = GIC.get()?;
-        Some(CpuListRegisters {
+        Some(ThisCpuInterface {
             gic,
             version: match gic {
                 Gic::V2(_) => GicVersion::V2,
@@ -271,7 +289,7 @@ impl CpuListRegisters {
     }
 }
 
-impl ListRegisters for CpuListRegisters {
+impl CpuInterface for ThisCpuInterface {
     fn count(&self) -> usize {
         self.count
     }
@@ -288,22 +306,31 @@ impl ListRegisters for CpuListRegisters {
     fn empty(&self) -> u64 {
         self.gic.empty_list_registers()
     }
+
+    fn physical(&mut self, intid: u32, action: StateChange) {
+        change_physical(cpu::mpidr(), intid, action);
+    }
+
+    fn physical_pending(&self, intid: u32) -> bool {
+        self.gic.is_pending(cpu::mpidr(), intid).unwrap_or(false)
+    }
 }
 
 /// Sets this CPU's virtual interface up for a vCPU that starts: empty list
-/// registers, the virtual timer's PPI on.
-pub fn vcpu_starting() {
+/// registers, the virtual timer's PPI on if the guest has it enabled (its
+/// physical enable follows the guest's).
+pub fn vcpu_starting(timer_enabled: bool) {
     let Some(gic) = GIC.get() else { return };
     gic.reset_virtual_interface();
     gic.set_virtual_interface(false);
-    let _ = gic.set_private_enabled(cpu::mpidr(), VIRTUAL_TIMER_INTID, true);
+    let _ = gic.set_private_enabled(cpu::mpidr(), VIRTUAL_TIMER_INTID, timer_enabled);
 }
 
 /// Undoes what a vCPU that stops left in this CPU's GIC: hardware-linked
 /// interrupts still active are deactivated, the list registers emptied and
-/// the virtual timer's PPI turned off.
+/// the virtual timer's PPI turned off, not pending and not active.
 pub fn vcpu_stopped() {
-    let Some(mut registers) = CpuListRegisters::get() else {
+    let Some(mut registers) = ThisCpuInterface::get() else {
         return;
     };
     let gic = registers.gic;
@@ -313,9 +340,12 @@ pub fn vcpu_stopped() {
         if lr.hw && lr.state != LrState::Invalid {
             gic.deactivate(lr.intid);
         }
-        registers.write(index, &ListRegister::decode(registers.version, 0));
+        registers.write(index, &ListRegister::empty());
     }
-    // Fired while the guest had it disabled: dropped but never deactivated.
-    let _ = gic.clear_private_active(cpu::mpidr(), VIRTUAL_TIMER_INTID);
+    // Fired while the guest had it disabled: dropped but never deactivated;
+    // or made pending or active by the guest.
+    for change in [StateChange::ClearPending, StateChange::Deactivate] {
+        let _ = gic.change(cpu::mpidr(), VIRTUAL_TIMER_INTID, change);
+    }
     gic.reset_virtual_interface();
 }

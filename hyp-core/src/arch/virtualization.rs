@@ -5,9 +5,9 @@
 use core::arch::asm;
 
 use aarch64_cpu::registers::{
-    CNTVOFF_EL2, ELR_EL1, ESR_EL1, FAR_EL1, HCR_EL2, ID_AA64ISAR1_EL1, ID_AA64MMFR0_EL1,
-    ID_AA64MMFR1_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, MIDR_EL1, Readable, SCTLR_EL1, SPSR_EL1,
-    VBAR_EL1, VTCR_EL2, VTTBR_EL2, Writeable,
+    CNTV_CTL_EL0, CNTVOFF_EL2, ELR_EL1, ESR_EL1, FAR_EL1, HCR_EL2, ID_AA64ISAR1_EL1,
+    ID_AA64MMFR0_EL1, ID_AA64MMFR1_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, MIDR_EL1, Readable,
+    SCTLR_EL1, SPSR_EL1, VBAR_EL1, VTCR_EL2, VTTBR_EL2, Writeable,
 };
 
 use crate::config::guest_map::IPA_BITS;
@@ -259,6 +259,17 @@ pub fn invalidate_guest_tlbs() {
             options(nostack, preserves_flags)
         );
     }
+}
+
+/// Whether the guest's virtual timer asserts its interrupt: CNTV_CTL_EL0
+/// ENABLE, ISTATUS and not IMASK (Arm ARM D12.8.10; at EL2 without VHE
+/// the register is the guest's).
+#[inline(always)]
+pub fn virtual_timer_line() -> bool {
+    let control = CNTV_CTL_EL0.extract();
+    control.is_set(CNTV_CTL_EL0::ENABLE)
+        && control.is_set(CNTV_CTL_EL0::ISTATUS)
+        && !control.is_set(CNTV_CTL_EL0::IMASK)
 }
 
 /// The guest's VBAR_EL1 (for injecting exceptions).

@@ -18,13 +18,62 @@ const DFSC_TRANSLATION_FAULT: u64 = 0b00_0100;
 const HPFAR_FIPA_SHIFT: u64 = 4;
 const HPFAR_FIPA_MASK: u64 = (1 << 40) - 1;
 
+/// How many bytes one access moves (ISS.SAS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AccessWidth {
+    Byte = 1,
+    Half = 2,
+    Word = 4,
+    Double = 8,
+}
+
+impl AccessWidth {
+    /// Every width, narrowest first.
+    pub const ALL: [AccessWidth; 4] = [
+        AccessWidth::Byte,
+        AccessWidth::Half,
+        AccessWidth::Word,
+        AccessWidth::Double,
+    ];
+
+    /// ISS.SAS: log2 of the size in bytes.
+    fn from_sas(sas: u64) -> AccessWidth {
+        match sas & 0b11 {
+            0 => AccessWidth::Byte,
+            1 => AccessWidth::Half,
+            2 => AccessWidth::Word,
+            _ => AccessWidth::Double,
+        }
+    }
+
+    pub fn bytes(self) -> u32 {
+        self as u32
+    }
+
+    pub fn bits(self) -> u32 {
+        self.bytes() * 8
+    }
+
+    /// The bits an access of this width carries.
+    pub fn mask(self) -> u64 {
+        match self {
+            AccessWidth::Double => u64::MAX,
+            narrower => (1u64 << narrower.bits()) - 1,
+        }
+    }
+
+    /// Whether `offset` is a multiple of the width (natural alignment).
+    pub fn aligns(self, offset: u64) -> bool {
+        offset.is_multiple_of(u64::from(self.bytes()))
+    }
+}
+
 /// One decoded access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MmioAccess {
     /// Guest physical address.
     pub ipa: u64,
-    /// 1, 2, 4 or 8 bytes.
-    pub width: u8,
+    pub width: AccessWidth,
     pub write: bool,
     /// The general-purpose register: 0-30, or 31 for XZR.
     pub register: u8,
@@ -63,7 +112,7 @@ pub fn decode(esr: u64, ipa: u64) -> Result<MmioAccess, NotMmio> {
     let register = ((esr >> ISS_SRT_SHIFT) & 0x1f) as u8;
     Ok(MmioAccess {
         ipa,
-        width: 1 << ((esr >> ISS_SAS_SHIFT) & 0b11),
+        width: AccessWidth::from_sas(esr >> ISS_SAS_SHIFT),
         write: esr & ISS_WNR != 0,
         register,
         sign_extend: esr & ISS_SSE != 0,
@@ -75,12 +124,8 @@ impl MmioAccess {
     /// The value a load puts in its register, from the `width`-byte `value`
     /// the device returned.
     pub fn load_result(&self, value: u64) -> u64 {
-        let bits = u32::from(self.width) * 8;
-        let value = if bits >= 64 {
-            value
-        } else {
-            value & ((1u64 << bits) - 1)
-        };
+        let bits = self.width.bits();
+        let value = value & self.width.mask();
         let extended = if self.sign_extend && bits < 64 {
             let shift = 64 - bits;
             (((value << shift) as i64) >> shift) as u64
@@ -108,7 +153,7 @@ mod tests {
             decode(STR_W3, 0x0900_0000),
             Ok(MmioAccess {
                 ipa: 0x0900_0000,
-                width: 4,
+                width: AccessWidth::Word,
                 write: true,
                 register: 3,
                 sign_extend: false,
@@ -141,7 +186,7 @@ mod tests {
     fn loads_are_sign_extended_and_narrowed_as_the_instruction_says() {
         let ldrsb_x = MmioAccess {
             ipa: 0,
-            width: 1,
+            width: AccessWidth::Byte,
             write: false,
             register: 0,
             sign_extend: true,
@@ -154,7 +199,7 @@ mod tests {
         };
         assert_eq!(ldrsb_w.load_result(0x80), 0xffff_ff80);
         let ldrh = MmioAccess {
-            width: 2,
+            width: AccessWidth::Half,
             sign_extend: false,
             ..ldrsb_x
         };

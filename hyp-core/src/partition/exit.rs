@@ -4,17 +4,16 @@
 
 use log::{debug, warn};
 
-use super::{Partition, calls};
+use super::{Partition, calls, rendezvous};
 use crate::arch::virtualization;
 use crate::config::guest_map::{GUEST_PL011_BASE, GUEST_PL011_SIZE};
 use crate::exception::VectorKind;
 use crate::guest::context::VcpuRegisters;
 use crate::guest::inject::{self, GuestState, Injected};
-use crate::guest::mmio::{self, MmioAccess};
+use crate::guest::mmio::{self, AccessWidth, MmioAccess};
 use crate::guest::pl011;
 use crate::guest::sysreg;
 use crate::vgic::Frame;
-use crate::vgic::flush::{self, Held};
 use crate::{gic, partition::output};
 
 /// What the vCPU does next.
@@ -46,7 +45,7 @@ const ESR_IMM16_MASK: u64 = 0xffff;
 pub fn interrupt(partition: &Partition, vcpu: usize, running: bool) {
     match gic::take_interrupt() {
         gic::Taken::Guest(intid) => {
-            let woken = match gic::CpuListRegisters::get() {
+            let woken = match gic::ThisCpuInterface::get() {
                 // The list registers are the vCPU's only while it runs here.
                 Some(mut registers) if running => {
                     partition.vgic.inject_running(vcpu, intid, &mut registers)
@@ -238,7 +237,7 @@ fn data_abort(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters)
         Err(mmio::NotMmio::NoSyndrome) if gic_frame.is_some() => {
             "an access to the GIC that cannot be emulated (load/store pair, atomic or writeback)"
         }
-        Ok(access) if in_uart && access.width <= 4 => {
+        Ok(access) if in_uart && access.width != AccessWidth::Double => {
             uart_access(partition, vcpu, registers, access);
             skip_instruction(registers);
             return;
@@ -267,6 +266,9 @@ fn data_abort(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters)
 }
 
 /// A single load or store to the emulated distributor or redistributors.
+/// One that reads or changes what other vCPUs' list registers may hold
+/// (pending or active state, an SPI's routing) waits until they have
+/// parked ([`rendezvous`]).
 fn gic_access(
     partition: &Partition,
     vcpu: usize,
@@ -274,21 +276,22 @@ fn gic_access(
     frame: Frame,
     access: MmioAccess,
 ) {
-    let width = u32::from(access.width);
-    let mut held = Held::new();
-    if let Some(mut list_registers) = gic::CpuListRegisters::get() {
-        partition.vgic.take_back(vcpu, &mut list_registers);
-        if !access.write {
-            held = flush::held(&list_registers);
+    let Some(mut interface) = gic::ThisCpuInterface::get() else {
+        return;
+    };
+    let vgic = &partition.vgic;
+    let others = vgic.involved(vcpu, frame, access.width, access.write);
+    let value = registers.get(access.register);
+    let result = rendezvous::with_parked(partition, vcpu, others, &mut interface, |interface| {
+        if access.write {
+            let effects = vgic.write(vcpu, frame, access.width, value, interface);
+            partition.wake(vcpu, &effects);
+            None
+        } else {
+            Some(vgic.read(vcpu, frame, access.width, interface))
         }
-    }
-    if access.write {
-        let effects = partition
-            .vgic
-            .write(vcpu, frame, width, registers.get(access.register));
-        partition.wake(vcpu, &effects);
-    } else {
-        let value = partition.vgic.read(vcpu, frame, width, &held);
+    });
+    if let Some(value) = result {
         registers.set(access.register, access.load_result(value));
     }
 }

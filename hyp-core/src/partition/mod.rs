@@ -16,6 +16,7 @@ mod console_input;
 mod exit;
 mod loader;
 pub mod output;
+mod rendezvous;
 mod vcpu;
 
 pub use build::start_all;
@@ -333,8 +334,16 @@ impl Partition {
     /// (which fills its list registers on its way back into the guest).
     pub fn wake(&self, current: usize, effects: &Effects) {
         for (index, vcpu) in self.vcpus.iter().enumerate() {
-            if index != current && effects.wake & (1 << index) != 0 {
+            if index != current && effects.wake.contains(index) {
                 gic::kick(vcpu.physical_mpidr);
+            }
+        }
+        // Its hardware-linked interrupts' physical state follows the
+        // guest's writes (vgic/hardware_linked.rs): a PPI on the CPU of
+        // the vCPU it belongs to.
+        for op in &effects.physical {
+            if let Some(vcpu) = self.vcpus.get(op.vcpu) {
+                gic::apply_physical(op, vcpu.physical_mpidr);
             }
         }
         // Its passthrough SPIs: the physical GIC follows the guest's

@@ -3,7 +3,7 @@
 
 use core::sync::atomic::Ordering;
 
-use super::{Partition, Power, State, exit, partitions};
+use super::{Partition, Power, State, exit, partitions, rendezvous};
 use crate::arch::{cpu, virtualization};
 use crate::guest::context::VcpuRegisters;
 use crate::{gic, smp};
@@ -47,6 +47,7 @@ pub fn run_this_cpu() {
             // crash elsewhere all kick this CPU.
             cpu::wait_for_interrupt();
             exit::interrupt(partition, index, false);
+            rendezvous::serve(partition, index, None);
         }
         virtualization::prepare(
             partition.stage2_root,
@@ -55,9 +56,13 @@ pub fn run_this_cpu() {
             partition.plan.config.pmu_el2_events,
             partition.counter_offset.load(Ordering::Acquire),
         );
-        gic::vcpu_starting();
+        gic::vcpu_starting(
+            partition
+                .vgic
+                .private_enabled(index, crate::vgic::VIRTUAL_TIMER_INTID),
+        );
         partition.claim_console_input(index);
-        let mut list_registers = gic::CpuListRegisters::get();
+        let mut interface = gic::ThisCpuInterface::get();
         let mut underflow = false;
         if index == 0 {
             // A fresh start: nothing cached from the previous boot may survive.
@@ -74,18 +79,25 @@ pub fn run_this_cpu() {
                 smp::acknowledge_stop();
                 cpu::park();
             }
-            if partition.vgic.needs_flush(index)
-                && let Some(registers) = list_registers.as_mut()
-            {
-                let waiting = partition.vgic.flush(index, registers);
+            let Some(interface) = interface.as_mut() else {
+                break;
+            };
+            rendezvous::serve(partition, index, Some(&mut *interface));
+            if partition.vgic.needs_flush(index) {
+                let waiting = partition.vgic.flush(index, interface);
                 if waiting != underflow {
-                    registers.set_underflow(waiting);
+                    interface.set_underflow(waiting);
                     underflow = waiting;
                 }
             }
             // SAFETY: `prepare` set this CPU up for the partition: its own
             // stage-2 tables and VMID, and the traps of docs/partitions.md.
             let vector = unsafe { crate::arch::run_guest(&mut registers) };
+            // The timer interrupt is level-sensitive: what its line no
+            // longer asserts is withdrawn before the exit is handled.
+            partition
+                .vgic
+                .sample_timer(index, virtualization::virtual_timer_line(), interface);
             if exit::handle(partition, index, &mut registers, vector) == exit::Next::Off {
                 break;
             }

@@ -2,11 +2,16 @@
 //! SGI frame share (IHI 0069H §12.9, IHI 0048B §4.3): one bit, two bits or
 //! one byte per INTID. An interrupt the partition does not own reads as 0
 //! and ignores writes.
+//!
+//! The pending and active banks act on the whole state in software: the
+//! caller has taken the list registers back first.
 
+use crate::guest::mmio::AccessWidth;
 use crate::hw::gic::GicVersion;
 
-use super::list_register::{ListRegister, LrState};
-use super::state::{NO_TARGET, PRIORITY_MASK, PRIVATE_COUNT, SGI_COUNT, VgicState};
+use super::VIRTUAL_TIMER_INTID;
+use super::hardware_linked::{self, PhysicalOps};
+use super::state::{NO_TARGET, PRIORITY_MASK, PRIVATE_COUNT, SGI_COUNT, VcpuSet, VgicState};
 
 /// Offsets of the banks (same in GICD and in GICR's SGI_base frame).
 pub const IGROUPR: u32 = 0x080;
@@ -25,22 +30,22 @@ const BIT_BANK_SIZE: u32 = 0x80;
 /// GICD_ICFGR: bit 1 of each two-bit field is "edge-triggered".
 const ICFGR_EDGE: u32 = 0b10;
 
-/// What a register write asks the hypervisor to do beyond the state.
+/// What a register access asks the hypervisor to do beyond the state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Effects {
-    /// vCPUs with an interrupt newly deliverable (bit per vCPU).
-    pub wake: u8,
+    /// vCPUs with an interrupt newly deliverable.
+    pub wake: VcpuSet,
     /// Hardware-linked SPIs whose physical enable or routing must follow:
     /// (INTID, enabled, target vCPU).
     pub hardware: heapless::Vec<(u32, bool, u8), 32>,
+    /// Changes to hardware-linked interrupts' physical state.
+    pub physical: PhysicalOps,
 }
 
 impl Effects {
-    fn wake(&mut self, vcpu: Option<usize>) {
+    pub fn wake(&mut self, vcpu: Option<usize>) {
         if let Some(vcpu) = vcpu {
-            self.wake |= 1u8
-                .checked_shl(u32::try_from(vcpu).unwrap_or(8))
-                .unwrap_or(0);
+            self.wake.insert(vcpu);
         }
     }
 
@@ -49,6 +54,7 @@ impl Effects {
             return;
         }
         if let Some(irq) = state.irq(vcpu, intid).filter(|irq| irq.hw) {
+            // One per SPI of a 32-bit access: never full.
             let _ = self.hardware.push((intid, irq.enabled, irq.target));
         }
     }
@@ -64,6 +70,8 @@ pub struct View {
     pub private: bool,
     /// SPIs are reachable here (false in a redistributor).
     pub shared: bool,
+    /// That vCPU's virtual timer output, as last sampled.
+    pub timer_line: bool,
 }
 
 impl View {
@@ -76,11 +84,9 @@ impl View {
     }
 }
 
-/// Reads `width` bytes at bank offset `offset`. `held` is what the
-/// reading vCPU's list registers hold when the read is for it (its
-/// interrupts' active state lives there, and pending while active); for
-/// another vCPU it is empty.
-pub fn read(state: &VgicState, view: View, offset: u32, width: u32, held: &[ListRegister]) -> u32 {
+/// Reads `width` bytes at bank offset `offset`.
+pub fn read(state: &VgicState, view: View, offset: u32, width: AccessWidth) -> u32 {
+    let single = state.vcpus() == 1;
     let mut value = 0u32;
     for (intid, shift, bits) in fields(offset, width) {
         if !view.reaches(intid) {
@@ -89,42 +95,50 @@ pub fn read(state: &VgicState, view: View, offset: u32, width: u32, held: &[List
         let Some(irq) = state.irq(view.vcpu, intid) else {
             continue;
         };
-        let listed =
-            |is: fn(LrState) -> bool| held.iter().any(|lr| lr.intid == intid && is(lr.state));
         let field = match bank(offset) {
             IGROUPR => u32::from(irq.group1),
             ISENABLER | ICENABLER => u32::from(irq.enabled),
-            ISPENDR | ICPENDR => u32::from(irq.pending || listed(LrState::is_pending)),
-            ISACTIVER | ICACTIVER => u32::from(listed(LrState::is_active)),
+            ISPENDR | ICPENDR => u32::from(
+                irq.pending
+                    || irq.latched
+                    || (intid == VIRTUAL_TIMER_INTID && irq.hw && view.timer_line),
+            ),
+            ISACTIVER | ICACTIVER => u32::from(irq.active),
             IPRIORITYR => u32::from(irq.priority),
+            // A uniprocessor GICv2's target registers are RAZ/WI (IHI
+            // 0048B §4.3.12).
+            ITARGETSR if single => 0,
             ITARGETSR if intid < PRIVATE_COUNT => 1 << view.vcpu,
-            ITARGETSR if irq.target == NO_TARGET => 0,
-            ITARGETSR => 1 << irq.target,
+            ITARGETSR => u32::try_from(irq.routing & 0xff).unwrap_or(0),
             ICFGR if irq.edge => ICFGR_EDGE,
             _ => 0,
         };
-        value |= (field & ((1 << bits) - 1)) << shift;
+        value |= (field & field_mask(bits)) << shift;
     }
     value
 }
 
-/// Writes `width` bytes of `value` at bank offset `offset`.
+/// Writes `width` bytes of `value` at bank offset `offset`, as `writer`.
 pub fn write(
     state: &mut VgicState,
     view: View,
     offset: u32,
-    width: u32,
+    width: AccessWidth,
     value: u32,
     effects: &mut Effects,
 ) {
-    let vcpus = state.vcpus();
+    let which = bank(offset);
+    let v2 = state.version == GicVersion::V2;
     for (intid, shift, bits) in fields(offset, width) {
         if !view.reaches(intid) || !state.owns(intid) {
             continue;
         }
-        let field = (value >> shift) & ((1 << bits) - 1);
-        let which = bank(offset);
+        let field = (value >> shift) & field_mask(bits);
         let set = field != 0;
+        let hw = state.irq(view.vcpu, intid).is_some_and(|irq| irq.hw);
+        // GICv2 SGIs are made pending and cleared through
+        // GICD_SPENDSGIR/CPENDSGIR instead (IHI 0048B §4.3.7-8).
+        let v2_sgi = v2 && intid < SGI_COUNT;
         match which {
             IGROUPR => {
                 if let Some(irq) = state.irq_mut(view.vcpu, intid) {
@@ -132,41 +146,46 @@ pub fn write(
                 }
             }
             ISENABLER | ICENABLER if set => {
-                let enable = which == ISENABLER;
-                if let Some(irq) = state.irq_mut(view.vcpu, intid) {
-                    irq.enabled = enable;
-                }
-                effects.hardware(state, view.vcpu, intid);
-                if enable && state.irq(view.vcpu, intid).is_some_and(|irq| irq.pending) {
-                    effects.wake(state.pending_destination(view.vcpu, intid));
-                }
-                if !enable {
-                    // It may wait in that vCPU's list registers: its next
-                    // flush takes it back.
-                    effects.wake(state.destination(view.vcpu, intid));
-                }
+                enable(state, view.vcpu, intid, which == ISENABLER, effects)
             }
-            // GICv2 SGIs are made pending through GICD_SPENDSGIR instead.
-            ISPENDR if set && (intid >= SGI_COUNT || state.version == GicVersion::V3) => {
-                let woken = state.set_pending(view.vcpu, intid, view.vcpu);
+            ISPENDR if set && !v2_sgi => {
+                let woken = if hw {
+                    hardware_linked::set_pending(state, view.vcpu, intid, &mut effects.physical)
+                } else {
+                    state.set_pending(view.vcpu, intid, view.vcpu)
+                };
                 effects.wake(woken);
             }
-            ICPENDR if set => state.clear_pending(view.vcpu, intid),
+            ICPENDR if set && !v2_sgi => {
+                if hw {
+                    hardware_linked::clear_pending(state, view.vcpu, intid, &mut effects.physical);
+                } else {
+                    state.clear_pending(view.vcpu, intid);
+                }
+            }
+            ISACTIVER | ICACTIVER if set => {
+                let active = which == ISACTIVER;
+                if hw {
+                    hardware_linked::set_active(
+                        state,
+                        view.vcpu,
+                        intid,
+                        active,
+                        &mut effects.physical,
+                    );
+                } else {
+                    state.set_active(view.vcpu, intid, view.vcpu, active);
+                }
+                // Listed again by its vCPU's next flush.
+                effects.wake(state.destination(view.vcpu, intid));
+            }
             IPRIORITYR => {
                 if let Some(irq) = state.irq_mut(view.vcpu, intid) {
                     irq.priority = u8::try_from(field).unwrap_or(0) & PRIORITY_MASK;
                 }
             }
-            ITARGETSR if intid >= PRIVATE_COUNT => {
-                // The first listed vCPU that exists receives it.
-                let target = (0..vcpus.min(8))
-                    .find(|&v| field & (1 << v) != 0)
-                    .map_or(NO_TARGET, |v| u8::try_from(v).unwrap_or(NO_TARGET));
-                if let Some(irq) = state.irq_mut(view.vcpu, intid) {
-                    irq.target = target;
-                }
-                effects.hardware(state, view.vcpu, intid);
-                effects.wake(state.pending_destination(view.vcpu, intid));
+            ITARGETSR if intid >= PRIVATE_COUNT && state.vcpus() > 1 => {
+                retarget_v2(state, view.vcpu, intid, field, effects);
             }
             // SGIs are always edge-triggered and PPIs' trigger is fixed.
             ICFGR if intid >= PRIVATE_COUNT => {
@@ -174,15 +193,53 @@ pub fn write(
                     irq.edge = field & ICFGR_EDGE != 0;
                 }
             }
-            // Active state is the list registers' (the guest ends it with
-            // its EOI or DIR): GICD_I[SC]ACTIVER writes are ignored.
             _ => {}
         }
     }
 }
 
+/// GICD_I[SC]ENABLER for `intid`.
+fn enable(state: &mut VgicState, vcpu: usize, intid: u32, enable: bool, effects: &mut Effects) {
+    let Some(irq) = state.irq_mut(vcpu, intid) else {
+        return;
+    };
+    irq.enabled = enable;
+    if irq.hw {
+        hardware_linked::follow_enable(vcpu, intid, enable, &mut effects.physical);
+    }
+    effects.hardware(state, vcpu, intid);
+    if enable {
+        effects.wake(state.pending_destination(vcpu, intid));
+    } else {
+        // It may wait in that vCPU's list registers: its next flush takes
+        // it back.
+        effects.wake(state.destination(vcpu, intid));
+    }
+}
+
+/// GICD_ITARGETSR of an SPI: the CPU bitmap, masked to the partition's
+/// vCPUs, reads back as written; the SPI goes to the lowest vCPU listed.
+fn retarget_v2(state: &mut VgicState, vcpu: usize, intid: u32, field: u32, effects: &mut Effects) {
+    let listed = VcpuSet::from_bits(u16::try_from(field & 0xff).unwrap_or(0))
+        .intersection(state.all_vcpus());
+    let target = listed
+        .lowest()
+        .and_then(|v| u8::try_from(v).ok())
+        .unwrap_or(NO_TARGET);
+    if let Some(irq) = state.irq_mut(vcpu, intid) {
+        irq.routing = u64::from(listed.bits());
+        irq.target = target;
+    }
+    effects.hardware(state, vcpu, intid);
+    effects.wake(state.pending_destination(vcpu, intid));
+}
+
+fn field_mask(bits: u32) -> u32 {
+    1u32.checked_shl(bits).map_or(u32::MAX, |bit| bit - 1)
+}
+
 /// The bank an offset falls in.
-fn bank(offset: u32) -> u32 {
+pub fn bank(offset: u32) -> u32 {
     if offset < IPRIORITYR {
         offset & !(BIT_BANK_SIZE - 1)
     } else if offset < ITARGETSR {
@@ -195,17 +252,18 @@ fn bank(offset: u32) -> u32 {
 }
 
 /// (INTID, bit shift in the value, field width in bits) for each INTID an
-/// access of `width` bytes at `offset` covers.
-fn fields(offset: u32, width: u32) -> impl Iterator<Item = (u32, u32, u32)> {
+/// access of `width` bytes (at most 4: the banks are 32-bit registers) at
+/// `offset` covers.
+pub fn fields(offset: u32, width: AccessWidth) -> impl Iterator<Item = (u32, u32, u32)> {
     let start = bank(offset);
-    let byte = offset - start;
+    let byte = offset.saturating_sub(start);
     let (first, per_byte, bits) = match start {
         IGROUPR..IPRIORITYR => (byte * 8, 8, 1),
         IPRIORITYR | ITARGETSR => (byte, 1, 8),
         _ => (byte * 4, 4, 2),
     };
     let count = if (IGROUPR..BANKS_END).contains(&offset) {
-        width * per_byte
+        width.bytes().min(4) * per_byte
     } else {
         0
     };

@@ -2,11 +2,13 @@
 //! routing always on and a single security state (IHI 0069H §12.9), or
 //! GICv2's with banked SGI/PPI registers (IHI 0048B §4.3).
 
-use super::banks::{self, BANKS_END, Effects, IGROUPR, View};
-use super::list_register::ListRegister;
+use crate::guest::mmio::AccessWidth;
+use crate::hw::gic::GicVersion;
+
+use super::banks::{self, Effects, ICFGR, IGROUPR, IPRIORITYR, ITARGETSR, View};
+use super::register_table::{Row, Widths, lookup};
 use super::sgi;
 use super::state::{NO_TARGET, PRIVATE_COUNT, SGI_COUNT, VgicState};
-use crate::hw::gic::GicVersion;
 
 /// Size of the distributor frame the guest sees.
 pub const GICD_SIZE_V3: u64 = 0x1_0000;
@@ -19,10 +21,12 @@ const GICD_IIDR: u32 = 0x008;
 const GICD_SGIR: u32 = 0xf00;
 const GICD_CPENDSGIR: u32 = 0xf10;
 const GICD_SPENDSGIR: u32 = 0xf20;
-const SGI_PENDING_END: u32 = 0xf30;
-/// GICv3: GICD_IROUTER<n>, 8 bytes per SPI from INTID 32.
+/// Bytes of GICD_CPENDSGIR<n> (and of SPENDSGIR<n>): one per SGI.
+const SGI_PENDING_SIZE: u32 = 0x10;
+/// GICv3: GICD_IROUTER<n>, 8 bytes per INTID (SPIs only: from INTID 32).
 const GICD_IROUTER: u32 = 0x6000;
-const GICD_IROUTER_END: u32 = 0x8000;
+const GICD_IROUTER_SIZE: u32 = 0x2000;
+const IROUTER_BYTES: u32 = 8;
 /// Peripheral ID 2: ArchRev in bits [7:4] (GICv3 at 0xffe8, GICv2 0xfe8).
 const GICD_PIDR2_V3: u32 = 0xffe8;
 const GICD_PIDR2_V2: u32 = 0xfe8;
@@ -35,49 +39,168 @@ pub const IIDR_ARM: u32 = 0x43b;
 const CTLR_GROUP_ENABLES: u32 = 0b11;
 const CTLR_ARE: u32 = 1 << 4;
 const CTLR_DS: u32 = 1 << 6;
-/// GICD_TYPER: ITLinesNumber [4:0], CPUNumber [7:5], IDbits [23:19].
+/// GICD_TYPER: ITLinesNumber [4:0], CPUNumber [7:5], IDbits [23:19],
+/// No1N (25: no 1-of-N SPI routing, as QEMU's GICv3 says too).
 const TYPER_CPU_NUMBER_SHIFT: u32 = 5;
 const TYPER_ID_BITS_SHIFT: u32 = 19;
+const TYPER_NO1N: u32 = 1 << 25;
 /// INTIDs of 10 bits (IDbits holds the count minus one).
 const TYPER_ID_BITS: u32 = 9;
-/// GICD_IROUTER: Aff0 [7:0]; Interrupt_Routing_Mode (bit 31).
-const IROUTER_AFF0_MASK: u64 = 0xff;
-const IROUTER_UPPER_AFFINITY: u64 = 0xff_00ff_ff00;
-const IROUTER_IRM: u64 = 1 << 31;
+/// GICD_IROUTER: Aff3 [39:32] and Aff2.Aff1.Aff0 [23:0] read back; IRM
+/// (bit 31) is RES0 since GICD_TYPER.No1N is set, as are the rest.
+const IROUTER_AFFINITY: u64 = 0xff_00ff_ffff;
+const IROUTER_AFF0: u64 = 0xff;
 
-fn view(state: &VgicState, vcpu: usize) -> View {
+/// What a distributor offset holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Register {
+    Ctlr,
+    Typer,
+    Iidr,
+    /// GICD_IGROUPR to GICD_ICFGR ([`banks`]).
+    Bank,
+    Sgir,
+    SgiPending,
+    Irouter,
+    Pidr2,
+}
+
+/// The registers both versions have, by offset, with the widths each
+/// takes.
+const REGISTERS: [Row<Register>; 6] = [
+    Row::new(GICD_CTLR, 4, Widths::WORD, Register::Ctlr),
+    Row::new(GICD_TYPER, 4, Widths::WORD, Register::Typer),
+    Row::new(GICD_IIDR, 4, Widths::WORD, Register::Iidr),
+    Row::new(IGROUPR, IPRIORITYR - IGROUPR, Widths::WORD, Register::Bank),
+    Row::new(
+        IPRIORITYR,
+        ITARGETSR - IPRIORITYR,
+        Widths::WORD_OR_BYTE,
+        Register::Bank,
+    ),
+    Row::new(
+        ICFGR,
+        banks::BANKS_END - ICFGR,
+        Widths::WORD,
+        Register::Bank,
+    ),
+];
+
+/// GICv3's own (GICD_ITARGETSR is RES0 with affinity routing: no row).
+const REGISTERS_V3: [Row<Register>; 2] = [
+    Row::new(
+        GICD_IROUTER,
+        GICD_IROUTER_SIZE,
+        Widths::WORD_OR_DOUBLE,
+        Register::Irouter,
+    ),
+    Row::new(GICD_PIDR2_V3, 4, Widths::WORD, Register::Pidr2),
+];
+
+/// GICv2's own.
+const REGISTERS_V2: [Row<Register>; 4] = [
+    Row::new(
+        ITARGETSR,
+        ICFGR - ITARGETSR,
+        Widths::WORD_OR_BYTE,
+        Register::Bank,
+    ),
+    Row::new(GICD_SGIR, 4, Widths::WORD, Register::Sgir),
+    Row::new(
+        GICD_CPENDSGIR,
+        2 * SGI_PENDING_SIZE,
+        Widths::WORD_OR_BYTE,
+        Register::SgiPending,
+    ),
+    Row::new(GICD_PIDR2_V2, 4, Widths::WORD, Register::Pidr2),
+];
+
+fn register(version: GicVersion, offset: u32, width: AccessWidth) -> Option<Register> {
+    lookup(&REGISTERS, offset, width).or_else(|| match version {
+        GicVersion::V3 => lookup(&REGISTERS_V3, offset, width),
+        GicVersion::V2 => lookup(&REGISTERS_V2, offset, width),
+    })
+}
+
+/// Whether an access of `width` at `offset` acts on pending or active
+/// state, or on routing: the caller gives the access the whole state
+/// (list registers taken back, other vCPUs' too where they hold it).
+pub fn needs_whole_state(version: GicVersion, offset: u32, width: AccessWidth) -> bool {
+    matches!(
+        register(version, offset, width),
+        Some(Register::Bank | Register::SgiPending | Register::Irouter)
+    )
+}
+
+/// The INTIDs an access covers whose state it reads or changes through
+/// other vCPUs' list registers: those of the pending and active banks, and
+/// the SPIs whose routing a write changes.
+pub fn covered(version: GicVersion, offset: u32, width: AccessWidth, write: bool) -> Coverage {
+    match register(version, offset, width) {
+        Some(Register::Bank) => match banks::bank(offset) {
+            banks::ISPENDR | banks::ICPENDR | banks::ISACTIVER | banks::ICACTIVER => Coverage::Bank,
+            ITARGETSR if write => Coverage::Bank,
+            _ => Coverage::None,
+        },
+        Some(Register::Irouter) if write => Coverage::Router(router_intid(offset)),
+        _ => Coverage::None,
+    }
+}
+
+/// See [`covered`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    None,
+    /// Every INTID the bank fields of the access name.
+    Bank,
+    /// One SPI, by INTID.
+    Router(u32),
+}
+
+fn view(state: &VgicState, vcpu: usize, timer_line: bool) -> View {
     View {
         vcpu,
         // GICv3 with ARE: SGIs and PPIs live in the redistributors.
         private: state.version == GicVersion::V2,
         shared: true,
+        timer_line,
     }
 }
 
-/// A read of `width` bytes at `offset` in the distributor by `vcpu`, whose
-/// list registers hold `held`.
-pub fn read(state: &VgicState, vcpu: usize, offset: u32, width: u32, held: &[ListRegister]) -> u64 {
+/// A read of `width` bytes at `offset` in the distributor by `vcpu`.
+pub fn read(
+    state: &VgicState,
+    vcpu: usize,
+    offset: u32,
+    width: AccessWidth,
+    timer_line: bool,
+) -> u64 {
+    let Some(register) = register(state.version, offset, width) else {
+        return 0;
+    };
     let v3 = state.version == GicVersion::V3;
-    let value = match offset {
-        GICD_CTLR if v3 => u32::from(state.group_enables) | CTLR_ARE | CTLR_DS,
-        GICD_CTLR => u32::from(state.group_enables),
-        GICD_TYPER => {
+    let value = match register {
+        Register::Ctlr if v3 => u32::from(state.group_enables) | CTLR_ARE | CTLR_DS,
+        Register::Ctlr => u32::from(state.group_enables),
+        Register::Typer => {
             let lines = state.lines() / 32 - 1;
             let cpus = u32::try_from(state.vcpus().saturating_sub(1)).unwrap_or(0);
-            let id_bits = if v3 {
-                TYPER_ID_BITS << TYPER_ID_BITS_SHIFT
+            let v3_bits = if v3 {
+                (TYPER_ID_BITS << TYPER_ID_BITS_SHIFT) | TYPER_NO1N
             } else {
                 0
             };
-            lines | (cpus << TYPER_CPU_NUMBER_SHIFT) | id_bits
+            // CPUNumber is 3 bits: 8 and more vCPUs read as 7 (GICv3 with
+            // affinity routing only; GICv2 has at most 8).
+            lines | (cpus.min(7) << TYPER_CPU_NUMBER_SHIFT) | v3_bits
         }
-        GICD_IIDR => IIDR_ARM,
-        IGROUPR..BANKS_END => banks::read(state, view(state, vcpu), offset, width, held),
-        GICD_CPENDSGIR..SGI_PENDING_END if !v3 => sgi_pending(state, vcpu, offset, width),
-        GICD_IROUTER..GICD_IROUTER_END if v3 => return router(state, offset),
-        GICD_PIDR2_V3 if v3 => PIDR2_V3,
-        GICD_PIDR2_V2 if !v3 => PIDR2_V2,
-        _ => 0,
+        Register::Iidr => IIDR_ARM,
+        Register::Bank => banks::read(state, view(state, vcpu, timer_line), offset, width),
+        Register::SgiPending => sgi_pending(state, vcpu, offset, width),
+        Register::Irouter => return router(state, offset, width),
+        Register::Pidr2 if v3 => PIDR2_V3,
+        Register::Pidr2 => PIDR2_V2,
+        Register::Sgir => 0,
     };
     u64::from(value)
 }
@@ -87,33 +210,41 @@ pub fn write(
     state: &mut VgicState,
     vcpu: usize,
     offset: u32,
-    width: u32,
+    width: AccessWidth,
     value: u64,
     effects: &mut Effects,
 ) {
-    let v3 = state.version == GicVersion::V3;
+    let Some(register) = register(state.version, offset, width) else {
+        return;
+    };
     let word = u32::try_from(value & u64::from(u32::MAX)).unwrap_or(0);
-    match offset {
-        GICD_CTLR => {
+    match register {
+        Register::Ctlr => {
             state.group_enables = u8::try_from(word & CTLR_GROUP_ENABLES).unwrap_or(0);
             for target in 0..state.vcpus() {
                 if state.has_deliverable(target) {
-                    effects.wake |= 1 << target;
+                    effects.wake.insert(target);
                 }
             }
         }
-        IGROUPR..BANKS_END => {
-            banks::write(state, view(state, vcpu), offset, width, word, effects);
+        Register::Bank => {
+            // The timer line only matters to reads.
+            banks::write(
+                state,
+                view(state, vcpu, false),
+                offset,
+                width,
+                word,
+                effects,
+            );
         }
-        GICD_SGIR if !v3 => {
+        Register::Sgir => {
             let request = sgi::from_sgir(word, vcpu, state.vcpus());
             send_sgi(state, vcpu, request, effects);
         }
-        GICD_CPENDSGIR..SGI_PENDING_END if !v3 => {
-            set_sgi_pending(state, vcpu, offset, width, word, effects);
-        }
-        GICD_IROUTER..GICD_IROUTER_END if v3 => set_router(state, offset, value, effects),
-        _ => {}
+        Register::SgiPending => set_sgi_pending(state, vcpu, offset, width, word, effects),
+        Register::Irouter => set_router(state, offset, width, value, effects),
+        Register::Typer | Register::Iidr | Register::Pidr2 => {}
     }
 }
 
@@ -124,23 +255,24 @@ pub fn send_sgi(
     request: sgi::SgiRequest,
     effects: &mut Effects,
 ) {
-    for target in 0..state.vcpus() {
-        if request.targets & (1 << target) != 0 {
-            let woken = state.set_pending(target, request.intid, sender);
-            if let Some(woken) = woken {
-                effects.wake |= 1 << woken;
-            }
-        }
+    for target in request.targets.iter() {
+        let woken = state.set_pending(target, request.intid, sender);
+        effects.wake(woken);
     }
 }
 
+/// The first SGI a GICD_[CS]PENDSGIR access covers.
+fn first_sgi(offset: u32) -> u32 {
+    offset.saturating_sub(GICD_CPENDSGIR) % SGI_PENDING_SIZE
+}
+
 /// GICD_[CS]PENDSGIR: one byte per SGI, one bit per source vCPU.
-fn sgi_pending(state: &VgicState, vcpu: usize, offset: u32, width: u32) -> u32 {
-    let first = (offset - GICD_CPENDSGIR) % 0x10;
+fn sgi_pending(state: &VgicState, vcpu: usize, offset: u32, width: AccessWidth) -> u32 {
+    let first = first_sgi(offset);
     let Some(bank) = state.private(vcpu) else {
         return 0;
     };
-    (0..width)
+    (0..width.bytes().min(4))
         .filter_map(|i| {
             let sources = bank.sgi_sources.get((first + i) as usize)?;
             Some(u32::from(*sources) << (8 * i))
@@ -152,68 +284,105 @@ fn set_sgi_pending(
     state: &mut VgicState,
     vcpu: usize,
     offset: u32,
-    width: u32,
+    width: AccessWidth,
     value: u32,
     effects: &mut Effects,
 ) {
     let set = offset >= GICD_SPENDSGIR;
-    let first = (offset - GICD_CPENDSGIR) % 0x10;
-    for i in 0..width {
+    let first = first_sgi(offset);
+    for i in 0..width.bytes().min(4) {
         let intid = first + i;
         let sources = (value >> (8 * i)) & 0xff;
         if intid >= SGI_COUNT || sources == 0 {
             continue;
         }
         if set {
-            for source in (0..8).filter(|s| sources & (1 << s) != 0) {
-                if let Some(woken) = state.set_pending(vcpu, intid, source) {
-                    effects.wake |= 1 << woken;
-                }
+            for source in (0..state.vcpus()).filter(|s| sources & (1 << s) != 0) {
+                effects.wake(state.set_pending(vcpu, intid, source));
             }
-        } else {
-            state.clear_pending(vcpu, intid);
+        } else if let Some(bank) = state.private_mut(vcpu)
+            && let Some(pending) = bank.sgi_sources.get_mut(intid as usize)
+        {
+            *pending &= !u8::try_from(sources).unwrap_or(u8::MAX);
+            if *pending == 0 {
+                state.clear_pending(vcpu, intid);
+            }
         }
     }
 }
 
-/// The INTID a GICD_IROUTER offset names, if it is an owned SPI.
+/// The INTID a GICD_IROUTER offset names.
 fn router_intid(offset: u32) -> u32 {
-    (offset - GICD_IROUTER) / 8
+    offset.saturating_sub(GICD_IROUTER) / IROUTER_BYTES
 }
 
-fn router(state: &VgicState, offset: u32) -> u64 {
+/// Which 32 bits of the 64-bit GICD_IROUTER an access moves: all of them
+/// (a 64-bit access), or its lower or upper half.
+fn router_half(offset: u32, width: AccessWidth) -> (u32, u64) {
+    match width {
+        AccessWidth::Double => (0, u64::MAX),
+        _ => {
+            let shift = 8 * (offset % IROUTER_BYTES);
+            (shift, u64::from(u32::MAX) << shift)
+        }
+    }
+}
+
+fn router(state: &VgicState, offset: u32, width: AccessWidth) -> u64 {
     let intid = router_intid(offset);
-    if intid < PRIVATE_COUNT || !offset.is_multiple_of(8) {
+    if intid < PRIVATE_COUNT {
         return 0;
     }
+    let (shift, mask) = router_half(offset, width);
     state
         .irq(0, intid)
-        .filter(|irq| irq.target != NO_TARGET)
-        .map_or(0, |irq| u64::from(irq.target))
+        .map_or(0, |irq| (irq.routing & mask) >> shift)
 }
 
-fn set_router(state: &mut VgicState, offset: u32, value: u64, effects: &mut Effects) {
+fn set_router(
+    state: &mut VgicState,
+    offset: u32,
+    width: AccessWidth,
+    value: u64,
+    effects: &mut Effects,
+) {
     let intid = router_intid(offset);
-    if intid < PRIVATE_COUNT || !offset.is_multiple_of(8) {
+    if intid < PRIVATE_COUNT {
         return;
     }
     let vcpus = state.vcpus();
-    // Only Aff0 names a vCPU; any other affinity is a core outside the
-    // partition, and 1-of-N routing is delivered to vCPU 0.
-    let aff0 = value & IROUTER_AFF0_MASK;
-    let target = if value & IROUTER_UPPER_AFFINITY == 0 && aff0 < vcpus as u64 {
+    let Some(irq) = state.irq_mut(0, intid) else {
+        return;
+    };
+    let (shift, mask) = router_half(offset, width);
+    let routing = ((irq.routing & !mask) | ((value << shift) & mask)) & IROUTER_AFFINITY;
+    // A vCPU's affinity is its index in Aff0: any other names a core
+    // outside the partition, and routes the SPI nowhere.
+    let aff0 = routing & IROUTER_AFF0;
+    irq.target = if routing == aff0 && aff0 < vcpus as u64 {
         u8::try_from(aff0).unwrap_or(NO_TARGET)
     } else {
         NO_TARGET
     };
-    let Some(irq) = state.irq_mut(0, intid) else {
-        return;
-    };
-    irq.target = if value & IROUTER_IRM != 0 { 0 } else { target };
+    irq.routing = routing;
     if irq.hw {
+        // One per access: never full.
         let _ = effects.hardware.push((intid, irq.enabled, irq.target));
     }
-    if let Some(woken) = state.pending_destination(0, intid) {
-        effects.wake |= 1 << woken;
+    effects.wake(state.pending_destination(0, intid));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::register_table::is_well_formed;
+    use super::*;
+
+    #[test]
+    fn register_tables_are_sorted_and_disjoint() {
+        for version_rows in [&REGISTERS_V3[..], &REGISTERS_V2[..]] {
+            let mut rows: Vec<_> = REGISTERS.iter().chain(version_rows).copied().collect();
+            rows.sort_by_key(|row| row.offset);
+            assert!(is_well_formed(&rows));
+        }
     }
 }

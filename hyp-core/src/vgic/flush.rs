@@ -1,67 +1,62 @@
-//! Moving a vCPU's pending interrupts into its CPU's list registers, most
-//! urgent first. A vCPU is pinned to one CPU, so that CPU's list registers
-//! are its own: nothing is saved or restored, only filled.
+//! Moving a vCPU's interrupts between software and its CPU's list
+//! registers. A vCPU is pinned to one CPU, so that CPU's list registers
+//! are its own: nothing is saved or restored, only filled and, before an
+//! access to the emulated pending and active registers, taken back.
 
+use super::hardware_linked::StateChange;
 use super::list_register::{ListRegister, LrState};
 use super::state::{Candidate, VgicState};
 
 /// Most list registers the architecture allows (ICH_VTR_EL2.ListRegs + 1).
 pub const MAX_LIST_REGISTERS: usize = 16;
 
-/// The list registers of the CPU a vCPU runs on.
-pub trait ListRegisters {
-    /// How many exist.
+/// The GIC interface of the CPU a vCPU runs on: its list registers, and
+/// the physical side of the hardware-linked interrupts it takes.
+pub trait CpuInterface {
+    /// How many list registers exist.
     fn count(&self) -> usize;
     fn read(&self, index: usize) -> ListRegister;
     fn write(&mut self, index: usize, value: &ListRegister);
-    /// A set bit for each empty register.
+    /// A set bit for each empty list register.
     fn empty(&self) -> u64;
+    /// Applies `action` to physical `intid`: a PPI of this CPU, or an SPI.
+    fn physical(&mut self, intid: u32, action: StateChange);
+    /// Whether physical `intid` (a PPI of this CPU, or an SPI) is pending.
+    fn physical_pending(&self, intid: u32) -> bool;
 }
 
-/// The interrupts a vCPU's list registers hold at one moment.
-pub type Held = heapless::Vec<ListRegister, MAX_LIST_REGISTERS>;
-
-/// What `registers` hold. The guest's acknowledgements and deactivations
-/// change their state without a trap, so an emulated register read goes by
-/// them for the vCPU that reads.
-pub fn held(registers: &impl ListRegisters) -> Held {
+/// The indexes of the non-empty registers (taken at the call: the
+/// registers may be written while the indexes are walked).
+fn occupied<R: CpuInterface>(registers: &R) -> impl Iterator<Item = usize> + use<R> {
     let count = registers.count().min(MAX_LIST_REGISTERS);
     let empty = registers.empty();
-    (0..count)
-        .filter(|&i| empty & (1 << i) == 0)
-        .map(|i| registers.read(i))
-        .collect()
+    (0..count).filter(move |&i| empty & (1 << i) == 0)
 }
 
-/// Fills `registers` from `vcpu`'s pending interrupts; true if some are
-/// still waiting (the caller then asks for the underflow maintenance
-/// interrupt, so they go in as soon as registers free up).
-pub fn flush(state: &mut VgicState, vcpu: usize, registers: &mut impl ListRegisters) -> bool {
+/// Fills `registers` from `vcpu`'s software state: first every interrupt
+/// active in software (the guest must find it to deactivate it), then the
+/// most urgent pending ones. Returns true if some are still waiting (the
+/// caller then asks for the underflow maintenance interrupt, so they go in
+/// as soon as registers free up).
+pub fn flush(state: &mut VgicState, vcpu: usize, registers: &mut impl CpuInterface) -> bool {
     let count = registers.count().min(MAX_LIST_REGISTERS);
     // Disabled since it went in (by another vCPU, whose write kicked this
     // one here): a disabled interrupt is no longer forwarded.
     take_back(state, vcpu, registers, |state, lr| {
-        !state.irq(vcpu, lr.intid).is_some_and(|irq| irq.enabled)
+        lr.state == LrState::Pending && !state.irq(vcpu, lr.intid).is_some_and(|irq| irq.enabled)
     });
+    let mut waiting = list_active(state, vcpu, registers, count);
     let mut candidates = heapless::Vec::<Candidate, MAX_LIST_REGISTERS>::new();
-    let mut waiting = state.most_urgent(vcpu, &mut candidates);
+    waiting |= state.most_urgent(vcpu, &mut candidates);
     for candidate in &candidates {
-        let occupied = !registers.empty();
-        if let Some(index) = (0..count)
-            .filter(|&i| occupied & (1 << i) != 0)
-            .find(|&i| registers.read(i).holds(candidate))
-        {
-            if !merge(registers, index) {
-                waiting = true;
-                continue;
-            }
+        if let Some(index) = occupied(registers).find(|&i| registers.read(i).holds(candidate)) {
+            merge(registers, index, true, false);
         } else if let Some(index) = free(registers, count) {
             registers.write(index, &ListRegister::pending(candidate));
         } else if let Some(index) = displaceable(registers, count, candidate) {
             // A less urgent interrupt that the guest has not seen yet gives
             // way; it goes back to software and waits for a free register.
-            let displaced = registers.read(index);
-            let _ = state.set_pending(vcpu, displaced.intid, usize::from(displaced.source));
+            displace(state, vcpu, registers, index);
             registers.write(index, &ListRegister::pending(candidate));
             waiting = true;
         } else {
@@ -73,37 +68,99 @@ pub fn flush(state: &mut VgicState, vcpu: usize, registers: &mut impl ListRegist
     waiting
 }
 
-/// Moves every interrupt in `registers` that the guest has not
-/// acknowledged yet back to `vcpu`'s software state, so that its emulated
-/// registers show them (GICD_ISPENDR reads them pending) and its writes act
-/// on them (a disable withdraws them). The next flush puts them back.
-/// Returns whether any moved.
-pub fn take_back_pending(
+/// Lists `vcpu`'s software-active interrupts (each GICv2 SGI source on its
+/// own), pending too where they are: into free registers, or displacing a
+/// merely pending one. Returns true if some did not fit.
+fn list_active(
     state: &mut VgicState,
     vcpu: usize,
-    registers: &mut impl ListRegisters,
+    registers: &mut impl CpuInterface,
+    count: usize,
+) -> bool {
+    while let Some(candidate) = state.first_active(vcpu) {
+        // Listed already (pending, put in directly since): one register.
+        if let Some(index) = occupied(registers).find(|&i| registers.read(i).holds(&candidate)) {
+            let pending = state.is_pending_from(vcpu, &candidate);
+            if pending {
+                state.taken(vcpu, &candidate);
+            }
+            merge(registers, index, pending, true);
+            state.taken_active(vcpu, &candidate);
+            continue;
+        }
+        let index = match free(registers, count) {
+            Some(index) => index,
+            None => match (0..count).find(|&i| registers.read(i).state == LrState::Pending) {
+                Some(index) => {
+                    displace(state, vcpu, registers, index);
+                    index
+                }
+                // Every register holds an active interrupt: this one goes
+                // in once the guest deactivates one of them.
+                None => return true,
+            },
+        };
+        let pending = state.is_pending_from(vcpu, &candidate);
+        let lr_state = if pending && !candidate.hw {
+            state.taken(vcpu, &candidate);
+            LrState::PendingActive
+        } else {
+            if pending {
+                // Hardware-linked: never pending and active in a list
+                // register; the physical GIC holds the pending state.
+                state.taken(vcpu, &candidate);
+                registers.physical(candidate.intid, StateChange::SetPending);
+            }
+            LrState::Active
+        };
+        registers.write(index, &ListRegister::holding(&candidate, lr_state));
+        state.taken_active(vcpu, &candidate);
+    }
+    false
+}
+
+/// Register `index` goes back to software pending.
+fn displace(state: &mut VgicState, vcpu: usize, registers: &mut impl CpuInterface, index: usize) {
+    let displaced = registers.read(index);
+    let _ = state.set_pending(vcpu, displaced.intid, usize::from(displaced.source));
+    registers.write(index, &ListRegister::empty());
+}
+
+/// Moves everything in `registers` back to `vcpu`'s software state:
+/// pending, active or both. An access to the emulated registers then sees
+/// and acts on the whole state; the next flush lists it again. Returns
+/// whether anything moved.
+pub fn take_back_all(
+    state: &mut VgicState,
+    vcpu: usize,
+    registers: &mut impl CpuInterface,
 ) -> bool {
     take_back(state, vcpu, registers, |_, _| true)
 }
 
-/// Moves the pending-only interrupts in `registers` for which `which`
-/// holds back to software pending; returns whether any moved.
+/// Moves the interrupts in `registers` for which `which` holds back to
+/// software; returns whether any moved.
 fn take_back(
     state: &mut VgicState,
     vcpu: usize,
-    registers: &mut impl ListRegisters,
+    registers: &mut impl CpuInterface,
     which: impl Fn(&VgicState, &ListRegister) -> bool,
 ) -> bool {
-    let count = registers.count().min(MAX_LIST_REGISTERS);
-    let empty = registers.empty();
     let mut moved = false;
-    for index in (0..count).filter(|&i| empty & (1 << i) == 0) {
+    for index in occupied(registers) {
         let lr = registers.read(index);
-        if lr.state == LrState::Pending && which(state, &lr) {
-            registers.write(index, &ListRegister::decode(state.version, 0));
-            let _ = state.set_pending(vcpu, lr.intid, usize::from(lr.source));
-            moved = true;
+        if !which(state, &lr) {
+            continue;
         }
+        registers.write(index, &ListRegister::empty());
+        let source = usize::from(lr.source);
+        if lr.state.is_pending() {
+            let _ = state.set_pending(vcpu, lr.intid, source);
+        }
+        if lr.state.is_active() {
+            state.set_active(vcpu, lr.intid, source, true);
+        }
+        moved = true;
     }
     moved
 }
@@ -111,13 +168,9 @@ fn take_back(
 /// Puts `candidate` straight into a free register, unless one holds it
 /// already (an edge during its handling: the caller goes through software
 /// pending state, which merges or waits). Returns whether it went in.
-pub fn insert(registers: &mut impl ListRegisters, candidate: &Candidate) -> bool {
+pub fn insert(registers: &mut impl CpuInterface, candidate: &Candidate) -> bool {
     let count = registers.count().min(MAX_LIST_REGISTERS);
-    let occupied = !registers.empty();
-    let held = (0..count)
-        .filter(|&i| occupied & (1 << i) != 0)
-        .any(|i| registers.read(i).holds(candidate));
-    if held {
+    if occupied(registers).any(|i| registers.read(i).holds(candidate)) {
         return false;
     }
     let Some(index) = free(registers, count) else {
@@ -127,23 +180,28 @@ pub fn insert(registers: &mut impl ListRegisters, candidate: &Candidate) -> bool
     true
 }
 
-/// The interrupt is already in register `index`: an edge that arrives
-/// while the guest handles the previous one makes it pending again.
-/// Returns false if it must wait (it can only go in once inactive).
-fn merge(registers: &mut impl ListRegisters, index: usize) -> bool {
+/// Register `index` holds the interrupt already; it becomes `pending`
+/// and/or `active` as well: an edge that arrives while the guest handles
+/// the previous one makes it pending again. A hardware-linked interrupt
+/// is never listed pending and active: the physical GIC keeps the pending
+/// state then, and the guest's deactivation lets it fire again.
+fn merge(registers: &mut impl CpuInterface, index: usize, pending: bool, active: bool) {
     let mut current = registers.read(index);
-    match current.state {
-        LrState::Pending | LrState::PendingActive => true,
-        LrState::Active if !current.hw => {
-            current.state = LrState::PendingActive;
-            registers.write(index, &current);
-            true
+    let pending = pending || current.state.is_pending();
+    let active = active || current.state.is_active();
+    current.state = match (pending, active) {
+        (true, true) if current.hw => {
+            registers.physical(current.intid, StateChange::SetPending);
+            LrState::Active
         }
-        _ => false,
-    }
+        (true, true) => LrState::PendingActive,
+        (false, true) => LrState::Active,
+        _ => LrState::Pending,
+    };
+    registers.write(index, &current);
 }
 
-fn free(registers: &impl ListRegisters, count: usize) -> Option<usize> {
+fn free(registers: &impl CpuInterface, count: usize) -> Option<usize> {
     let empty = registers.empty();
     (0..count).find(|&i| empty & (1 << i) != 0)
 }
@@ -151,7 +209,7 @@ fn free(registers: &impl ListRegisters, count: usize) -> Option<usize> {
 /// The least urgent register holding a merely pending interrupt that is
 /// less urgent than `candidate`.
 fn displaceable(
-    registers: &impl ListRegisters,
+    registers: &impl CpuInterface,
     count: usize,
     candidate: &Candidate,
 ) -> Option<usize> {

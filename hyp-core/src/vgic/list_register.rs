@@ -70,6 +70,26 @@ mod v2 {
 }
 
 impl ListRegister {
+    /// An empty (invalid) list register: all zeros in both formats.
+    pub const fn empty() -> ListRegister {
+        ListRegister {
+            intid: 0,
+            state: LrState::Invalid,
+            priority: 0,
+            group1: false,
+            hw: false,
+            source: 0,
+        }
+    }
+
+    /// A list register holding `candidate` in `state`.
+    pub fn holding(candidate: &Candidate, state: LrState) -> ListRegister {
+        ListRegister {
+            state,
+            ..ListRegister::pending(candidate)
+        }
+    }
+
     /// A pending list register for `candidate`.
     pub fn pending(candidate: &Candidate) -> ListRegister {
         ListRegister {

@@ -14,8 +14,11 @@
 pub mod banks;
 pub mod distributor;
 pub mod flush;
+pub mod hardware_linked;
 pub mod list_register;
 pub mod redistributor;
+pub mod register_table;
+pub mod rendezvous;
 pub mod sgi;
 pub mod state;
 #[cfg(test)]
@@ -27,11 +30,12 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Mutex;
 
 pub use banks::Effects;
-use flush::ListRegisters;
-use list_register::ListRegister;
-use state::VgicState;
+pub use flush::CpuInterface;
+use rendezvous::Rendezvous;
+use state::{PRIVATE_COUNT, VcpuSet, VgicState};
 
 use crate::config::guest_map::{GUEST_GICD_BASE, GUEST_GICR_BASE};
+use crate::guest::mmio::AccessWidth;
 use crate::hw::gic::GicVersion;
 
 /// The EL1 virtual timer's PPI (INTID 27), hardware-linked to the same
@@ -53,6 +57,18 @@ pub struct Vgic {
     state: Mutex<VgicState>,
     /// Per vCPU: something may be waiting for a list register.
     attention: Vec<AtomicBool>,
+    /// Per vCPU: its virtual timer's output as last sampled.
+    timer_line: Vec<AtomicBool>,
+    /// Per vCPU: its timer interrupt may be pending or active somewhere,
+    /// so a sample that finds the line low must look.
+    timer_watch: Vec<AtomicBool>,
+    /// Parks the other vCPUs while one needs what their list registers
+    /// hold.
+    pub rendezvous: Rendezvous,
+}
+
+fn flags(vcpus: usize) -> Vec<AtomicBool> {
+    (0..vcpus).map(|_| AtomicBool::new(false)).collect()
 }
 
 impl Vgic {
@@ -60,17 +76,21 @@ impl Vgic {
     /// SPIs as (INTID, hardware-linked).
     pub fn new(version: GicVersion, vcpus: usize, owned_spis: Vec<(u32, bool)>) -> Vgic {
         let state = Self::initial(version, vcpus, &owned_spis);
+        let vcpus = state.vcpus();
         Vgic {
             version,
             owned_spis,
             state: Mutex::new(state),
-            attention: (0..vcpus).map(|_| AtomicBool::new(false)).collect(),
+            attention: flags(vcpus),
+            timer_line: flags(vcpus),
+            timer_watch: flags(vcpus),
+            rendezvous: Rendezvous::default(),
         }
     }
 
     fn initial(version: GicVersion, vcpus: usize, owned_spis: &[(u32, bool)]) -> VgicState {
         let mut state = VgicState::new(version, vcpus, owned_spis);
-        for vcpu in 0..vcpus {
+        for vcpu in 0..state.vcpus() {
             if let Some(timer) = state.irq_mut(vcpu, VIRTUAL_TIMER_INTID) {
                 timer.hw = true;
             }
@@ -85,7 +105,12 @@ impl Vgic {
     /// Back to the reset state (a partition restart).
     pub fn reset(&self) {
         *self.state.lock() = Self::initial(self.version, self.attention.len(), &self.owned_spis);
-        for flag in &self.attention {
+        for flag in self
+            .attention
+            .iter()
+            .chain(&self.timer_line)
+            .chain(&self.timer_watch)
+        {
             flag.store(false, Ordering::Release);
         }
     }
@@ -112,28 +137,134 @@ impl Vgic {
         })
     }
 
-    /// A read by `vcpu` of `width` bytes in `frame`; `held` is what its
-    /// list registers hold ([`flush::held`]).
-    pub fn read(&self, vcpu: usize, frame: Frame, width: u32, held: &[ListRegister]) -> u64 {
-        let state = self.state.lock();
+    /// Whether an access of `width` in `frame` acts on interrupts'
+    /// pending, active or routing state, which list registers may hold.
+    fn needs_whole_state(&self, frame: Frame, width: AccessWidth) -> bool {
         match frame {
-            Frame::Distributor { offset } => distributor::read(&state, vcpu, offset, width, held),
-            // Another vCPU's list registers are live on its own CPU.
-            Frame::Redistributor { vcpu: of, offset } => {
-                let held = if of == vcpu { held } else { &[] };
-                redistributor::read(&state, of, offset, width, held)
+            Frame::Distributor { offset } => {
+                distributor::needs_whole_state(self.version, offset, width)
+            }
+            Frame::Redistributor { offset, .. } => {
+                redistributor::bank_offset(offset, width).is_some()
             }
         }
     }
 
-    /// A write by `vcpu`; the caller kicks the vCPUs in `Effects::wake`.
+    /// The other vCPUs whose list registers may hold what an access by
+    /// `vcpu` reads or changes: they must park first ([`rendezvous`]).
+    pub fn involved(&self, vcpu: usize, frame: Frame, width: AccessWidth, write: bool) -> VcpuSet {
+        let mut involved = VcpuSet::EMPTY;
+        match frame {
+            Frame::Redistributor { vcpu: of, offset } => {
+                let pending_or_active =
+                    redistributor::bank_offset(offset, width).is_some_and(|bank| {
+                        (banks::ISPENDR..banks::IPRIORITYR).contains(&banks::bank(bank))
+                    });
+                if of != vcpu && pending_or_active {
+                    involved.insert(of);
+                }
+            }
+            Frame::Distributor { offset } => {
+                let state = self.state.lock();
+                let mut add = |intid: u32| {
+                    if intid >= PRIVATE_COUNT
+                        && let Some(destination) = state.destination(0, intid)
+                    {
+                        involved.insert(destination);
+                    }
+                };
+                match distributor::covered(self.version, offset, width, write) {
+                    distributor::Coverage::None => {}
+                    distributor::Coverage::Bank => {
+                        for (intid, _, _) in banks::fields(offset, width) {
+                            add(intid);
+                        }
+                    }
+                    distributor::Coverage::Router(intid) => add(intid),
+                }
+            }
+        }
+        involved.remove(vcpu);
+        involved
+    }
+
+    /// `vcpu` parks for a rendezvous: its list registers go back to
+    /// software, listed again once it runs on.
+    pub fn park(&self, vcpu: usize, registers: &mut impl CpuInterface) {
+        if flush::take_back_all(&mut self.state.lock(), vcpu, registers) {
+            self.raise(VcpuSet::of(vcpu));
+        }
+        self.rendezvous.park(vcpu);
+    }
+
+    /// Before an access by `vcpu`: what its list registers hold goes back
+    /// to software if the access needs it (see [`Self::involved`] for the
+    /// other vCPUs').
+    fn prepare(
+        &self,
+        state: &mut VgicState,
+        vcpu: usize,
+        frame: Frame,
+        width: AccessWidth,
+        registers: &mut impl CpuInterface,
+    ) {
+        let own = match frame {
+            Frame::Distributor { .. } => true,
+            Frame::Redistributor { vcpu: of, .. } => of == vcpu,
+        };
+        if own
+            && self.needs_whole_state(frame, width)
+            && flush::take_back_all(state, vcpu, registers)
+        {
+            self.raise(VcpuSet::of(vcpu));
+        }
+    }
+
+    /// The timer line of `vcpu` as last sampled.
+    fn timer_line(&self, vcpu: usize) -> bool {
+        self.timer_line
+            .get(vcpu)
+            .is_some_and(|line| line.load(Ordering::Acquire))
+    }
+
+    /// A read by `vcpu` of `width` bytes in `frame`; `registers` are its
+    /// CPU's.
+    pub fn read(
+        &self,
+        vcpu: usize,
+        frame: Frame,
+        width: AccessWidth,
+        registers: &mut impl CpuInterface,
+    ) -> u64 {
+        let mut state = self.state.lock();
+        self.prepare(&mut state, vcpu, frame, width, registers);
+        match frame {
+            Frame::Distributor { offset } => {
+                distributor::read(&state, vcpu, offset, width, self.timer_line(vcpu))
+            }
+            Frame::Redistributor { vcpu: of, offset } => {
+                redistributor::read(&state, of, offset, width, self.timer_line(of))
+            }
+        }
+    }
+
+    /// A write by `vcpu`; the caller kicks the vCPUs in `Effects::wake`
+    /// and applies its hardware changes.
     // Inlined into its one caller, so that the effects are built in place
     // rather than copied out (a few hundred bytes).
     #[inline(always)]
-    pub fn write(&self, vcpu: usize, frame: Frame, width: u32, value: u64) -> Effects {
+    pub fn write(
+        &self,
+        vcpu: usize,
+        frame: Frame,
+        width: AccessWidth,
+        value: u64,
+        registers: &mut impl CpuInterface,
+    ) -> Effects {
         let mut effects = Effects::default();
         {
             let mut state = self.state.lock();
+            self.prepare(&mut state, vcpu, frame, width, registers);
             match frame {
                 Frame::Distributor { offset } => {
                     distributor::write(&mut state, vcpu, offset, width, value, &mut effects);
@@ -141,6 +272,11 @@ impl Vgic {
                 Frame::Redistributor { vcpu, offset } => {
                     redistributor::write(&mut state, vcpu, offset, width, value, &mut effects);
                 }
+            }
+        }
+        for op in &effects.physical {
+            if op.intid == VIRTUAL_TIMER_INTID {
+                self.watch_timer(op.vcpu);
             }
         }
         self.raise(effects.wake);
@@ -163,9 +299,12 @@ impl Vgic {
     /// Makes `intid` of `vcpu` pending (a hardware-linked interrupt that
     /// fired, or an emulated device's line); returns the vCPU to kick.
     pub fn inject(&self, vcpu: usize, intid: u32) -> Option<usize> {
+        if intid == VIRTUAL_TIMER_INTID {
+            self.watch_timer(vcpu);
+        }
         let woken = self.state.lock().set_pending(vcpu, intid, vcpu);
         if let Some(woken) = woken {
-            self.raise(1 << woken);
+            self.raise(VcpuSet::of(woken));
         }
         woken
     }
@@ -180,13 +319,16 @@ impl Vgic {
         &self,
         vcpu: usize,
         intid: u32,
-        registers: &mut impl ListRegisters,
+        registers: &mut impl CpuInterface,
     ) -> Option<usize> {
         // GICv3 only: on GICv2 (QEMU virt and raspi4b) a second vCPU's
         // timer interrupt was lost about once in fifteen runs of the
         // interrupt scenarios with this path, never without it; until that
         // is understood, GICv2 keeps the fill path.
         if self.version == GicVersion::V3 && !self.needs_flush(vcpu) {
+            if intid == VIRTUAL_TIMER_INTID {
+                self.watch_timer(vcpu);
+            }
             let state = self.state.lock();
             if let Some(candidate) = state.hardware_candidate(vcpu, intid)
                 && flush::insert(registers, &candidate)
@@ -197,9 +339,43 @@ impl Vgic {
         self.inject(vcpu, intid)
     }
 
-    fn raise(&self, vcpus: u8) {
-        for (index, flag) in self.attention.iter().enumerate() {
-            if vcpus & (1 << index) != 0 {
+    fn watch_timer(&self, vcpu: usize) {
+        if let Some(watch) = self.timer_watch.get(vcpu) {
+            watch.store(true, Ordering::Release);
+        }
+    }
+
+    /// A sample of `vcpu`'s virtual timer output (`line`: CNTV_CTL_EL0
+    /// ENABLE && ISTATUS && !IMASK), taken on its own CPU at each exit.
+    /// When the line has dropped, what only the line made pending is
+    /// withdrawn ([`hardware_linked::timer_line_low`]).
+    #[inline(always)]
+    pub fn sample_timer(&self, vcpu: usize, line: bool, registers: &mut impl CpuInterface) {
+        let (Some(last), Some(watch)) = (self.timer_line.get(vcpu), self.timer_watch.get(vcpu))
+        else {
+            return;
+        };
+        if last.load(Ordering::Relaxed) != line {
+            last.store(line, Ordering::Release);
+        }
+        if line || !watch.load(Ordering::Acquire) {
+            return;
+        }
+        let still = hardware_linked::timer_line_low(&mut self.state.lock(), vcpu, registers);
+        watch.store(still, Ordering::Release);
+    }
+
+    /// Whether `vcpu` has enabled its SGI or PPI `intid`.
+    pub fn private_enabled(&self, vcpu: usize, intid: u32) -> bool {
+        self.state
+            .lock()
+            .irq(vcpu, intid)
+            .is_some_and(|irq| irq.enabled)
+    }
+
+    fn raise(&self, vcpus: VcpuSet) {
+        for vcpu in vcpus.iter() {
+            if let Some(flag) = self.attention.get(vcpu) {
                 flag.store(true, Ordering::Release);
             }
         }
@@ -212,18 +388,8 @@ impl Vgic {
             .is_some_and(|flag| flag.load(Ordering::Acquire))
     }
 
-    /// Before `vcpu`'s access to an emulated GIC register: interrupts its
-    /// list registers hold but the guest has not taken go back to software,
-    /// so that the access sees and acts on them; the next flush puts back
-    /// what is still pending and enabled.
-    pub fn take_back(&self, vcpu: usize, registers: &mut impl ListRegisters) {
-        if flush::take_back_pending(&mut self.state.lock(), vcpu, registers) {
-            self.raise(1 << vcpu);
-        }
-    }
-
     /// Fills `vcpu`'s list registers; true if interrupts are still waiting.
-    pub fn flush(&self, vcpu: usize, registers: &mut impl ListRegisters) -> bool {
+    pub fn flush(&self, vcpu: usize, registers: &mut impl CpuInterface) -> bool {
         let Some(flag) = self.attention.get(vcpu) else {
             return false;
         };

@@ -3,7 +3,7 @@
 //! MPIDR has its index in Aff0 and zero above, so a target outside the
 //! partition's vCPUs (another partition's cores, on the host) matches none.
 
-use super::state::MAX_VCPUS;
+use super::state::VcpuSet;
 
 /// ICC_SGI1R_EL1 fields.
 const SGI1R_TARGET_LIST_MASK: u64 = 0xffff;
@@ -25,18 +25,17 @@ const FILTER_LIST: u32 = 0;
 const FILTER_OTHERS: u32 = 1;
 const FILTER_SELF: u32 = 2;
 
-/// An SGI to send: its INTID and a bit for each destination vCPU.
+/// An SGI to send: its INTID and its destination vCPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SgiRequest {
     pub intid: u32,
-    pub targets: u8,
+    pub targets: VcpuSet,
 }
 
-fn all_but(sender: usize, vcpus: usize) -> u8 {
-    let all = u8::try_from((1u16 << vcpus.min(MAX_VCPUS)) - 1).unwrap_or(u8::MAX);
-    all & !(1u8
-        .checked_shl(u32::try_from(sender).unwrap_or(u32::MAX))
-        .unwrap_or(0))
+fn all_but(sender: usize, vcpus: usize) -> VcpuSet {
+    let mut all = VcpuSet::first(vcpus);
+    all.remove(sender);
+    all
 }
 
 /// Decodes a write of `value` to ICC_SGI1R_EL1 by vCPU `sender`.
@@ -52,7 +51,10 @@ pub fn from_sgi1r(value: u64, sender: usize, vcpus: usize) -> SgiRequest {
         | ((value >> SGI1R_AFF2_SHIFT) & 0xff)
         | ((value >> SGI1R_AFF3_SHIFT) & 0xff);
     if upper_affinity != 0 {
-        return SgiRequest { intid, targets: 0 };
+        return SgiRequest {
+            intid,
+            targets: VcpuSet::EMPTY,
+        };
     }
     // TargetList bit n names Aff0 RS * 16 + n, which is vCPU number Aff0:
     // shifted into place, the list is a vCPU mask (beyond 63 it names none).
@@ -60,26 +62,25 @@ pub fn from_sgi1r(value: u64, sender: usize, vcpus: usize) -> SgiRequest {
     let listed = (value & SGI1R_TARGET_LIST_MASK)
         .checked_shl(first)
         .unwrap_or(0);
-    let own = u64::from(all_but(usize::MAX, vcpus));
+    let own = u64::from(VcpuSet::first(vcpus).bits());
     SgiRequest {
         intid,
-        targets: u8::try_from(listed & own).unwrap_or(0),
+        targets: VcpuSet::from_bits(u16::try_from(listed & own).unwrap_or(0)),
     }
 }
 
 /// Decodes a write of `value` to GICD_SGIR by vCPU `sender`.
 pub fn from_sgir(value: u32, sender: usize, vcpus: usize) -> SgiRequest {
     let intid = value & SGIR_INTID_MASK;
-    let own = all_but(usize::MAX, vcpus);
+    let own = VcpuSet::first(vcpus);
     let targets = match (value >> SGIR_FILTER_SHIFT) & 0b11 {
-        FILTER_LIST => u8::try_from((value >> SGIR_TARGET_LIST_SHIFT) & 0xff).unwrap_or(0) & own,
-        FILTER_OTHERS => all_but(sender, vcpus),
-        FILTER_SELF => {
-            own & 1u8
-                .checked_shl(u32::try_from(sender).unwrap_or(8))
-                .unwrap_or(0)
+        FILTER_LIST => {
+            let listed = u16::try_from((value >> SGIR_TARGET_LIST_SHIFT) & 0xff).unwrap_or(0);
+            VcpuSet::from_bits(listed).intersection(own)
         }
-        _ => 0,
+        FILTER_OTHERS => all_but(sender, vcpus),
+        FILTER_SELF => VcpuSet::of(sender).intersection(own),
+        _ => VcpuSet::EMPTY,
     };
     SgiRequest { intid, targets }
 }
@@ -96,20 +97,20 @@ mod tests {
             from_sgi1r(to_own, 0, 2),
             SgiRequest {
                 intid: 5,
-                targets: 0b11
+                targets: VcpuSet::from_bits(0b11)
             }
         );
         let to_foreign = (5 << SGI1R_INTID_SHIFT) | 0b1100;
-        assert_eq!(from_sgi1r(to_foreign, 0, 2).targets, 0);
+        assert!(from_sgi1r(to_foreign, 0, 2).targets.is_empty());
         let other_cluster = (1 << SGI1R_AFF1_SHIFT) | 0b1;
-        assert_eq!(from_sgi1r(other_cluster, 0, 2).targets, 0);
+        assert!(from_sgi1r(other_cluster, 0, 2).targets.is_empty());
         let other_range = (1 << SGI1R_RS_SHIFT) | 0b1;
-        assert_eq!(from_sgi1r(other_range, 0, 2).targets, 0);
+        assert!(from_sgi1r(other_range, 0, 2).targets.is_empty());
     }
 
     #[test]
     fn sgi1r_irm_goes_to_every_other_vcpu() {
-        assert_eq!(from_sgi1r(SGI1R_IRM, 1, 4).targets, 0b1101);
+        assert_eq!(from_sgi1r(SGI1R_IRM, 1, 4).targets.bits(), 0b1101);
     }
 
     #[test]
@@ -119,17 +120,21 @@ mod tests {
             from_sgir(list, 0, 2),
             SgiRequest {
                 intid: 7,
-                targets: 0b11
+                targets: VcpuSet::from_bits(0b11)
             }
         );
         assert_eq!(
-            from_sgir(FILTER_OTHERS << SGIR_FILTER_SHIFT, 0, 3).targets,
+            from_sgir(FILTER_OTHERS << SGIR_FILTER_SHIFT, 0, 3)
+                .targets
+                .bits(),
             0b110
         );
         assert_eq!(
-            from_sgir(FILTER_SELF << SGIR_FILTER_SHIFT, 1, 3).targets,
+            from_sgir(FILTER_SELF << SGIR_FILTER_SHIFT, 1, 3)
+                .targets
+                .bits(),
             0b010
         );
-        assert_eq!(from_sgir(3 << SGIR_FILTER_SHIFT, 1, 3).targets, 0);
+        assert!(from_sgir(3 << SGIR_FILTER_SHIFT, 1, 3).targets.is_empty());
     }
 }

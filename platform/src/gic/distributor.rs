@@ -93,6 +93,47 @@ impl DistributorBanks {
     }
 }
 
+/// A change to one interrupt's state through the set/clear-bit registers
+/// (GICD/GICR_I[SC]ENABLER, I[SC]PENDR, I[SC]ACTIVER).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateChange {
+    SetPending,
+    ClearPending,
+    Activate,
+    Deactivate,
+    Enable,
+    Disable,
+}
+
+impl DistributorBanks {
+    /// The bank `change` writes, indexed by INTID / 32.
+    pub(super) fn bank_for(&self, change: StateChange) -> &[ReadWrite<u32>; 32] {
+        match change {
+            StateChange::SetPending => &self.ispendr,
+            StateChange::ClearPending => &self.icpendr,
+            StateChange::Activate => &self.isactiver,
+            StateChange::Deactivate => &self.icactiver,
+            StateChange::Enable => &self.isenabler,
+            StateChange::Disable => &self.icenabler,
+        }
+    }
+
+    /// Applies `change` to `intid` (on GICv2, INTIDs 0-31 are the calling
+    /// CPU's own: the distributor banks them).
+    pub fn change(&self, intid: u32, change: StateChange) {
+        if let Some(register) = self.bank_for(change).get((intid / 32) as usize) {
+            register.set(1 << (intid % 32));
+        }
+    }
+
+    /// Whether `intid` is pending (GICD_ISPENDR).
+    pub fn is_pending(&self, intid: u32) -> bool {
+        self.ispendr
+            .get((intid / 32) as usize)
+            .is_some_and(|register| register.get() & (1 << (intid % 32)) != 0)
+    }
+}
+
 /// GICD_ICFGR: the upper bit of an INTID's two-bit field is set for edge.
 const ICFGR_EDGE: u32 = 0b10;
 

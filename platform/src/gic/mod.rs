@@ -9,6 +9,8 @@ pub mod distributor;
 pub mod v2;
 pub mod v3;
 
+pub use distributor::StateChange;
+
 /// Priority given to every interrupt at reset: the middle of the range, so
 /// that later work can place hypervisor interrupts above and guest ones below.
 pub const DEFAULT_PRIORITY: u8 = 0xa0;
@@ -170,23 +172,33 @@ impl Gic {
         }
     }
 
-    /// Deactivates SGI/PPI `intid` of this CPU (`mpidr`) without an acknowledge.
-    pub fn clear_private_active(&self, mpidr: u64, intid: u32) -> Result<(), GicError> {
-        match self {
-            Gic::V2(gic) => {
-                gic.clear_private_active(intid);
-                Ok(())
-            }
-            Gic::V3(gic) => gic.clear_private_active(mpidr, intid),
-        }
-    }
-
     /// Enables (or disables) SPI `intid`, routed to one CPU: by MPIDR
     /// affinity on GICv3, by CPU-interface bit (`v2_target`) on GICv2.
     pub fn set_spi(&self, intid: u32, enabled: bool, mpidr: u64, v2_target: u8) {
         match self {
             Gic::V2(gic) => gic.set_spi(intid, enabled, v2_target),
             Gic::V3(gic) => gic.set_spi(intid, enabled, mpidr),
+        }
+    }
+
+    /// Applies `change` to `intid`: an SGI or PPI of the CPU `mpidr` (on
+    /// GICv2 only the calling CPU's own: the distributor banks them), or
+    /// an SPI.
+    pub fn change(&self, mpidr: u64, intid: u32, change: StateChange) -> Result<(), GicError> {
+        match self {
+            Gic::V2(gic) => {
+                gic.banks().change(intid, change);
+                Ok(())
+            }
+            Gic::V3(gic) => gic.change(mpidr, intid, change),
+        }
+    }
+
+    /// Whether `intid` (as for [`Gic::change`]) is pending.
+    pub fn is_pending(&self, mpidr: u64, intid: u32) -> Result<bool, GicError> {
+        match self {
+            Gic::V2(gic) => Ok(gic.banks().is_pending(intid)),
+            Gic::V3(gic) => gic.is_pending(mpidr, intid),
         }
     }
 

@@ -212,13 +212,6 @@ impl GicV2 {
         }
     }
 
-    /// Deactivates SGI/PPI `intid` of this CPU (banked GICD_ICACTIVER0).
-    pub fn clear_private_active(&self, intid: u32) {
-        if let Some(register) = self.distributor.banks.icactiver.first() {
-            register.set(1 << (intid % 32));
-        }
-    }
-
     /// The distributor's banks shared with the other GIC version.
     pub fn banks(&self) -> &DistributorBanks {
         &self.distributor.banks

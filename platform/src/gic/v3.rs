@@ -6,8 +6,8 @@ use tock_registers::register_bitfields;
 use tock_registers::register_structs;
 use tock_registers::registers::{ReadOnly, ReadWrite};
 
-use super::distributor::DistributorBanks;
-use super::{DEFAULT_PRIORITY, GIC_POLL_LIMIT, GicError, GicInfo, PPI_ENABLE_BITS};
+use super::distributor::{DistributorBanks, StateChange};
+use super::{DEFAULT_PRIORITY, FIRST_SPI, GIC_POLL_LIMIT, GicError, GicInfo, PPI_ENABLE_BITS};
 use crate::mmio::Mmio;
 
 register_bitfields! {u32,
@@ -60,12 +60,16 @@ register_structs! {
         (0x10104 => _reserved2),
         (0x10180 => pub icenabler0: ReadWrite<u32>),
         (0x10184 => _reserved3),
+        (0x10200 => pub ispendr0: ReadWrite<u32>),
+        (0x10204 => _reserved4),
         (0x10280 => pub icpendr0: ReadWrite<u32>),
-        (0x10284 => _reserved4),
+        (0x10284 => _reserved5),
+        (0x10300 => pub isactiver0: ReadWrite<u32>),
+        (0x10304 => _reserved6),
         (0x10380 => pub icactiver0: ReadWrite<u32>),
-        (0x10384 => _reserved5),
+        (0x10384 => _reserved7),
         (0x10400 => pub ipriorityr: [ReadWrite<u32>; 8]),
-        (0x10420 => _reserved6),
+        (0x10420 => _reserved8),
         (0x20000 => @END),
     }
 }
@@ -220,15 +224,39 @@ impl GicV3 {
         Ok(())
     }
 
-    /// Deactivates SGI/PPI `intid` of the CPU `mpidr` (GICR_ICACTIVER0).
-    pub fn clear_private_active(&self, mpidr: u64, intid: u32) -> Result<(), GicError> {
-        self.redistributor(mpidr)?.icactiver0.set(1 << (intid % 32));
-        Ok(())
-    }
-
     /// The distributor's banks shared with the other GIC version.
     pub fn banks(&self) -> &DistributorBanks {
         &self.distributor.banks
+    }
+
+    /// Applies `change` to `intid`: an SGI or PPI of the CPU `mpidr` (in
+    /// its redistributor, reachable from any CPU), or an SPI.
+    pub fn change(&self, mpidr: u64, intid: u32, change: StateChange) -> Result<(), GicError> {
+        if intid >= FIRST_SPI {
+            self.distributor.banks.change(intid, change);
+            return Ok(());
+        }
+        let gicr = self.redistributor(mpidr)?;
+        let register = match change {
+            StateChange::SetPending => &gicr.ispendr0,
+            StateChange::ClearPending => &gicr.icpendr0,
+            StateChange::Activate => &gicr.isactiver0,
+            StateChange::Deactivate => &gicr.icactiver0,
+            StateChange::Enable => &gicr.isenabler0,
+            StateChange::Disable => &gicr.icenabler0,
+        };
+        register.set(1 << (intid % 32));
+        Ok(())
+    }
+
+    /// Whether `intid` (an SGI or PPI of the CPU `mpidr`, or an SPI) is
+    /// pending.
+    pub fn is_pending(&self, mpidr: u64, intid: u32) -> Result<bool, GicError> {
+        if intid >= FIRST_SPI {
+            return Ok(self.distributor.banks.is_pending(intid));
+        }
+        let gicr = self.redistributor(mpidr)?;
+        Ok(gicr.ispendr0.get() & (1 << (intid % 32)) != 0)
     }
 
     /// Enables (or disables) SPI `intid` and routes it to the CPU `mpidr`.

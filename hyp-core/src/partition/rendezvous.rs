@@ -1,0 +1,98 @@
+//! The CPUs' side of the virtual GIC's rendezvous (`vgic/rendezvous.rs`):
+//! the vCPU whose access needs what other vCPUs' list registers hold kicks
+//! them and waits until they park; every CPU of the partition serves such
+//! requests wherever it waits.
+
+use log::warn;
+
+use super::{Partition, Power};
+use crate::arch::cpu;
+use crate::gic::{self, ThisCpuInterface};
+use crate::smp;
+use crate::vgic::state::VcpuSet;
+
+/// How long a vCPU waits for the others to park before it goes on without
+/// them (a CPU that never answers is a Tessera bug; the access then sees
+/// what their list registers held at their last exit). Far longer than
+/// any exit takes.
+const PARK_TIMEOUT_MS: u64 = 100;
+
+/// Runs `access` by `vcpu` once the vCPUs in `others` that run have
+/// parked, their list registers moved back to software; releases them
+/// after.
+pub fn with_parked<T>(
+    partition: &Partition,
+    vcpu: usize,
+    others: VcpuSet,
+    registers: &mut ThisCpuInterface,
+    access: impl FnOnce(&mut ThisCpuInterface) -> T,
+) -> T {
+    // Only a vCPU that runs has anything in its list registers.
+    let mut running = VcpuSet::EMPTY;
+    for other in others.iter() {
+        if partition.vcpu_power(other) == Some(Power::On) {
+            running.insert(other);
+        }
+    }
+    if running.is_empty() {
+        return access(registers);
+    }
+    let rendezvous = &partition.vgic.rendezvous;
+    while !rendezvous.try_hold(vcpu) {
+        stop_if_asked();
+        serve(partition, vcpu, Some(&mut *registers));
+        cpu::wait_for_event();
+    }
+    rendezvous.request(running);
+    for other in running.iter() {
+        if let Some(target) = partition.vcpus.get(other) {
+            gic::kick(target.physical_mpidr);
+        }
+    }
+    let deadline = cpu::counter()
+        .saturating_add(PARK_TIMEOUT_MS.saturating_mul(cpu::counter_frequency()) / 1000);
+    while !rendezvous.all_parked() {
+        stop_if_asked();
+        if cpu::counter() > deadline {
+            warn!(
+                "partition {}: vCPU {vcpu}: vCPUs {:#x} did not stop for an interrupt-state access within {PARK_TIMEOUT_MS} ms: going on without them",
+                partition.name(),
+                running.bits()
+            );
+            break;
+        }
+        // The parked vCPUs send an event; the event stream bounds the wait.
+        cpu::wait_for_event();
+    }
+    let result = access(registers);
+    rendezvous.release();
+    cpu::send_event();
+    result
+}
+
+/// Parks `vcpu` if another vCPU of its partition asks it to, until that
+/// one releases it. `registers` are its CPU's while its vCPU runs (`None`
+/// while it is off: nothing is listed then).
+pub fn serve(partition: &Partition, vcpu: usize, registers: Option<&mut ThisCpuInterface>) {
+    let rendezvous = &partition.vgic.rendezvous;
+    if !rendezvous.is_requested(vcpu) {
+        return;
+    }
+    match registers {
+        Some(registers) => partition.vgic.park(vcpu, registers),
+        None => rendezvous.park(vcpu),
+    }
+    cpu::send_event();
+    while rendezvous.is_requested(vcpu) {
+        stop_if_asked();
+        cpu::wait_for_event();
+    }
+}
+
+/// Another CPU crashed: stop here, as every waiting CPU does.
+fn stop_if_asked() {
+    if smp::stop_requested() {
+        smp::acknowledge_stop();
+        cpu::park();
+    }
+}
