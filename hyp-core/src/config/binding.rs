@@ -220,6 +220,23 @@ fn read_partition<'a>(
             ),
         }
     }
+    let gic = hardware.gic.version();
+    let limit = crate::vgic::state::max_vcpus(gic);
+    if cpu_list.len() > limit {
+        let property = if node.has_property("cpus") {
+            "cpus"
+        } else {
+            "cpu-mpidrs"
+        };
+        error(
+            property,
+            Problem::TooManyVcpus {
+                count: cpu_list.len(),
+                limit,
+                gic,
+            },
+        );
+    }
     match (node.has_property("cpus"), node.has_property("cpu-mpidrs")) {
         (false, false) => error("cpus", Problem::NoCpus),
         (true, true) => error(

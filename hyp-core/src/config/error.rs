@@ -4,6 +4,7 @@ use alloc::boxed::Box;
 use core::fmt;
 
 use super::passthrough::DeviceProblem;
+use crate::hw::gic::GicVersion;
 use crate::hw::memory::ReservedKind;
 use crate::mm::address::{ByteSize, PhysRange};
 
@@ -55,6 +56,12 @@ pub enum Problem<'a> {
     CpuTaken { cpu: u64, by: &'a str },
     /// A partition without CPUs.
     NoCpus,
+    /// More vCPUs than the virtual GIC of the board's GIC version serves.
+    TooManyVcpus {
+        count: usize,
+        limit: usize,
+        gic: GicVersion,
+    },
     /// No `multiboot,kernel` module.
     NoKernel,
     /// More than one module of a kind.
@@ -119,6 +126,14 @@ impl fmt::Display for Problem<'_> {
                 )
             }
             Problem::NoCpus => f.write_str("no CPUs: give it `cpus` or `cpu-mpidrs`"),
+            Problem::TooManyVcpus { count, limit, gic } => write!(
+                f,
+                "{count} CPUs, but a partition's virtual {} serves at most {limit} vCPUs",
+                match gic {
+                    GicVersion::V2 => "GICv2",
+                    GicVersion::V3 => "GICv3",
+                }
+            ),
             Problem::NoKernel => {
                 f.write_str("no kernel: add a module with compatible \"multiboot,kernel\"")
             }

@@ -136,6 +136,61 @@ fn cpus_can_be_named_by_mpidr_but_not_both_ways() {
     );
 }
 
+/// `count` CPUs from cpu@4 on, beside QEMU virt's four, as an overlay
+/// adds them to `/cpus`.
+fn more_cpus(count: u32) -> String {
+    let nodes: String = (4..4 + count)
+        .map(|n| {
+            format!(
+                "cpu@{n:x} {{ device_type = \"cpu\"; compatible = \"arm,cortex-a72\"; reg = <{n:#x}>; enable-method = \"psci\"; }};"
+            )
+        })
+        .collect();
+    format!("cpus {{ {nodes} }};")
+}
+
+/// A partition of the first `count` CPUs of the board.
+fn partition_of(count: u32) -> String {
+    let cpus: Vec<String> = (0..count).map(|n| format!("\"/cpus/cpu@{n:x}\"")).collect();
+    hypervisor(&partition("big", &cpus.join(", "), SIZE_64M, 0x4900_0000))
+}
+
+#[test]
+fn a_partition_may_have_as_many_vcpus_as_its_gic_version_serves() {
+    // GICv2: 8, its architectural limit. A ninth is refused by name.
+    let too_many = format!("{}{}", more_cpus(5), partition_of(9));
+    let blob = super::test_support::merged_into("qemu-virt-gicv2.dtb", &too_many);
+    let fdt = Fdt::new(&blob).unwrap();
+    let errors: Vec<String> = read(&fdt, &hardware(&fdt), &Headers::default())
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_reports(
+        &errors,
+        "partition big: cpus: 9 CPUs, but a partition's virtual GICv2 serves at most 8 vCPUs",
+    );
+    let eight = format!("{}{}", more_cpus(4), partition_of(8));
+    let blob = super::test_support::merged_into("qemu-virt-gicv2.dtb", &eight);
+    let fdt = Fdt::new(&blob).unwrap();
+    assert!(
+        read(&fdt, &hardware(&fdt), &Headers::default()).is_ok(),
+        "8 on GICv2"
+    );
+    // GICv3: 16, as many CPUs as Tessera runs.
+    let sixteen = format!("{}{}", more_cpus(12), partition_of(16));
+    let plans = check(&sixteen, &Headers::default()).unwrap();
+    let cpus = plans[0]
+        .split("cpus [")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next());
+    assert_eq!(
+        cpus.map(|list| list.split(", ").count()),
+        Some(16),
+        "{plans:?}"
+    );
+}
+
 #[test]
 fn an_arm64_image_is_placed_at_its_text_offset() {
     let body = hypervisor(&partition("a", "\"/cpus/cpu@0\"", SIZE_64M, 0x4900_0000));
