@@ -73,19 +73,21 @@ pub fn with_parked<T>(
 /// Parks `vcpu` if another vCPU of its partition asks it to, until that
 /// one releases it. `registers` are its CPU's while its vCPU runs (`None`
 /// while it is off: nothing is listed then).
-pub fn serve(partition: &Partition, vcpu: usize, registers: Option<&mut ThisCpuInterface>) {
+pub fn serve(partition: &Partition, vcpu: usize, mut registers: Option<&mut ThisCpuInterface>) {
     let rendezvous = &partition.vgic.rendezvous;
-    if !rendezvous.is_requested(vcpu) {
-        return;
-    }
-    match registers {
-        Some(registers) => partition.vgic.park(vcpu, registers),
-        None => rendezvous.park(vcpu),
-    }
-    cpu::send_event();
     while rendezvous.is_requested(vcpu) {
-        stop_if_asked();
-        cpu::wait_for_event();
+        let generation = rendezvous.generation();
+        match registers.as_deref_mut() {
+            Some(registers) => partition.vgic.park(vcpu, registers),
+            None => rendezvous.park(vcpu),
+        }
+        cpu::send_event();
+        // Released, or released and asked again before this CPU looked:
+        // then it parks again for the new request.
+        while rendezvous.is_requested(vcpu) && rendezvous.generation() == generation {
+            stop_if_asked();
+            cpu::wait_for_event();
+        }
     }
 }
 

@@ -17,7 +17,7 @@
 //! the rendezvous itself, so two vCPUs that want it at once never wait for
 //! each other.
 
-use core::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU32, AtomicUsize, Ordering};
 
 use super::state::VcpuSet;
 
@@ -30,6 +30,10 @@ pub struct Rendezvous {
     requested: AtomicU16,
     /// vCPUs parked: their list registers are in software.
     parked: AtomicU16,
+    /// Counts requests: a vCPU still waiting from the previous one when
+    /// the next comes (released and asked again before it noticed) parks
+    /// again for the new one.
+    generation: AtomicU32,
 }
 
 impl Rendezvous {
@@ -43,7 +47,13 @@ impl Rendezvous {
     /// Asks `vcpus` to park (the holder then kicks their CPUs).
     pub fn request(&self, vcpus: VcpuSet) {
         self.parked.store(0, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.requested.store(vcpus.bits(), Ordering::Release);
+    }
+
+    /// Which request is current.
+    pub fn generation(&self) -> u32 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Whether every vCPU asked has parked.
@@ -90,5 +100,22 @@ mod tests {
         rendezvous.release();
         assert!(!rendezvous.is_requested(0));
         assert!(rendezvous.try_hold(0));
+    }
+
+    #[test]
+    fn a_new_request_is_a_new_generation_with_nobody_parked() {
+        let rendezvous = Rendezvous::default();
+        assert!(rendezvous.try_hold(0));
+        rendezvous.request(VcpuSet::of(1));
+        let first = rendezvous.generation();
+        rendezvous.park(1);
+        rendezvous.release();
+        assert!(rendezvous.try_hold(0));
+        rendezvous.request(VcpuSet::of(1));
+        assert_ne!(rendezvous.generation(), first);
+        assert!(
+            !rendezvous.all_parked(),
+            "vCPU 1 parked for the previous request, not this one"
+        );
     }
 }

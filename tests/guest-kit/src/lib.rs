@@ -85,7 +85,7 @@ pub const LINK_ADDRESS: u64 = 0x4000_0000;
 
 /// How many vCPUs the boot stub has stacks for. A vCPU whose MPIDR Aff0 is
 /// not below this (or whose higher affinity fields are not 0) parks at entry.
-pub const MAX_VCPUS: usize = 4;
+pub const MAX_VCPUS: usize = 16;
 
 /// Bytes of stack per vCPU. Exception handlers run on the same stack (EL1h).
 pub const STACK_SIZE: usize = 16 * 1024;

@@ -10,7 +10,7 @@ use crate::scenario::{Boot, End, Interval, Machine, RPI4_DTB, Scenario, Step, fo
 const OVERLAY: &str = "tests/overlays/qemu-virt-interrupts.dts";
 
 /// The `irq` role's cases after the foreign SGIs, in the order it runs them.
-const IRQ_CASES: [&str; 19] = [
+const IRQ_CASES: [&str; 26] = [
     "counter_shared_by_vcpus",
     "counters_untrapped",
     "timer_node",
@@ -29,6 +29,13 @@ const IRQ_CASES: [&str; 19] = [
     "pending_reads_pending",
     "active_reads_active",
     "disable_withdraws_pending",
+    "timer_pending_while_active",
+    "timer_level_sensitive",
+    "timer_cleared_then_fires_again",
+    "active_set_and_cleared",
+    "active_held_by_other_vcpu",
+    "spi_targets_masked",
+    "spi_router_reads_back",
     "secondary_off",
 ];
 /// The cases before them: the GIC found and set up, vCPU 1 started, and

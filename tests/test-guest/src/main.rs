@@ -37,6 +37,8 @@
 #[cfg(target_os = "none")]
 mod context;
 #[cfg(target_os = "none")]
+mod gic_registers;
+#[cfg(target_os = "none")]
 mod pl031_alarm;
 #[cfg(target_os = "none")]
 mod role_a;
@@ -54,6 +56,8 @@ mod role_passthrough;
 mod role_ticker;
 #[cfg(target_os = "none")]
 mod timer_contract;
+#[cfg(target_os = "none")]
+mod timer_hardware_linked;
 
 #[cfg(target_os = "none")]
 mod guest {

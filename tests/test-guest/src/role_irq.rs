@@ -53,7 +53,7 @@ use tessera_guest_kit::timer::{self, CNTV_CTL_ISTATUS, VIRTUAL_TIMER_INTID};
 use tessera_guest_kit::{ensure, fail, println, time};
 
 use crate::context::Context;
-use crate::timer_contract;
+use crate::{gic_registers, timer_contract, timer_hardware_linked};
 
 /// The role's name in `role=` and in its `RESULT` line.
 pub const ROLE: &str = "irq";
@@ -117,6 +117,10 @@ const ACTIVE_SGI: u32 = 12;
 static SEEN_IN_HANDLER: AtomicU32 = AtomicU32::new(0);
 const SEEN_ACTIVE: u32 = 1 << 0;
 const SEEN_PENDING: u32 = 1 << 1;
+/// The partition's emulated PL011's SPI (INTID 33): owned, no device
+/// behind it that raises it unasked (the kit never enables UART
+/// interrupts), so tests may pend and route it.
+const PL011_SPI: u32 = 33;
 /// The timer's priority meanwhile: above the mask.
 const TIMER_ABOVE_MASK: u8 = 0x40;
 /// A priority written to every SPI, and what the implemented bits keep.
@@ -134,6 +138,9 @@ enum Request {
     TimerDeadlines,
     /// Read its virtual counter into `COUNTER`.
     ReadCounter,
+    /// Acknowledge an interrupt and hold it active until released
+    /// ([`gic_registers::hold_active`]).
+    HoldActive,
     /// Call CPU_OFF.
     Off,
 }
@@ -142,6 +149,7 @@ const KIND_SEND_SGIS: u32 = 1;
 const KIND_TIMER: u32 = 2;
 const KIND_OFF: u32 = 3;
 const KIND_COUNTER: u32 = 4;
+const KIND_HOLD_ACTIVE: u32 = 5;
 /// In a SendSgis argument: AllButSelf instead of a target list.
 const ALL_BUT_SELF: u64 = 1 << 32;
 
@@ -157,6 +165,7 @@ impl Request {
             }
             Request::TimerDeadlines => (KIND_TIMER, 0),
             Request::ReadCounter => (KIND_COUNTER, 0),
+            Request::HoldActive => (KIND_HOLD_ACTIVE, 0),
             Request::Off => (KIND_OFF, 0),
         }
     }
@@ -173,6 +182,7 @@ impl Request {
             }),
             KIND_TIMER => Some(Request::TimerDeadlines),
             KIND_COUNTER => Some(Request::ReadCounter),
+            KIND_HOLD_ACTIVE => Some(Request::HoldActive),
             KIND_OFF => Some(Request::Off),
             _ => None,
         }
@@ -215,6 +225,12 @@ static SAMPLE_ARRIVED: [AtomicBool; TIMER_DELAYS_US.len()] =
 /// Hands `request` to vCPU 1 and waits until it is carried out. Works
 /// with interrupts masked (waits in `WFE`).
 fn ask(request: Request) -> Outcome {
+    let sequence = post(request)?;
+    wait_done(request, sequence)
+}
+
+/// Hands `request` to vCPU 1; returns its sequence number for [`wait_done`].
+fn post(request: Request) -> Result<u32, Failure> {
     ensure!(
         READY.load(Ordering::SeqCst),
         "vCPU 1 is not running (see secondary_started): cannot ask it for {request:?}"
@@ -225,6 +241,11 @@ fn ask(request: Request) -> Outcome {
     let sequence = REQUEST_SEQUENCE.load(Ordering::SeqCst).wrapping_add(1);
     REQUEST_SEQUENCE.store(sequence, Ordering::SeqCst);
     cpu::send_event();
+    Ok(sequence)
+}
+
+/// Waits until vCPU 1 has carried out `request`, posted as `sequence`.
+fn wait_done(request: Request, sequence: u32) -> Outcome {
     let carried_out = || DONE_SEQUENCE.load(Ordering::SeqCst) == sequence;
     // Interrupts masked (a burst in preparation): poll. Else sleep.
     let done = if cpu::irqs_masked() {
@@ -282,6 +303,7 @@ pub fn secondary_main(_vcpu: usize, _context_id: u64) -> ! {
                 }
             }
             Some(Request::ReadCounter) => COUNTER.store(timer::now(), Ordering::SeqCst),
+            Some(Request::HoldActive) => gic_registers::hold_active(&gic),
             Some(Request::Off) => {
                 DONE_SEQUENCE.store(sequence, Ordering::SeqCst);
                 cpu::send_event();
@@ -366,6 +388,32 @@ pub fn run(context: &Context) -> ! {
     report::case("active_reads_active", || active_reads_active(&gic));
     report::case("disable_withdraws_pending", || {
         disable_withdraws_pending(&gic)
+    });
+    report::case("timer_pending_while_active", || {
+        timer_hardware_linked::pending_while_active(&gic)
+    });
+    report::case("timer_level_sensitive", || {
+        timer_hardware_linked::level_sensitive(&gic)
+    });
+    report::case("timer_cleared_then_fires_again", || {
+        timer_hardware_linked::cleared_then_fires_again(&gic)
+    });
+    report::case("active_set_and_cleared", || {
+        gic_registers::active_set_and_cleared(&gic)
+    });
+    report::case("active_held_by_other_vcpu", || {
+        gic_registers::active_held_elsewhere(
+            &gic,
+            PL011_SPI,
+            || post(Request::HoldActive),
+            |sequence| wait_done(Request::HoldActive, sequence),
+        )
+    });
+    report::case("spi_targets_masked", || {
+        gic_registers::targets_masked_to_the_vcpus(&gic, PL011_SPI)
+    });
+    report::case("spi_router_reads_back", || {
+        gic_registers::router_reads_back(&gic, PL011_SPI)
     });
     report::case("secondary_off", || ask(Request::Off));
     tessera_guest_kit::print!("{UNFINISHED_LINE}");
