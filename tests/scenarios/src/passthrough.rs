@@ -30,6 +30,8 @@ fn pl031(gic: u8) -> Scenario {
                 "a | TEST pl031_pcell_id: ok",
                 "a | TEST pl031_gic_set_up: ok",
                 "a | TEST pl031_alarm: ok",
+                "a | TEST pl031_alarm_cleared_then_fires_again: ok",
+                "a | TEST pl031_alarm_pending_while_active: ok",
                 "a | pl031: restarting with the alarm's interrupt active",
                 "b | TEST pl031_not_in_tree: ok",
                 "partition b: vCPU 0: an access to an unassigned address: read of 0x9010fe0",

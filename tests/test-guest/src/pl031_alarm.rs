@@ -2,7 +2,11 @@
 //! restart of its partition (role `pl031`, see [`crate::role_passthrough`]).
 //!
 //! First boot: the alarm's SPI arrives when the RTC reaches its match
-//! value, once, and reads active in its handler. Then the alarm fires again
+//! value, once, and reads active in its handler. Like the virtual timer
+//! (issue 14), the guest's pending-state writes reach the physical SPI:
+//! cleared through ICPENDR after it was raised, the next alarm still
+//! arrives; set pending through ISPENDR while active, it arrives once
+//! more after the guest ends it. Then the alarm fires again
 //! and its handler restarts the partition (PSCI SYSTEM_RESET) without
 //! ending the interrupt or clearing the device, as a guest that crashes in
 //! an interrupt handler would. Second boot: the SPI reads disabled and
@@ -16,8 +20,7 @@ use tessera_guest_kit::gic::{self, Gic, ISACTIVER, Layout};
 use tessera_guest_kit::mmio::Mmio;
 use tessera_guest_kit::psci::Psci;
 use tessera_guest_kit::report::{Failure, Outcome};
-use tessera_guest_kit::timer;
-use tessera_guest_kit::{ensure, fail, println};
+use tessera_guest_kit::{ensure, fail, println, time, timer};
 
 use crate::context::Context;
 
@@ -104,6 +107,102 @@ pub fn alarm_arrives(gic: &Gic) -> Outcome {
     );
     Ok(())
 }
+
+/// PL031 TRM §3.3.6: RTCRIS, the raw interrupt status (the alarm matched).
+const RTCRIS: usize = 0x014;
+/// How long a physical interrupt that has fired takes to reach the
+/// hypervisor and the virtual GIC: far more than the few instructions.
+const FIRE_MS: u64 = 1;
+/// How long to go on watching for an interrupt that must not come.
+const SETTLE_MS: u64 = 10;
+
+/// With interrupts masked: sets the alarm and waits until the device
+/// raises its interrupt and the GIC has had time to take it.
+fn alarm_raised_masked() -> Outcome {
+    cpu::mask_irqs();
+    set_alarm();
+    let raised = time::wait_until(ALARM_WAIT_MS, || rtc().read32(RTCRIS) & RTC_INTERRUPT != 0);
+    time::wait_until(FIRE_MS, || false);
+    ensure!(
+        raised,
+        "the alarm, set 1 s ahead, did not raise RTCRIS within {ALARM_WAIT_MS} ms"
+    );
+    Ok(())
+}
+
+/// Counts arrivals of the alarm from 0, waiting for one and then watching
+/// a while, with interrupts unmasked.
+fn arrivals(wait_ms: u64) -> u32 {
+    cpu::unmask_irqs();
+    timer::wait_until(wait_ms, || ARRIVED.load(Ordering::SeqCst) > 0);
+    timer::wait_until(SETTLE_MS, || false);
+    ARRIVED.load(Ordering::SeqCst)
+}
+
+/// The alarm's SPI raised while interrupts were masked, the device
+/// cleared and the SPI's pending state cleared through ICPENDR: the next
+/// alarm arrives, once (the physical SPI was not left active).
+pub fn cleared_then_fires_again(gic: &Gic) -> Outcome {
+    gic::set_handler(ALARM_INTID, on_alarm);
+    gic.enable(ALARM_INTID);
+    ARRIVED.store(0, Ordering::SeqCst);
+    let raised = alarm_raised_masked();
+    rtc().write32(RTCICR, RTC_INTERRUPT);
+    gic.clear_pending(ALARM_INTID);
+    let cleared = !gic.is_pending(ALARM_INTID);
+    set_alarm();
+    let arrived = arrivals(ALARM_WAIT_MS);
+    raised?;
+    ensure!(
+        cleared,
+        "SPI {ALARM_INTID} still read pending after the device was cleared and ICPENDR written"
+    );
+    ensure!(
+        arrived == 1,
+        "after its pending state was cleared, the next alarm's SPI {ALARM_INTID} arrived {arrived} time(s), expected once"
+    );
+    Ok(())
+}
+
+/// The alarm's SPI acknowledged with interrupts masked, the device
+/// cleared, the SPI set pending again through ISPENDR while active, then
+/// ended: it arrives exactly once more.
+pub fn pending_while_active(gic: &Gic) -> Outcome {
+    gic::set_handler(ALARM_INTID, on_alarm);
+    gic.enable(ALARM_INTID);
+    ARRIVED.store(0, Ordering::SeqCst);
+    alarm_raised_masked()?;
+    let mut taken = None;
+    time::wait_until(ALARM_WAIT_MS, || {
+        let acknowledged = gic.acknowledge();
+        if acknowledged.intid == ALARM_INTID {
+            taken = Some(acknowledged);
+            return true;
+        }
+        if !gic::is_special(acknowledged.intid) {
+            gic.end_of_interrupt(acknowledged);
+        }
+        false
+    });
+    rtc().write32(RTCICR, RTC_INTERRUPT);
+    if let Some(acknowledged) = taken {
+        gic.set_pending(ALARM_INTID);
+        gic.end_of_interrupt(acknowledged);
+    }
+    let arrived = arrivals(WAIT_AGAIN_MS);
+    ensure!(
+        taken.is_some(),
+        "the raised alarm's SPI {ALARM_INTID} was not presented for acknowledgement"
+    );
+    ensure!(
+        arrived == 1,
+        "SPI {ALARM_INTID}, set pending while active and then ended, arrived {arrived} time(s), expected once"
+    );
+    Ok(())
+}
+
+/// How long an interrupt that is already pending may take to arrive.
+const WAIT_AGAIN_MS: u64 = 1000;
 
 /// Restarts the partition from inside the alarm's handler; returns only
 /// if the alarm does not come.

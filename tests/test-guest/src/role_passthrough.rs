@@ -50,6 +50,12 @@ pub fn run(context: &Context) -> ! {
     if let Some(gic) = ready {
         if context.boot_count.unwrap_or(1) <= 1 {
             report::case("pl031_alarm", || pl031_alarm::alarm_arrives(&gic));
+            report::case("pl031_alarm_cleared_then_fires_again", || {
+                pl031_alarm::cleared_then_fires_again(&gic)
+            });
+            report::case("pl031_alarm_pending_while_active", || {
+                pl031_alarm::pending_while_active(&gic)
+            });
             report::case(
                 "pl031_restart_while_active",
                 pl031_alarm::restart_while_active,
