@@ -11,10 +11,10 @@ use crate::arch::{cpu, hyp_timer};
 use crate::hw::cpus::MAX_CPUS;
 use crate::hw::gic::{GicRegions, GicVersion};
 use crate::mm::address::to_usize;
-use crate::vgic::VIRTUAL_TIMER_INTID;
 use crate::vgic::flush::CpuInterface;
 use crate::vgic::hardware_linked::{PhysicalOp, StateChange};
 use crate::vgic::list_register::{ListRegister, LrState};
+use crate::vgic::{TimerAtStart, VIRTUAL_TIMER_INTID};
 
 /// The GIC, once the boot CPU has set it up.
 pub static GIC: Once<Gic> = Once::new();
@@ -310,20 +310,32 @@ impl CpuInterface for ThisCpuInterface {
     fn physical(&mut self, intid: u32, action: StateChange) {
         change_physical(cpu::mpidr(), intid, action);
     }
-
-    fn physical_pending(&self, intid: u32) -> bool {
-        self.gic.is_pending(cpu::mpidr(), intid).unwrap_or(false)
-    }
 }
 
 /// Sets this CPU's virtual interface up for a vCPU that starts: empty list
-/// registers, the virtual timer's PPI on if the guest has it enabled (its
-/// physical enable follows the guest's).
-pub fn vcpu_starting(timer_enabled: bool) {
+/// registers, and the virtual timer's physical PPI as its virtual one
+/// stands (enabled, active, pending: see `vgic/hardware_linked.rs`),
+/// whatever a previous boot or a sibling's writes left.
+pub fn vcpu_starting(timer: TimerAtStart) {
     let Some(gic) = GIC.get() else { return };
     gic.reset_virtual_interface();
     gic.set_virtual_interface(false);
-    let _ = gic.set_private_enabled(cpu::mpidr(), VIRTUAL_TIMER_INTID, timer_enabled);
+    let changes = [
+        (timer.enabled, StateChange::Enable, StateChange::Disable),
+        (timer.held, StateChange::Activate, StateChange::Deactivate),
+        (
+            timer.pending_in_hardware,
+            StateChange::SetPending,
+            StateChange::ClearPending,
+        ),
+    ];
+    for (set, yes, no) in changes {
+        change_physical(
+            cpu::mpidr(),
+            VIRTUAL_TIMER_INTID,
+            if set { yes } else { no },
+        );
+    }
 }
 
 /// Undoes what a vCPU that stops left in this CPU's GIC: hardware-linked

@@ -114,6 +114,13 @@ pub fn command(
                 .arg(&linux.initramfs)
                 .args(["-append", tessera_scenarios::linux::BOOTARGS]);
         }
+        Loader::TestGuestDirect { bootargs } => {
+            // No Tessera: `image` is the test guest, on QEMU's own DTB.
+            command
+                .arg("-kernel")
+                .arg(image)
+                .args(["-append", bootargs]);
+        }
         Loader::LoaderWithoutDtb => {
             command.arg("-device").arg(format!(
                 "loader,file={},addr={LOADER_ADDRESS:#x},force-raw=on",
@@ -139,7 +146,12 @@ pub fn command(
         ));
         command.args(["-device", "virtio-blk-device,drive=virtio-disk"]);
     }
-    if let Some(dtb) = dtb.filter(|_| !matches!(loader, Loader::UBoot | Loader::LinuxDirect)) {
+    if let Some(dtb) = dtb.filter(|_| {
+        !matches!(
+            loader,
+            Loader::UBoot | Loader::LinuxDirect | Loader::TestGuestDirect { .. }
+        )
+    }) {
         command.arg("-dtb").arg(dtb);
     }
     Ok(command)

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::thread;
 
 use anyhow::{Context, Result};
-use tessera_scenarios::{DtbEdit, Outcome, Scenario, Watch};
+use tessera_scenarios::{DtbEdit, Image, Outcome, Scenario, Watch};
 
 use crate::build::{self, Board, Profile};
 use crate::qemu::{self, Console, Loader};
@@ -306,21 +306,47 @@ fn scenarios(options: &Options, tally: &mut Tally) -> Result<()> {
         );
         return Ok(());
     }
-    let artifacts = build::hypervisor(Board::QemuVirt, Profile::Release)?;
-    if selected.iter().any(|s| s.overlay.is_some()) {
-        guests::build(Profile::Release)?;
-    }
+    // Each image the selected scenarios boot, built once.
+    let boots_tessera = |s: &Scenario| !matches!(s.boot, Loader::TestGuestDirect { .. });
+    let release = if selected
+        .iter()
+        .any(|s| boots_tessera(s) && s.image == Image::Release)
+    {
+        Some(build::hypervisor(Board::QemuVirt, Profile::Release)?)
+    } else {
+        None
+    };
+    let debug = if selected.iter().any(|s| s.image == Image::Debug) {
+        Some(build::hypervisor(Board::QemuVirt, Profile::Debug)?)
+    } else {
+        None
+    };
+    let test_guest = if selected
+        .iter()
+        .any(|s| s.overlay.is_some() || matches!(s.boot, Loader::TestGuestDirect { .. }))
+    {
+        Some(guests::build(Profile::Release)?)
+    } else {
+        None
+    };
     let logs = output_dir("test-logs")?;
     // Prepare every command first (DTB fixtures, U-Boot media), then run.
     let mut dtb_cache = HashMap::new();
     let mut jobs = VecDeque::new();
     for scenario in selected {
         let (dtb, modules) = scenario_dtb(&scenario, &mut dtb_cache)?;
+        // Booted directly, the test guest takes Tessera's place.
+        let image = match (scenario.boot, scenario.image) {
+            (Loader::TestGuestDirect { .. }, _) => test_guest.as_ref(),
+            (_, Image::Release) => release.as_ref().map(|a| &a.image),
+            (_, Image::Debug) => debug.as_ref().map(|a| &a.image),
+        }
+        .context("the scenario's image was not built")?;
         let command = qemu::command(
             &scenario.name,
             &scenario.machine,
             scenario.boot,
-            &artifacts.image,
+            image,
             dtb.as_deref(),
             &modules,
             Console::Captured,

@@ -280,9 +280,9 @@ fn gic_access(
         return;
     };
     let vgic = &partition.vgic;
-    let others = vgic.involved(vcpu, frame, access.width, access.write);
+    let involved = || vgic.involved(vcpu, frame, access.width, access.write);
     let value = registers.get(access.register);
-    let result = rendezvous::with_parked(partition, vcpu, others, &mut interface, |interface| {
+    let result = rendezvous::with_parked(partition, vcpu, involved, &mut interface, |interface| {
         if access.write {
             let effects = vgic.write(vcpu, frame, access.width, value, interface);
             partition.wake(vcpu, &effects);

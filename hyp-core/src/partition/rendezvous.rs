@@ -17,24 +17,32 @@ use crate::vgic::state::VcpuSet;
 /// any exit takes.
 const PARK_TIMEOUT_MS: u64 = 100;
 
-/// Runs `access` by `vcpu` once the vCPUs in `others` that run have
-/// parked, their list registers moved back to software; releases them
-/// after.
+/// Runs `access` by `vcpu` once the other vCPUs that `involved` names
+/// and that run have parked, their list registers moved back to software;
+/// releases them after. `involved` is asked again once `vcpu` holds the
+/// rendezvous: what it depends on (an SPI's routing) may have moved while
+/// another held it.
 pub fn with_parked<T>(
     partition: &Partition,
     vcpu: usize,
-    others: VcpuSet,
+    involved: impl Fn() -> VcpuSet,
     registers: &mut ThisCpuInterface,
     access: impl FnOnce(&mut ThisCpuInterface) -> T,
 ) -> T {
-    // Only a vCPU that runs has anything in its list registers.
-    let mut running = VcpuSet::EMPTY;
-    for other in others.iter() {
-        if partition.vcpu_power(other) == Some(Power::On) {
-            running.insert(other);
+    // Only a vCPU that runs (or is about to) has anything listed.
+    let running = || {
+        let mut running = VcpuSet::EMPTY;
+        for other in involved().iter().filter(|&other| other != vcpu) {
+            if matches!(
+                partition.vcpu_power(other),
+                Some(Power::On | Power::OnPending)
+            ) {
+                running.insert(other);
+            }
         }
-    }
-    if running.is_empty() {
+        running
+    };
+    if running().is_empty() {
         return access(registers);
     }
     let rendezvous = &partition.vgic.rendezvous;
@@ -43,6 +51,7 @@ pub fn with_parked<T>(
         serve(partition, vcpu, Some(&mut *registers));
         cpu::wait_for_event();
     }
+    let running = running();
     rendezvous.request(running);
     for other in running.iter() {
         if let Some(target) = partition.vcpus.get(other) {

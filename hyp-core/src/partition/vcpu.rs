@@ -43,8 +43,9 @@ pub fn run_this_cpu() {
                 partition.power_off_vcpu(index, Power::OnPending);
             }
             // Off for as long as its partition wants (a stopped partition
-            // never comes back): wait in WFI; CPU_ON, a restart and a
-            // crash elsewhere all kick this CPU.
+            // never comes back): wait in WFI; CPU_ON, a restart, a sibling
+            // that needs it parked and a crash elsewhere all kick this CPU.
+            rendezvous::serve(partition, index, None);
             cpu::wait_for_interrupt();
             exit::interrupt(partition, index, false);
             rendezvous::serve(partition, index, None);
@@ -56,11 +57,7 @@ pub fn run_this_cpu() {
             partition.plan.config.pmu_el2_events,
             partition.counter_offset.load(Ordering::Acquire),
         );
-        gic::vcpu_starting(
-            partition
-                .vgic
-                .private_enabled(index, crate::vgic::VIRTUAL_TIMER_INTID),
-        );
+        gic::vcpu_starting(partition.vgic.timer_at_start(index));
         partition.claim_console_input(index);
         let mut interface = gic::ThisCpuInterface::get();
         let mut underflow = false;

@@ -100,7 +100,7 @@ pub fn read(state: &VgicState, view: View, offset: u32, width: AccessWidth) -> u
             ISENABLER | ICENABLER => u32::from(irq.enabled),
             ISPENDR | ICPENDR => u32::from(
                 irq.pending
-                    || irq.latched
+                    || irq.pending_in_hardware
                     || (intid == VIRTUAL_TIMER_INTID && irq.hw && view.timer_line),
             ),
             ISACTIVER | ICACTIVER => u32::from(irq.active),
@@ -174,7 +174,9 @@ pub fn write(
                         &mut effects.physical,
                     );
                 } else {
-                    state.set_active(view.vcpu, intid, view.vcpu, active);
+                    // An SPI made active is held where it is delivered.
+                    let holder = state.destination(view.vcpu, intid).unwrap_or(view.vcpu);
+                    state.set_active(holder, intid, view.vcpu, active);
                 }
                 // Listed again by its vCPU's next flush.
                 effects.wake(state.destination(view.vcpu, intid));

@@ -125,11 +125,17 @@ fn register(version: GicVersion, offset: u32, width: AccessWidth) -> Option<Regi
 /// Whether an access of `width` at `offset` acts on pending or active
 /// state, or on routing: the caller gives the access the whole state
 /// (list registers taken back, other vCPUs' too where they hold it).
+/// Enables, priorities, groups and triggers need no list register back: a
+/// flush withdraws what was disabled since it was listed.
 pub fn needs_whole_state(version: GicVersion, offset: u32, width: AccessWidth) -> bool {
-    matches!(
-        register(version, offset, width),
-        Some(Register::Bank | Register::SgiPending | Register::Irouter)
-    )
+    match register(version, offset, width) {
+        Some(Register::Bank) => matches!(
+            banks::bank(offset),
+            banks::ISPENDR | banks::ICPENDR | banks::ISACTIVER | banks::ICACTIVER | ITARGETSR
+        ),
+        Some(Register::SgiPending | Register::Irouter) => true,
+        _ => false,
+    }
 }
 
 /// The INTIDs an access covers whose state it reads or changes through

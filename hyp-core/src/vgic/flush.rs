@@ -21,8 +21,6 @@ pub trait CpuInterface {
     fn empty(&self) -> u64;
     /// Applies `action` to physical `intid`: a PPI of this CPU, or an SPI.
     fn physical(&mut self, intid: u32, action: StateChange);
-    /// Whether physical `intid` (a PPI of this CPU, or an SPI) is pending.
-    fn physical_pending(&self, intid: u32) -> bool;
 }
 
 /// The indexes of the non-empty registers (taken at the call: the
@@ -50,7 +48,9 @@ pub fn flush(state: &mut VgicState, vcpu: usize, registers: &mut impl CpuInterfa
     waiting |= state.most_urgent(vcpu, &mut candidates);
     for candidate in &candidates {
         if let Some(index) = occupied(registers).find(|&i| registers.read(i).holds(candidate)) {
-            merge(registers, index, true, false);
+            if merge(registers, index, true, false) {
+                hold_pending_in_hardware(state, vcpu, candidate.intid, registers);
+            }
         } else if let Some(index) = free(registers, count) {
             registers.write(index, &ListRegister::pending(candidate));
         } else if let Some(index) = displaceable(registers, count, candidate) {
@@ -84,7 +84,9 @@ fn list_active(
             if pending {
                 state.taken(vcpu, &candidate);
             }
-            merge(registers, index, pending, true);
+            if merge(registers, index, pending, true) {
+                hold_pending_in_hardware(state, vcpu, candidate.intid, registers);
+            }
             state.taken_active(vcpu, &candidate);
             continue;
         }
@@ -109,7 +111,7 @@ fn list_active(
                 // Hardware-linked: never pending and active in a list
                 // register; the physical GIC holds the pending state.
                 state.taken(vcpu, &candidate);
-                registers.physical(candidate.intid, StateChange::SetPending);
+                hold_pending_in_hardware(state, vcpu, candidate.intid, registers);
             }
             LrState::Active
         };
@@ -183,22 +185,36 @@ pub fn insert(registers: &mut impl CpuInterface, candidate: &Candidate) -> bool 
 /// Register `index` holds the interrupt already; it becomes `pending`
 /// and/or `active` as well: an edge that arrives while the guest handles
 /// the previous one makes it pending again. A hardware-linked interrupt
-/// is never listed pending and active: the physical GIC keeps the pending
-/// state then, and the guest's deactivation lets it fire again.
-fn merge(registers: &mut impl CpuInterface, index: usize, pending: bool, active: bool) {
+/// is never listed pending and active: returns true when its pending
+/// state must go to the physical GIC instead
+/// ([`hold_pending_in_hardware`]).
+fn merge(registers: &mut impl CpuInterface, index: usize, pending: bool, active: bool) -> bool {
     let mut current = registers.read(index);
     let pending = pending || current.state.is_pending();
     let active = active || current.state.is_active();
-    current.state = match (pending, active) {
-        (true, true) if current.hw => {
-            registers.physical(current.intid, StateChange::SetPending);
-            LrState::Active
-        }
-        (true, true) => LrState::PendingActive,
-        (false, true) => LrState::Active,
-        _ => LrState::Pending,
+    let (state, in_hardware) = match (pending, active) {
+        (true, true) if current.hw => (LrState::Active, true),
+        (true, true) => (LrState::PendingActive, false),
+        (false, true) => (LrState::Active, false),
+        _ => (LrState::Pending, false),
     };
+    current.state = state;
     registers.write(index, &current);
+    in_hardware
+}
+
+/// Hardware-linked `intid`, active, is pending again: the physical GIC
+/// holds that, and the guest's deactivation lets it fire again at EL2.
+fn hold_pending_in_hardware(
+    state: &mut VgicState,
+    vcpu: usize,
+    intid: u32,
+    registers: &mut impl CpuInterface,
+) {
+    if let Some(irq) = state.irq_mut(vcpu, intid) {
+        irq.pending_in_hardware = true;
+    }
+    registers.physical(intid, StateChange::SetPending);
 }
 
 fn free(registers: &impl CpuInterface, count: usize) -> Option<usize> {

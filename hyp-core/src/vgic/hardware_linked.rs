@@ -79,6 +79,7 @@ pub fn set_pending(
     let irq = state.irq_mut(owner, intid)?;
     irq.latched = true;
     if irq.active {
+        irq.pending_in_hardware = true;
         push(ops, owner, intid, StateChange::SetPending);
         return None;
     }
@@ -92,6 +93,7 @@ pub fn clear_pending(state: &mut VgicState, vcpu: usize, intid: u32, ops: &mut P
         return;
     };
     irq.latched = false;
+    irq.pending_in_hardware = false;
     let active = irq.active;
     state.clear_pending(vcpu, intid);
     let owner = state.destination(vcpu, intid).unwrap_or(vcpu);
@@ -110,15 +112,16 @@ pub fn set_active(
     active: bool,
     ops: &mut PhysicalOps,
 ) {
-    let Some(irq) = state.irq(vcpu, intid) else {
+    let owner = state.destination(vcpu, intid).unwrap_or(vcpu);
+    let Some(irq) = state.irq_mut(owner, intid) else {
         return;
     };
     let pending = irq.pending;
-    let owner = state.destination(vcpu, intid).unwrap_or(vcpu);
     if active {
         // Pending and active at once lives in the physical GIC.
         if pending {
-            state.clear_pending(vcpu, intid);
+            irq.pending_in_hardware = true;
+            state.clear_pending(owner, intid);
             push(ops, owner, intid, StateChange::SetPending);
         }
         push(ops, owner, intid, StateChange::Activate);
@@ -126,7 +129,7 @@ pub fn set_active(
         // Still pending: the physical one stays active for it.
         push(ops, owner, intid, StateChange::Deactivate);
     }
-    state.set_active(vcpu, intid, vcpu, active);
+    state.set_active(owner, intid, vcpu, active);
 }
 
 /// The guest enabled or disabled hardware-linked PPI `intid` of `vcpu`.
@@ -164,10 +167,9 @@ pub fn timer_line_low(
     };
     let (pending, active, latched) = (irq.pending, irq.active, irq.latched);
     if latched {
-        // Acknowledged (or withdrawn) since: the latch is spent. A list
-        // register that still holds it active may be all that keeps a
-        // physical pending state set while it was active.
-        let spent = !pending && listed.is_none() && !active && !registers.physical_pending(intid);
+        // Acknowledged (or withdrawn) since: the latch is spent. Pending
+        // in hardware, it has yet to fire again.
+        let spent = !pending && listed.is_none() && !active && !irq.pending_in_hardware;
         if !spent {
             return true;
         }
@@ -176,6 +178,10 @@ pub fn timer_line_low(
         }
     }
     let mut withdrawn = pending;
+    if let Some(irq) = state.irq_mut(vcpu, intid) {
+        withdrawn |= irq.pending_in_hardware;
+        irq.pending_in_hardware = false;
+    }
     state.clear_pending(vcpu, intid);
     let mut held_active = active;
     if let Some((index, lr)) = listed {
@@ -187,8 +193,12 @@ pub fn timer_line_low(
             _ => held_active = true,
         }
     }
-    if withdrawn && !held_active {
-        registers.physical(intid, StateChange::Deactivate);
+    if withdrawn {
+        // A pending state Tessera latched into the physical PPI goes too.
+        registers.physical(intid, StateChange::ClearPending);
+        if !held_active {
+            registers.physical(intid, StateChange::Deactivate);
+        }
     }
     held_active
 }

@@ -42,6 +42,18 @@ use crate::hw::gic::GicVersion;
 /// physical PPI of the vCPU's CPU.
 pub const VIRTUAL_TIMER_INTID: u32 = 27;
 
+/// A vCPU's virtual timer PPI as the vCPU starts ([`Vgic::timer_at_start`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerAtStart {
+    /// The guest has it enabled: so is the physical PPI.
+    pub enabled: bool,
+    /// Pending or active in software: the physical PPI is active (the
+    /// guest's deactivation ends both); otherwise it is not.
+    pub held: bool,
+    /// Pending in the physical PPI.
+    pub pending_in_hardware: bool,
+}
+
 /// A guest access to the GIC's emulated frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame {
@@ -65,6 +77,14 @@ pub struct Vgic {
     /// Parks the other vCPUs while one needs what their list registers
     /// hold.
     pub rendezvous: Rendezvous,
+}
+
+/// Hardware-linked `intid` fired at EL2: a pending state the physical GIC
+/// held for it (set while it was active) is spent, the interrupt is here.
+fn fired(state: &mut VgicState, vcpu: usize, intid: u32) {
+    if let Some(irq) = state.irq_mut(vcpu, intid).filter(|irq| irq.hw) {
+        irq.pending_in_hardware = false;
+    }
 }
 
 fn flags(vcpus: usize) -> Vec<AtomicBool> {
@@ -144,9 +164,7 @@ impl Vgic {
             Frame::Distributor { offset } => {
                 distributor::needs_whole_state(self.version, offset, width)
             }
-            Frame::Redistributor { offset, .. } => {
-                redistributor::bank_offset(offset, width).is_some()
-            }
+            Frame::Redistributor { offset, .. } => redistributor::needs_whole_state(offset, width),
         }
     }
 
@@ -156,11 +174,7 @@ impl Vgic {
         let mut involved = VcpuSet::EMPTY;
         match frame {
             Frame::Redistributor { vcpu: of, offset } => {
-                let pending_or_active =
-                    redistributor::bank_offset(offset, width).is_some_and(|bank| {
-                        (banks::ISPENDR..banks::IPRIORITYR).contains(&banks::bank(bank))
-                    });
-                if of != vcpu && pending_or_active {
+                if redistributor::needs_whole_state(offset, width) {
                     involved.insert(of);
                 }
             }
@@ -302,7 +316,10 @@ impl Vgic {
         if intid == VIRTUAL_TIMER_INTID {
             self.watch_timer(vcpu);
         }
-        let woken = self.state.lock().set_pending(vcpu, intid, vcpu);
+        let mut state = self.state.lock();
+        fired(&mut state, vcpu, intid);
+        let woken = state.set_pending(vcpu, intid, vcpu);
+        drop(state);
         if let Some(woken) = woken {
             self.raise(VcpuSet::of(woken));
         }
@@ -329,10 +346,11 @@ impl Vgic {
             if intid == VIRTUAL_TIMER_INTID {
                 self.watch_timer(vcpu);
             }
-            let state = self.state.lock();
+            let mut state = self.state.lock();
             if let Some(candidate) = state.hardware_candidate(vcpu, intid)
                 && flush::insert(registers, &candidate)
             {
+                fired(&mut state, vcpu, intid);
                 return None;
             }
         }
@@ -365,12 +383,17 @@ impl Vgic {
         watch.store(still, Ordering::Release);
     }
 
-    /// Whether `vcpu` has enabled its SGI or PPI `intid`.
-    pub fn private_enabled(&self, vcpu: usize, intid: u32) -> bool {
-        self.state
-            .lock()
-            .irq(vcpu, intid)
-            .is_some_and(|irq| irq.enabled)
+    /// How `vcpu`'s virtual timer PPI stands as it starts: the physical
+    /// PPI is set up to match (a sibling may have written its redistributor
+    /// while it was off, or the partition restarted since).
+    pub fn timer_at_start(&self, vcpu: usize) -> TimerAtStart {
+        let state = self.state.lock();
+        let irq = state.irq(vcpu, VIRTUAL_TIMER_INTID);
+        TimerAtStart {
+            enabled: irq.is_some_and(|irq| irq.enabled),
+            held: irq.is_some_and(|irq| irq.pending || irq.active),
+            pending_in_hardware: irq.is_some_and(|irq| irq.pending_in_hardware),
+        }
     }
 
     fn raise(&self, vcpus: VcpuSet) {

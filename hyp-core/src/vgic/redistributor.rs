@@ -67,17 +67,14 @@ fn in_frame(offset: u64) -> u32 {
     u32::try_from(offset % FRAME_SIZE).unwrap_or(0)
 }
 
-/// Whether an access at `offset` (within a redistributor) acts on the SGI
-/// and PPI banks: it gets the whole state of that vCPU (see
-/// [`super::distributor::needs_whole_state`]).
+/// Whether an access of `width` at `offset` (within a redistributor) acts
+/// on the pending or active state of that vCPU's SGIs and PPIs: it gets the
+/// whole state (see [`super::distributor::needs_whole_state`]).
 pub fn needs_whole_state(offset: u64, width: AccessWidth) -> bool {
-    offset >= FRAME_SIZE && lookup(&SGI_REGISTERS, in_frame(offset), width).is_some()
-}
-
-/// The SGI_base bank offset an access at `offset` touches, if any.
-pub fn bank_offset(offset: u64, width: AccessWidth) -> Option<u32> {
-    (offset >= FRAME_SIZE && lookup(&SGI_REGISTERS, in_frame(offset), width).is_some())
-        .then(|| in_frame(offset))
+    let in_frame = in_frame(offset);
+    offset >= FRAME_SIZE
+        && lookup(&SGI_REGISTERS, in_frame, width).is_some()
+        && (banks::ISPENDR..banks::IPRIORITYR).contains(&banks::bank(in_frame))
 }
 
 fn sgi_view(vcpu: usize, timer_line: bool) -> View {

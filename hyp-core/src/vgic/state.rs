@@ -131,6 +131,15 @@ pub struct Irq {
     /// not acknowledged or cleared it since, so a sample of its source
     /// that finds the line low does not withdraw it.
     pub latched: bool,
+    /// Hardware-linked only: pending while active, a state the physical
+    /// GIC holds (Tessera set the physical interrupt pending) until it
+    /// fires again once the guest has ended it.
+    pub pending_in_hardware: bool,
+    /// An SPI active in software: the vCPU whose list registers held it,
+    /// which alone lists it again (the guest ends it there) and receives
+    /// it until then, wherever the guest routes it meanwhile (as KVM's
+    /// `vgic_target_oracle`).
+    pub active_on: u8,
     pub group1: bool,
     /// Edge-triggered (GICD_ICFGR), else level-sensitive.
     pub edge: bool,
@@ -304,13 +313,19 @@ impl VgicState {
     }
 
     /// The vCPU `intid` (as `vcpu` names it) is delivered to, and whose
-    /// list registers alone may hold it.
+    /// list registers alone may hold it: an active SPI's stays where it is
+    /// active until the guest ends it there.
     pub fn destination(&self, vcpu: usize, intid: u32) -> Option<usize> {
         if intid < PRIVATE_COUNT {
             return (vcpu < self.vcpus()).then_some(vcpu);
         }
-        let target = self.irq(vcpu, intid)?.target;
-        (usize::from(target) < self.vcpus()).then_some(usize::from(target))
+        let irq = self.irq(vcpu, intid)?;
+        let holder = if irq.active {
+            irq.active_on
+        } else {
+            irq.target
+        };
+        (usize::from(holder) < self.vcpus()).then_some(usize::from(holder))
     }
 
     /// The bit for `source` in an SGI's per-source bitmap.
@@ -360,13 +375,17 @@ impl VgicState {
     }
 
     /// Makes `intid` of `vcpu` active in software (an SGI from `source`),
-    /// or inactive (`active` false: every source).
+    /// or inactive (`active` false: every source). An SPI made active is
+    /// held by `vcpu`.
     pub fn set_active(&mut self, vcpu: usize, intid: u32, source: usize, active: bool) {
         let bit = self.source_bit(source);
         let Some(irq) = self.irq_mut(vcpu, intid) else {
             return;
         };
         irq.active = active;
+        if active {
+            irq.active_on = u8::try_from(vcpu).unwrap_or(NO_TARGET);
+        }
         self.mark(Bitmap::Active, vcpu, intid, active);
         if intid < SGI_COUNT
             && let Some(sources) = self
@@ -513,7 +532,7 @@ impl VgicState {
         irq.pending
             && irq.enabled
             && self.group_enables & (1 << u8::from(irq.group1)) != 0
-            && (intid < PRIVATE_COUNT || usize::from(irq.target) == vcpu)
+            && (intid < PRIVATE_COUNT || self.destination(vcpu, intid) == Some(vcpu))
     }
 
     /// Fills `best` (emptied first) with the `N` most urgent deliverable
@@ -560,9 +579,12 @@ impl VgicState {
     }
 
     /// The first interrupt of `vcpu` active in software, as a candidate
-    /// for a list register (an SGI: one source of it), if any.
+    /// for a list register (an SGI: one source of it), if any: its own
+    /// SGIs and PPIs, and the SPIs it holds.
     pub fn first_active(&self, vcpu: usize) -> Option<Candidate> {
-        let intid = self.active_intids(vcpu).next()?;
+        let intid = self
+            .active_intids(vcpu)
+            .find(|&intid| self.destination(vcpu, intid) == Some(vcpu))?;
         let irq = self.irq(vcpu, intid)?;
         Some(Candidate {
             intid,

@@ -120,10 +120,6 @@ impl CpuInterface for FakeCpu {
         }
         self.physical.push((intid, action));
     }
-
-    fn physical_pending(&self, intid: u32) -> bool {
-        self.physically_pending.contains(&intid)
-    }
 }
 
 const GICD_CTLR_BOTH_GROUPS: u64 = 0b11;
@@ -843,8 +839,11 @@ fn a_timer_injected_then_dropped_by_its_line_is_withdrawn_and_deactivated() {
         );
         assert_eq!(
             gic.cpus[0].take_physical(),
-            [(VIRTUAL_TIMER_INTID, StateChange::Deactivate)],
-            "{version:?}: the physical PPI can fire again"
+            [
+                (VIRTUAL_TIMER_INTID, StateChange::ClearPending),
+                (VIRTUAL_TIMER_INTID, StateChange::Deactivate)
+            ],
+            "{version:?}: the physical PPI can fire again, and nothing latched stays"
         );
         assert_eq!(gic.deliver_all(0), [], "{version:?}: never delivered stale");
     }
@@ -1099,5 +1098,94 @@ fn the_largest_gicv3_partition_takes_sgis_on_every_vcpu() {
         ),
         (15 << 32) | (15 << 8) | (1 << 4),
         "vCPU 15's redistributor is the last"
+    );
+}
+
+#[test]
+fn an_active_spi_is_listed_again_only_where_it_is_active() {
+    let mut gic = Harness::two_vcpus(GicVersion::V3);
+    let router = Frame::Distributor {
+        offset: 0x6000 + 8 * PL011_SPI,
+    };
+    gic.write(0, router, W8, 1);
+    gic.set_bit(0, ISENABLER, PL011_SPI);
+    assert_eq!(gic.vgic.inject(0, PL011_SPI), Some(1));
+    gic.flush(1);
+    gic.cpus[1].guest_acknowledges().unwrap();
+    // vCPU 1 reads its state (its handler): taken back, active in software.
+    assert!(gic.bit(1, ISACTIVER, PL011_SPI));
+    // Moved to vCPU 0 meanwhile: it stays with vCPU 1 while active.
+    gic.write(0, router, W8, 0);
+    assert_eq!(gic.vgic.involved(0, router, W8, true), VcpuSet::of(1));
+    gic.flush(0);
+    assert_eq!(
+        gic.cpus[0].holds(PL011_SPI),
+        None,
+        "vCPU 0 never acknowledged it"
+    );
+    gic.flush(1);
+    assert_eq!(
+        gic.cpus[1].holds(PL011_SPI),
+        Some(LrState::Active),
+        "listed where the guest ends it"
+    );
+    let index = (0..4)
+        .find(|&i| gic.cpus[1].read(i).intid == PL011_SPI)
+        .unwrap();
+    gic.cpus[1].guest_deactivates(index);
+    // Ended: the next one goes where it is routed now.
+    assert_eq!(gic.vgic.inject(0, PL011_SPI), Some(0));
+    assert_eq!(gic.deliver_all(0), [PL011_SPI]);
+}
+
+#[test]
+fn a_hardware_linked_interrupt_reads_pending_only_while_it_is() {
+    let mut gic = Harness::two_vcpus(GicVersion::V3);
+    gic.set_bit(0, ISENABLER, DEVICE_SPI);
+    gic.vgic.inject(0, DEVICE_SPI);
+    gic.flush(0);
+    let index = gic.cpus[0].guest_acknowledges().unwrap();
+    gic.set_bit(0, ISPENDR, DEVICE_SPI);
+    assert!(
+        gic.bit(0, ISPENDR, DEVICE_SPI),
+        "pending and active: the physical GIC holds it"
+    );
+    gic.flush(0);
+    let index = (0..4)
+        .find(|&i| gic.cpus[0].read(i).intid == DEVICE_SPI)
+        .unwrap_or(index);
+    gic.cpus[0].guest_deactivates(index);
+    gic.vgic.inject(0, DEVICE_SPI);
+    assert_eq!(gic.deliver_all(0), [DEVICE_SPI]);
+    assert!(
+        !gic.bit(0, ISPENDR, DEVICE_SPI),
+        "taken and ended: not pending"
+    );
+    // The timer, set pending by the guest, taken and ended: not pending.
+    gic.set_bit(0, ISENABLER, VIRTUAL_TIMER_INTID);
+    gic.set_bit(0, ISPENDR, VIRTUAL_TIMER_INTID);
+    assert_eq!(gic.deliver_all(0), [VIRTUAL_TIMER_INTID]);
+    assert!(!gic.bit(0, ISPENDR, VIRTUAL_TIMER_INTID));
+}
+
+#[test]
+fn pending_in_hardware_is_spent_when_it_fires_through_the_direct_path() {
+    let mut gic = Harness::two_vcpus(GicVersion::V3);
+    gic.set_bit(0, ISENABLER, VIRTUAL_TIMER_INTID);
+    gic.vgic.inject(0, VIRTUAL_TIMER_INTID);
+    gic.flush(0);
+    let index = gic.cpus[0].guest_acknowledges().unwrap();
+    gic.set_bit(0, ISPENDR, VIRTUAL_TIMER_INTID);
+    gic.flush(0);
+    let index = (0..4)
+        .find(|&i| gic.cpus[0].read(i).intid == VIRTUAL_TIMER_INTID)
+        .unwrap_or(index);
+    gic.cpus[0].guest_deactivates(index);
+    gic.vgic
+        .inject_running(0, VIRTUAL_TIMER_INTID, &mut gic.cpus[0]);
+    assert_eq!(gic.cpus[0].guest_takes(), Some(VIRTUAL_TIMER_INTID));
+    assert!(
+        !gic.bit(0, ISPENDR, VIRTUAL_TIMER_INTID),
+        "fired, taken and ended: no pending state left"
     );
 }

@@ -125,13 +125,6 @@ impl DistributorBanks {
             register.set(1 << (intid % 32));
         }
     }
-
-    /// Whether `intid` is pending (GICD_ISPENDR).
-    pub fn is_pending(&self, intid: u32) -> bool {
-        self.ispendr
-            .get((intid / 32) as usize)
-            .is_some_and(|register| register.get() & (1 << (intid % 32)) != 0)
-    }
 }
 
 /// GICD_ICFGR: the upper bit of an INTID's two-bit field is set for edge.

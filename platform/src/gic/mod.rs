@@ -194,14 +194,6 @@ impl Gic {
         }
     }
 
-    /// Whether `intid` (as for [`Gic::change`]) is pending.
-    pub fn is_pending(&self, mpidr: u64, intid: u32) -> Result<bool, GicError> {
-        match self {
-            Gic::V2(gic) => Ok(gic.banks().is_pending(intid)),
-            Gic::V3(gic) => gic.is_pending(mpidr, intid),
-        }
-    }
-
     fn banks(&self) -> &distributor::DistributorBanks {
         match self {
             Gic::V2(gic) => gic.banks(),

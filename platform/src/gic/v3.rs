@@ -249,16 +249,6 @@ impl GicV3 {
         Ok(())
     }
 
-    /// Whether `intid` (an SGI or PPI of the CPU `mpidr`, or an SPI) is
-    /// pending.
-    pub fn is_pending(&self, mpidr: u64, intid: u32) -> Result<bool, GicError> {
-        if intid >= FIRST_SPI {
-            return Ok(self.distributor.banks.is_pending(intid));
-        }
-        let gicr = self.redistributor(mpidr)?;
-        Ok(gicr.ispendr0.get() & (1 << (intid % 32)) != 0)
-    }
-
     /// Enables (or disables) SPI `intid` and routes it to the CPU `mpidr`.
     pub fn set_spi(&self, intid: u32, enabled: bool, mpidr: u64) {
         let banks = &self.distributor.banks;

@@ -33,6 +33,7 @@ use core::fmt;
 use crate::fdt::{Fdt, FdtError, Region};
 
 pub mod record;
+pub mod sweep;
 pub mod v2;
 pub mod v3;
 

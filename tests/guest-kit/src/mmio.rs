@@ -117,4 +117,52 @@ impl Mmio {
                  address = in(reg) address, options(nostack, preserves_flags));
         }
     }
+
+    pub fn read16(&self, offset: usize) -> u16 {
+        let Some(address) = self.address(offset, 2) else {
+            return 0;
+        };
+        let value: u32;
+        // SAFETY: as in `read32`.
+        unsafe {
+            asm!("ldrh {value:w}, [{address}]", value = out(reg) value,
+                 address = in(reg) address, options(nostack, preserves_flags));
+        }
+        u16::try_from(value & 0xffff).unwrap_or(0)
+    }
+
+    pub fn write16(&self, offset: usize, value: u16) {
+        let Some(address) = self.address(offset, 2) else {
+            return;
+        };
+        // SAFETY: as in `read32`: a store to a device register.
+        unsafe {
+            asm!("strh {value:w}, [{address}]", value = in(reg) u32::from(value),
+                 address = in(reg) address, options(nostack, preserves_flags));
+        }
+    }
+
+    /// Reads `width` bytes (1, 2, 4 or 8) at `offset`.
+    pub fn read(&self, offset: usize, width: usize) -> u64 {
+        match width {
+            1 => u64::from(self.read8(offset)),
+            2 => u64::from(self.read16(offset)),
+            4 => u64::from(self.read32(offset)),
+            _ => self.read64(offset),
+        }
+    }
+
+    /// Writes the low `width` bytes (1, 2, 4 or 8) of `value` at `offset`.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "each width keeps its own bytes"
+    )]
+    pub fn write(&self, offset: usize, width: usize, value: u64) {
+        match width {
+            1 => self.write8(offset, value as u8),
+            2 => self.write16(offset, value as u16),
+            4 => self.write32(offset, value as u32),
+            _ => self.write64(offset, value),
+        }
+    }
 }

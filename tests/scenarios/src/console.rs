@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::scenario::{Boot, End, Machine, Scenario, Step, forbidden_except};
+use crate::scenario::{Boot, End, Image, Machine, Scenario, Step, forbidden_except};
 
 const OVERLAY: &str = "tests/overlays/qemu-virt-console.dts";
 /// Lines each `chatter` partition prints (test-guest `role_chatter::LINES`).
@@ -23,6 +23,7 @@ fn two_chatters(gic: u8) -> Scenario {
         about: "two partitions print a thousand lines each at once: none is lost",
         machine: Machine::with(gic, 2),
         boot: Boot::Kernel,
+        image: Image::Release,
         dtb_file: None,
         dtb_edits: Vec::new(),
         overlay: Some(OVERLAY),

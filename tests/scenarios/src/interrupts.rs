@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use crate::scenario::{Boot, End, Interval, Machine, RPI4_DTB, Scenario, Step, forbidden_except};
+use crate::scenario::{
+    Boot, End, Image, Interval, Machine, RPI4_DTB, Scenario, Step, forbidden_except,
+};
 
 const OVERLAY: &str = "tests/overlays/qemu-virt-interrupts.dts";
 
@@ -101,6 +103,7 @@ fn interrupts(gic: u8) -> Scenario {
         about: "virtual GIC and timer: deadlines, SGIs in and out of the partition, foreign SPIs, more interrupts than list registers, priorities; Tessera's own timer shows an unfinished line",
         machine: Machine::with(gic, 4),
         boot: Boot::Kernel,
+        image: Image::Release,
         dtb_file: None,
         dtb_edits: Vec::new(),
         overlay: Some(OVERLAY),

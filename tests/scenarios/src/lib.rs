@@ -8,6 +8,7 @@
 
 mod console;
 pub mod engine;
+mod gic_sweep;
 mod interrupts;
 pub mod linux;
 mod partitions;
@@ -16,12 +17,14 @@ pub mod scenario;
 
 pub use engine::{Outcome, Watch, run};
 pub use scenario::{
-    Board, Boot, DtbEdit, End, Interval, Machine, Scenario, Step, VIRTIO_DISK_BYTES,
+    Board, Boot, DtbEdit, End, Image, Interval, Machine, Scenario, Step, VIRTIO_DISK_BYTES,
 };
 
-/// Every scenario: [`scenario::all`], then the interrupt scenarios.
+/// Every scenario: [`scenario::all`], then the interrupt scenarios and
+/// the GIC register sweeps.
 pub fn all() -> Vec<Scenario> {
     let mut list = scenario::all();
     list.extend(interrupts::all());
+    list.extend(gic_sweep::all());
     list
 }

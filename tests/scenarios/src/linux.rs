@@ -18,7 +18,9 @@
 
 use std::time::Duration;
 
-use crate::scenario::{Boot, DtbEdit, End, Interval, Machine, Scenario, Step, forbidden_except};
+use crate::scenario::{
+    Boot, DtbEdit, End, Image, Interval, Machine, Scenario, Step, forbidden_except,
+};
 
 /// The demo configuration: partition `linux` (Linux on CPUs 0 and 1, with
 /// the console's input) and partition `guest` (the test guest's ticker role
@@ -153,6 +155,7 @@ fn demo(name: &str, about: &'static str, machine: Machine, steps: Vec<Step>) -> 
         about,
         machine,
         boot: Boot::Kernel,
+        image: Image::Release,
         dtb_file: None,
         dtb_edits: vec![DtbEdit::SetString {
             path: "/hypervisor/guest",
@@ -236,6 +239,7 @@ fn baseline(gic: u8) -> Scenario {
             ..Machine::with(gic, CPUS)
         },
         boot: Boot::LinuxDirect,
+        image: Image::Release,
         dtb_file: None,
         dtb_edits: Vec::new(),
         overlay: None,

@@ -2,7 +2,9 @@
 //! guest (tests/test-guest), booted through `-kernel` and through U-Boot,
 //! on GICv3 and GICv2; and a bad configuration's report.
 
-use crate::scenario::{Boot, DtbEdit, End, Machine, RPI4_DTB, Scenario, Step, forbidden_except};
+use crate::scenario::{
+    Boot, DtbEdit, End, Image, Machine, RPI4_DTB, Scenario, Step, forbidden_except,
+};
 use std::time::Duration;
 
 const TWO_PARTITIONS: &str = "dtb/overlays/qemu-virt-two-partitions.dts";
@@ -103,6 +105,7 @@ fn two_partitions_on(machine: Machine, boot: Boot) -> Scenario {
         about: "two partitions: PSCI/SMCCC answers, RAM isolation, injected aborts, SYSTEM_RESET and SYSTEM_OFF of one partition",
         machine,
         boot,
+        image: Image::Release,
         dtb_file: None,
         dtb_edits: Vec::new(),
         overlay: Some(TWO_PARTITIONS),
@@ -140,6 +143,7 @@ fn three_partitions() -> Scenario {
         about: "three partitions on four CPUs, each printing through its own PL011",
         machine: Machine::with(3, 4),
         boot: Boot::Kernel,
+        image: Image::Release,
         dtb_file: None,
         dtb_edits: Vec::new(),
         overlay: Some(THREE_PARTITIONS),
@@ -169,6 +173,7 @@ fn bad_configuration() -> Scenario {
         about: "a configuration with errors: every one reported with partition and property, no partition starts",
         machine: Machine::with(3, 4),
         boot: Boot::Kernel,
+        image: Image::Release,
         dtb_file: None,
         dtb_edits: vec![DtbEdit::SetString {
             path: "/chosen",

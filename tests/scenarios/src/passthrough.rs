@@ -3,7 +3,7 @@
 //! address, its alarm interrupt before and after a restart from inside the
 //! interrupt's handler) and refused to the partition beside it.
 
-use crate::scenario::{Boot, End, Machine, Scenario, Step, forbidden_except};
+use crate::scenario::{Boot, End, Image, Machine, Scenario, Step, forbidden_except};
 use std::time::Duration;
 
 const PL031_OVERLAY: &str = "tests/overlays/qemu-virt-passthrough.dts";
@@ -17,6 +17,7 @@ fn pl031(gic: u8) -> Scenario {
         about: "the PL031 passed through to one partition: its DT node, registers and alarm interrupt there (also after a restart that left it active), a data abort in the other",
         machine: Machine::with(gic, 2),
         boot: Boot::Kernel,
+        image: Image::Release,
         dtb_file: None,
         dtb_edits: Vec::new(),
         overlay: Some(PL031_OVERLAY),

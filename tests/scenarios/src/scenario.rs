@@ -77,6 +77,19 @@ pub enum Boot {
     /// directly (`-kernel Image -initrd ... -append`), as a baseline for
     /// the same guest in a partition.
     LinuxDirect,
+    /// No Tessera: QEMU boots the test guest directly with these bootargs
+    /// (`-kernel test-guest.bin -append`), to compare with a partition.
+    TestGuestDirect { bootargs: &'static str },
+}
+
+/// Which build of Tessera a scenario boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Image {
+    /// What users flash (`cargo xtask build --release`): overflow wraps.
+    Release,
+    /// What `cargo xtask run` boots: overflow checks on, so arithmetic a
+    /// guest can overflow panics here.
+    Debug,
 }
 
 /// An edit applied with `fdtput` to QEMU's own DTB before booting with it.
@@ -170,6 +183,7 @@ pub struct Scenario {
     pub about: &'static str,
     pub machine: Machine,
     pub boot: Boot,
+    pub image: Image,
     /// The DTB to start from, relative to the workspace root; `None` means
     /// QEMU's own (`dumpdtb`).
     pub dtb_file: Option<&'static str>,
@@ -235,6 +249,7 @@ fn clean_boot(machine: Machine, boot: Boot) -> Scenario {
         about: "banner, every CPU online, clean power-off",
         machine,
         boot,
+        image: Image::Release,
         dtb_file: None,
         dtb_edits: Vec::new(),
         overlay: None,
@@ -264,6 +279,7 @@ fn halts(
         about,
         machine,
         boot,
+        image: Image::Release,
         dtb_file: None,
         dtb_edits,
         overlay: None,

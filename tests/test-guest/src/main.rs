@@ -16,6 +16,9 @@
 //!   SYSTEM_OFF.
 //! - `irq-witness` ([`role_irq_witness`]): listens on every vCPU for
 //!   interrupts it never caused (the `irq` partition's foreign SGIs).
+//! - `gic-sweep` ([`role_gic_sweep`]): every GIC register at every access
+//!   width against the rule and the known deviations, natively on QEMU or
+//!   in a partition.
 //! - `ticker` ([`role_ticker`]): `tick N` every few seconds until stopped.
 //! - `chatter` ([`role_chatter`]): a thousand numbered lines as fast as it
 //!   can, then SYSTEM_OFF.
@@ -47,6 +50,8 @@ mod role_b;
 #[cfg(target_os = "none")]
 mod role_chatter;
 #[cfg(target_os = "none")]
+mod role_gic_sweep;
+#[cfg(target_os = "none")]
 mod role_irq;
 #[cfg(target_os = "none")]
 mod role_irq_witness;
@@ -68,7 +73,8 @@ mod guest {
 
     use crate::context::{BootCount, Context};
     use crate::{
-        role_a, role_b, role_chatter, role_irq, role_irq_witness, role_passthrough, role_ticker,
+        role_a, role_b, role_chatter, role_gic_sweep, role_irq, role_irq_witness, role_passthrough,
+        role_ticker,
     };
 
     entry!(main, secondary_main);
@@ -111,19 +117,20 @@ mod guest {
                 SECONDARY.store(SECONDARY_WITNESS, Ordering::SeqCst);
                 role_irq_witness::run(&context)
             }
+            Some(role_gic_sweep::ROLE) => role_gic_sweep::run(&context),
             Some("hello") => hello(&context),
             Some("pl031") => role_passthrough::run(&context),
             Some("pl031-denied") => role_passthrough::run_denied(&context),
             Some(other) => {
                 println!(
-                    "test-guest: error: unknown role {other:?} in bootargs {:?} (roles: a, b, chatter, irq, irq-witness, ticker, hello, pl031, pl031-denied)",
+                    "test-guest: error: unknown role {other:?} in bootargs {:?} (roles: a, b, chatter, gic-sweep, irq, irq-witness, ticker, hello, pl031, pl031-denied)",
                     context.bootargs
                 );
                 Psci::HVC.system_off()
             }
             None => {
                 println!(
-                    "test-guest: error: no role=<name> in /chosen/bootargs {:?} (roles: a, b, chatter, irq, irq-witness, ticker, hello, pl031, pl031-denied)",
+                    "test-guest: error: no role=<name> in /chosen/bootargs {:?} (roles: a, b, chatter, gic-sweep, irq, irq-witness, ticker, hello, pl031, pl031-denied)",
                     context.bootargs
                 );
                 Psci::HVC.system_off()
