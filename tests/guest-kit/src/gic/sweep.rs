@@ -131,18 +131,14 @@ const D: Frame = Frame::Distributor;
 const R: Frame = Frame::RdBase;
 const S: Frame = Frame::SgiBase;
 
-/// GICv3: the distributor's rows (SPI registers through [`PROBE_SPI`]).
-const GICV3: [Row; 22] = {
+/// The distributor rows both versions have (SPI registers through
+/// [`PROBE_SPI`]).
+const DISTRIBUTOR: [Row; 12] = {
     let [isenabler, icenabler] =
         set_clear("GICD_ISENABLER1", "GICD_ICENABLER1", D, 0x100, PROBE_SPI);
     let [ispendr, icpendr] = set_clear("GICD_ISPENDR1", "GICD_ICPENDR1", D, 0x200, PROBE_SPI);
     let [isactiver, icactiver] =
         set_clear("GICD_ISACTIVER1", "GICD_ICACTIVER1", D, 0x300, PROBE_SPI);
-    let [r_isenabler, r_icenabler] =
-        set_clear("GICR_ISENABLER0", "GICR_ICENABLER0", S, 0x100, PROBE_PPI);
-    let [r_ispendr, r_icpendr] = set_clear("GICR_ISPENDR0", "GICR_ICPENDR0", S, 0x200, PROBE_PPI);
-    let [r_isactiver, r_icactiver] =
-        set_clear("GICR_ISACTIVER0", "GICR_ICACTIVER0", S, 0x300, PROBE_PPI);
     [
         row(
             "GICD_CTLR",
@@ -186,6 +182,18 @@ const GICV3: [Row; 22] = {
                 mask: edge(PROBE_SPI),
             },
         ),
+    ]
+};
+
+/// GICv3's own: routing, identification, the redistributor (SGIs and
+/// PPIs through [`PROBE_PPI`]), and what affinity routing makes reserved.
+const GICV3: [Row; 17] = {
+    let [isenabler, icenabler] =
+        set_clear("GICR_ISENABLER0", "GICR_ICENABLER0", S, 0x100, PROBE_PPI);
+    let [ispendr, icpendr] = set_clear("GICR_ISPENDR0", "GICR_ICPENDR0", S, 0x200, PROBE_PPI);
+    let [isactiver, icactiver] =
+        set_clear("GICR_ISACTIVER0", "GICR_ICACTIVER0", S, 0x300, PROBE_PPI);
+    [
         Row {
             name: "GICD_IROUTER33",
             frame: D,
@@ -196,12 +204,44 @@ const GICV3: [Row; 22] = {
             semantics: Semantics::ReadWrite { mask: 0x1 },
         },
         row("GICD_PIDR2", D, 0xffe8, WORD, Semantics::ReadOnly),
-        r_isenabler,
-        r_icenabler,
-        r_ispendr,
-        r_icpendr,
-        r_isactiver,
-        r_icactiver,
+        // GICD_ITARGETSR<n> is RES0 with affinity routing.
+        row("GICD_ITARGETSR8", D, 0x820, WORD_OR_BYTE, Semantics::RazWi),
+        row("GICD_reserved_0x10", D, 0x10, WORD, Semantics::RazWi),
+        Row {
+            name: "GICR_TYPER",
+            frame: R,
+            offset: 0x8,
+            size: 8,
+            widths: WORD_OR_DOUBLE,
+            semantics: Semantics::ReadOnly,
+        },
+        row("GICR_IIDR", R, 0x4, WORD, Semantics::ReadOnly),
+        row(
+            "GICR_WAKER",
+            R,
+            0x14,
+            WORD,
+            Semantics::ReadWriteEcho {
+                mask: 0b10,
+                echo: 0b100,
+            },
+        ),
+        row("GICR_PIDR2", R, 0xffe8, WORD, Semantics::ReadOnly),
+        row(
+            "GICR_IGROUPR0",
+            S,
+            0x80,
+            WORD,
+            Semantics::ReadWrite {
+                mask: bit(PROBE_PPI),
+            },
+        ),
+        isenabler,
+        icenabler,
+        ispendr,
+        icpendr,
+        isactiver,
+        icactiver,
         row(
             "GICR_IPRIORITYR5",
             S,
@@ -211,68 +251,19 @@ const GICV3: [Row; 22] = {
                 mask: priority(PROBE_PPI),
             },
         ),
-        Row {
-            name: "GICR_TYPER",
-            frame: R,
-            offset: 0x8,
-            size: 8,
-            widths: WORD_OR_DOUBLE,
-            semantics: Semantics::ReadOnly,
-        },
+        row("GICR_ICFGR0", S, 0xc00, WORD, Semantics::ReadOnly),
     ]
 };
 
-/// GICv3: more redistributor rows, and what is reserved.
-const GICV3_MORE: [Row; 7] = [
-    row("GICR_IIDR", R, 0x4, WORD, Semantics::ReadOnly),
-    row(
-        "GICR_WAKER",
-        R,
-        0x14,
-        WORD,
-        Semantics::ReadWriteEcho {
-            mask: 0b10,
-            echo: 0b100,
-        },
-    ),
-    row("GICR_PIDR2", R, 0xffe8, WORD, Semantics::ReadOnly),
-    row(
-        "GICR_IGROUPR0",
-        S,
-        0x80,
-        WORD,
-        Semantics::ReadWrite {
-            mask: bit(PROBE_PPI),
-        },
-    ),
-    row("GICR_ICFGR0", S, 0xc00, WORD, Semantics::ReadOnly),
-    // GICD_ITARGETSR<n> is RES0 with affinity routing.
-    row("GICD_ITARGETSR8", D, 0x820, WORD_OR_BYTE, Semantics::RazWi),
-    row("GICD_reserved_0x10", D, 0x10, WORD, Semantics::RazWi),
-];
-
-/// GICv2: the distributor, banked for INTIDs 0-31.
-const GICV2: [Row; 28] = {
-    let [isenabler0, icenabler0] =
+/// GICv2's own: the banked SGI and PPI registers (through [`PROBE_PPI`]),
+/// targets, and the SGI registers.
+const GICV2: [Row; 16] = {
+    let [isenabler, icenabler] =
         set_clear("GICD_ISENABLER0", "GICD_ICENABLER0", D, 0x100, PROBE_PPI);
-    let [isenabler1, icenabler1] =
-        set_clear("GICD_ISENABLER1", "GICD_ICENABLER1", D, 0x100, PROBE_SPI);
-    let [ispendr0, icpendr0] = set_clear("GICD_ISPENDR0", "GICD_ICPENDR0", D, 0x200, PROBE_PPI);
-    let [ispendr1, icpendr1] = set_clear("GICD_ISPENDR1", "GICD_ICPENDR1", D, 0x200, PROBE_SPI);
-    let [isactiver0, icactiver0] =
+    let [ispendr, icpendr] = set_clear("GICD_ISPENDR0", "GICD_ICPENDR0", D, 0x200, PROBE_PPI);
+    let [isactiver, icactiver] =
         set_clear("GICD_ISACTIVER0", "GICD_ICACTIVER0", D, 0x300, PROBE_PPI);
-    let [isactiver1, icactiver1] =
-        set_clear("GICD_ISACTIVER1", "GICD_ICACTIVER1", D, 0x300, PROBE_SPI);
     [
-        row(
-            "GICD_CTLR",
-            D,
-            0x0,
-            WORD,
-            Semantics::ReadWrite { mask: 0b11 },
-        ),
-        row("GICD_TYPER", D, 0x4, WORD, Semantics::ReadOnly),
-        row("GICD_IIDR", D, 0x8, WORD, Semantics::ReadOnly),
         row(
             "GICD_IGROUPR0",
             D,
@@ -282,27 +273,12 @@ const GICV2: [Row; 28] = {
                 mask: bit(PROBE_PPI),
             },
         ),
-        row(
-            "GICD_IGROUPR1",
-            D,
-            0x84,
-            WORD,
-            Semantics::ReadWrite {
-                mask: bit(PROBE_SPI),
-            },
-        ),
-        isenabler0,
-        icenabler0,
-        isenabler1,
-        icenabler1,
-        ispendr0,
-        icpendr0,
-        ispendr1,
-        icpendr1,
-        isactiver0,
-        icactiver0,
-        isactiver1,
-        icactiver1,
+        isenabler,
+        icenabler,
+        ispendr,
+        icpendr,
+        isactiver,
+        icactiver,
         row(
             "GICD_IPRIORITYR5",
             D,
@@ -310,15 +286,6 @@ const GICV2: [Row; 28] = {
             WORD_OR_BYTE,
             Semantics::ReadWrite {
                 mask: priority(PROBE_PPI),
-            },
-        ),
-        row(
-            "GICD_IPRIORITYR8",
-            D,
-            0x420,
-            WORD_OR_BYTE,
-            Semantics::ReadWrite {
-                mask: priority(PROBE_SPI),
             },
         ),
         row(
@@ -337,15 +304,6 @@ const GICV2: [Row; 28] = {
             Semantics::ReadWrite { mask: 0x100 },
         ),
         row("GICD_ICFGR0", D, 0xc00, WORD, Semantics::ReadOnly),
-        row(
-            "GICD_ICFGR2",
-            D,
-            0xc08,
-            WORD,
-            Semantics::ReadWrite {
-                mask: edge(PROBE_SPI),
-            },
-        ),
         row("GICD_SGIR", D, 0xf00, WORD, Semantics::WriteOnly),
         // SGI 1's byte; bit 0 is the source CPU interface 0.
         row(
@@ -372,11 +330,11 @@ const GICV2: [Row; 28] = {
 
 /// The rows for a GIC of `version`.
 pub fn rows(version: Version) -> impl Iterator<Item = &'static Row> {
-    let (first, more): (&'static [Row], &'static [Row]) = match version {
-        Version::V3 => (&GICV3, &GICV3_MORE),
-        Version::V2 => (&GICV2, &[]),
+    let own: &'static [Row] = match version {
+        Version::V3 => &GICV3,
+        Version::V2 => &GICV2,
     };
-    first.iter().chain(more.iter())
+    DISTRIBUTOR.iter().chain(own.iter())
 }
 
 /// Where the sweep runs.
