@@ -138,12 +138,51 @@ fn raspberry_pi_4() -> Scenario {
     scenario
 }
 
+/// The largest partition GICv3 serves: 16 vCPUs, each taking a timer
+/// interrupt and an SGI, on the debug image (where a vCPU beyond the
+/// vGIC's state, or a wake-up mask too narrow, panics).
+fn sixteen_vcpus() -> Scenario {
+    let result = "big | RESULT irq-all-vcpus: 4 passed, 0 failed";
+    Scenario {
+        name: "interrupts-gicv3-16-vcpus".into(),
+        about: "a GICv3 partition of 16 vCPUs (the most it serves) on the debug image: a timer interrupt and an SGI on every vCPU",
+        machine: Machine::with(3, 16),
+        boot: Boot::Kernel,
+        image: Image::Debug,
+        dtb_file: None,
+        dtb_edits: Vec::new(),
+        overlay: Some("tests/overlays/qemu-virt-sixteen-vcpus.dts"),
+        steps: vec![
+            Step::all(&[
+                "big | TEST all_vcpus_started: ok",
+                "big | TEST timer_on_every_vcpu: ok",
+                "big | TEST sgi_on_every_vcpu: ok",
+                result,
+            ]),
+            Step::one("all partitions have stopped: powering off"),
+        ],
+        forbidden: {
+            let mut forbidden = forbidden_except(&[]);
+            forbidden.extend(GUEST_FAILURES.iter().map(|s| (*s).to_owned()));
+            forbidden
+        },
+        end: End::Exit(0),
+        timeout: Duration::from_secs(120),
+        intervals: Vec::new(),
+    }
+}
+
 /// The overlay with modules where the Raspberry Pi 4's RAM is.
 const RPI4_OVERLAY: &str = "tests/overlays/rpi4-interrupts.dts";
 
 /// Every interrupt scenario.
 pub fn all() -> Vec<Scenario> {
-    vec![interrupts(3), interrupts(2), raspberry_pi_4()]
+    vec![
+        interrupts(3),
+        interrupts(2),
+        raspberry_pi_4(),
+        sixteen_vcpus(),
+    ]
 }
 
 #[cfg(test)]

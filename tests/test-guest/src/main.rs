@@ -14,6 +14,8 @@
 //!   SGIs between its vCPUs and to foreign cores, SPIs it does not own,
 //!   more interrupts at once than list registers, priorities; then
 //!   SYSTEM_OFF.
+//! - `irq-all-vcpus` ([`role_irq_all_vcpus`]): a timer interrupt and an SGI
+//!   on every vCPU of a partition as large as its GIC allows.
 //! - `irq-witness` ([`role_irq_witness`]): listens on every vCPU for
 //!   interrupts it never caused (the `irq` partition's foreign SGIs).
 //! - `gic-sweep` ([`role_gic_sweep`]): every GIC register at every access
@@ -54,6 +56,8 @@ mod role_gic_sweep;
 #[cfg(target_os = "none")]
 mod role_irq;
 #[cfg(target_os = "none")]
+mod role_irq_all_vcpus;
+#[cfg(target_os = "none")]
 mod role_irq_witness;
 #[cfg(target_os = "none")]
 mod role_passthrough;
@@ -73,8 +77,8 @@ mod guest {
 
     use crate::context::{BootCount, Context};
     use crate::{
-        role_a, role_b, role_chatter, role_gic_sweep, role_irq, role_irq_witness, role_passthrough,
-        role_ticker,
+        role_a, role_b, role_chatter, role_gic_sweep, role_irq, role_irq_all_vcpus,
+        role_irq_witness, role_passthrough, role_ticker,
     };
 
     entry!(main, secondary_main);
@@ -83,6 +87,7 @@ mod guest {
     const SECONDARY_A: u8 = 0;
     const SECONDARY_IRQ: u8 = 1;
     const SECONDARY_WITNESS: u8 = 2;
+    const SECONDARY_ALL_VCPUS: u8 = 3;
 
     /// Whose secondary entry a vCPU started with CPU_ON runs: set by the
     /// boot vCPU before it picks its role (so before any CPU_ON).
@@ -92,6 +97,7 @@ mod guest {
         match SECONDARY.load(Ordering::SeqCst) {
             SECONDARY_IRQ => role_irq::secondary_main(vcpu, context_id),
             SECONDARY_WITNESS => role_irq_witness::secondary_main(vcpu, context_id),
+            SECONDARY_ALL_VCPUS => role_irq_all_vcpus::secondary_main(vcpu, context_id),
             _ => role_a::secondary_main(vcpu, context_id),
         }
     }
@@ -118,19 +124,23 @@ mod guest {
                 role_irq_witness::run(&context)
             }
             Some(role_gic_sweep::ROLE) => role_gic_sweep::run(&context),
+            Some(role_irq_all_vcpus::ROLE) => {
+                SECONDARY.store(SECONDARY_ALL_VCPUS, Ordering::SeqCst);
+                role_irq_all_vcpus::run(&context)
+            }
             Some("hello") => hello(&context),
             Some("pl031") => role_passthrough::run(&context),
             Some("pl031-denied") => role_passthrough::run_denied(&context),
             Some(other) => {
                 println!(
-                    "test-guest: error: unknown role {other:?} in bootargs {:?} (roles: a, b, chatter, gic-sweep, irq, irq-witness, ticker, hello, pl031, pl031-denied)",
+                    "test-guest: error: unknown role {other:?} in bootargs {:?} (roles: a, b, chatter, gic-sweep, irq, irq-all-vcpus, irq-witness, ticker, hello, pl031, pl031-denied)",
                     context.bootargs
                 );
                 Psci::HVC.system_off()
             }
             None => {
                 println!(
-                    "test-guest: error: no role=<name> in /chosen/bootargs {:?} (roles: a, b, chatter, gic-sweep, irq, irq-witness, ticker, hello, pl031, pl031-denied)",
+                    "test-guest: error: no role=<name> in /chosen/bootargs {:?} (roles: a, b, chatter, gic-sweep, irq, irq-all-vcpus, irq-witness, ticker, hello, pl031, pl031-denied)",
                     context.bootargs
                 );
                 Psci::HVC.system_off()
