@@ -266,10 +266,9 @@ pub fn invalidate_guest_tlbs() {
 /// the register is the guest's).
 #[inline(always)]
 pub fn virtual_timer_line() -> bool {
-    let control = CNTV_CTL_EL0.extract();
-    control.is_set(CNTV_CTL_EL0::ENABLE)
-        && control.is_set(CNTV_CTL_EL0::ISTATUS)
-        && !control.is_set(CNTV_CTL_EL0::IMASK)
+    let fields = CNTV_CTL_EL0::ENABLE::SET + CNTV_CTL_EL0::IMASK::SET + CNTV_CTL_EL0::ISTATUS::SET;
+    let asserted = CNTV_CTL_EL0::ENABLE::SET + CNTV_CTL_EL0::ISTATUS::SET;
+    CNTV_CTL_EL0.get() & fields.mask() == asserted.value
 }
 
 /// The guest's VBAR_EL1 (for injecting exceptions).

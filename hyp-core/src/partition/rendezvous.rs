@@ -52,7 +52,7 @@ pub fn with_parked<T>(
         cpu::wait_for_event();
     }
     let running = running();
-    rendezvous.request(running);
+    partition.vgic.request_park(running);
     for other in running.iter() {
         if let Some(target) = partition.vcpus.get(other) {
             gic::kick(target.physical_mpidr);
@@ -81,7 +81,8 @@ pub fn with_parked<T>(
 
 /// Parks `vcpu` if another vCPU of its partition asks it to, until that
 /// one releases it. `registers` are its CPU's while its vCPU runs (`None`
-/// while it is off: nothing is listed then).
+/// while it is off: nothing is listed then). A running vCPU looks when its
+/// attention flag is up, which the request raises.
 pub fn serve(partition: &Partition, vcpu: usize, mut registers: Option<&mut ThisCpuInterface>) {
     let rendezvous = &partition.vgic.rendezvous;
     while rendezvous.is_requested(vcpu) {

@@ -79,8 +79,8 @@ pub fn run_this_cpu() {
             let Some(interface) = interface.as_mut() else {
                 break;
             };
-            rendezvous::serve(partition, index, Some(&mut *interface));
             if partition.vgic.needs_flush(index) {
+                rendezvous::serve(partition, index, Some(&mut *interface));
                 let waiting = partition.vgic.flush(index, interface);
                 if waiting != underflow {
                     interface.set_underflow(waiting);

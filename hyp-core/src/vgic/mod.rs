@@ -67,13 +67,11 @@ pub struct Vgic {
     version: GicVersion,
     owned_spis: Vec<(u32, bool)>,
     state: Mutex<VgicState>,
-    /// Per vCPU: something may be waiting for a list register.
+    /// Per vCPU: something may be waiting for a list register, or the
+    /// vCPU is asked to park (the run loop looks at both only then).
     attention: Vec<AtomicBool>,
     /// Per vCPU: its virtual timer's output as last sampled.
-    timer_line: Vec<AtomicBool>,
-    /// Per vCPU: its timer interrupt may be pending or active somewhere,
-    /// so a sample that finds the line low must look.
-    timer_watch: Vec<AtomicBool>,
+    timer: Vec<TimerSample>,
     /// Parks the other vCPUs while one needs what their list registers
     /// hold.
     pub rendezvous: Rendezvous,
@@ -87,8 +85,15 @@ fn fired(state: &mut VgicState, vcpu: usize, intid: u32) {
     }
 }
 
-fn flags(vcpus: usize) -> Vec<AtomicBool> {
-    (0..vcpus).map(|_| AtomicBool::new(false)).collect()
+/// A vCPU's virtual timer output as last sampled on its CPU.
+#[derive(Debug, Default)]
+struct TimerSample {
+    /// The output was asserted (written by the vCPU's CPU only).
+    line: AtomicBool,
+    /// The timer interrupt may be pending or active somewhere, so a
+    /// sample that finds the line low must look (raised by whoever makes
+    /// it pending, lowered by the vCPU's CPU once nothing is left).
+    watch: AtomicBool,
 }
 
 impl Vgic {
@@ -101,9 +106,8 @@ impl Vgic {
             version,
             owned_spis,
             state: Mutex::new(state),
-            attention: flags(vcpus),
-            timer_line: flags(vcpus),
-            timer_watch: flags(vcpus),
+            attention: (0..vcpus).map(|_| AtomicBool::new(false)).collect(),
+            timer: (0..vcpus).map(|_| TimerSample::default()).collect(),
             rendezvous: Rendezvous::default(),
         }
     }
@@ -125,13 +129,12 @@ impl Vgic {
     /// Back to the reset state (a partition restart).
     pub fn reset(&self) {
         *self.state.lock() = Self::initial(self.version, self.attention.len(), &self.owned_spis);
-        for flag in self
-            .attention
-            .iter()
-            .chain(&self.timer_line)
-            .chain(&self.timer_watch)
-        {
+        for flag in &self.attention {
             flag.store(false, Ordering::Release);
+        }
+        for timer in &self.timer {
+            timer.line.store(false, Ordering::Release);
+            timer.watch.store(false, Ordering::Release);
         }
     }
 
@@ -236,9 +239,9 @@ impl Vgic {
 
     /// The timer line of `vcpu` as last sampled.
     fn timer_line(&self, vcpu: usize) -> bool {
-        self.timer_line
+        self.timer
             .get(vcpu)
-            .is_some_and(|line| line.load(Ordering::Acquire))
+            .is_some_and(|timer| timer.line.load(Ordering::Acquire))
     }
 
     /// A read by `vcpu` of `width` bytes in `frame`; `registers` are its
@@ -361,8 +364,8 @@ impl Vgic {
     }
 
     fn watch_timer(&self, vcpu: usize) {
-        if let Some(watch) = self.timer_watch.get(vcpu) {
-            watch.store(true, Ordering::Release);
+        if let Some(timer) = self.timer.get(vcpu) {
+            timer.watch.store(true, Ordering::Release);
         }
     }
 
@@ -372,18 +375,36 @@ impl Vgic {
     /// withdrawn ([`hardware_linked::timer_line_low`]).
     #[inline(always)]
     pub fn sample_timer(&self, vcpu: usize, line: bool, registers: &mut impl CpuInterface) {
-        let (Some(last), Some(watch)) = (self.timer_line.get(vcpu), self.timer_watch.get(vcpu))
-        else {
+        let Some(timer) = self.timer.get(vcpu) else {
             return;
         };
-        if last.load(Ordering::Relaxed) != line {
-            last.store(line, Ordering::Release);
-        }
-        if line || !watch.load(Ordering::Acquire) {
+        // Unchanged, and nothing to withdraw: the usual exit.
+        if timer.line.load(Ordering::Relaxed) == line
+            && (line || !timer.watch.load(Ordering::Acquire))
+        {
             return;
         }
-        let still = hardware_linked::timer_line_low(&mut self.state.lock(), vcpu, registers);
-        watch.store(still, Ordering::Release);
+        self.timer_sampled(timer, line, vcpu, registers);
+    }
+
+    /// [`Self::sample_timer`] when the line changed or may have withdrawn
+    /// something.
+    #[inline(never)]
+    fn timer_sampled(
+        &self,
+        timer: &TimerSample,
+        line: bool,
+        vcpu: usize,
+        registers: &mut impl CpuInterface,
+    ) {
+        timer.line.store(line, Ordering::Release);
+        if line || !timer.watch.load(Ordering::Acquire) {
+            return;
+        }
+        // Lowered under the lock, which whoever raises it holds too.
+        let mut state = self.state.lock();
+        let still = hardware_linked::timer_line_low(&mut state, vcpu, registers);
+        timer.watch.store(still, Ordering::Release);
     }
 
     /// How `vcpu`'s virtual timer PPI stands as it starts: the physical
@@ -407,7 +428,15 @@ impl Vgic {
         }
     }
 
-    /// Whether `vcpu` must fill its list registers before entering the guest.
+    /// Asks `vcpus` to park for `vcpu`'s access ([`rendezvous`]): they see
+    /// it through their attention flag, which their run loop checks.
+    pub fn request_park(&self, vcpus: VcpuSet) {
+        self.rendezvous.request(vcpus);
+        self.raise(vcpus);
+    }
+
+    /// Whether `vcpu` must fill its list registers (or park) before
+    /// entering the guest.
     pub fn needs_flush(&self, vcpu: usize) -> bool {
         self.attention
             .get(vcpu)
