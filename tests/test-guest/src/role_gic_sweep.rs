@@ -84,6 +84,7 @@ pub fn run(context: &Context) -> ! {
                 judge(&blocks, row, layout.version, environment)
             });
         }
+        report::case("lacking_spis_raz_wi", || lacking_spis(&blocks.distributor));
     }
     report::finish();
     Psci::HVC.system_off()
@@ -127,6 +128,68 @@ fn judge(
     }
     if !wrong.is_empty() {
         fail!("{}:{wrong}", row.name);
+    }
+    Ok(())
+}
+
+/// GICD registers of SPIs 32-63 (the second word of each bit bank).
+const GICD_IGROUPR1: usize = 0x084;
+const GICD_ISENABLER1: usize = 0x104;
+const GICD_ICENABLER1: usize = 0x184;
+const GICD_ISPENDR1: usize = 0x204;
+const GICD_ICPENDR1: usize = 0x284;
+const GICD_ISACTIVER1: usize = 0x304;
+const GICD_ICACTIVER1: usize = 0x384;
+const GICD_IPRIORITYR: usize = 0x400;
+const GICD_ICFGR: usize = 0xc00;
+
+/// The SPIs 32-63 the GIC implements are those whose enable bit sticks
+/// (GICD_ISENABLER1 written with all ones); the others must read 0 and
+/// ignore writes in every bank. Natively QEMU implements them all; a
+/// partition, its own SPIs only.
+fn lacking_spis(distributor: &Mmio) -> tessera_guest_kit::report::Outcome {
+    let enabled = distributor.read32(GICD_ISENABLER1);
+    distributor.write32(GICD_ISENABLER1, u32::MAX);
+    let implemented = distributor.read32(GICD_ISENABLER1);
+    distributor.write32(GICD_ICENABLER1, !enabled);
+    let lacking = !implemented;
+    println!("gic-sweep: SPIs 32-63 implemented: {implemented:#010x}");
+    let Some(spi) = (0..32).find(|bit| lacking & (1 << bit) != 0) else {
+        return Ok(());
+    };
+    let intid = 32 + spi as usize;
+    let mut wrong: heapless::String<200> = heapless::String::new();
+    for (name, set, clear) in [
+        ("GICD_IGROUPR1", GICD_IGROUPR1, None),
+        ("GICD_ISPENDR1", GICD_ISPENDR1, Some(GICD_ICPENDR1)),
+        ("GICD_ISACTIVER1", GICD_ISACTIVER1, Some(GICD_ICACTIVER1)),
+    ] {
+        let before = distributor.read32(set);
+        distributor.write32(set, before | lacking);
+        let after = distributor.read32(set);
+        distributor.write32(
+            clear.unwrap_or(set),
+            if clear.is_some() { lacking } else { before },
+        );
+        if after & lacking != 0 {
+            let _ = write!(wrong, " {name} reads {:#x} of them;", after & lacking);
+        }
+    }
+    distributor.write8(GICD_IPRIORITYR + intid, 0xff);
+    let priority = distributor.read8(GICD_IPRIORITYR + intid);
+    if priority != 0 {
+        let _ = write!(wrong, " SPI {intid}'s priority reads {priority:#x};");
+    }
+    let (config, edge) = (GICD_ICFGR + intid / 16 * 4, 0b10 << (2 * (intid % 16)));
+    let before = distributor.read32(config);
+    distributor.write32(config, before | edge);
+    let after = distributor.read32(config);
+    distributor.write32(config, before);
+    if after & edge != 0 {
+        let _ = write!(wrong, " SPI {intid} reads edge-triggered;");
+    }
+    if !wrong.is_empty() {
+        fail!("SPIs {lacking:#010x} are not implemented, yet:{wrong}");
     }
     Ok(())
 }
