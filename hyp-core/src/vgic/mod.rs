@@ -432,7 +432,11 @@ impl Vgic {
     /// it through their attention flag, which their run loop checks.
     pub fn request_park(&self, vcpus: VcpuSet) {
         self.rendezvous.request(vcpus);
-        self.raise(vcpus);
+        for vcpu in vcpus.iter() {
+            if let Some(flag) = self.attention.get(vcpu) {
+                flag.store(true, Ordering::SeqCst);
+            }
+        }
     }
 
     /// Whether `vcpu` must fill its list registers (or park) before
@@ -448,10 +452,14 @@ impl Vgic {
         let Some(flag) = self.attention.get(vcpu) else {
             return false;
         };
-        flag.store(false, Ordering::Release);
+        flag.store(false, Ordering::SeqCst);
         let waiting = flush::flush(&mut self.state.lock(), vcpu, registers);
-        if waiting {
-            flag.store(true, Ordering::Release);
+        // A rendezvous request raised the flag just before it was lowered
+        // here: it stays up, so the kick that follows finds it. (The
+        // request is stored before the flag is raised, and both sides use
+        // SeqCst: if the raise was lost, the request is seen here.)
+        if waiting || self.rendezvous.is_requested(vcpu) {
+            flag.store(true, Ordering::SeqCst);
         }
         waiting
     }

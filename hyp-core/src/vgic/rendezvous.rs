@@ -48,7 +48,7 @@ impl Rendezvous {
     pub fn request(&self, vcpus: VcpuSet) {
         self.parked.store(0, Ordering::Release);
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.requested.store(vcpus.bits(), Ordering::Release);
+        self.requested.store(vcpus.bits(), Ordering::SeqCst);
     }
 
     /// Which request is current.
@@ -71,7 +71,7 @@ impl Rendezvous {
 
     /// Whether `vcpu` is asked to park.
     pub fn is_requested(&self, vcpu: usize) -> bool {
-        VcpuSet::from_bits(self.requested.load(Ordering::Acquire)).contains(vcpu)
+        VcpuSet::from_bits(self.requested.load(Ordering::SeqCst)).contains(vcpu)
     }
 
     /// `vcpu` has parked: its list registers are in software.
