@@ -47,9 +47,12 @@ pub fn interrupt(partition: &Partition, vcpu: usize, running: bool) {
         gic::Taken::Guest(intid) => {
             let woken = match gic::ThisCpuInterface::get() {
                 // The list registers are the vCPU's only while it runs here.
-                Some(mut registers) if running => {
-                    partition.vgic.inject_running(vcpu, intid, &mut registers)
-                }
+                Some(mut registers) if running => partition.vgic.inject_running(
+                    vcpu,
+                    intid,
+                    virtualization::virtual_timer_line(),
+                    &mut registers,
+                ),
                 _ => partition.vgic.inject(vcpu, intid),
             };
             // An SPI the guest has just moved to another vCPU may still

@@ -330,6 +330,15 @@ impl Partition {
         }
     }
 
+    /// Kicks the CPUs of `vcpus`.
+    pub fn kick(&self, vcpus: crate::vgic::state::VcpuSet) {
+        for vcpu in vcpus.iter() {
+            if let Some(vcpu) = self.vcpus.get(vcpu) {
+                gic::kick(vcpu.physical_mpidr);
+            }
+        }
+    }
+
     /// Kicks the CPUs of the vCPUs a vGIC write woke, other than `current`'s
     /// (which fills its list registers on its way back into the guest).
     pub fn wake(&self, current: usize, effects: &Effects) {

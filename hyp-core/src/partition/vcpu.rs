@@ -81,11 +81,12 @@ pub fn run_this_cpu() {
             };
             if partition.vgic.needs_flush(index) {
                 rendezvous::serve(partition, index, Some(&mut *interface));
-                let waiting = partition.vgic.flush(index, interface);
-                if waiting != underflow {
-                    interface.set_underflow(waiting);
-                    underflow = waiting;
+                let flushed = partition.vgic.flush(index, interface);
+                if flushed.waiting != underflow {
+                    interface.set_underflow(flushed.waiting);
+                    underflow = flushed.waiting;
                 }
+                partition.kick(flushed.wake);
             }
             // SAFETY: `prepare` set this CPU up for the partition: its own
             // stage-2 tables and VMID, and the traps of docs/partitions.md.

@@ -5,7 +5,7 @@
 
 use super::hardware_linked::StateChange;
 use super::list_register::{ListRegister, LrState};
-use super::state::{Candidate, VgicState};
+use super::state::{Candidate, VcpuSet, VgicState};
 
 /// Most list registers the architecture allows (ICH_VTR_EL2.ListRegs + 1).
 pub const MAX_LIST_REGISTERS: usize = 16;
@@ -31,13 +31,33 @@ fn occupied<R: CpuInterface>(registers: &R) -> impl Iterator<Item = usize> + use
     (0..count).filter(move |&i| empty & (1 << i) == 0)
 }
 
+/// What a flush leaves to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flushed {
+    /// Interrupts are still waiting: the caller asks for the underflow
+    /// maintenance interrupt, so they go in as soon as registers free up.
+    pub waiting: bool,
+    /// Other vCPUs that may now deliver an SPI this vCPU's guest has ended
+    /// (pending again while it was listed here): the caller kicks them.
+    pub wake: VcpuSet,
+}
+
 /// Fills `registers` from `vcpu`'s software state: first every interrupt
 /// active in software (the guest must find it to deactivate it), then the
-/// most urgent pending ones. Returns true if some are still waiting (the
-/// caller then asks for the underflow maintenance interrupt, so they go in
-/// as soon as registers free up).
-pub fn flush(state: &mut VgicState, vcpu: usize, registers: &mut impl CpuInterface) -> bool {
+/// most urgent pending ones.
+pub fn flush(state: &mut VgicState, vcpu: usize, registers: &mut impl CpuInterface) -> Flushed {
     let count = registers.count().min(MAX_LIST_REGISTERS);
+    // SPIs the guest has ended since they were listed here are no longer
+    // this vCPU's.
+    let mut wake = VcpuSet::EMPTY;
+    if state.has_listed_spis(vcpu) {
+        let mut held = heapless::Vec::<u32, MAX_LIST_REGISTERS>::new();
+        for index in occupied(registers) {
+            let _ = held.push(registers.read(index).intid);
+        }
+        wake = state.forget_ended(vcpu, |intid| held.contains(&intid));
+        wake.remove(vcpu);
+    }
     // Disabled since it went in (by another vCPU, whose write kicked this
     // one here): a disabled interrupt is no longer forwarded.
     take_back(state, vcpu, registers, |state, lr| {
@@ -53,11 +73,13 @@ pub fn flush(state: &mut VgicState, vcpu: usize, registers: &mut impl CpuInterfa
             }
         } else if let Some(index) = free(registers, count) {
             registers.write(index, &ListRegister::pending(candidate));
+            state.listed(vcpu, candidate.intid);
         } else if let Some(index) = displaceable(registers, count, candidate) {
             // A less urgent interrupt that the guest has not seen yet gives
             // way; it goes back to software and waits for a free register.
             displace(state, vcpu, registers, index);
             registers.write(index, &ListRegister::pending(candidate));
+            state.listed(vcpu, candidate.intid);
             waiting = true;
         } else {
             waiting = true;
@@ -65,7 +87,7 @@ pub fn flush(state: &mut VgicState, vcpu: usize, registers: &mut impl CpuInterfa
         }
         state.taken(vcpu, candidate);
     }
-    waiting
+    Flushed { waiting, wake }
 }
 
 /// Lists `vcpu`'s software-active interrupts (each GICv2 SGI source on its
@@ -116,6 +138,7 @@ fn list_active(
             LrState::Active
         };
         registers.write(index, &ListRegister::holding(&candidate, lr_state));
+        state.listed(vcpu, candidate.intid);
         state.taken_active(vcpu, &candidate);
     }
     false
@@ -124,8 +147,9 @@ fn list_active(
 /// Register `index` goes back to software pending.
 fn displace(state: &mut VgicState, vcpu: usize, registers: &mut impl CpuInterface, index: usize) {
     let displaced = registers.read(index);
-    let _ = state.set_pending(vcpu, displaced.intid, usize::from(displaced.source));
     registers.write(index, &ListRegister::empty());
+    state.unlisted(vcpu, displaced.intid);
+    let _ = state.set_pending(vcpu, displaced.intid, usize::from(displaced.source));
 }
 
 /// Moves everything in `registers` back to `vcpu`'s software state:
@@ -155,6 +179,7 @@ fn take_back(
             continue;
         }
         registers.write(index, &ListRegister::empty());
+        state.unlisted(vcpu, lr.intid);
         let source = usize::from(lr.source);
         if lr.state.is_pending() {
             let _ = state.set_pending(vcpu, lr.intid, source);

@@ -31,6 +31,7 @@ use spin::Mutex;
 
 pub use banks::Effects;
 pub use flush::CpuInterface;
+use hardware_linked::StateChange;
 use rendezvous::Rendezvous;
 use state::{PRIVATE_COUNT, VcpuSet, VgicState};
 
@@ -335,12 +336,19 @@ impl Vgic {
     /// the timer's path, which otherwise makes it pending in software only
     /// for the next fill to take it out again. Otherwise as [`Self::inject`],
     /// whose vCPU to kick it returns.
+    /// `timer_line` is the vCPU's virtual timer output, read as the
+    /// interrupt was taken: a timer interrupt whose output has dropped
+    /// since is stale.
     pub fn inject_running(
         &self,
         vcpu: usize,
         intid: u32,
+        timer_line: bool,
         registers: &mut impl CpuInterface,
     ) -> Option<usize> {
+        if intid == VIRTUAL_TIMER_INTID && !timer_line && self.timer_fired_stale(vcpu, registers) {
+            return None;
+        }
         // GICv3 only: on GICv2 (QEMU virt and raspi4b) a second vCPU's
         // timer interrupt was lost about once in fifteen runs of the
         // interrupt scenarios with this path, never without it. Re-tested
@@ -357,10 +365,28 @@ impl Vgic {
                 && flush::insert(registers, &candidate)
             {
                 fired(&mut state, vcpu, intid);
+                state.listed(vcpu, intid);
                 return None;
             }
         }
         self.inject(vcpu, intid)
+    }
+
+    /// The physical timer PPI of `vcpu`, running here, fired, but the
+    /// guest turned its timer off since (the GIC's view of the line lags a
+    /// few instructions): unless the guest's ISPENDR latched it, nothing
+    /// is pending, and the physical PPI is deactivated for the next expiry
+    /// (as KVM's `kvm_arch_timer_handler` checks `kvm_timer_should_fire`).
+    fn timer_fired_stale(&self, vcpu: usize, registers: &mut impl CpuInterface) -> bool {
+        let latched = self
+            .state
+            .lock()
+            .irq(vcpu, VIRTUAL_TIMER_INTID)
+            .is_some_and(|irq| irq.latched || irq.pending_in_hardware);
+        if !latched {
+            registers.physical(VIRTUAL_TIMER_INTID, StateChange::Deactivate);
+        }
+        !latched
     }
 
     fn watch_timer(&self, vcpu: usize) {
@@ -447,13 +473,17 @@ impl Vgic {
             .is_some_and(|flag| flag.load(Ordering::Acquire))
     }
 
-    /// Fills `vcpu`'s list registers; true if interrupts are still waiting.
-    pub fn flush(&self, vcpu: usize, registers: &mut impl CpuInterface) -> bool {
+    /// Fills `vcpu`'s list registers; the caller asks for the underflow
+    /// maintenance interrupt if interrupts are still waiting, and kicks the
+    /// vCPUs to wake.
+    pub fn flush(&self, vcpu: usize, registers: &mut impl CpuInterface) -> flush::Flushed {
         let Some(flag) = self.attention.get(vcpu) else {
-            return false;
+            return flush::Flushed::default();
         };
         flag.store(false, Ordering::SeqCst);
-        let waiting = flush::flush(&mut self.state.lock(), vcpu, registers);
+        let flushed = flush::flush(&mut self.state.lock(), vcpu, registers);
+        self.raise(flushed.wake);
+        let waiting = flushed.waiting;
         // A rendezvous request raised the flag just before it was lowered
         // here: it stays up, so the kick that follows finds it. (The
         // request is stored before the flag is raised, and both sides use
@@ -461,6 +491,6 @@ impl Vgic {
         if waiting || self.rendezvous.is_requested(vcpu) {
             flag.store(true, Ordering::SeqCst);
         }
-        waiting
+        flushed
     }
 }

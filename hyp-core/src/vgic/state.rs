@@ -140,6 +140,12 @@ pub struct Irq {
     /// it until then, wherever the guest routes it meanwhile (as KVM's
     /// `vgic_target_oracle`).
     pub active_on: u8,
+    /// An SPI in a list register: the vCPU whose registers hold it (the
+    /// guest may end it there without a trap, so this holds until that
+    /// vCPU's next flush or take-back finds it gone; [`NO_TARGET`]: none).
+    /// Until then it is that vCPU's: pending again, it merges there; the
+    /// other vCPUs park for it.
+    pub listed_on: u8,
     pub group1: bool,
     /// Edge-triggered (GICD_ICFGR), else level-sensitive.
     pub edge: bool,
@@ -169,7 +175,13 @@ pub struct Private {
     pending: u32,
     /// A bit per INTID whose `active` is set.
     active: u32,
+    /// The SPIs this vCPU has put in its list registers and not yet seen
+    /// gone (see [`Irq::listed_on`]).
+    listed_spis: heapless::Vec<u32, LISTED_SPIS>,
 }
+
+/// Most SPIs a vCPU's list registers hold at once.
+const LISTED_SPIS: usize = super::flush::MAX_LIST_REGISTERS;
 
 impl Private {
     fn new() -> Private {
@@ -185,6 +197,7 @@ impl Private {
             asleep: true,
             pending: 0,
             active: 0,
+            listed_spis: heapless::Vec::new(),
         }
     }
 }
@@ -250,6 +263,7 @@ impl VgicState {
                     hw,
                     target: 0,
                     routing: reset_routing(version, vcpus),
+                    listed_on: NO_TARGET,
                     ..Irq::default()
                 });
             }
@@ -320,7 +334,9 @@ impl VgicState {
             return (vcpu < self.vcpus()).then_some(vcpu);
         }
         let irq = self.irq(vcpu, intid)?;
-        let holder = if irq.active {
+        let holder = if irq.listed_on != NO_TARGET {
+            irq.listed_on
+        } else if irq.active {
             irq.active_on
         } else {
             irq.target
@@ -445,6 +461,64 @@ impl VgicState {
             irq.active = left;
         }
         self.mark(Bitmap::Active, vcpu, candidate.intid, left);
+    }
+
+    /// `intid` went into `vcpu`'s list registers (SPIs are remembered
+    /// there until found gone).
+    pub fn listed(&mut self, vcpu: usize, intid: u32) {
+        if intid < PRIVATE_COUNT {
+            return;
+        }
+        let holder = u8::try_from(vcpu).unwrap_or(NO_TARGET);
+        if let Some(irq) = self.irq_mut(vcpu, intid) {
+            irq.listed_on = holder;
+        }
+        if let Some(bank) = self.private.get_mut(vcpu)
+            && !bank.listed_spis.contains(&intid)
+        {
+            // At most one per list register: never full.
+            let _ = bank.listed_spis.push(intid);
+        }
+    }
+
+    /// `intid` left `vcpu`'s list registers (taken back, displaced, or
+    /// ended by the guest).
+    pub fn unlisted(&mut self, vcpu: usize, intid: u32) {
+        if intid < PRIVATE_COUNT {
+            return;
+        }
+        if let Some(irq) = self.irq_mut(vcpu, intid)
+            && usize::from(irq.listed_on) == vcpu
+        {
+            irq.listed_on = NO_TARGET;
+        }
+        if let Some(bank) = self.private.get_mut(vcpu) {
+            bank.listed_spis.retain(|&listed| listed != intid);
+        }
+    }
+
+    /// Whether `vcpu` remembers listing any SPI.
+    pub fn has_listed_spis(&self, vcpu: usize) -> bool {
+        self.private
+            .get(vcpu)
+            .is_some_and(|bank| !bank.listed_spis.is_empty())
+    }
+
+    /// The SPIs `vcpu` remembers listing that `holds` says its list
+    /// registers no longer hold are forgotten; returns the vCPUs that may
+    /// now deliver one of them (pending again meanwhile).
+    pub fn forget_ended(&mut self, vcpu: usize, holds: impl Fn(u32) -> bool) -> VcpuSet {
+        let mut wake = VcpuSet::EMPTY;
+        let Some(listed) = self.private.get(vcpu).map(|bank| bank.listed_spis.clone()) else {
+            return wake;
+        };
+        for intid in listed.into_iter().filter(|&intid| !holds(intid)) {
+            self.unlisted(vcpu, intid);
+            if let Some(destination) = self.pending_destination(vcpu, intid) {
+                wake.insert(destination);
+            }
+        }
+        wake
     }
 
     /// Keeps the pending and active bitmaps in step with `Irq`.

@@ -175,8 +175,9 @@ impl Harness {
         self.vgic.read(vcpu, frame, width, &mut self.cpus[vcpu])
     }
 
+    /// Fills `vcpu`'s list registers; true if interrupts still wait.
     fn flush(&mut self, vcpu: usize) -> bool {
-        self.vgic.flush(vcpu, &mut self.cpus[vcpu])
+        self.vgic.flush(vcpu, &mut self.cpus[vcpu]).waiting
     }
 
     /// Sends SGI `sgi` from `vcpu` to the vCPUs in `targets`.
@@ -396,7 +397,7 @@ fn a_timer_that_fires_while_its_vcpu_runs_goes_straight_into_a_free_list_registe
     let mut gic = Harness::two_vcpus(GicVersion::V3);
     // Disabled: held in software, not forwarded.
     gic.vgic
-        .inject_running(0, VIRTUAL_TIMER_INTID, &mut gic.cpus[0]);
+        .inject_running(0, VIRTUAL_TIMER_INTID, true, &mut gic.cpus[0]);
     assert_eq!(gic.cpus[0].empty(), 0b1111, "disabled");
     // Enabled, it comes from software as usual.
     gic.set_bit(0, ISENABLER, VIRTUAL_TIMER_INTID);
@@ -404,7 +405,7 @@ fn a_timer_that_fires_while_its_vcpu_runs_goes_straight_into_a_free_list_registe
     // Enabled, nothing waiting: in a list register, hardware-linked,
     // with no fill needed.
     gic.vgic
-        .inject_running(0, VIRTUAL_TIMER_INTID, &mut gic.cpus[0]);
+        .inject_running(0, VIRTUAL_TIMER_INTID, true, &mut gic.cpus[0]);
     assert!(!gic.vgic.needs_flush(0), "no fill");
     let lr = gic.cpus[0].read(0);
     assert!(lr.hw && lr.intid == VIRTUAL_TIMER_INTID && lr.state == LrState::Pending);
@@ -418,7 +419,7 @@ fn a_timer_that_fires_while_its_vcpu_runs_goes_straight_into_a_free_list_registe
     gic.flush(0);
     assert!(gic.vgic.needs_flush(0), "SGIs still waiting");
     gic.vgic
-        .inject_running(0, VIRTUAL_TIMER_INTID, &mut gic.cpus[0]);
+        .inject_running(0, VIRTUAL_TIMER_INTID, true, &mut gic.cpus[0]);
     let mut delivered = gic.deliver_all(0);
     delivered.sort_unstable();
     let expected: Vec<u32> = (0..16).chain([VIRTUAL_TIMER_INTID]).collect();
@@ -588,6 +589,8 @@ fn itargetsr_reads_back_masked_to_the_vcpus_and_an_spi_goes_to_one_of_them() {
     gic.set_bit(0, ISENABLER, PL011_SPI);
     assert_eq!(gic.vgic.inject(0, PL011_SPI), Some(1), "to vCPU 1");
     assert_eq!(gic.deliver_all(1), [PL011_SPI]);
+    // vCPU 1's next flush finds it ended: no longer vCPU 1's.
+    gic.flush(1);
     // No vCPU listed: reads 0, routed nowhere until it names one.
     gic.write(0, target, W1, 0b1100);
     assert_eq!(gic.read(0, target, W1), 0);
@@ -1133,8 +1136,12 @@ fn an_active_spi_is_listed_again_only_where_it_is_active() {
         .find(|&i| gic.cpus[1].read(i).intid == PL011_SPI)
         .unwrap();
     gic.cpus[1].guest_deactivates(index);
-    // Ended: the next one goes where it is routed now.
-    assert_eq!(gic.vgic.inject(0, PL011_SPI), Some(0));
+    // Ended: raised again, it goes to vCPU 1 first (it may still hold it),
+    // whose flush finds it gone and hands it on to where it is routed now.
+    assert_eq!(gic.vgic.inject(0, PL011_SPI), Some(1));
+    let flushed = gic.vgic.flush(1, &mut gic.cpus[1]);
+    assert_eq!(flushed.wake, VcpuSet::of(0), "vCPU 0 is kicked");
+    assert_eq!(gic.cpus[1].holds(PL011_SPI), None);
     assert_eq!(gic.deliver_all(0), [PL011_SPI]);
 }
 
@@ -1182,10 +1189,71 @@ fn pending_in_hardware_is_spent_when_it_fires_through_the_direct_path() {
         .unwrap_or(index);
     gic.cpus[0].guest_deactivates(index);
     gic.vgic
-        .inject_running(0, VIRTUAL_TIMER_INTID, &mut gic.cpus[0]);
+        .inject_running(0, VIRTUAL_TIMER_INTID, true, &mut gic.cpus[0]);
     assert_eq!(gic.cpus[0].guest_takes(), Some(VIRTUAL_TIMER_INTID));
     assert!(
         !gic.bit(0, ISPENDR, VIRTUAL_TIMER_INTID),
         "fired, taken and ended: no pending state left"
     );
+}
+
+#[test]
+fn an_spi_listed_active_stays_with_its_vcpu_when_moved_and_raised_again() {
+    let mut gic = Harness::two_vcpus(GicVersion::V3);
+    let router = Frame::Distributor {
+        offset: 0x6000 + 8 * PL011_SPI,
+    };
+    gic.set_bit(0, ISENABLER, PL011_SPI);
+    gic.vgic.inject(0, PL011_SPI);
+    gic.flush(0);
+    gic.cpus[0].guest_acknowledges().unwrap();
+    // vCPU 1 moves it while vCPU 0 handles it (vCPU 0 parks: taken back),
+    // and vCPU 0 lists it active again.
+    assert_eq!(gic.vgic.involved(1, router, W8, true), VcpuSet::of(0));
+    gic.vgic.park(0, &mut gic.cpus[0]);
+    gic.write(1, router, W8, 1);
+    gic.flush(0);
+    assert_eq!(gic.cpus[0].holds(PL011_SPI), Some(LrState::Active));
+    // Raised again before vCPU 0's guest ends it: still vCPU 0's, pending
+    // and active there, never listed on vCPU 1 too.
+    assert_eq!(gic.vgic.inject(0, PL011_SPI), Some(0));
+    let other = Frame::Distributor {
+        offset: ICACTIVER + 4,
+    };
+    assert_eq!(gic.vgic.involved(1, other, W4, true), VcpuSet::of(0));
+    gic.flush(1);
+    assert_eq!(gic.cpus[1].holds(PL011_SPI), None, "not listed twice");
+    gic.flush(0);
+    assert_eq!(gic.cpus[0].holds(PL011_SPI), Some(LrState::PendingActive));
+    // Ended there, then taken again there; from then on it goes to vCPU 1.
+    let index = (0..4)
+        .find(|&i| gic.cpus[0].read(i).intid == PL011_SPI)
+        .unwrap();
+    gic.cpus[0].guest_deactivates(index);
+    assert_eq!(gic.cpus[0].guest_takes(), Some(PL011_SPI));
+    gic.flush(0);
+    assert_eq!(gic.vgic.inject(0, PL011_SPI), Some(1));
+    assert_eq!(gic.deliver_all(1), [PL011_SPI]);
+}
+
+#[test]
+fn a_timer_that_fired_after_the_guest_turned_it_off_is_not_delivered() {
+    let mut gic = Harness::two_vcpus(GicVersion::V3);
+    gic.set_bit(0, ISENABLER, VIRTUAL_TIMER_INTID);
+    gic.cpus[0].take_physical();
+    // The output dropped before the interrupt was taken at EL2.
+    gic.vgic
+        .inject_running(0, VIRTUAL_TIMER_INTID, false, &mut gic.cpus[0]);
+    assert_eq!(
+        gic.cpus[0].take_physical(),
+        [(VIRTUAL_TIMER_INTID, StateChange::Deactivate)],
+        "ready for the next expiry"
+    );
+    assert_eq!(gic.deliver_all(0), [], "nothing stale");
+    // Set pending by the guest meanwhile, it is delivered all the same.
+    gic.set_bit(0, ISPENDR, VIRTUAL_TIMER_INTID);
+    gic.cpus[0].take_physical();
+    gic.vgic
+        .inject_running(0, VIRTUAL_TIMER_INTID, false, &mut gic.cpus[0]);
+    assert_eq!(gic.deliver_all(0), [VIRTUAL_TIMER_INTID]);
 }

@@ -170,6 +170,14 @@ impl GicV2 {
 
     /// Sends SGI `intid` to the CPUs in `targets` (GICD_SGIR.CPUTargetList).
     pub fn send_sgi(&self, intid: u32, targets: u8) {
+        // The stores the SGI announces reach the target before the SGI
+        // (the distributor write is a Device access, not ordered after
+        // normal-memory stores by itself).
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: a barrier; it changes no memory.
+        unsafe {
+            core::arch::asm!("dmb ishst", options(nostack, preserves_flags));
+        }
         self.distributor
             .sgir
             .set((u32::from(targets) << SGIR_TARGET_LIST_SHIFT) | (intid % 16));
