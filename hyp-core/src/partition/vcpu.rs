@@ -100,6 +100,10 @@ pub fn run_this_cpu() {
                 break;
             }
         }
+        if let Some(interface) = interface.as_mut() {
+            let wake = partition.vgic.vcpu_stopping(index, interface);
+            partition.kick(wake);
+        }
         gic::vcpu_stopped();
         partition.power_off_vcpu(index, Power::On);
     }

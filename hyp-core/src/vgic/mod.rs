@@ -433,6 +433,44 @@ impl Vgic {
         timer.watch.store(still, Ordering::Release);
     }
 
+    /// `vcpu` stops running (CPU_OFF, or its partition stops): the SPIs it
+    /// holds are released, so that they reach the vCPUs they are routed
+    /// to. One still pending in its list registers (and not
+    /// hardware-linked: a physical one fires again if still asserted)
+    /// stays pending; one it holds active can no longer be ended there and
+    /// is deactivated. Returns the vCPUs to kick. The caller then empties
+    /// the list registers (`gic::vcpu_stopped`).
+    pub fn vcpu_stopping(&self, vcpu: usize, registers: &mut impl CpuInterface) -> VcpuSet {
+        let mut state = self.state.lock();
+        let count = registers.count().min(flush::MAX_LIST_REGISTERS);
+        let empty = registers.empty();
+        let mut wake = VcpuSet::EMPTY;
+        for index in (0..count).filter(|&i| empty & (1 << i) == 0) {
+            let lr = registers.read(index);
+            if lr.intid >= PRIVATE_COUNT && lr.state.is_pending() && !lr.hw {
+                state.unlisted(vcpu, lr.intid);
+                if let Some(destination) = state.set_pending(vcpu, lr.intid, vcpu) {
+                    wake.insert(destination);
+                }
+            }
+        }
+        wake = wake.union(state.forget_ended(vcpu, |_| false));
+        for intid in state.spis_active_on(vcpu) {
+            let hw = state.irq(vcpu, intid).is_some_and(|irq| irq.hw);
+            state.set_active(vcpu, intid, vcpu, false);
+            if hw {
+                registers.physical(intid, StateChange::Deactivate);
+            }
+            if let Some(destination) = state.pending_destination(vcpu, intid) {
+                wake.insert(destination);
+            }
+        }
+        wake.remove(vcpu);
+        drop(state);
+        self.raise(wake);
+        wake
+    }
+
     /// How `vcpu`'s virtual timer PPI stands as it starts: the physical
     /// PPI is set up to match (a sibling may have written its redistributor
     /// while it was off, or the partition restarted since).

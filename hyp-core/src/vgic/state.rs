@@ -497,6 +497,24 @@ impl VgicState {
         }
     }
 
+    /// The SPIs active in software that `vcpu` holds.
+    pub fn spis_active_on(&self, vcpu: usize) -> heapless::Vec<u32, LISTED_SPIS> {
+        let mut found = heapless::Vec::new();
+        for intid in self
+            .active_intids(vcpu)
+            .filter(|&intid| intid >= PRIVATE_COUNT)
+        {
+            if self
+                .irq(vcpu, intid)
+                .is_some_and(|irq| usize::from(irq.active_on) == vcpu)
+                && found.push(intid).is_err()
+            {
+                break;
+            }
+        }
+        found
+    }
+
     /// Whether `vcpu` remembers listing any SPI.
     pub fn has_listed_spis(&self, vcpu: usize) -> bool {
         self.private

@@ -1257,3 +1257,30 @@ fn a_timer_that_fired_after_the_guest_turned_it_off_is_not_delivered() {
         .inject_running(0, VIRTUAL_TIMER_INTID, false, &mut gic.cpus[0]);
     assert_eq!(gic.deliver_all(0), [VIRTUAL_TIMER_INTID]);
 }
+
+#[test]
+fn a_vcpu_that_stops_releases_the_spis_it_holds() {
+    let mut gic = Harness::two_vcpus(GicVersion::V3);
+    let router = Frame::Distributor {
+        offset: 0x6000 + 8 * PL011_SPI,
+    };
+    gic.write(0, router, W8, 1);
+    gic.set_bit(0, ISENABLER, PL011_SPI);
+    gic.vgic.inject(0, PL011_SPI);
+    gic.flush(1);
+    // vCPU 1 turns off with it listed; it is routed to vCPU 0 meanwhile.
+    gic.write(0, router, W8, 0);
+    let wake = gic.vgic.vcpu_stopping(1, &mut gic.cpus[1]);
+    assert_eq!(wake, VcpuSet::of(0), "still pending: vCPU 0 takes it");
+    assert_eq!(gic.deliver_all(0), [PL011_SPI]);
+    // Held active by a vCPU that stops: no longer active, routable again.
+    gic.vgic.inject(0, PL011_SPI);
+    gic.flush(0);
+    gic.cpus[0].guest_acknowledges().unwrap();
+    gic.vgic.park(0, &mut gic.cpus[0]);
+    gic.vgic.rendezvous.release();
+    gic.vgic.vcpu_stopping(0, &mut gic.cpus[0]);
+    assert!(!gic.bit(1, ISACTIVER, PL011_SPI));
+    gic.write(1, router, W8, 1);
+    assert_eq!(gic.vgic.inject(1, PL011_SPI), Some(1));
+}
