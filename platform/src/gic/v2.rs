@@ -173,8 +173,8 @@ impl GicV2 {
         // The stores the SGI announces reach the target before the SGI
         // (the distributor write is a Device access, not ordered after
         // normal-memory stores by itself).
-        #[cfg(target_arch = "aarch64")]
         // SAFETY: a barrier; it changes no memory.
+        #[cfg(target_arch = "aarch64")]
         unsafe {
             core::arch::asm!("dmb ishst", options(nostack, preserves_flags));
         }

@@ -349,12 +349,12 @@ pub(super) mod cpu_interface {
             | (((mpidr >> 32) & 0xff) << SGI1R_AFF3_SHIFT)
             | ((aff0 / TARGETS_PER_RANGE) << SGI1R_RS_SHIFT)
             | (1 << (aff0 % TARGETS_PER_RANGE));
-        // SAFETY: generating an SGI touches no memory. The DSB first: the
-        // stores the SGI announces (a request, a flag) must be visible to
-        // the target before it can take the SGI, and a system-register
-        // write is not ordered after them otherwise (Linux's
-        // gic_ipi_send_mask does the same). The ISB makes it leave before
-        // later instructions, as the GIC spec asks.
+        // The DSB first: the stores the SGI announces (a request, a flag)
+        // must be visible to the target before it can take the SGI, and a
+        // system-register write is not ordered after them otherwise
+        // (Linux's gic_ipi_send_mask does the same). The ISB makes it leave
+        // before later instructions, as the GIC spec asks.
+        // SAFETY: generating an SGI and the barriers touch no memory.
         unsafe {
             core::arch::asm!(
                 "dsb ishst",

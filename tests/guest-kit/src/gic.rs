@@ -77,6 +77,7 @@ pub const ICENABLER: usize = 0x180;
 pub const ISPENDR: usize = 0x200;
 pub const ICPENDR: usize = 0x280;
 pub const ISACTIVER: usize = 0x300;
+pub const ICACTIVER: usize = 0x380;
 pub const IPRIORITYR: usize = 0x400;
 
 /// Where `intid`'s bit lies in a bank of one-bit-per-interrupt registers

@@ -5,12 +5,10 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use tessera_guest_kit::gic::{self, Acknowledged, FIRST_SPI, Gic, ISACTIVER, is_special, v3};
+use tessera_guest_kit::gic::{self, FIRST_SPI, Gic, ICACTIVER, ISACTIVER, v3};
 use tessera_guest_kit::report::{Failure, Outcome};
 use tessera_guest_kit::{cpu, ensure, time};
 
-/// GICD/GICR_ICACTIVER<n>: the clear-active bank (IHI 0069H §12.9.10).
-pub const ICACTIVER: usize = 0x380;
 /// GICD_ITARGETSR<n> (GICv2: one byte per INTID).
 const GICD_ITARGETSR: usize = 0x800;
 /// How long to wait for what must come, and to watch for what must not.
@@ -51,18 +49,7 @@ pub fn hold_active(gic: &Gic) {
     let intid = u32::try_from(HOLD_INTID.load(Ordering::SeqCst)).unwrap_or(0);
     cpu::mask_irqs();
     gic.set_pending(intid);
-    let mut held: Option<Acknowledged> = None;
-    time::wait_until(WAIT_MS, || {
-        let acknowledged = gic.acknowledge();
-        if acknowledged.intid == intid {
-            held = Some(acknowledged);
-            return true;
-        }
-        if !is_special(acknowledged.intid) {
-            gic.end_of_interrupt(acknowledged);
-        }
-        false
-    });
+    let (held, _) = gic.acknowledge_until(intid, WAIT_MS);
     HELD.store(
         if held.is_some() { HOLDING } else { FAILED },
         Ordering::SeqCst,

@@ -172,18 +172,7 @@ pub fn pending_while_active(gic: &Gic) -> Outcome {
     gic.enable(ALARM_INTID);
     ARRIVED.store(0, Ordering::SeqCst);
     alarm_raised_masked()?;
-    let mut taken = None;
-    time::wait_until(ALARM_WAIT_MS, || {
-        let acknowledged = gic.acknowledge();
-        if acknowledged.intid == ALARM_INTID {
-            taken = Some(acknowledged);
-            return true;
-        }
-        if !gic::is_special(acknowledged.intid) {
-            gic.end_of_interrupt(acknowledged);
-        }
-        false
-    });
+    let (taken, _) = gic.acknowledge_until(ALARM_INTID, ALARM_WAIT_MS);
     rtc().write32(RTCICR, RTC_INTERRUPT);
     if let Some(acknowledged) = taken {
         gic.set_pending(ALARM_INTID);

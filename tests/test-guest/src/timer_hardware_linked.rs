@@ -12,7 +12,7 @@
 //! Each case masks interrupts where it must see the GIC's state before the
 //! guest takes anything, and restores the kit's timer handling after.
 
-use tessera_guest_kit::gic::{Acknowledged, Gic, is_special};
+use tessera_guest_kit::gic::{Acknowledged, Gic};
 use tessera_guest_kit::report::{Failure, Outcome};
 use tessera_guest_kit::timer::{self, CNTV_CTL_ISTATUS, VIRTUAL_TIMER_INTID};
 use tessera_guest_kit::{cpu, ensure, fail, time};
@@ -37,20 +37,7 @@ fn quiesce_timer() {
 fn fire_and_acknowledge(gic: &Gic) -> Result<Acknowledged, Failure> {
     cpu::mask_irqs();
     timer::set_deadline(timer::now());
-    let mut taken = None;
-    let mut other = None;
-    time::wait_until(WAIT_MS, || {
-        let acknowledged = gic.acknowledge();
-        if acknowledged.intid == VIRTUAL_TIMER_INTID {
-            taken = Some(acknowledged);
-            return true;
-        }
-        if !is_special(acknowledged.intid) {
-            other = Some(acknowledged.intid);
-            gic.end_of_interrupt(acknowledged);
-        }
-        false
-    });
+    let (taken, other) = gic.acknowledge_until(VIRTUAL_TIMER_INTID, WAIT_MS);
     if let Some(intid) = other {
         fail!("INTID {intid} was presented while only the timer was due");
     }

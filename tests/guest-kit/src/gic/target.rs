@@ -232,6 +232,32 @@ impl Gic {
         self.banks(intid).read32(bank + offset) & bit != 0
     }
 
+    /// With interrupts masked: acknowledges what the GIC presents until it
+    /// presents `intid` (now active: the caller ends it), within
+    /// `milliseconds`. Anything else presented meanwhile is ended at once;
+    /// the last such INTID is returned beside it.
+    pub fn acknowledge_until(
+        &self,
+        intid: u32,
+        milliseconds: u64,
+    ) -> (Option<Acknowledged>, Option<u32>) {
+        let mut taken = None;
+        let mut other = None;
+        crate::time::wait_until(milliseconds, || {
+            let acknowledged = self.acknowledge();
+            if acknowledged.intid == intid {
+                taken = Some(acknowledged);
+                return true;
+            }
+            if !is_special(acknowledged.intid) {
+                other = Some(acknowledged.intid);
+                self.end_of_interrupt(acknowledged);
+            }
+            false
+        });
+        (taken, other)
+    }
+
     pub fn enable(&self, intid: u32) {
         self.set_bit(intid, ISENABLER);
     }
