@@ -1,7 +1,7 @@
 //! Failing on purpose, so a board's crash report can be seen (and tested)
 //! before it is needed: `/chosen/tessera,fault-injection`.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use log::warn;
 
@@ -9,12 +9,14 @@ use crate::arch::{cpu, hyp_timer};
 use crate::console;
 use crate::mm::hyp_map::UNMAPPED_PROBE;
 
-/// How long after boot `"panic-while-running"` fires: partitions run by then.
-const WHILE_RUNNING_DELAY_MS: u64 = 500;
+/// How often a `"panic-while-running"` looks whether every partition has
+/// printed a line yet (it fires once they have, so a loaded machine cannot
+/// make it beat them).
+const WHILE_RUNNING_POLL_MS: u64 = 10;
 /// Tessera's number for the boot CPU, which set the timer.
 const BOOT_CPU: usize = 0;
-/// Counter value at which the boot CPU panics (0: never).
-static PANIC_AT: AtomicU64 = AtomicU64::new(0);
+/// Whether the boot CPU panics once every partition has printed a line.
+static ARMED: AtomicBool = AtomicBool::new(false);
 
 /// `/chosen/tessera,fault-injection`: makes Tessera fail on purpose, so a
 /// board's crash report can be seen (and tested) before it is needed.
@@ -34,11 +36,11 @@ pub fn inject_fault(kind: &str) {
         }
         "panic-while-running" => {
             // Fired by Tessera's own timer on this (the boot) CPU, which by
-            // then runs a guest or waits for one: a crash that must stop
-            // the CPUs in their guests.
-            let at = cpu::counter().saturating_add(console::ticks_in_ms(WHILE_RUNNING_DELAY_MS));
-            PANIC_AT.store(at, Ordering::Relaxed);
-            hyp_timer::fire_by(at);
+            // then runs a guest or waits for one, once every partition has
+            // printed a line: a crash that must stop the CPUs in their
+            // guests.
+            ARMED.store(true, Ordering::Relaxed);
+            poll_soon();
         }
         "undefined-instruction" => {
             // SAFETY: UDF takes an undefined-instruction exception into the
@@ -53,15 +55,19 @@ pub fn inject_fault(kind: &str) {
     }
 }
 
+fn poll_soon() {
+    hyp_timer::fire_by(cpu::counter().saturating_add(console::ticks_in_ms(WHILE_RUNNING_POLL_MS)));
+}
+
 /// Tessera's timer fired on this CPU: a `"panic-while-running"` that is
-/// due panics here; one still to come keeps the timer set for it.
+/// due panics here; one still waiting for a partition's first line keeps
+/// the timer set.
 pub fn timer_fired() {
-    let at = PANIC_AT.load(Ordering::Relaxed);
-    if at == 0 || cpu::index() != BOOT_CPU {
+    if !ARMED.load(Ordering::Relaxed) || cpu::index() != BOOT_CPU {
         return;
     }
-    if cpu::counter() < at {
-        hyp_timer::fire_by(at);
+    if !crate::partition::every_partition_has_printed() {
+        poll_soon();
         return;
     }
     #[allow(clippy::panic, reason = "a requested panic is the point")]

@@ -25,7 +25,7 @@ commands:
          Check a partition overlay against a board DTB with the code Tessera
          runs at boot: every error, with the partition and property. The
          addresses (hex) default to those of xtask's generated boot.scr.
-  test   [--unit-only | --qemu-only] [--jobs N] [FILTER]
+  test   [--unit-only | --qemu-only] [--long] [--jobs N] [FILTER]
          Host unit tests, then every QEMU scenario (or those whose name
          contains FILTER). Ends with one line: N passed, N failed.
   bench  [--quick | --record]
@@ -115,6 +115,7 @@ pub fn parse() -> Result<Command> {
                 match arg {
                     Long("unit-only") => options.qemu = false,
                     Long("qemu-only") => options.unit = false,
+                    Long("long") => options.long = true,
                     Long("jobs") | Short('j') => {
                         options.jobs = parser.value()?.parse::<usize>().context("--jobs")?.max(1)
                     }

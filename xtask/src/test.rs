@@ -23,6 +23,8 @@ pub struct Options {
     pub qemu: bool,
     pub jobs: usize,
     pub filter: Option<String>,
+    /// Also the slow runs: [`tessera_scenarios::long`].
+    pub long: bool,
 }
 
 impl Default for Options {
@@ -33,6 +35,7 @@ impl Default for Options {
             qemu: true,
             jobs,
             filter: None,
+            long: false,
         }
     }
 }
@@ -295,7 +298,11 @@ fn scenario_dtb(
 }
 
 fn scenarios(options: &Options, tally: &mut Tally) -> Result<()> {
-    let selected: Vec<Scenario> = tessera_scenarios::all()
+    let mut every = tessera_scenarios::all();
+    if options.long {
+        every.extend(tessera_scenarios::long());
+    }
+    let selected: Vec<Scenario> = every
         .into_iter()
         .filter(|s| options.filter.as_deref().is_none_or(|f| s.name.contains(f)))
         .collect();

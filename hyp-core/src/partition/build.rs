@@ -3,7 +3,7 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use log::info;
 use spin::Mutex;
@@ -148,6 +148,7 @@ pub fn start_all(
             stage2_root,
             state: AtomicU8::new(State::Loading as u8),
             boots: AtomicU32::new(0),
+            has_printed: AtomicBool::new(false),
             vcpus,
             uart: Mutex::new(Uart::default()),
             warnings: AtomicU32::new(0),

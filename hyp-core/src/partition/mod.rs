@@ -113,6 +113,8 @@ pub struct Partition {
     warnings: AtomicU32,
     /// vCPUs that are not off (claimed, pending or on).
     active: AtomicUsize,
+    /// Whether a line of this partition has reached the console.
+    has_printed: AtomicBool,
 }
 
 static PARTITIONS: Once<Vec<Partition>> = Once::new();
@@ -373,6 +375,14 @@ impl Partition {
             gic::quiesce_guest_spi(spi.intid);
         }
     }
+}
+
+/// Whether every partition has had a line printed on the console (what a
+/// crash injected "while guests run" waits for).
+pub fn every_partition_has_printed() -> bool {
+    partitions()
+        .iter()
+        .all(|p| p.has_printed.load(Ordering::Acquire))
 }
 
 /// Whether partitions have been started (secondary CPUs wait for this).

@@ -97,6 +97,7 @@ fn print_one(partition: &Partition, line: &mut [u8; MAX_LINE], now: u64, lock: L
     }
     let text = line.get(..length).unwrap_or(&[]);
     console::write_partition_output(partition.name(), text, ended);
+    partition.has_printed.store(true, Ordering::Release);
     true
 }
 

@@ -28,3 +28,24 @@ pub fn all() -> Vec<Scenario> {
     list.extend(gic_sweep::all());
     list
 }
+
+/// How many times `cargo xtask test --long` runs each crash scenario in a
+/// row: a crash scenario that could fail by chance shows it here.
+pub const CRASH_REPEATS: usize = 20;
+
+/// `cargo xtask test --long`: what is too slow for every run. Today the
+/// crash scenarios, [`CRASH_REPEATS`] times each (named `<name>-run-NN`).
+pub fn long() -> Vec<Scenario> {
+    let crashes: Vec<Scenario> = all()
+        .into_iter()
+        .filter(|s| s.name.starts_with("crash-"))
+        .collect();
+    (1..=CRASH_REPEATS)
+        .flat_map(|run| {
+            crashes.iter().map(move |s| Scenario {
+                name: format!("{}-run-{run:02}", s.name),
+                ..s.clone()
+            })
+        })
+        .collect()
+}
