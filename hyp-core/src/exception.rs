@@ -1,7 +1,10 @@
-//! Exceptions taken to EL2: the saved register frame, the ESR_EL2 decoding
-//! (Arm ARM D17.2.37) and the crash report printed for an unexpected one.
+//! Exceptions taken to EL2: the saved register frame, the vector they came
+//! through and the crash report printed for an unexpected one (its syndrome
+//! decoded by [`crate::esr`]).
 
 use core::fmt;
+
+use crate::esr::Syndrome;
 
 /// Registers saved by the EL2 vectors, in the order `vectors.S` stores them.
 #[derive(Debug, Clone, Default)]
@@ -108,152 +111,6 @@ impl VectorKind {
     }
 }
 
-/// ESR_EL2.EC field position.
-const ESR_EC_SHIFT: u32 = 26;
-const ESR_EC_MASK: u64 = 0x3f;
-const ESR_ISS_MASK: u64 = 0x1ff_ffff;
-/// Data and instruction abort ISS: fault status code bits [5:0].
-const ISS_FSC_MASK: u64 = 0x3f;
-/// Data abort ISS: WnR, the access was a write.
-const ISS_WNR: u64 = 1 << 6;
-/// Data and instruction abort ISS: FAR is not valid.
-const ISS_FNV: u64 = 1 << 10;
-
-/// Exception classes (ESR_ELx.EC) Tessera names.
-pub mod ec {
-    pub const UNKNOWN: u8 = 0x00;
-    pub const WFX: u8 = 0x01;
-    pub const MCR_MRC_CP15: u8 = 0x03;
-    pub const SIMD_FP: u8 = 0x07;
-    pub const ILLEGAL_EXECUTION_STATE: u8 = 0x0e;
-    pub const SVC64: u8 = 0x15;
-    pub const HVC64: u8 = 0x16;
-    pub const SMC64: u8 = 0x17;
-    pub const SYSREG: u8 = 0x18;
-    pub const SVE: u8 = 0x19;
-    pub const PAC_FAIL: u8 = 0x1c;
-    pub const INSTRUCTION_ABORT_LOWER: u8 = 0x20;
-    pub const INSTRUCTION_ABORT_SAME: u8 = 0x21;
-    pub const PC_ALIGNMENT: u8 = 0x22;
-    pub const DATA_ABORT_LOWER: u8 = 0x24;
-    pub const DATA_ABORT_SAME: u8 = 0x25;
-    pub const SP_ALIGNMENT: u8 = 0x26;
-    pub const FP_EXCEPTION64: u8 = 0x2c;
-    pub const SERROR: u8 = 0x2f;
-    pub const BREAKPOINT_LOWER: u8 = 0x30;
-    pub const BREAKPOINT_SAME: u8 = 0x31;
-    pub const SOFTWARE_STEP_LOWER: u8 = 0x32;
-    pub const SOFTWARE_STEP_SAME: u8 = 0x33;
-    pub const WATCHPOINT_LOWER: u8 = 0x34;
-    pub const WATCHPOINT_SAME: u8 = 0x35;
-    pub const BRK64: u8 = 0x3c;
-}
-
-/// The exception class's name as the Arm ARM gives it.
-pub fn exception_class_name(class: u8) -> &'static str {
-    match class {
-        ec::UNKNOWN => "unknown reason",
-        ec::WFX => "trapped WFI or WFE",
-        ec::MCR_MRC_CP15 => "trapped AArch32 MCR or MRC (coproc 0b1111)",
-        ec::SIMD_FP => "access to SVE, Advanced SIMD or floating point",
-        ec::ILLEGAL_EXECUTION_STATE => "illegal execution state",
-        ec::SVC64 => "SVC from AArch64",
-        ec::HVC64 => "HVC from AArch64",
-        ec::SMC64 => "SMC from AArch64",
-        ec::SYSREG => "trapped MSR, MRS or system instruction",
-        ec::SVE => "access to SVE",
-        ec::PAC_FAIL => "pointer authentication failure",
-        ec::INSTRUCTION_ABORT_LOWER => "instruction abort from a lower exception level",
-        ec::INSTRUCTION_ABORT_SAME => "instruction abort without a change in exception level",
-        ec::PC_ALIGNMENT => "PC alignment fault",
-        ec::DATA_ABORT_LOWER => "data abort from a lower exception level",
-        ec::DATA_ABORT_SAME => "data abort without a change in exception level",
-        ec::SP_ALIGNMENT => "SP alignment fault",
-        ec::FP_EXCEPTION64 => "trapped floating-point exception from AArch64",
-        ec::SERROR => "SError interrupt",
-        ec::BREAKPOINT_LOWER => "breakpoint from a lower exception level",
-        ec::BREAKPOINT_SAME => "breakpoint without a change in exception level",
-        ec::SOFTWARE_STEP_LOWER => "software step from a lower exception level",
-        ec::SOFTWARE_STEP_SAME => "software step without a change in exception level",
-        ec::WATCHPOINT_LOWER => "watchpoint from a lower exception level",
-        ec::WATCHPOINT_SAME => "watchpoint without a change in exception level",
-        ec::BRK64 => "BRK instruction from AArch64",
-        _ => "reserved or unrecognised exception class",
-    }
-}
-
-/// Fault status codes (DFSC/IFSC) of data and instruction aborts.
-pub fn fault_status_name(code: u64) -> &'static str {
-    match code {
-        0b00_0000..=0b00_0011 => "address size fault",
-        0b00_0100..=0b00_0111 => "translation fault",
-        0b00_1001..=0b00_1011 => "access flag fault",
-        0b00_1101..=0b00_1111 => "permission fault",
-        0b01_0000 => "synchronous external abort",
-        0b01_0001 => "synchronous tag check fault",
-        0b01_0100..=0b01_0111 => "synchronous external abort on translation table walk",
-        0b10_0001 => "alignment fault",
-        0b11_0000 => "TLB conflict abort",
-        _ => "other fault",
-    }
-}
-
-/// A decoded ESR_EL2 value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Syndrome(pub u64);
-
-impl Syndrome {
-    pub fn class(self) -> u8 {
-        // Masked to 6 bits, so the cast keeps every bit.
-        ((self.0 >> ESR_EC_SHIFT) & ESR_EC_MASK) as u8
-    }
-
-    pub fn iss(self) -> u64 {
-        self.0 & ESR_ISS_MASK
-    }
-
-    fn is_abort(self) -> bool {
-        matches!(
-            self.class(),
-            ec::DATA_ABORT_LOWER
-                | ec::DATA_ABORT_SAME
-                | ec::INSTRUCTION_ABORT_LOWER
-                | ec::INSTRUCTION_ABORT_SAME
-        )
-    }
-}
-
-impl fmt::Display for Syndrome {
-    /// "data abort without a change in exception level (EC 0x25): translation fault, level 0, read"
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (EC {:#04x})",
-            exception_class_name(self.class()),
-            self.class()
-        )?;
-        if self.is_abort() {
-            let status = self.iss() & ISS_FSC_MASK;
-            write!(f, ": {}", fault_status_name(status))?;
-            // Codes whose low two bits give the table level.
-            if matches!(status, 0b00_0000..=0b00_1111) {
-                write!(f, ", level {}", status & 0b11)?;
-            }
-            if matches!(self.class(), ec::DATA_ABORT_LOWER | ec::DATA_ABORT_SAME) {
-                f.write_str(if self.iss() & ISS_WNR != 0 {
-                    ", write"
-                } else {
-                    ", read"
-                })?;
-            }
-            if self.iss() & ISS_FNV != 0 {
-                f.write_str(", FAR not valid")?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Writes the crash report for an unexpected exception.
 pub fn write_crash_report(
     out: &mut impl fmt::Write,
@@ -293,21 +150,6 @@ pub fn write_crash_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn data_abort_syndrome_is_decoded_by_name() {
-        // EC 0x25, IL, DFSC 0b000100 (translation fault level 0), read.
-        let esr = (0x25 << 26) | (1 << 25) | 0b000100;
-        assert_eq!(
-            Syndrome(esr).to_string(),
-            "data abort without a change in exception level (EC 0x25): translation fault, level 0, read"
-        );
-        let write_perm = (0x24 << 26) | (1 << 6) | 0b001111;
-        assert_eq!(
-            Syndrome(write_perm).to_string(),
-            "data abort from a lower exception level (EC 0x24): permission fault, level 3, write"
-        );
-    }
 
     #[test]
     fn every_vector_index_decodes_and_others_do_not() {

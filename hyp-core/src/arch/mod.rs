@@ -11,8 +11,10 @@ pub mod virtualization;
 use core::arch::global_asm;
 use core::mem::{offset_of, size_of};
 
-use crate::exception::TRAP_FRAME_SIZE;
+use crate::esr;
+use crate::exception::{TRAP_FRAME_SIZE, VectorKind};
 use crate::guest::context::VcpuRegisters;
+use crate::guest::smccc;
 use crate::hw::cpus::MAX_CPUS;
 
 /// arm64 Image header flags (booting.rst): bit 0 little-endian (0), bits
@@ -37,6 +39,19 @@ global_asm!(
 );
 
 global_asm!(include_str!("vectors.S"), frame_size = const TRAP_FRAME_SIZE);
+
+global_asm!(
+    include_str!("fast_calls.S"),
+    call_immediate_mask = const esr::ISS_CALL_IMMEDIATE_MASK,
+    ec_shift = const esr::EC_SHIFT,
+    ec_hvc64 = const esr::ec::HVC64,
+    constant_calls = sym smccc::CONSTANT_CALLS,
+    owner_shift = const smccc::OWNER_SHIFT,
+    owner_vendor_hypervisor = const smccc::OWNER_VENDOR_HYPERVISOR,
+    general_queries = const smccc::GENERAL_QUERIES,
+    not_supported = const smccc::PsciReturn::NotSupported as i64,
+    lower_el64_sync = const VectorKind::LowerEl64Sync as u64,
+);
 
 global_asm!(
     include_str!("guest.S"),

@@ -35,7 +35,11 @@ el2_vectors:
     VECTOR 5
     VECTOR 6
     VECTOR 7
-    GUEST_VECTOR 8
+    // A guest's synchronous exception: calls with a constant answer are
+    // answered at once (fast_calls.S), everything else goes on to guest_exit.
+    .balign 0x80
+    stp     x0, x1, [sp, #-16]!
+    b       guest_sync_exit
     GUEST_VECTOR 9
     GUEST_VECTOR 10
     GUEST_VECTOR 11

@@ -12,7 +12,7 @@ use aarch64_cpu::registers::{
 
 use crate::config::guest_map::IPA_BITS;
 use crate::guest::inject::{Injection, PstateFeatures};
-use crate::guest::psci::SpeculationState;
+use crate::guest::smccc::SpeculationState;
 
 /// CPTR_EL2 (non-VHE, Arm ARM D19.2.30): RES1 bits [13:12], [9:0]
 /// (TZ, bit 8, and TSM, bit 12, are among them: SVE and SME trap when
@@ -63,7 +63,7 @@ pub fn speculation_state() -> SpeculationState {
     SpeculationState {
         csv2: u8::try_from(csv2).unwrap_or(0),
         ecbhb: ID_AA64MMFR1_EL1.get() >> 60 & 0xf != 0,
-        in_order_core: crate::guest::psci::is_in_order_core(MIDR_EL1.get()),
+        in_order_core: crate::guest::smccc::is_in_order_core(MIDR_EL1.get()),
     }
 }
 

@@ -4,11 +4,13 @@
 
 pub mod context;
 pub mod device_tree;
+pub mod exit;
 pub mod inject;
 pub mod mmio;
+pub mod mmio_bus;
 pub mod passthrough;
 pub mod pl011;
-pub mod psci;
+pub mod smccc;
 pub mod stage2;
 pub mod sysreg;
 

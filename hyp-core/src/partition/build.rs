@@ -12,6 +12,7 @@ use super::{PARTITIONS, Partition, Power, RUNNING_PARTITIONS, SPECULATION, State
 use crate::arch::virtualization;
 use crate::config::PartitionPlan;
 use crate::config::guest_map::{GUEST_PL011_BASE, GUEST_PL011_SPI, IPA_BITS};
+use crate::guest::mmio_bus::MmioBus;
 use crate::guest::stage2;
 use crate::hw::Hardware;
 use crate::hw::gic::GicRegions;
@@ -143,6 +144,7 @@ pub fn start_all(
         let vgic = Vgic::new(gic_version, vcpus.len(), owned_spis);
         built.push(Partition {
             vgic,
+            bus: MmioBus::new(gic_version, vcpus.len()),
             counter_offset: AtomicU64::new(0),
             plan,
             stage2_root,

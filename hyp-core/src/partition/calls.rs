@@ -7,15 +7,8 @@ use log::debug;
 use super::exit::Next;
 use super::{Partition, speculation};
 use crate::guest::context::VcpuRegisters;
-use crate::guest::psci::{
-    self, AffinityState, Call, MIGRATE_NOT_REQUIRED, PSCI_VERSION_1_1, PsciReturn,
-    SMCCC_VERSION_1_1, VENDOR_HYP_REVISION_VALUE,
-};
+use crate::guest::smccc::{self, AffinityState, Call, PsciReturn, VENDOR_HYP_REVISION_VALUE};
 use crate::hw::cpus::MPIDR_AFFINITY_MASK;
-
-/// Functions in Tessera's vendor-hypervisor range (count, UID, revision,
-/// null).
-const VENDOR_CALLS: u64 = 4;
 
 /// The vCPU a PSCI target MPIDR names: vCPU n has MPIDR n (Aff0 only).
 fn target_vcpu(partition: &Partition, mpidr: u64) -> Option<usize> {
@@ -33,11 +26,8 @@ pub fn call(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters) -
         registers.x[3],
     ];
     let mut result = |x0: u64| registers.x[0] = x0;
-    match psci::decode(&arguments) {
-        Call::PsciVersion => result(PSCI_VERSION_1_1),
-        // A standby or power-down request may return at once, as if woken
-        // straight away (DEN 0022D §5.4): the core is the vCPU's anyway.
-        Call::CpuSuspend => result(PsciReturn::Success.value()),
+    match Call::from_registers(&arguments) {
+        Call::Constant { answer } => result(answer),
         Call::CpuOff => return Next::Off,
         Call::CpuOn {
             target,
@@ -66,7 +56,6 @@ pub fn call(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters) -
                 .and_then(|index| partition.affinity(index));
             result(answer.map_or(PsciReturn::InvalidParameters.value(), |s| s as u64));
         }
-        Call::MigrateInfoType => result(MIGRATE_NOT_REQUIRED),
         Call::SystemOff => {
             partition.request_stop(false, "SYSTEM_OFF");
             return Next::Off;
@@ -75,23 +64,20 @@ pub fn call(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters) -
             partition.request_stop(true, "SYSTEM_RESET");
             return Next::Off;
         }
-        Call::PsciFeatures { function } => result(if psci::psci_implements(function) {
+        Call::PsciFeatures { function } => result(if smccc::psci_implements(function) {
             PsciReturn::Success.value()
         } else {
             PsciReturn::NotSupported.value()
         }),
-        Call::SmcccVersion => result(SMCCC_VERSION_1_1),
         Call::ArchFeatures { function } => result(speculation().arch_features(function)),
-        Call::VendorCallCount => result(VENDOR_CALLS),
         Call::VendorUid => {
-            let words = psci::uuid_words();
+            let words = smccc::uuid_words();
             registers.x[..4].copy_from_slice(&words);
         }
         Call::VendorRevision => {
             registers.x[0] = VENDOR_HYP_REVISION_VALUE.0;
             registers.x[1] = VENDOR_HYP_REVISION_VALUE.1;
         }
-        Call::Null => result(PsciReturn::Success.value()),
         Call::Unknown { function } => {
             debug!(
                 "partition {}: vCPU {vcpu}: unknown call {function:#x}: NOT_SUPPORTED",

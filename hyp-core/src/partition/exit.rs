@@ -1,20 +1,24 @@
-//! What a guest exit means, and what Tessera does about it. A guest can
-//! make Tessera do nothing but answer it, inject an exception into it, or
-//! stop its own partition.
+//! What a guest exit means, and what Tessera does about it: the run
+//! loop's half of the trap path (the fast half is `fast_exit.rs`). Each
+//! exit is decoded once (`guest::exit`); a call goes to `calls.rs`, an MMIO
+//! access to the device its address falls in on the partition's bus. A
+//! guest can make Tessera do nothing but answer it, inject an exception
+//! into it, or stop its own partition.
 
-use log::{debug, warn};
+use log::warn;
 
-use super::{Partition, calls, rendezvous};
+use super::{Partition, calls, device};
 use crate::arch::virtualization;
-use crate::config::guest_map::{GUEST_PL011_BASE, GUEST_PL011_SIZE};
+use crate::esr::Syndrome;
 use crate::exception::VectorKind;
+use crate::gic;
 use crate::guest::context::VcpuRegisters;
+use crate::guest::exit::{Conduit, Exit, NotMmio};
 use crate::guest::inject::{self, GuestState, Injected};
-use crate::guest::mmio::{self, AccessWidth, MmioAccess};
-use crate::guest::pl011;
-use crate::guest::sysreg;
-use crate::vgic::Frame;
-use crate::{gic, partition::output};
+use crate::guest::mmio::MmioAccess;
+use crate::guest::smccc::PsciReturn;
+use crate::guest::sysreg::{self, SysRegAccess};
+use crate::partition::output;
 
 /// What the vCPU does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,19 +28,6 @@ pub enum Next {
     /// The vCPU is off (CPU_OFF, or its partition stops).
     Off,
 }
-
-/// ESR_EL2.EC values (Arm ARM D17.2.37).
-const EC_WFX: u64 = 0x01;
-const EC_HVC64: u64 = 0x16;
-const EC_SMC64: u64 = 0x17;
-const EC_SYSREG: u64 = 0x18;
-const EC_INSTRUCTION_ABORT_LOWER: u64 = 0x20;
-const EC_DATA_ABORT_LOWER: u64 = 0x24;
-const ESR_EC_SHIFT: u64 = 26;
-/// ESR_EL2.IL: the trapped instruction was 32 bits long.
-const ESR_IL: u64 = 1 << 25;
-/// The immediate of a trapped HVC/SMC (ISS[15:0]).
-const ESR_IMM16_MASK: u64 = 0xffff;
 
 /// Takes the physical interrupt that made `vcpu`'s CPU leave its guest
 /// (`running`), or woke it while the vCPU is off: the virtual GIC and the
@@ -72,26 +63,47 @@ pub fn interrupt(partition: &Partition, vcpu: usize, running: bool) {
     }
 }
 
+/// Handles the exit that came through lower-EL vector `vector`.
 pub fn handle(
     partition: &Partition,
     vcpu: usize,
     registers: &mut VcpuRegisters,
     vector: u64,
 ) -> Next {
-    match VectorKind::from_index(vector) {
-        Some(VectorKind::LowerEl64Sync | VectorKind::LowerEl32Sync) => {
-            synchronous(partition, vcpu, registers)
+    let kind = VectorKind::from_index(vector).unwrap_or(VectorKind::LowerEl64SError);
+    match Exit::decode(kind, registers.esr, registers.far, registers.hpfar) {
+        Exit::Call { conduit, immediate } => {
+            if conduit == Conduit::Smc {
+                skip_instruction(registers);
+            }
+            if immediate != 0 {
+                // SMCCC calls use immediate 0; anything else is not one.
+                registers.x[0] = PsciReturn::NotSupported.value();
+                return Next::Resume;
+            }
+            return calls::call(partition, vcpu, registers);
         }
-        Some(
-            VectorKind::LowerEl64Irq
-            | VectorKind::LowerEl64Fiq
-            | VectorKind::LowerEl32Irq
-            | VectorKind::LowerEl32Fiq,
-        ) => {
-            interrupt(partition, vcpu, true);
-            Next::Resume
+        Exit::Mmio(access) => mmio(partition, vcpu, registers, access),
+        Exit::DataAbort { ipa, write, reason } => {
+            let reason = match (reason, partition.bus.find(ipa)) {
+                (NotMmio::NoSyndrome, Some((device, _))) => Refused::Emulating(device.name()),
+                _ => Refused::Unassigned,
+            };
+            refuse_data_abort(partition, vcpu, registers, ipa, write, reason);
         }
-        _ => {
+        Exit::InstructionAbort { ipa, address } => {
+            if partition.should_warn() {
+                warn!(
+                    "partition {}: vCPU {vcpu}: instruction fetch from unassigned address {ipa:#x}: abort injected",
+                    partition.name()
+                );
+            }
+            inject_into(registers, Injected::InstructionAbort { address });
+        }
+        Exit::SystemRegister(access) => system_register(partition, vcpu, registers, access),
+        Exit::Wait => skip_instruction(registers),
+        Exit::Interrupt => interrupt(partition, vcpu, true),
+        Exit::SError => {
             warn!(
                 "partition {}: vCPU {vcpu}: SError (ESR {:#x}) at pc {:#x}: stopping the partition",
                 partition.name(),
@@ -99,75 +111,95 @@ pub fn handle(
                 registers.pc
             );
             partition.request_stop(false, "SError");
-            Next::Off
+            return Next::Off;
         }
-    }
-}
-
-/// Skips the trapped instruction (its length is in ESR_EL2.IL).
-fn skip_instruction(registers: &mut VcpuRegisters) {
-    // A guest controls its pc: wrap as the hardware would, never panic.
-    let length = if registers.esr & ESR_IL != 0 { 4 } else { 2 };
-    registers.pc = registers.pc.wrapping_add(length);
-}
-
-fn synchronous(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters) -> Next {
-    let ec = registers.esr >> ESR_EC_SHIFT & 0x3f;
-    match ec {
-        EC_HVC64 => {
-            // The preferred return address of an HVC is the next instruction.
-            if registers.esr & ESR_IMM16_MASK != 0 {
-                registers.x[0] = crate::guest::psci::PsciReturn::NotSupported.value();
-                return Next::Resume;
-            }
-            calls::call(partition, vcpu, registers)
-        }
-        EC_SMC64 => {
-            // A trapped SMC returns to the SMC itself (Arm ARM D1.11.2).
-            skip_instruction(registers);
-            calls::call(partition, vcpu, registers)
-        }
-        EC_SYSREG => {
-            system_register(partition, vcpu, registers);
-            Next::Resume
-        }
-        EC_DATA_ABORT_LOWER => {
-            data_abort(partition, vcpu, registers);
-            Next::Resume
-        }
-        EC_INSTRUCTION_ABORT_LOWER => {
-            let ipa = mmio::fault_ipa(registers.hpfar, registers.far);
+        Exit::Unknown { class } => {
             if partition.should_warn() {
                 warn!(
-                    "partition {}: vCPU {vcpu}: instruction fetch from unassigned address {ipa:#x}: abort injected",
-                    partition.name()
-                );
-            }
-            inject_into(
-                registers,
-                Injected::InstructionAbort {
-                    address: registers.far,
-                },
-            );
-            Next::Resume
-        }
-        EC_WFX => {
-            skip_instruction(registers);
-            Next::Resume
-        }
-        _ => {
-            if partition.should_warn() {
-                warn!(
-                    "partition {}: vCPU {vcpu}: unhandled exception class {ec:#x} (ESR {:#x}) at pc {:#x}: undefined instruction injected",
+                    "partition {}: vCPU {vcpu}: unhandled exception class {class:#x} (ESR {:#x}) at pc {:#x}: undefined instruction injected",
                     partition.name(),
                     registers.esr,
                     registers.pc
                 );
             }
             inject_into(registers, Injected::Undefined);
-            Next::Resume
         }
     }
+    Next::Resume
+}
+
+/// Skips the trapped instruction.
+pub(super) fn skip_instruction(registers: &mut VcpuRegisters) {
+    // A guest controls its pc: wrap as the hardware would, never panic.
+    let length = Syndrome(registers.esr).instruction_length();
+    registers.pc = registers.pc.wrapping_add(length);
+}
+
+/// Why a data abort is refused (the guest gets an abort).
+enum Refused {
+    Unassigned,
+    /// A form with no syndrome, to the named device.
+    Emulating(&'static str),
+    /// The device's own reason.
+    Device(device::Refusal),
+}
+
+/// A single load or store to an address with no stage-2 mapping: carried
+/// out by the device whose window it falls in, if any.
+fn mmio(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters, access: MmioAccess) {
+    let refused = match partition.bus.find(access.ipa) {
+        Some((found, offset)) => {
+            match device::access(partition, vcpu, registers, found, offset, access) {
+                Ok(()) => {
+                    skip_instruction(registers);
+                    return;
+                }
+                Err(why) => Refused::Device(why),
+            }
+        }
+        None => Refused::Unassigned,
+    };
+    refuse_data_abort(
+        partition,
+        vcpu,
+        registers,
+        access.ipa,
+        access.write,
+        refused,
+    );
+}
+
+fn refuse_data_abort(
+    partition: &Partition,
+    vcpu: usize,
+    registers: &mut VcpuRegisters,
+    ipa: u64,
+    write: bool,
+    reason: Refused,
+) {
+    if partition.should_warn() {
+        let direction = if write { "write to" } else { "read of" };
+        let pc = registers.pc;
+        let name = partition.name();
+        match reason {
+            Refused::Unassigned => warn!(
+                "partition {name}: vCPU {vcpu}: an access to an unassigned address: {direction} {ipa:#x} at pc {pc:#x}: data abort injected"
+            ),
+            Refused::Emulating(device) => warn!(
+                "partition {name}: vCPU {vcpu}: an access to {device} that cannot be emulated (load/store pair, atomic or writeback): {direction} {ipa:#x} at pc {pc:#x}: data abort injected"
+            ),
+            Refused::Device(why) => warn!(
+                "partition {name}: vCPU {vcpu}: {why}: {direction} {ipa:#x} at pc {pc:#x}: data abort injected"
+            ),
+        }
+    }
+    inject_into(
+        registers,
+        Injected::DataAbort {
+            address: registers.far,
+            write,
+        },
+    );
 }
 
 fn inject_into(registers: &mut VcpuRegisters, what: Injected) {
@@ -186,8 +218,12 @@ fn inject_into(registers: &mut VcpuRegisters, what: Injected) {
     registers.pstate = injection.pstate;
 }
 
-fn system_register(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters) {
-    let access = sysreg::decode(registers.esr);
+fn system_register(
+    partition: &Partition,
+    vcpu: usize,
+    registers: &mut VcpuRegisters,
+    access: SysRegAccess,
+) {
     if access.is_sgi_generation() && !access.read {
         let effects = partition
             .vgic
@@ -223,130 +259,5 @@ fn system_register(partition: &Partition, vcpu: usize, registers: &mut VcpuRegis
             );
         }
         inject_into(registers, Injected::Undefined);
-    }
-}
-
-fn data_abort(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters) {
-    let ipa = mmio::fault_ipa(registers.hpfar, registers.far);
-    let write = registers.esr & (1 << 6) != 0;
-    let in_uart = (GUEST_PL011_BASE..GUEST_PL011_BASE + GUEST_PL011_SIZE).contains(&ipa);
-    let gic_frame = partition.vgic.frame(ipa);
-    let reason = match mmio::decode(registers.esr, ipa) {
-        Ok(access) if let Some(frame) = gic_frame => {
-            gic_access(partition, vcpu, registers, frame, access);
-            skip_instruction(registers);
-            return;
-        }
-        Err(mmio::NotMmio::NoSyndrome) if gic_frame.is_some() => {
-            "an access to the GIC that cannot be emulated (load/store pair, atomic or writeback)"
-        }
-        Ok(access) if in_uart && access.width != AccessWidth::Double => {
-            uart_access(partition, vcpu, registers, access);
-            skip_instruction(registers);
-            return;
-        }
-        Ok(_) if in_uart => "a 64-bit access to the PL011",
-        Err(mmio::NotMmio::NoSyndrome) if in_uart => {
-            "an access to the PL011 that cannot be emulated (load/store pair, atomic or writeback)"
-        }
-        _ => "an access to an unassigned address",
-    };
-    if partition.should_warn() {
-        warn!(
-            "partition {}: vCPU {vcpu}: {reason}: {} {ipa:#x} at pc {:#x}: data abort injected",
-            partition.name(),
-            if write { "write to" } else { "read of" },
-            registers.pc
-        );
-    }
-    inject_into(
-        registers,
-        Injected::DataAbort {
-            address: registers.far,
-            write,
-        },
-    );
-}
-
-/// A single load or store to the emulated distributor or redistributors.
-/// One that reads or changes what other vCPUs' list registers may hold
-/// (pending or active state, an SPI's routing) waits until they have
-/// parked ([`rendezvous`]).
-fn gic_access(
-    partition: &Partition,
-    vcpu: usize,
-    registers: &mut VcpuRegisters,
-    frame: Frame,
-    access: MmioAccess,
-) {
-    let Some(mut interface) = gic::ThisCpuInterface::get() else {
-        return;
-    };
-    let vgic = &partition.vgic;
-    let involved = || vgic.involved(vcpu, frame, access.width, access.write);
-    let value = registers.get(access.register);
-    let result = rendezvous::with_parked(partition, vcpu, involved, &mut interface, |interface| {
-        if access.write {
-            let effects = vgic.write(vcpu, frame, access.width, value, interface);
-            partition.wake(vcpu, &effects);
-            None
-        } else {
-            Some(vgic.read(vcpu, frame, access.width, interface))
-        }
-    });
-    if let Some(value) = result {
-        registers.set(access.register, access.load_result(value));
-    }
-}
-
-fn uart_access(
-    partition: &Partition,
-    vcpu: usize,
-    registers: &mut VcpuRegisters,
-    access: MmioAccess,
-) {
-    let offset = access.ipa - GUEST_PL011_BASE;
-    let mut line_ready = false;
-    let rose;
-    let result = {
-        let mut uart = partition.uart.lock();
-        let uart = &mut *uart;
-        let result = if access.write {
-            let value =
-                u32::try_from(registers.get(access.register) & u64::from(u32::MAX)).unwrap_or(0);
-            let result = uart.registers.write(offset, value, &mut uart.output);
-            if offset == pl011::UARTDR {
-                partition.watch_unfinished_line(uart);
-            }
-            line_ready = partition.has_output(uart);
-            result
-        } else {
-            uart.registers
-                .read(offset, &uart.output, &mut uart.input)
-                .map(|value| {
-                    registers.set(access.register, access.load_result(u64::from(value)));
-                })
-        };
-        rose = uart.line_rose();
-        result
-    };
-    if rose {
-        partition.uart_interrupt(Some(vcpu));
-    }
-    if let Err(unknown) = result {
-        // RAZ/WI, as a real PL011 does for reserved offsets.
-        if !access.write {
-            registers.set(access.register, 0);
-        }
-        if partition.should_warn() {
-            debug!(
-                "partition {}: PL011 offset {:#x} is not emulated: reads as 0, writes ignored",
-                partition.name(),
-                unknown.0
-            );
-        }
-    }
-    if line_ready {
-        output::drain(partition);
     }
 }

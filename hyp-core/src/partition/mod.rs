@@ -13,6 +13,7 @@
 mod build;
 mod calls;
 mod console_input;
+mod device;
 mod exit;
 mod loader;
 pub mod output;
@@ -31,8 +32,9 @@ use spin::{Mutex, Once};
 use crate::arch::cpu;
 use crate::config::PartitionPlan;
 use crate::config::guest_map::GUEST_PL011_SPI;
+use crate::guest::mmio_bus::MmioBus;
 use crate::guest::pl011::{InputFifo, OutputBuffer, Pl011};
-use crate::guest::psci::{AffinityState, SpeculationState};
+use crate::guest::smccc::{AffinityState, SpeculationState};
 use crate::vgic::{Effects, Vgic};
 use crate::{gic, power};
 
@@ -105,6 +107,8 @@ pub struct Partition {
     pub vcpus: Vec<Vcpu>,
     pub uart: Mutex<Uart>,
     pub vgic: Vgic,
+    /// The emulated devices' windows in the guest's address space.
+    pub bus: MmioBus,
     /// CNTVOFF_EL2 for every vCPU: the physical count at the partition's
     /// start, so its virtual counter starts near zero at each boot and
     /// reads the same on all its vCPUs.

@@ -35,8 +35,8 @@ use hardware_linked::StateChange;
 use rendezvous::Rendezvous;
 use state::{PRIVATE_COUNT, VcpuSet, VgicState};
 
-use crate::config::guest_map::{GUEST_GICD_BASE, GUEST_GICR_BASE};
 use crate::guest::mmio::AccessWidth;
+use crate::guest::mmio_bus::Device;
 use crate::hw::gic::GicVersion;
 
 /// The EL1 virtual timer's PPI (INTID 27), hardware-linked to the same
@@ -60,6 +60,23 @@ pub struct TimerAtStart {
 pub enum Frame {
     Distributor { offset: u32 },
     Redistributor { vcpu: usize, offset: u64 },
+}
+
+impl Frame {
+    /// The frame at `offset` into `device`'s window of the bus.
+    #[inline]
+    pub fn at(device: Device, offset: u64) -> Option<Frame> {
+        match device {
+            Device::GicDistributor => Some(Frame::Distributor {
+                offset: u32::try_from(offset).ok()?,
+            }),
+            Device::GicRedistributors => Some(Frame::Redistributor {
+                vcpu: usize::try_from(offset / redistributor::REDISTRIBUTOR_SIZE).ok()?,
+                offset: offset % redistributor::REDISTRIBUTOR_SIZE,
+            }),
+            Device::Pl011 => None,
+        }
+    }
 }
 
 /// One partition's virtual GIC.
@@ -139,26 +156,13 @@ impl Vgic {
         }
     }
 
-    /// Which emulated frame guest address `ipa` falls in, if any.
+    /// Which emulated frame guest address `ipa` falls in, if any (the
+    /// partition looks addresses up on its bus, `guest/mmio_bus.rs`).
+    #[cfg(test)]
     pub fn frame(&self, ipa: u64) -> Option<Frame> {
-        let gicd_size = match self.version {
-            GicVersion::V3 => distributor::GICD_SIZE_V3,
-            GicVersion::V2 => distributor::GICD_SIZE_V2,
-        };
-        if let Some(offset) = ipa.checked_sub(GUEST_GICD_BASE).filter(|&o| o < gicd_size) {
-            return Some(Frame::Distributor {
-                offset: u32::try_from(offset).ok()?,
-            });
-        }
-        if self.version != GicVersion::V3 {
-            return None;
-        }
-        let offset = ipa.checked_sub(GUEST_GICR_BASE)?;
-        let vcpu = usize::try_from(offset / redistributor::REDISTRIBUTOR_SIZE).ok()?;
-        (vcpu < self.attention.len()).then_some(Frame::Redistributor {
-            vcpu,
-            offset: offset % redistributor::REDISTRIBUTOR_SIZE,
-        })
+        let bus = crate::guest::mmio_bus::MmioBus::new(self.version, self.attention.len());
+        let (device, offset) = bus.find(ipa)?;
+        Frame::at(device, offset)
     }
 
     /// Whether an access of `width` in `frame` acts on interrupts'

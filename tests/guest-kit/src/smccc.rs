@@ -36,8 +36,12 @@ pub const SMCCC_ARCH_WORKAROUND_3: u32 = 0x8000_3fff;
 pub const VENDOR_HYP_CALL_COUNT: u32 = 0x8600_ff00;
 pub const VENDOR_HYP_CALL_UID: u32 = 0x8600_ff01;
 pub const VENDOR_HYP_REVISION: u32 = 0x8600_ff03;
-/// Tessera's null call (docs/partitions.md): does nothing, returns 0.
-pub const TESSERA_NULL: u32 = 0x8600_0000;
+/// Tessera's null call (docs/partitions.md), vendor-hypervisor function 1:
+/// does nothing, returns 0.
+pub const TESSERA_NULL: u32 = 0xc600_0001;
+/// Vendor-hypervisor function 0, kept for the FEATURES bitmap: not
+/// implemented yet, so NOT_SUPPORTED.
+pub const TESSERA_FEATURES: u32 = 0x8600_0000;
 
 /// The generic error of SMCCC calls: "not supported" (DEN 0028 §7.1).
 pub const NOT_SUPPORTED: i32 = -1;

@@ -15,7 +15,7 @@ use tessera_guest_kit::psci::{
 use tessera_guest_kit::report::{self, Failure, Outcome};
 use tessera_guest_kit::smccc::{
     self, Conduit, NOT_SUPPORTED, SMCCC_ARCH_FEATURES, SMCCC_ARCH_WORKAROUND_2, SMCCC_VERSION,
-    TESSERA_NULL, TESSERA_UID, VENDOR_HYP_CALL_COUNT, signed,
+    TESSERA_FEATURES, TESSERA_NULL, TESSERA_UID, VENDOR_HYP_CALL_COUNT, signed,
 };
 use tessera_guest_kit::{ensure, fail, println, time};
 
@@ -182,18 +182,37 @@ pub fn run(context: &Context) -> ! {
         Ok(())
     });
     report::case("tessera_null_call", || {
-        let raw = hvc(TESSERA_NULL, [1, 2, 3])?;
-        ensure!(
-            raw == 0,
-            "Tessera's null call returned {}, expected 0",
-            Raw(raw)
-        );
+        for conduit in [Conduit::Hvc, Conduit::Smc] {
+            let raw = call(conduit, TESSERA_NULL, [1, 2, 3])?[0];
+            ensure!(
+                raw == 0,
+                "Tessera's null call over {} returned {}, expected 0",
+                conduit.name(),
+                Raw(raw)
+            );
+        }
         let count = hvc(VENDOR_HYP_CALL_COUNT, [0; 3])?;
         ensure!(
             count == 4,
             "VENDOR_HYP_CALL_COUNT returned {}, expected 4 (count, UID, revision, null)",
             Raw(count)
         );
+        Ok(())
+    });
+    report::case("unknown_tessera_function", || {
+        // Tessera's own range answers the same on the fast path (HVC) as
+        // on the slow one (SMC).
+        for function in [TESSERA_FEATURES, TESSERA_NULL + 1, 0x8600_fe00] {
+            for conduit in [Conduit::Hvc, Conduit::Smc] {
+                let raw = call(conduit, function, [1, 2, 3])?[0];
+                ensure!(
+                    signed(raw) == NOT_SUPPORTED,
+                    "{} of Tessera's unimplemented function {function:#x} returned {}, expected NOT_SUPPORTED (-1)",
+                    conduit.name(),
+                    Raw(raw)
+                );
+            }
+        }
         Ok(())
     });
     report::case("unknown_hvc_function", || {

@@ -1,34 +1,32 @@
-//! PSCI 1.1 (ARM DEN 0022D) and SMCCC 1.1 (ARM DEN 0028) as a guest sees
-//! them: function IDs decoded into calls, and the answers that do not need
-//! the partition's state. The runtime carries out the calls that do.
+//! The SMCCC calls a guest makes (ARM DEN 0028: PSCI 1.1 of DEN 0022D, the
+//! architecture calls, Tessera's vendor-hypervisor calls): function IDs
+//! decoded into calls, and the answers that do not need the partition's
+//! state. The runtime (`partition/calls.rs`) carries out the calls that do;
+//! the constant ones are answered on the fast path from
+//! [`CONSTANT_CALLS`].
 
-/// PSCI function IDs (DEN 0022D §5.1), 32- and 64-bit forms where both exist.
-pub const PSCI_VERSION: u32 = 0x8400_0000;
-pub const PSCI_CPU_SUSPEND_32: u32 = 0x8400_0001;
-pub const PSCI_CPU_SUSPEND_64: u32 = 0xc400_0001;
-pub const PSCI_CPU_OFF: u32 = 0x8400_0002;
-pub const PSCI_CPU_ON_32: u32 = 0x8400_0003;
-pub const PSCI_CPU_ON_64: u32 = 0xc400_0003;
-pub const PSCI_AFFINITY_INFO_32: u32 = 0x8400_0004;
-pub const PSCI_AFFINITY_INFO_64: u32 = 0xc400_0004;
-pub const PSCI_MIGRATE_INFO_TYPE: u32 = 0x8400_0006;
-pub const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
-pub const PSCI_SYSTEM_RESET: u32 = 0x8400_0009;
-pub const PSCI_FEATURES: u32 = 0x8400_000a;
+pub use smccc::arch::{
+    SMCCC_ARCH_FEATURES, SMCCC_ARCH_WORKAROUND_1, SMCCC_ARCH_WORKAROUND_2, SMCCC_ARCH_WORKAROUND_3,
+    SMCCC_VERSION,
+};
+pub use smccc::psci::{
+    PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64, PSCI_CPU_OFF, PSCI_CPU_ON_32, PSCI_CPU_ON_64,
+    PSCI_CPU_SUSPEND_32, PSCI_CPU_SUSPEND_64, PSCI_FEATURES, PSCI_MIGRATE_INFO_TYPE,
+    PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION,
+};
 
-/// SMCCC architecture calls (DEN 0028 §7).
-pub const SMCCC_VERSION: u32 = 0x8000_0000;
-pub const SMCCC_ARCH_FEATURES: u32 = 0x8000_0001;
-pub const SMCCC_ARCH_WORKAROUND_1: u32 = 0x8000_8000;
-pub const SMCCC_ARCH_WORKAROUND_2: u32 = 0x8000_7fff;
-pub const SMCCC_ARCH_WORKAROUND_3: u32 = 0x8000_3fff;
-/// Vendor-specific hypervisor service calls (DEN 0028 §6.2, owner 6).
+/// Vendor-specific hypervisor service calls (DEN 0028 §6.2, owner 6): the
+/// general queries at the top of the range.
 pub const VENDOR_HYP_CALL_COUNT: u32 = 0x8600_ff00;
 pub const VENDOR_HYP_CALL_UID: u32 = 0x8600_ff01;
 pub const VENDOR_HYP_REVISION: u32 = 0x8600_ff03;
-/// Tessera's first vendor-hypervisor function: does nothing, returns
-/// SUCCESS. The cheapest round trip a guest can make.
-pub const TESSERA_NULL: u32 = 0x8600_0000;
+/// Tessera's null call (vendor-hypervisor function 1, 64-bit): does
+/// nothing, returns SUCCESS. The cheapest round trip a guest can make.
+/// Function 0 (`0x86000000`) is kept for the FEATURES bitmap.
+pub const TESSERA_NULL: u32 = 0xc600_0001;
+/// Functions in Tessera's vendor-hypervisor range (count, UID, revision,
+/// null).
+pub const VENDOR_CALLS: u64 = 4;
 
 /// PSCI 1.1 and SMCCC 1.1, as `major << 16 | minor`.
 pub const PSCI_VERSION_1_1: u64 = 0x1_0001;
@@ -48,18 +46,18 @@ pub const VENDOR_HYP_REVISION_VALUE: (u64, u64) = (0, 1);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
 pub enum PsciReturn {
-    Success = 0,
-    NotSupported = -1,
-    InvalidParameters = -2,
-    Denied = -3,
-    AlreadyOn = -4,
-    OnPending = -5,
-    InvalidAddress = -9,
+    Success = smccc::psci::error::SUCCESS,
+    NotSupported = smccc::psci::error::NOT_SUPPORTED,
+    InvalidParameters = smccc::psci::error::INVALID_PARAMETERS,
+    Denied = smccc::psci::error::DENIED,
+    AlreadyOn = smccc::psci::error::ALREADY_ON,
+    OnPending = smccc::psci::error::ON_PENDING,
+    InvalidAddress = smccc::psci::error::INVALID_ADDRESS,
 }
 
 /// SMCCC_ARCH_FEATURES answers for the workarounds (DEN 0028 §7.4-7.6; the
 /// values KVM gives in arch/arm64/kvm/hypercalls.c).
-pub const SMCCC_RET_NOT_REQUIRED: i64 = -2;
+pub const SMCCC_RET_NOT_REQUIRED: i64 = smccc::arch::error::NOT_REQUIRED as i64;
 pub const SMCCC_ARCH_WORKAROUND_RET_UNAFFECTED: i64 = 1;
 
 impl PsciReturn {
@@ -78,11 +76,77 @@ pub enum AffinityState {
     OnPending = 2,
 }
 
+/// A call whose answer is one value in x0, the same for every partition
+/// at any time: the assembly fast path (`arch/fast_calls.S`) answers these
+/// from [`CONSTANT_CALLS`] without leaving the exception vector, and the
+/// slow path decodes them to [`Call::Constant`] from the same table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct ConstantCall {
+    /// The function ID (W0); 0 ends the table.
+    pub function: u64,
+    pub answer: u64,
+}
+
+/// The constant calls, the most frequent first, ended by function 0 (a
+/// yielding call of the architecture range: never a fast call).
+#[unsafe(no_mangle)]
+pub static CONSTANT_CALLS: [ConstantCall; 8] = [
+    constant(TESSERA_NULL, PsciReturn::Success as i64),
+    constant(PSCI_VERSION, PSCI_VERSION_1_1 as i64),
+    constant(SMCCC_VERSION, SMCCC_VERSION_1_1 as i64),
+    // A standby or power-down request may return at once, as if woken
+    // straight away (DEN 0022D §5.4): the core is the vCPU's anyway.
+    constant(PSCI_CPU_SUSPEND_64, PsciReturn::Success as i64),
+    constant(PSCI_CPU_SUSPEND_32, PsciReturn::Success as i64),
+    constant(PSCI_MIGRATE_INFO_TYPE, MIGRATE_NOT_REQUIRED as i64),
+    constant(VENDOR_HYP_CALL_COUNT, VENDOR_CALLS as i64),
+    ConstantCall {
+        function: 0,
+        answer: 0,
+    },
+];
+
+const fn constant(function: u32, answer: i64) -> ConstantCall {
+    ConstantCall {
+        function: function as u64,
+        answer: answer as u64,
+    }
+}
+
+/// The answer to `function` if it is a constant call.
+pub fn constant_answer(function: u32) -> Option<u64> {
+    CONSTANT_CALLS
+        .iter()
+        .find(|c| c.function == u64::from(function) && c.function != 0)
+        .map(|c| c.answer)
+}
+
+/// SMCCC owning entity 6, the vendor-specific hypervisor service (DEN 0028
+/// §6.2): function ID bits [29:24].
+pub const OWNER_SHIFT: u32 = 24;
+const OWNER_MASK: u32 = 0x3f;
+pub const OWNER_VENDOR_HYPERVISOR: u32 = 6;
+/// Function numbers 0xff00-0xffff of a range are its general queries
+/// (count, UID, revision).
+pub const GENERAL_QUERIES: u32 = 0xff00;
+const FUNCTION_NUMBER_MASK: u32 = 0xffff;
+
+/// A call in Tessera's own range that it does not implement: answered
+/// NOT_SUPPORTED on the fast path, as on the slow one.
+pub fn is_unknown_vendor_call(function: u32) -> bool {
+    function >> OWNER_SHIFT & OWNER_MASK == OWNER_VENDOR_HYPERVISOR
+        && function & FUNCTION_NUMBER_MASK < GENERAL_QUERIES
+        && constant_answer(function).is_none()
+}
+
 /// A decoded guest call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
-    PsciVersion,
-    CpuSuspend,
+    /// One of [`CONSTANT_CALLS`].
+    Constant {
+        answer: u64,
+    },
     CpuOff,
     CpuOn {
         target: u64,
@@ -93,68 +157,62 @@ pub enum Call {
         target: u64,
         lowest_level: u64,
     },
-    MigrateInfoType,
     SystemOff,
     SystemReset,
     PsciFeatures {
         function: u32,
     },
-    SmcccVersion,
     ArchFeatures {
         function: u32,
     },
-    VendorCallCount,
     VendorUid,
     VendorRevision,
-    /// [`TESSERA_NULL`].
-    Null,
     Unknown {
         function: u32,
     },
 }
 
-/// Decodes the call in x0-x3.
-pub fn decode(x: &[u64; 4]) -> Call {
-    #[allow(clippy::cast_possible_truncation, reason = "SMCCC function IDs are W0")]
-    let function = x[0] as u32;
-    // A 32-bit call's arguments are the W registers.
-    let argument = |i: usize| {
-        if function & 0x4000_0000 == 0 {
-            x[i] & u64::from(u32::MAX)
-        } else {
-            x[i]
+impl Call {
+    /// The call in x0-x3.
+    pub fn from_registers(x: &[u64; 4]) -> Call {
+        #[allow(clippy::cast_possible_truncation, reason = "SMCCC function IDs are W0")]
+        let function = x[0] as u32;
+        // A 32-bit call's arguments are the W registers.
+        let argument = |i: usize| {
+            if function & 0x4000_0000 == 0 {
+                x[i] & u64::from(u32::MAX)
+            } else {
+                x[i]
+            }
+        };
+        #[allow(clippy::cast_possible_truncation, reason = "function IDs are 32-bit")]
+        let function_argument = argument(1) as u32;
+        if let Some(answer) = constant_answer(function) {
+            return Call::Constant { answer };
         }
-    };
-    #[allow(clippy::cast_possible_truncation, reason = "function IDs are 32-bit")]
-    let function_argument = argument(1) as u32;
-    match function {
-        PSCI_VERSION => Call::PsciVersion,
-        PSCI_CPU_SUSPEND_32 | PSCI_CPU_SUSPEND_64 => Call::CpuSuspend,
-        PSCI_CPU_OFF => Call::CpuOff,
-        PSCI_CPU_ON_32 | PSCI_CPU_ON_64 => Call::CpuOn {
-            target: argument(1),
-            entry: argument(2),
-            context: argument(3),
-        },
-        PSCI_AFFINITY_INFO_32 | PSCI_AFFINITY_INFO_64 => Call::AffinityInfo {
-            target: argument(1),
-            lowest_level: argument(2),
-        },
-        PSCI_MIGRATE_INFO_TYPE => Call::MigrateInfoType,
-        PSCI_SYSTEM_OFF => Call::SystemOff,
-        PSCI_SYSTEM_RESET => Call::SystemReset,
-        PSCI_FEATURES => Call::PsciFeatures {
-            function: function_argument,
-        },
-        SMCCC_VERSION => Call::SmcccVersion,
-        SMCCC_ARCH_FEATURES => Call::ArchFeatures {
-            function: function_argument,
-        },
-        VENDOR_HYP_CALL_COUNT => Call::VendorCallCount,
-        VENDOR_HYP_CALL_UID => Call::VendorUid,
-        VENDOR_HYP_REVISION => Call::VendorRevision,
-        TESSERA_NULL => Call::Null,
-        _ => Call::Unknown { function },
+        match function {
+            PSCI_CPU_OFF => Call::CpuOff,
+            PSCI_CPU_ON_32 | PSCI_CPU_ON_64 => Call::CpuOn {
+                target: argument(1),
+                entry: argument(2),
+                context: argument(3),
+            },
+            PSCI_AFFINITY_INFO_32 | PSCI_AFFINITY_INFO_64 => Call::AffinityInfo {
+                target: argument(1),
+                lowest_level: argument(2),
+            },
+            PSCI_SYSTEM_OFF => Call::SystemOff,
+            PSCI_SYSTEM_RESET => Call::SystemReset,
+            PSCI_FEATURES => Call::PsciFeatures {
+                function: function_argument,
+            },
+            SMCCC_ARCH_FEATURES => Call::ArchFeatures {
+                function: function_argument,
+            },
+            VENDOR_HYP_CALL_UID => Call::VendorUid,
+            VENDOR_HYP_REVISION => Call::VendorRevision,
+            _ => Call::Unknown { function },
+        }
     }
 }
 
@@ -247,7 +305,7 @@ mod tests {
     #[test]
     fn cpu_on_arguments_are_decoded_in_both_widths() {
         assert_eq!(
-            decode(&[
+            Call::from_registers(&[
                 u64::from(PSCI_CPU_ON_64),
                 1,
                 0x4000_1000,
@@ -260,7 +318,7 @@ mod tests {
             }
         );
         assert_eq!(
-            decode(&[
+            Call::from_registers(&[
                 u64::from(PSCI_CPU_ON_32),
                 1,
                 0xdead_0000_4000_1000,
@@ -278,7 +336,7 @@ mod tests {
     #[test]
     fn unknown_functions_are_reported_as_such() {
         assert_eq!(
-            decode(&[0xc200_0042, 0, 0, 0]),
+            Call::from_registers(&[0xc200_0042, 0, 0, 0]),
             Call::Unknown {
                 function: 0xc200_0042
             }
@@ -288,14 +346,51 @@ mod tests {
 
     #[test]
     fn the_null_call_is_only_its_own_function_id() {
-        assert_eq!(decode(&[u64::from(TESSERA_NULL), 0, 0, 0]), Call::Null);
-        // The 64-bit calling convention's ID for function 0 is not defined.
         assert_eq!(
-            decode(&[0xc600_0000, 0, 0, 0]),
-            Call::Unknown {
-                function: 0xc600_0000
-            }
+            Call::from_registers(&[u64::from(TESSERA_NULL), 0, 0, 0]),
+            Call::Constant { answer: 0 }
         );
+        for other in [0x8600_0000, 0xc600_0000, 0x8600_0001, 0xc600_0002] {
+            assert_eq!(
+                Call::from_registers(&[other, 0, 0, 0]),
+                Call::Unknown {
+                    function: u32::try_from(other).unwrap()
+                },
+                "{other:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn constant_calls_answer_what_the_specifications_say() {
+        let answer = |function: u32| Call::from_registers(&[u64::from(function), 0, 0, 0]);
+        assert_eq!(answer(PSCI_VERSION), Call::Constant { answer: 0x1_0001 });
+        assert_eq!(answer(SMCCC_VERSION), Call::Constant { answer: 0x1_0001 });
+        assert_eq!(answer(PSCI_CPU_SUSPEND_64), Call::Constant { answer: 0 });
+        assert_eq!(answer(PSCI_MIGRATE_INFO_TYPE), Call::Constant { answer: 2 });
+        assert_eq!(answer(VENDOR_HYP_CALL_COUNT), Call::Constant { answer: 4 });
+        assert_eq!(
+            CONSTANT_CALLS.last().map(|c| c.function),
+            Some(0),
+            "ended by 0"
+        );
+        assert_eq!(
+            CONSTANT_CALLS.iter().filter(|c| c.function == 0).count(),
+            1,
+            "0 only at the end"
+        );
+    }
+
+    #[test]
+    fn unknown_vendor_calls_are_the_range_less_its_queries_and_known_calls() {
+        assert!(is_unknown_vendor_call(0x8600_0000), "FEATURES: not yet");
+        assert!(is_unknown_vendor_call(0xc600_0002));
+        assert!(is_unknown_vendor_call(0x8600_fe00));
+        assert!(!is_unknown_vendor_call(TESSERA_NULL));
+        assert!(!is_unknown_vendor_call(VENDOR_HYP_CALL_UID));
+        assert!(!is_unknown_vendor_call(VENDOR_HYP_REVISION));
+        assert!(!is_unknown_vendor_call(0x8500_0000), "owner 5 is not ours");
+        assert!(!is_unknown_vendor_call(PSCI_VERSION));
     }
 
     #[test]
