@@ -65,6 +65,8 @@ impl Profile {
 pub struct Artifacts {
     /// The arm64 Image: what QEMU's `-kernel` and U-Boot's `booti` load.
     pub image: PathBuf,
+    /// The linked ELF, with symbols.
+    pub elf: PathBuf,
     /// What the Image is made of.
     pub sizes: image::Sizes,
 }
@@ -112,6 +114,7 @@ pub fn hypervisor(board: Board, profile: Profile) -> Result<Artifacts> {
     );
     Ok(Artifacts {
         image: image_path,
+        elf,
         sizes: image.sizes,
     })
 }

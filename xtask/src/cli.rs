@@ -28,12 +28,14 @@ commands:
   test   [--unit-only | --qemu-only] [--long] [--jobs N] [FILTER]
          Host unit tests, then every QEMU scenario (or those whose name
          contains FILTER). Ends with one line: N passed, N failed.
-  bench  [--quick | --record]
+  bench  [--quick | --record | --profile [boot]]
          Deterministic figures under QEMU -icount: trap round trips against a
          floor handler, workloads and boot against native, stage-2 mappings,
          image size. Table on stdout, target/bench/bench.json and latency.svg.
          --quick: few samples, a smoke check (CI). --record: write the run
          to docs/bench-reference.{json,txt}; other full runs list what moved.
+         --profile: instead, the instructions Tessera runs per function
+         during the one-partition bench (or its boot), from QEMU's exec log.
   setup  Check (and, as root on Debian/Ubuntu, install) QEMU, U-Boot, dtc
          and the disk tools; `run` and `test` do this first. Then fetch the
          Linux demo's kernel and busybox (Debian arm64 packages) into
@@ -159,6 +161,10 @@ pub fn parse() -> Result<Command> {
                 match arg {
                     Long("quick") => options.quick = true,
                     Long("record") => options.record = true,
+                    Long("profile") => options.profile = Some(bench::profile::Target::Bench),
+                    Value(what) if options.profile.is_some() && what == "boot" => {
+                        options.profile = Some(bench::profile::Target::Boot)
+                    }
                     other => return Err(other.unexpected().into()),
                 }
             }

@@ -17,6 +17,7 @@
 //! threshold is asserted, only that they are sane ([`report::sanity`]).
 
 mod lines;
+pub mod profile;
 mod reference;
 mod report;
 mod svg;
@@ -55,6 +56,8 @@ const CPU_MODEL: &str = "cortex-a72";
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
+    /// Instead of the figures: where Tessera's instructions go ([`profile`]).
+    pub profile: Option<profile::Target>,
     /// Few samples: a smoke check that the suite works (CI).
     pub quick: bool,
     /// Write this run as the reference run in docs/.
@@ -150,6 +153,19 @@ fn tessera_run(
     bootargs: &str,
     out: &Path,
 ) -> Result<RunLog> {
+    tessera_run_with(name, image, overlay_file, cpus, bootargs, &[], out)
+}
+
+/// [`tessera_run`] with more arguments for QEMU.
+fn tessera_run_with(
+    name: &str,
+    image: &Path,
+    overlay_file: &str,
+    cpus: u8,
+    bootargs: &str,
+    qemu_args: &[String],
+    out: &Path,
+) -> Result<RunLog> {
     let machine = machine(cpus, "1G", true);
     let board = qemu::dump_dtb(&machine)?;
     let merged = overlay::merge(name, &board, &root().join(overlay_file))?;
@@ -162,7 +178,7 @@ fn tessera_run(
             bootargs,
         ]))?;
     }
-    let command = qemu::command(
+    let mut command = qemu::command(
         name,
         &machine,
         Loader::Kernel,
@@ -171,6 +187,7 @@ fn tessera_run(
         &merged.modules,
         Console::Captured,
     )?;
+    command.args(qemu_args);
     let done: Vec<String> = partitions
         .iter()
         .map(|p| format!("{p} | BENCH done"))
@@ -202,6 +219,26 @@ pub fn bench(options: &Options) -> Result<ExitCode> {
     let guest = guests::build_named(BENCH_GUEST, Profile::Release)?;
     let out = root().join("target").join("bench");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    if let Some(target) = options.profile {
+        let bootargs = match target {
+            profile::Target::Bench => format!("iterations={}", profile::ITERATIONS),
+            profile::Target::Boot => "run=boot".to_owned(),
+        };
+        let log = out.join("profile-exec.log");
+        let run = tessera_run_with(
+            "tessera-profile",
+            &hypervisor.image,
+            ONE_PARTITION,
+            2,
+            &bootargs,
+            &profile::qemu_args(&log),
+            &out,
+        )?;
+        let elf = std::fs::read(&hypervisor.elf)
+            .with_context(|| format!("reading {}", hypervisor.elf.display()))?;
+        profile::report(&elf, &run.text, &log)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let iterations = if options.quick {
         QUICK_ITERATIONS
     } else {
