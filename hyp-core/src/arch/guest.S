@@ -50,6 +50,10 @@ guest_enter:
     isb
 
 // x0 = vector index; [sp] = guest x0/x1; [sp + 16] = registers pointer.
+// Saves the guest, then offers the exit to the fast half (fast_exit, in
+// partition/fast_exit.rs) right here on the exception stack: if it handled
+// the exit, the guest resumes at once; otherwise (or if the run loop must
+// look) back to the run loop, with the vector index or {handled}.
 .global guest_exit
 guest_exit:
     ldr     x1, [sp, #16]
@@ -70,9 +74,6 @@ guest_exit:
     str     x30, [x1, #16 * 15]
     ldp     x2, x3, [sp], #16
     stp     x2, x3, [x1]
-    add     sp, sp, #16             // SP_EL2 is back at the top of the stack
-    mrs     x2, sp_el0
-    str     x2, [x1, #{sp_el0}]
     mrs     x2, elr_el2
     mrs     x3, spsr_el2
     stp     x2, x3, [x1, #{pc}]
@@ -81,6 +82,46 @@ guest_exit:
     stp     x2, x3, [x1, #{esr}]
     mrs     x2, hpfar_el2
     str     x2, [x1, #{hpfar}]
+    // x19/x20 are the guest's no more (saved above) and survive the call.
+    mov     x19, x0
+    mov     x20, x1
+    mov     x0, x1
+    mov     x1, x19
+    bl      fast_exit
+    cmp     x0, #{resume}
+    b.ne    1f
+    // Handled: back into the guest with what the fast half left.
+    ldr     x2, [x20, #{pc}]
+    msr     elr_el2, x2
+    mov     x0, x20
+    ldp     x2, x3, [x0, #16 * 1]
+    ldp     x4, x5, [x0, #16 * 2]
+    ldp     x6, x7, [x0, #16 * 3]
+    ldp     x8, x9, [x0, #16 * 4]
+    ldp     x10, x11, [x0, #16 * 5]
+    ldp     x12, x13, [x0, #16 * 6]
+    ldp     x14, x15, [x0, #16 * 7]
+    ldp     x16, x17, [x0, #16 * 8]
+    ldp     x18, x19, [x0, #16 * 9]
+    ldp     x20, x21, [x0, #16 * 10]
+    ldp     x22, x23, [x0, #16 * 11]
+    ldp     x24, x25, [x0, #16 * 12]
+    ldp     x26, x27, [x0, #16 * 13]
+    ldp     x28, x29, [x0, #16 * 14]
+    ldr     x30, [x0, #16 * 15]
+    ldp     x0, x1, [x0]
+    eret
+    dsb     nsh
+    isb
+1:  // To the run loop: the vector index, or {handled} if nothing is left
+    // to do but look.
+    cmp     x0, #{slow}
+    mov     x0, #{handled}
+    csel    x0, x19, x0, eq
+    mov     x1, x20
+    add     sp, sp, #16             // SP_EL2 is back at the top of the stack
+    mrs     x2, sp_el0
+    str     x2, [x1, #{sp_el0}]
     ldr     x2, [x1, #{host} + 16 * 6]
     msr     sp_el0, x2
     msr     spsel, #0

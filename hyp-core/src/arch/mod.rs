@@ -16,6 +16,7 @@ use crate::exception::{TRAP_FRAME_SIZE, VectorKind};
 use crate::guest::context::VcpuRegisters;
 use crate::guest::smccc;
 use crate::hw::cpus::MAX_CPUS;
+use crate::partition::fast_exit::{FastExit, RunningVcpu};
 
 /// arm64 Image header flags (booting.rst): bit 0 little-endian (0), bits
 /// 1-2 page size (1 = 4 KiB), bit 3 "may be placed anywhere in RAM" (1).
@@ -55,6 +56,9 @@ global_asm!(
 
 global_asm!(
     include_str!("guest.S"),
+    resume = const FastExit::Resume as u64,
+    slow = const FastExit::Slow as u64,
+    handled = const HANDLED,
     host = const offset_of!(VcpuRegisters, host),
     sp_el0 = const offset_of!(VcpuRegisters, sp_el0),
     pc = const offset_of!(VcpuRegisters, pc),
@@ -65,22 +69,31 @@ global_asm!(
 unsafe extern "C" {
     /// First instruction of a secondary CPU (entry.S).
     pub fn secondary_entry();
-    /// Runs the guest whose registers are `registers` until it takes an
-    /// exception to EL2; returns the vector index (guest.S).
-    fn guest_enter(registers: *mut VcpuRegisters) -> u64;
+    /// Runs the guest whose registers begin `vcpu` until an exit the fast
+    /// half leaves to the run loop; returns its vector index (guest.S).
+    fn guest_enter(vcpu: *mut VcpuRegisters) -> u64;
 }
 
-/// Runs the guest until its next exit; returns the exit's vector index
-/// (8-15: the lower-EL entries of [`crate::exception::VectorKind`]).
+/// What [`run_guest`] returns for an exit the fast half handled but the
+/// run loop must look at (beyond every vector index).
+pub const HANDLED: u64 = 16;
+
+/// Runs the guest until an exit the fast half (`partition/fast_exit.rs`)
+/// does not finish; returns the exit's vector index (8-15: the lower-EL
+/// entries of [`crate::exception::VectorKind`]), or [`HANDLED`].
 ///
 /// # Safety
 ///
 /// This CPU's EL2 state must be set up for the guest (stage 2 with its own
 /// VMID, HCR_EL2 trapping what Tessera must see): the guest then reaches
 /// nothing but its own memory and traps everything else to EL2.
-pub unsafe fn run_guest(registers: &mut VcpuRegisters) -> u64 {
-    // SAFETY: `registers` is valid for reads and writes for the call; the
-    // caller vouches for the EL2 configuration. guest_enter preserves the
-    // callee-saved registers and stack pointer as the ABI requires.
-    unsafe { guest_enter(registers) }
+pub unsafe fn run_guest(vcpu: &mut RunningVcpu) -> u64 {
+    // The pointer covers the whole RunningVcpu, whose first field the
+    // registers are: fast_exit receives it back as the RunningVcpu.
+    let pointer = core::ptr::from_mut(vcpu).cast::<VcpuRegisters>();
+    // SAFETY: `vcpu` is valid for reads and writes for the call and
+    // nothing else uses it meanwhile; the caller vouches for the EL2
+    // configuration. guest_enter preserves the callee-saved registers and
+    // stack pointer as the ABI requires.
+    unsafe { guest_enter(pointer) }
 }

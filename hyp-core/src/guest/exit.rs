@@ -77,6 +77,9 @@ impl Exit {
     }
 }
 
+/// A synchronous exit from its syndrome registers (the fast half decodes
+/// the classes it handles through [`data_abort`] and [`system_register`]
+/// directly, without building an [`Exit`]).
 fn synchronous(syndrome: Syndrome, far: u64, hpfar: u64) -> Exit {
     match syndrome.class() {
         ec::HVC64 => Exit::Call {
@@ -98,7 +101,9 @@ fn synchronous(syndrome: Syndrome, far: u64, hpfar: u64) -> Exit {
     }
 }
 
-fn data_abort(syndrome: Syndrome, ipa: u64) -> Exit {
+/// A data abort (EC 0x24) at guest address `ipa`.
+#[inline(always)]
+pub fn data_abort(syndrome: Syndrome, ipa: u64) -> Exit {
     let write = syndrome.is_write();
     let reason = if !syndrome.is_translation_fault() {
         NotMmio::NotTranslationFault {
@@ -119,7 +124,9 @@ fn data_abort(syndrome: Syndrome, ipa: u64) -> Exit {
     Exit::DataAbort { ipa, write, reason }
 }
 
-fn system_register(syndrome: Syndrome) -> SysRegAccess {
+/// A trapped MSR or MRS (EC 0x18).
+#[inline(always)]
+pub fn system_register(syndrome: Syndrome) -> SysRegAccess {
     let field = |(shift, bits): (u32, u32)| syndrome.system_register_field(shift, bits);
     SysRegAccess {
         op0: field(SYSREG_OP0),

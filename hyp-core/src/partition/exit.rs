@@ -63,7 +63,8 @@ pub fn interrupt(partition: &Partition, vcpu: usize, running: bool) {
     }
 }
 
-/// Handles the exit that came through lower-EL vector `vector`.
+/// Handles the exit that came through lower-EL vector `vector`, which the
+/// fast half left to the run loop.
 pub fn handle(
     partition: &Partition,
     vcpu: usize,
@@ -218,24 +219,24 @@ fn inject_into(registers: &mut VcpuRegisters, what: Injected) {
     registers.pstate = injection.pstate;
 }
 
-fn system_register(
+/// A trapped MSR or MRS the fast half can answer: SGIs, ID registers, and
+/// the registers that read as 0 and ignore writes. `false`: none of those.
+pub(super) fn system_register_fast(
     partition: &Partition,
     vcpu: usize,
     registers: &mut VcpuRegisters,
     access: SysRegAccess,
-) {
+) -> bool {
     if access.is_sgi_generation() && !access.read {
         let effects = partition
             .vgic
             .send_sgi(vcpu, registers.get(access.register));
         partition.wake(vcpu, &effects);
-        skip_instruction(registers);
     } else if let Some((crm, op2)) = access.id_register()
         && access.read
     {
         let value = sysreg::guest_id_value(crm, op2, virtualization::host_id_register(crm, op2));
         registers.set(access.register, value);
-        skip_instruction(registers);
     } else if access.is_physical_timer() || access.is_actlr_el1() {
         // The EL1 physical timer is not the guest's (guests use the virtual
         // timer), nor are the implementation-defined controls behind
@@ -243,21 +244,35 @@ fn system_register(
         if access.read {
             registers.set(access.register, 0);
         }
-        skip_instruction(registers);
     } else {
-        if partition.should_warn() {
-            warn!(
-                "partition {}: vCPU {vcpu}: system register op0={} op1={} CRn={} CRm={} op2={} ({}) at pc {:#x}: undefined instruction injected",
-                partition.name(),
-                access.op0,
-                access.op1,
-                access.crn,
-                access.crm,
-                access.op2,
-                if access.read { "read" } else { "write" },
-                registers.pc
-            );
-        }
-        inject_into(registers, Injected::Undefined);
+        return false;
     }
+    skip_instruction(registers);
+    true
+}
+
+/// Any other trapped MSR or MRS: an undefined instruction for the guest.
+fn system_register(
+    partition: &Partition,
+    vcpu: usize,
+    registers: &mut VcpuRegisters,
+    access: SysRegAccess,
+) {
+    if system_register_fast(partition, vcpu, registers, access) {
+        return;
+    }
+    if partition.should_warn() {
+        warn!(
+            "partition {}: vCPU {vcpu}: system register op0={} op1={} CRn={} CRm={} op2={} ({}) at pc {:#x}: undefined instruction injected",
+            partition.name(),
+            access.op0,
+            access.op1,
+            access.crn,
+            access.crm,
+            access.op2,
+            if access.read { "read" } else { "write" },
+            registers.pc
+        );
+    }
+    inject_into(registers, Injected::Undefined);
 }

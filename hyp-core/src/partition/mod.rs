@@ -15,6 +15,7 @@ mod calls;
 mod console_input;
 mod device;
 mod exit;
+pub mod fast_exit;
 mod loader;
 pub mod output;
 mod rendezvous;

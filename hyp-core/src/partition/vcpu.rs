@@ -3,6 +3,7 @@
 
 use core::sync::atomic::Ordering;
 
+use super::fast_exit::RunningVcpu;
 use super::{Partition, Power, State, exit, partitions, rendezvous};
 use crate::arch::{cpu, virtualization};
 use crate::guest::context::VcpuRegisters;
@@ -65,10 +66,14 @@ pub fn run_this_cpu() {
             // A fresh start: nothing cached from the previous boot may survive.
             virtualization::invalidate_guest_tlbs();
         }
-        let mut registers = VcpuRegisters::at_entry(
-            vcpu.entry.load(Ordering::Relaxed),
-            vcpu.context.load(Ordering::Relaxed),
-        );
+        let mut running = RunningVcpu {
+            registers: VcpuRegisters::at_entry(
+                vcpu.entry.load(Ordering::Relaxed),
+                vcpu.context.load(Ordering::Relaxed),
+            ),
+            partition,
+            index,
+        };
         vcpu.power.store(Power::On as u8, Ordering::Release);
         while partition.state() == State::Running {
             if smp::stop_requested() {
@@ -90,13 +95,12 @@ pub fn run_this_cpu() {
             }
             // SAFETY: `prepare` set this CPU up for the partition: its own
             // stage-2 tables and VMID, and the traps of docs/partitions.md.
-            let vector = unsafe { crate::arch::run_guest(&mut registers) };
-            // The timer interrupt is level-sensitive: what its line no
-            // longer asserts is withdrawn before the exit is handled.
-            partition
-                .vgic
-                .sample_timer(index, virtualization::virtual_timer_line(), interface);
-            if exit::handle(partition, index, &mut registers, vector) == exit::Next::Off {
+            // Exits come back with the timer's line sampled, the fast ones
+            // handled already (partition/fast_exit.rs).
+            let vector = unsafe { crate::arch::run_guest(&mut running) };
+            if vector != crate::arch::HANDLED
+                && exit::handle(partition, index, &mut running.registers, vector) == exit::Next::Off
+            {
                 break;
             }
         }

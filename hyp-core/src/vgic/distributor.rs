@@ -188,9 +188,52 @@ pub fn read(
     let value = match register {
         Register::Ctlr if v3 => u32::from(state.group_enables) | CTLR_ARE | CTLR_DS,
         Register::Ctlr => u32::from(state.group_enables),
+        Register::Typer | Register::Iidr | Register::Pidr2 => {
+            return identification(&Identity::of(state), register);
+        }
+        Register::Bank => banks::read(state, view(state, vcpu, timer_line), offset, width),
+        Register::SgiPending => sgi_pending(state, vcpu, offset, width),
+        Register::Irouter => return router(state, offset, width),
+        Register::Sgir => 0,
+    };
+    u64::from(value)
+}
+
+/// What a partition's GIC is, as its identification registers say it:
+/// fixed from the partition's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub version: GicVersion,
+    pub vcpus: usize,
+    /// Interrupt lines: 32 private ones and the SPIs.
+    pub lines: u32,
+}
+
+impl Identity {
+    pub fn of(state: &VgicState) -> Identity {
+        Identity {
+            version: state.version,
+            vcpus: state.vcpus(),
+            lines: state.lines(),
+        }
+    }
+}
+
+/// A read of an identification register (GICD_TYPER, GICD_IIDR,
+/// GICD_PIDR2), which needs no state and so no lock; `None` for any other
+/// register.
+pub fn read_identification(identity: &Identity, offset: u32, width: AccessWidth) -> Option<u64> {
+    let register = register(identity.version, offset, width)?;
+    matches!(register, Register::Typer | Register::Iidr | Register::Pidr2)
+        .then(|| identification(identity, register))
+}
+
+fn identification(identity: &Identity, register: Register) -> u64 {
+    let v3 = identity.version == GicVersion::V3;
+    let value = match register {
         Register::Typer => {
-            let lines = state.lines() / 32 - 1;
-            let cpus = u32::try_from(state.vcpus().saturating_sub(1)).unwrap_or(0);
+            let lines = identity.lines / 32 - 1;
+            let cpus = u32::try_from(identity.vcpus.saturating_sub(1)).unwrap_or(0);
             let v3_bits = if v3 {
                 (TYPER_ID_BITS << TYPER_ID_BITS_SHIFT) | TYPER_NO1N
             } else {
@@ -201,12 +244,9 @@ pub fn read(
             lines | (cpus.min(7) << TYPER_CPU_NUMBER_SHIFT) | v3_bits
         }
         Register::Iidr => IIDR_ARM,
-        Register::Bank => banks::read(state, view(state, vcpu, timer_line), offset, width),
-        Register::SgiPending => sgi_pending(state, vcpu, offset, width),
-        Register::Irouter => return router(state, offset, width),
         Register::Pidr2 if v3 => PIDR2_V3,
         Register::Pidr2 => PIDR2_V2,
-        Register::Sgir => 0,
+        _ => 0,
     };
     u64::from(value)
 }

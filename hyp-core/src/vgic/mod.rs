@@ -83,6 +83,8 @@ impl Frame {
 #[derive(Debug)]
 pub struct Vgic {
     version: GicVersion,
+    /// What the identification registers say, read without the lock.
+    identity: distributor::Identity,
     owned_spis: Vec<(u32, bool)>,
     state: Mutex<VgicState>,
     /// Per vCPU: something may be waiting for a list register, or the
@@ -122,6 +124,7 @@ impl Vgic {
         let vcpus = state.vcpus();
         Vgic {
             version,
+            identity: distributor::Identity::of(&state),
             owned_spis,
             state: Mutex::new(state),
             attention: (0..vcpus).map(|_| AtomicBool::new(false)).collect(),
@@ -187,6 +190,10 @@ impl Vgic {
                 }
             }
             Frame::Distributor { offset } => {
+                let coverage = distributor::covered(self.version, offset, width, write);
+                if coverage == distributor::Coverage::None {
+                    return involved;
+                }
                 let state = self.state.lock();
                 let mut add = |intid: u32| {
                     if intid >= PRIVATE_COUNT
@@ -195,7 +202,7 @@ impl Vgic {
                         involved.insert(destination);
                     }
                 };
-                match distributor::covered(self.version, offset, width, write) {
+                match coverage {
                     distributor::Coverage::None => {}
                     distributor::Coverage::Bank => {
                         for (intid, _, _) in banks::fields(offset, width) {
@@ -242,6 +249,20 @@ impl Vgic {
         }
     }
 
+    /// An identification register's value: the same for the partition's
+    /// life, so read without the lock.
+    #[inline]
+    fn read_identification(&self, frame: Frame, width: AccessWidth) -> Option<u64> {
+        match frame {
+            Frame::Distributor { offset } => {
+                distributor::read_identification(&self.identity, offset, width)
+            }
+            Frame::Redistributor { vcpu, offset } => {
+                redistributor::read_identification(self.identity.vcpus, vcpu, offset, width)
+            }
+        }
+    }
+
     /// The timer line of `vcpu` as last sampled.
     fn timer_line(&self, vcpu: usize) -> bool {
         self.timer
@@ -258,6 +279,9 @@ impl Vgic {
         width: AccessWidth,
         registers: &mut impl CpuInterface,
     ) -> u64 {
+        if let Some(value) = self.read_identification(frame, width) {
+            return value;
+        }
         let mut state = self.state.lock();
         self.prepare(&mut state, vcpu, frame, width, registers);
         match frame {
@@ -353,14 +377,7 @@ impl Vgic {
         if intid == VIRTUAL_TIMER_INTID && !timer_line && self.timer_fired_stale(vcpu, registers) {
             return None;
         }
-        // GICv3 only: on GICv2 (QEMU virt and raspi4b) a second vCPU's
-        // timer interrupt was lost about once in fifteen runs of the
-        // interrupt scenarios with this path, never without it. Re-tested
-        // with the hardware-linked model of issue 14 (which fixed timer
-        // losses of its own): still one lost in 40 runs (the witness's
-        // vCPU 1 never saw its timer), so that was not the cause; until it
-        // is understood, GICv2 keeps the fill path.
-        if self.version == GicVersion::V3 && !self.needs_flush(vcpu) {
+        if !self.needs_flush(vcpu) {
             if intid == VIRTUAL_TIMER_INTID {
                 self.watch_timer(vcpu);
             }
@@ -405,16 +422,24 @@ impl Vgic {
     /// withdrawn ([`hardware_linked::timer_line_low`]).
     #[inline(always)]
     pub fn sample_timer(&self, vcpu: usize, line: bool, registers: &mut impl CpuInterface) {
-        let Some(timer) = self.timer.get(vcpu) else {
-            return;
-        };
-        // Unchanged, and nothing to withdraw: the usual exit.
-        if timer.line.load(Ordering::Relaxed) == line
-            && (line || !timer.watch.load(Ordering::Acquire))
-        {
+        if !self.timer_sample_matters(vcpu, line) {
             return;
         }
-        self.timer_sampled(timer, line, vcpu, registers);
+        if let Some(timer) = self.timer.get(vcpu) {
+            self.timer_sampled(timer, line, vcpu, registers);
+        }
+    }
+
+    /// Whether a sample of `vcpu`'s timer output `line` changes anything:
+    /// not when the line is unchanged and nothing waits to be withdrawn
+    /// (the usual exit), so the caller need not even reach for its CPU
+    /// interface.
+    #[inline(always)]
+    pub fn timer_sample_matters(&self, vcpu: usize, line: bool) -> bool {
+        self.timer.get(vcpu).is_some_and(|timer| {
+            timer.line.load(Ordering::Relaxed) != line
+                || (!line && timer.watch.load(Ordering::Acquire))
+        })
     }
 
     /// [`Self::sample_timer`] when the line changed or may have withdrawn

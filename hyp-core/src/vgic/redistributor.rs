@@ -86,13 +86,9 @@ fn sgi_view(vcpu: usize, timer_line: bool) -> View {
     }
 }
 
-fn typer(state: &VgicState, vcpu: usize) -> u64 {
+fn typer(vcpus: usize, vcpu: usize) -> u64 {
     let index = vcpu as u64;
-    let last = if vcpu + 1 == state.vcpus() {
-        TYPER_LAST
-    } else {
-        0
-    };
+    let last = if vcpu + 1 == vcpus { TYPER_LAST } else { 0 };
     (index << TYPER_AFFINITY_SHIFT) | (index << TYPER_PROCESSOR_SHIFT) | last
 }
 
@@ -120,17 +116,38 @@ pub fn read(
             None => 0,
         };
     }
+    if let Some(value) = read_identification(state.vcpus(), vcpu, offset, width) {
+        return value;
+    }
     match lookup(&RD_REGISTERS, in_frame, width) {
-        Some(Register::Iidr) => u64::from(IIDR_ARM),
-        Some(Register::Typer) => match width {
-            AccessWidth::Double => typer(state, vcpu),
-            _ => (typer(state, vcpu) >> (8 * (in_frame - GICR_TYPER))) & u64::from(u32::MAX),
-        },
         Some(Register::Waker) if bank.asleep => {
             u64::from(WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP)
         }
-        Some(Register::Pidr2) => u64::from(PIDR2_V3),
-        Some(Register::Waker | Register::Zero) | None => 0,
+        _ => 0,
+    }
+}
+
+/// A read of an identification register of `vcpu`'s redistributor (of
+/// `vcpus`): GICR_IIDR, GICR_TYPER, GICR_PIDR2, which need no state and so
+/// no lock; `None` for any other register.
+pub fn read_identification(
+    vcpus: usize,
+    vcpu: usize,
+    offset: u64,
+    width: AccessWidth,
+) -> Option<u64> {
+    if offset >= FRAME_SIZE || vcpu >= vcpus {
+        return None;
+    }
+    let in_frame = in_frame(offset);
+    match lookup(&RD_REGISTERS, in_frame, width)? {
+        Register::Iidr => Some(u64::from(IIDR_ARM)),
+        Register::Typer => Some(match width {
+            AccessWidth::Double => typer(vcpus, vcpu),
+            _ => (typer(vcpus, vcpu) >> (8 * (in_frame - GICR_TYPER))) & u64::from(u32::MAX),
+        }),
+        Register::Pidr2 => Some(u64::from(PIDR2_V3)),
+        Register::Waker | Register::Zero => None,
     }
 }
 

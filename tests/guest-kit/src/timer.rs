@@ -25,6 +25,21 @@ pub const CNTV_CTL_ISTATUS: u64 = 1 << 2;
 
 const NANOSECONDS_PER_SECOND: u128 = 1_000_000_000;
 
+/// The poll alarm of a wait at `now` (counter ticks), given the deadline
+/// the timer is `armed` with (`None`: not armed): a new deadline `poll`
+/// ahead (not past `end`) unless the armed one is still to come within a
+/// poll; `None` to leave it. A deadline moved on every round would never
+/// expire where WFE does not wait (QEMU's multi-threaded TCG makes it a
+/// no-op), and a vCPU with nothing else to wake it would never see its
+/// first timer interrupt.
+pub fn next_poll_deadline(armed: Option<u64>, now: u64, poll: u64, end: u64) -> Option<u64> {
+    let next = now.saturating_add(poll).min(end.max(now.saturating_add(1)));
+    match armed {
+        Some(deadline) if now < deadline && deadline <= next => None,
+        _ => Some(next),
+    }
+}
+
 /// `ticks` of a counter running at `frequency` Hz, in nanoseconds
 /// (rounded down; saturating; 0 for a frequency of 0).
 pub fn ticks_to_ns(ticks: u64, frequency: u64) -> u64 {
@@ -55,7 +70,7 @@ mod target {
     use core::arch::asm;
     use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-    use super::{CNTV_CTL_ENABLE, VIRTUAL_TIMER_INTID};
+    use super::{CNTV_CTL_ENABLE, CNTV_CTL_IMASK, VIRTUAL_TIMER_INTID, next_poll_deadline};
     use crate::gic::{self, Gic};
     use crate::{MAX_VCPUS, cpu, time};
 
@@ -118,6 +133,20 @@ mod target {
                 options(nomem, nostack, preserves_flags)
             );
         }
+    }
+
+    /// The deadline the timer is armed with: `None` if it is disabled or
+    /// its interrupt masked (its handler stops it, a test may mask it).
+    fn armed() -> Option<u64> {
+        if control() & (CNTV_CTL_ENABLE | CNTV_CTL_IMASK) != CNTV_CTL_ENABLE {
+            return None;
+        }
+        let deadline: u64;
+        // SAFETY: reading CNTV_CVAL_EL0 has no side effect.
+        unsafe {
+            asm!("mrs {}, cntv_cval_el0", out(reg) deadline, options(nomem, nostack, preserves_flags));
+        }
+        Some(deadline)
     }
 
     /// `CNTV_CTL_EL0`.
@@ -219,6 +248,7 @@ mod target {
         let poll = time::ticks(POLL_MS).max(1);
         let max_rounds = milliseconds.saturating_mul(MAX_ROUNDS_PER_MS).max(1);
         let record = gic::record(cpu::index());
+        let end = start.saturating_add(limit).saturating_add(1);
         let mut sleep = true;
         let mut result = false;
         for _ in 0..max_rounds {
@@ -233,8 +263,10 @@ mod target {
             if elapsed > limit {
                 break;
             }
-            if alarm == Alarm::Poll {
-                set_deadline(now().saturating_add(poll.min(limit - elapsed + 1)));
+            if alarm == Alarm::Poll
+                && let Some(deadline) = next_poll_deadline(armed(), now(), poll, end)
+            {
+                set_deadline(deadline);
             }
             let arrivals = record.arrivals();
             if sleep && fired() > 0 {
@@ -282,6 +314,47 @@ mod tests {
         // 1 us at 54 MHz is 54 ticks exactly; 1.001 us rounds up.
         assert_eq!(ns_to_ticks(1000, RPI4), 54);
         assert_eq!(ns_to_ticks(1001, RPI4), 55);
+    }
+
+    #[test]
+    fn a_poll_alarm_expires_even_when_wfe_does_not_wait() {
+        // WFE returns at once (QEMU MTTCG): each round of the wait takes
+        // 100 ticks. The timer must come due within one poll period.
+        let (poll, end) = (2_000, 1_000_000);
+        let mut armed: Option<u64> = None;
+        let mut expired_at = None;
+        let mut now = 0;
+        while now < end && expired_at.is_none() {
+            if let Some(deadline) = next_poll_deadline(armed, now, poll, end) {
+                armed = Some(deadline);
+            }
+            now += 100;
+            if armed.is_some_and(|deadline| now >= deadline) {
+                expired_at = Some(now);
+            }
+        }
+        assert!(
+            expired_at.is_some_and(|at| at <= poll + 100),
+            "the alarm came due at {expired_at:?}"
+        );
+    }
+
+    #[test]
+    fn a_poll_alarm_never_goes_past_the_end_of_the_wait() {
+        assert_eq!(next_poll_deadline(None, 10, 2_000, 500), Some(500));
+        assert_eq!(next_poll_deadline(Some(500), 499, 2_000, 500), None);
+        assert_eq!(next_poll_deadline(Some(500), 500, 2_000, 500), Some(501));
+        assert_eq!(next_poll_deadline(None, u64::MAX, 2_000, 0), Some(u64::MAX));
+    }
+
+    #[test]
+    fn a_poll_alarm_replaces_a_deadline_beyond_the_next_poll() {
+        // Someone armed the timer far ahead: the wait still looks in time.
+        assert_eq!(
+            next_poll_deadline(Some(1_000_000), 0, 2_000, 50_000),
+            Some(2_000)
+        );
+        assert_eq!(next_poll_deadline(Some(1_500), 0, 2_000, 50_000), None);
     }
 
     #[test]

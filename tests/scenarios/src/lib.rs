@@ -29,20 +29,25 @@ pub fn all() -> Vec<Scenario> {
     list
 }
 
-/// How many times `cargo xtask test --long` runs each crash scenario in a
-/// row: a crash scenario that could fail by chance shows it here.
-pub const CRASH_REPEATS: usize = 20;
+/// How many times `cargo xtask test --long` runs each repeated scenario
+/// in a row: one that could fail by chance shows it here.
+pub const REPEATS: usize = 20;
+
+/// The scenarios `--long` repeats: the crash scenarios (a crash injected
+/// "while guests run" once raced the guests' first lines) and the GICv2
+/// interrupt scenarios (a vCPU's first timer interrupt once never came).
+const REPEATED: [&str; 3] = ["crash-", "interrupts-gicv2", "interrupts-rpi4"];
 
 /// `cargo xtask test --long`: what is too slow for every run. Today the
-/// crash scenarios, [`CRASH_REPEATS`] times each (named `<name>-run-NN`).
+/// [`REPEATED`] scenarios, [`REPEATS`] times each (named `<name>-run-NN`).
 pub fn long() -> Vec<Scenario> {
-    let crashes: Vec<Scenario> = all()
+    let repeated: Vec<Scenario> = all()
         .into_iter()
-        .filter(|s| s.name.starts_with("crash-"))
+        .filter(|s| REPEATED.iter().any(|prefix| s.name.starts_with(prefix)))
         .collect();
-    (1..=CRASH_REPEATS)
+    (1..=REPEATS)
         .flat_map(|run| {
-            crashes.iter().map(move |s| Scenario {
+            repeated.iter().map(move |s| Scenario {
                 name: format!("{}-run-{run:02}", s.name),
                 ..s.clone()
             })
