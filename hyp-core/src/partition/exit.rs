@@ -19,6 +19,7 @@ use crate::guest::mmio::MmioAccess;
 use crate::guest::smccc::PsciReturn;
 use crate::guest::sysreg::{self, SysRegAccess};
 use crate::partition::output;
+use crate::vgic::Effects;
 
 /// What the vCPU does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,9 +229,10 @@ pub(super) fn system_register_fast(
     access: SysRegAccess,
 ) -> bool {
     if access.is_sgi_generation() && !access.read {
-        let effects = partition
+        let mut effects = Effects::default();
+        partition
             .vgic
-            .send_sgi(vcpu, registers.get(access.register));
+            .send_sgi(vcpu, registers.get(access.register), &mut effects);
         partition.wake(vcpu, &effects);
     } else if let Some((crm, op2)) = access.id_register()
         && access.read

@@ -29,7 +29,6 @@ use crate::guest::exit::{self, Exit};
 use crate::guest::mmio::{AccessWidth, MmioAccess};
 use crate::guest::mmio_bus::Device;
 use crate::guest::pl011::UARTDR;
-use crate::vgic::Frame;
 use crate::{gic, smp};
 
 /// A vCPU while it runs on this CPU: what `guest.S` saves and loads, and
@@ -127,21 +126,23 @@ fn mmio(
     let Some((found, offset)) = partition.bus.find(access.ipa) else {
         return false;
     };
-    let fast = match found {
-        Device::Pl011 => access.width != AccessWidth::Double && !(access.write && offset == UARTDR),
+    let done = match found {
+        Device::Pl011 => {
+            if access.width == AccessWidth::Double || (access.write && offset == UARTDR) {
+                return false;
+            }
+            device::pl011::access(partition, vcpu, registers, offset, access)
+        }
         Device::GicDistributor | Device::GicRedistributors => {
-            Frame::at(found, offset).is_some_and(|frame| {
-                partition
-                    .vgic
-                    .involved(vcpu, frame, access.width, access.write)
-                    .is_empty()
-            })
+            let Some(done) =
+                device::vgic::access_alone(partition, vcpu, registers, found, offset, access)
+            else {
+                return false;
+            };
+            done
         }
     };
-    if !fast {
-        return false;
-    }
-    match device::access(partition, vcpu, registers, found, offset, access) {
+    match done {
         Ok(()) => {
             skip_instruction(registers);
             true

@@ -252,7 +252,7 @@ impl Vgic {
     /// An identification register's value: the same for the partition's
     /// life, so read without the lock.
     #[inline]
-    fn read_identification(&self, frame: Frame, width: AccessWidth) -> Option<u64> {
+    pub fn read_identification(&self, frame: Frame, width: AccessWidth) -> Option<u64> {
         match frame {
             Frame::Distributor { offset } => {
                 distributor::read_identification(&self.identity, offset, width)
@@ -294,11 +294,10 @@ impl Vgic {
         }
     }
 
-    /// A write by `vcpu`; the caller kicks the vCPUs in `Effects::wake`
-    /// and applies its hardware changes.
-    // Inlined into its one caller, so that the effects are built in place
-    // rather than copied out (a few hundred bytes).
-    #[inline(always)]
+    /// A write by `vcpu`; what it asks beyond the state goes into
+    /// `effects` (fresh from the caller, which owns it so that it is never
+    /// copied: it is a few hundred bytes): the caller kicks the vCPUs in
+    /// `Effects::wake` and applies the hardware changes.
     pub fn write(
         &self,
         vcpu: usize,
@@ -306,17 +305,17 @@ impl Vgic {
         width: AccessWidth,
         value: u64,
         registers: &mut impl CpuInterface,
-    ) -> Effects {
-        let mut effects = Effects::default();
+        effects: &mut Effects,
+    ) {
         {
             let mut state = self.state.lock();
             self.prepare(&mut state, vcpu, frame, width, registers);
             match frame {
                 Frame::Distributor { offset } => {
-                    distributor::write(&mut state, vcpu, offset, width, value, &mut effects);
+                    distributor::write(&mut state, vcpu, offset, width, value, effects);
                 }
                 Frame::Redistributor { vcpu, offset } => {
-                    redistributor::write(&mut state, vcpu, offset, width, value, &mut effects);
+                    redistributor::write(&mut state, vcpu, offset, width, value, effects);
                 }
             }
         }
@@ -326,20 +325,17 @@ impl Vgic {
             }
         }
         self.raise(effects.wake);
-        effects
     }
 
-    /// `vcpu` wrote `value` to ICC_SGI1R_EL1 (GICv3).
-    #[inline(always)]
-    pub fn send_sgi(&self, vcpu: usize, value: u64) -> Effects {
-        let mut effects = Effects::default();
+    /// `vcpu` wrote `value` to ICC_SGI1R_EL1 (GICv3); as [`Self::write`]
+    /// for `effects`.
+    pub fn send_sgi(&self, vcpu: usize, value: u64, effects: &mut Effects) {
         {
             let mut state = self.state.lock();
             let request = sgi::from_sgi1r(value, vcpu, state.vcpus());
-            distributor::send_sgi(&mut state, vcpu, request, &mut effects);
+            distributor::send_sgi(&mut state, vcpu, request, effects);
         }
         self.raise(effects.wake);
-        effects
     }
 
     /// Makes `intid` of `vcpu` pending (a hardware-linked interrupt that

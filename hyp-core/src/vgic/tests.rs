@@ -162,9 +162,15 @@ impl Harness {
     /// A write by `vcpu` (on its own CPU); the physical changes go to the
     /// CPU of the vCPU each names, as `Partition::wake` does.
     fn write(&mut self, vcpu: usize, frame: Frame, width: AccessWidth, value: u64) -> Effects {
-        let effects = self
-            .vgic
-            .write(vcpu, frame, width, value, &mut self.cpus[vcpu]);
+        let mut effects = Effects::default();
+        self.vgic.write(
+            vcpu,
+            frame,
+            width,
+            value,
+            &mut self.cpus[vcpu],
+            &mut effects,
+        );
         for op in &effects.physical {
             self.cpus[op.vcpu].physical(op.intid, op.action);
         }
@@ -183,9 +189,12 @@ impl Harness {
     /// Sends SGI `sgi` from `vcpu` to the vCPUs in `targets`.
     fn send_sgi(&mut self, vcpu: usize, sgi: u32, targets: u16) -> Effects {
         match self.version() {
-            GicVersion::V3 => self
-                .vgic
-                .send_sgi(vcpu, (u64::from(sgi) << 24) | u64::from(targets)),
+            GicVersion::V3 => {
+                let mut effects = Effects::default();
+                let value = (u64::from(sgi) << 24) | u64::from(targets);
+                self.vgic.send_sgi(vcpu, value, &mut effects);
+                effects
+            }
             GicVersion::V2 => {
                 let value = (u64::from(targets) << 16) | u64::from(sgi);
                 self.write(vcpu, Frame::Distributor { offset: GICD_SGIR }, W4, value)
@@ -303,13 +312,16 @@ fn sgis_to_cores_outside_the_partition_go_nowhere() {
         gic.write(vcpu, enable, W4, 0xffff);
     }
     // Aff0 2 and 3, Aff1 1: not vCPUs of this partition.
-    let effects = gic.vgic.send_sgi(0, (3 << 24) | 0b1100);
-    assert!(effects.wake.is_empty());
-    let effects = gic.vgic.send_sgi(0, (3 << 24) | (1 << 16) | 0b1);
-    assert!(effects.wake.is_empty());
+    let send = |gic: &Harness, value: u64| {
+        let mut effects = Effects::default();
+        gic.vgic.send_sgi(0, value, &mut effects);
+        effects
+    };
+    assert!(send(&gic, (3 << 24) | 0b1100).wake.is_empty());
+    assert!(send(&gic, (3 << 24) | (1 << 16) | 0b1).wake.is_empty());
     assert!(!gic.vgic.needs_flush(0) && !gic.vgic.needs_flush(1));
     // To its sibling: vCPU 1 is woken.
-    assert_eq!(gic.vgic.send_sgi(0, (3 << 24) | 0b10).wake, VcpuSet::of(1));
+    assert_eq!(send(&gic, (3 << 24) | 0b10).wake, VcpuSet::of(1));
 }
 
 #[test]

@@ -45,6 +45,7 @@ mod guest {
     use tessera_guest_kit::boot::{boot_fdt, entry_counter, image_region};
     use tessera_guest_kit::console::PL011_BASE;
     use tessera_guest_kit::fdt::Region;
+    use tessera_guest_kit::gic::{self, Layout, Version};
     use tessera_guest_kit::memory::free_ranges;
     use tessera_guest_kit::psci::{PSCI_VERSION, Psci};
     use tessera_guest_kit::smccc::{SMCCC_VERSION, TESSERA_NULL};
@@ -90,6 +91,16 @@ mod guest {
     /// interrupt mask (written with 0, as the guest keeps it).
     const UARTFR: usize = 0x018;
     const UARTIMSC: usize = 0x038;
+    /// GIC registers (IHI 0069H §12.9.38, §12.11.37): GICD_TYPER; the
+    /// priority bytes of SPIs 32-35 in GICD_IPRIORITYR; GICR_TYPER.
+    const GICD_TYPER: usize = 0x004;
+    const FIRST_SPI_PRIORITIES: usize = 32;
+    const GICR_TYPER: usize = 0x008;
+
+    /// The GIC trap figures.
+    const GICD_TYPER_READ: &str = "gicd_typer_read";
+    const GICD_IPRIORITYR_WRITE: &str = "gicd_ipriorityr_write";
+    const GICR_TYPER_READ: &str = "gicr_typer_read";
 
     /// The most samples kept per figure.
     const MAX_SAMPLES: usize = 10_000;
@@ -179,6 +190,7 @@ mod guest {
             latency("mmio_write", iterations, overhead, || {
                 sample::store(write, 0)
             });
+            gic_traps(mode, iterations, overhead);
         }
         interrupts(mode, iterations, overhead);
         if mode != Mode::Floor {
@@ -193,6 +205,43 @@ mod guest {
                     println!("BENCH memory_loop skipped: no {MEMORY_LOOP_BYTES} bytes of free RAM")
                 }
             }
+        }
+    }
+
+    /// The emulated GIC's registers, by trap: a read of GICD_TYPER, a
+    /// write of an SPI's priorities (GICD_IPRIORITYR, the value the guest
+    /// keeps), a 64-bit read of this vCPU's GICR_TYPER (GICv3). Over the
+    /// floor, the same offsets of an unmapped window.
+    fn gic_traps(mode: Mode, iterations: usize, overhead: u64) {
+        let layout = boot_fdt().ok().and_then(|fdt| Layout::find(&fdt).ok());
+        let (distributor, redistributor) = match (mode, layout) {
+            (Mode::Floor, _) => (floor::UNMAPPED_MMIO, Some(floor::UNMAPPED_MMIO)),
+            (_, Some(layout)) => {
+                let distributor = usize::try_from(layout.distributor.base).unwrap_or(0);
+                let redistributor = (layout.version == Version::V3)
+                    .then(|| usize::try_from(layout.cpu.base).unwrap_or(0));
+                (distributor, redistributor)
+            }
+            (_, None) => {
+                for name in [GICD_TYPER_READ, GICD_IPRIORITYR_WRITE, GICR_TYPER_READ] {
+                    println!("BENCH {name} skipped: no GIC in the DT");
+                }
+                return;
+            }
+        };
+        latency(GICD_TYPER_READ, iterations, overhead, || {
+            sample::load(distributor + GICD_TYPER)
+        });
+        let priorities = distributor + gic::IPRIORITYR + FIRST_SPI_PRIORITIES;
+        let value = u32::from_le_bytes([gic::DEFAULT_PRIORITY; 4]);
+        latency(GICD_IPRIORITYR_WRITE, iterations, overhead, || {
+            sample::store(priorities, value)
+        });
+        match redistributor {
+            Some(base) => latency(GICR_TYPER_READ, iterations, overhead, || {
+                sample::load64(base + GICR_TYPER)
+            }),
+            None => println!("BENCH {GICR_TYPER_READ} skipped: GICv2 has no redistributors"),
         }
     }
 

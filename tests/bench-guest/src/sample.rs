@@ -69,6 +69,26 @@ pub fn load(address: usize) -> u64 {
     end.wrapping_sub(start)
 }
 
+/// A 64-bit load from the device register at `address` (a single `ldr`
+/// of an X register).
+#[inline(always)]
+pub fn load64(address: usize) -> u64 {
+    let (start, end): (u64, u64);
+    // SAFETY: as in `load`: a device register of this guest (the GIC's) or
+    // an address the floor's stage 2 leaves unmapped.
+    unsafe {
+        asm!(
+            "isb", "mrs {start}, pmccntr_el0",
+            "ldr {value}, [{address}]",
+            "isb", "mrs {end}, pmccntr_el0",
+            start = out(reg) start, end = out(reg) end,
+            value = out(reg) _, address = in(reg) address,
+            options(nostack, preserves_flags),
+        );
+    }
+    end.wrapping_sub(start)
+}
+
 /// A 32-bit store of `value` to the device register at `address`.
 #[inline(always)]
 pub fn store(address: usize, value: u32) -> u64 {

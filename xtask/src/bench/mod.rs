@@ -70,10 +70,10 @@ struct RunLog {
     wall: Duration,
 }
 
-fn machine(cpus: u8, memory: &'static str, virtualization: bool) -> Machine {
+fn machine(gic: u8, cpus: u8, memory: &'static str, virtualization: bool) -> Machine {
     Machine {
         board: Board::Virt,
-        gic: 3,
+        gic,
         cpus,
         memory,
         cpu_model: CPU_MODEL,
@@ -129,7 +129,7 @@ fn bare_run(
     iterations: u64,
     out: &Path,
 ) -> Result<RunLog> {
-    let machine = machine(1, "256M", virtualization);
+    let machine = machine(3, 1, "256M", virtualization);
     let mut command = qemu::command(
         name,
         &machine,
@@ -153,20 +153,22 @@ fn tessera_run(
     bootargs: &str,
     out: &Path,
 ) -> Result<RunLog> {
-    tessera_run_with(name, image, overlay_file, cpus, bootargs, &[], out)
+    tessera_run_with(name, image, overlay_file, 3, cpus, bootargs, &[], out)
 }
 
-/// [`tessera_run`] with more arguments for QEMU.
+/// [`tessera_run`] on a GIC of version `gic`, with more arguments for QEMU.
+#[allow(clippy::too_many_arguments, reason = "one call per kind of run")]
 fn tessera_run_with(
     name: &str,
     image: &Path,
     overlay_file: &str,
+    gic: u8,
     cpus: u8,
     bootargs: &str,
     qemu_args: &[String],
     out: &Path,
 ) -> Result<RunLog> {
-    let machine = machine(cpus, "1G", true);
+    let machine = machine(gic, cpus, "1G", true);
     let board = qemu::dump_dtb(&machine)?;
     let merged = overlay::merge(name, &board, &root().join(overlay_file))?;
     overlay::write_sizes(&merged.dtb, &merged.modules)?;
@@ -229,6 +231,7 @@ pub fn bench(options: &Options) -> Result<ExitCode> {
             "tessera-profile",
             &hypervisor.image,
             ONE_PARTITION,
+            3,
             2,
             &bootargs,
             &profile::qemu_args(&log),
@@ -264,6 +267,16 @@ pub fn bench(options: &Options) -> Result<ExitCode> {
         &full,
         &out,
     )?;
+    let gicv2 = tessera_run_with(
+        "tessera-one-partition-gicv2",
+        &hypervisor.image,
+        ONE_PARTITION,
+        2,
+        2,
+        &full,
+        &[],
+        &out,
+    )?;
     let three = tessera_run(
         "tessera-three-partitions",
         &hypervisor.image,
@@ -278,6 +291,7 @@ pub fn bench(options: &Options) -> Result<ExitCode> {
         native: &native.text,
         floor: &floor.text,
         one_partition: &one.text,
+        one_partition_gicv2: &gicv2.text,
         three_partitions: &three.text,
         sizes: hypervisor.sizes,
         quick: options.quick,
@@ -288,6 +302,7 @@ pub fn bench(options: &Options) -> Result<ExitCode> {
             ("floor", floor.wall),
             ("tessera-one-partition", one.wall),
             ("tessera-one-partition-again", again.wall),
+            ("tessera-one-partition-gicv2", gicv2.wall),
             ("tessera-three-partitions", three.wall),
         ],
         qemu: qemu_version(),

@@ -7,7 +7,7 @@ use crate::guest::context::VcpuRegisters;
 use crate::guest::mmio::MmioAccess;
 use crate::guest::mmio_bus::Device;
 use crate::partition::{Partition, rendezvous};
-use crate::vgic::Frame;
+use crate::vgic::{Effects, Frame};
 
 /// A single load or store to the emulated distributor or redistributors.
 /// One that reads or changes what other vCPUs' list registers may hold
@@ -22,25 +22,71 @@ pub fn access(
     access: MmioAccess,
 ) -> Result<(), Refusal> {
     let Some(frame) = Frame::at(device, offset) else {
-        return Err("an access outside the GIC's frames");
+        return Err(OUTSIDE);
     };
     let Some(mut interface) = gic::ThisCpuInterface::get() else {
         return Ok(());
     };
     let vgic = &partition.vgic;
     let involved = || vgic.involved(vcpu, frame, access.width, access.write);
-    let value = registers.get(access.register);
-    let result = rendezvous::with_parked(partition, vcpu, involved, &mut interface, |interface| {
-        if access.write {
-            let effects = vgic.write(vcpu, frame, access.width, value, interface);
-            partition.wake(vcpu, &effects);
-            None
-        } else {
-            Some(vgic.read(vcpu, frame, access.width, interface))
-        }
+    rendezvous::with_parked(partition, vcpu, involved, &mut interface, |interface| {
+        carry_out(partition, vcpu, registers, frame, access, interface);
     });
-    if let Some(value) = result {
+    Ok(())
+}
+
+const OUTSIDE: Refusal = "an access outside the GIC's frames";
+
+/// [`access`] for the fast half: only an access no other vCPU is involved
+/// in, which needs no rendezvous; `None` leaves any other to the run loop
+/// untouched.
+#[inline(always)]
+pub fn access_alone(
+    partition: &Partition,
+    vcpu: usize,
+    registers: &mut VcpuRegisters,
+    device: Device,
+    offset: u64,
+    access: MmioAccess,
+) -> Option<Result<(), Refusal>> {
+    let Some(frame) = Frame::at(device, offset) else {
+        return Some(Err(OUTSIDE));
+    };
+    let vgic = &partition.vgic;
+    if !access.write
+        && let Some(value) = vgic.read_identification(frame, access.width)
+    {
+        registers.set(access.register, access.load_result(value));
+        return Some(Ok(()));
+    }
+    if !vgic
+        .involved(vcpu, frame, access.width, access.write)
+        .is_empty()
+    {
+        return None;
+    }
+    let mut interface = gic::ThisCpuInterface::get()?;
+    carry_out(partition, vcpu, registers, frame, access, &mut interface);
+    Some(Ok(()))
+}
+
+/// The access itself, once whoever else is involved has parked.
+fn carry_out(
+    partition: &Partition,
+    vcpu: usize,
+    registers: &mut VcpuRegisters,
+    frame: Frame,
+    access: MmioAccess,
+    interface: &mut gic::ThisCpuInterface,
+) {
+    let vgic = &partition.vgic;
+    if access.write {
+        let mut effects = Effects::default();
+        let value = registers.get(access.register);
+        vgic.write(vcpu, frame, access.width, value, interface, &mut effects);
+        partition.wake(vcpu, &effects);
+    } else {
+        let value = vgic.read(vcpu, frame, access.width, interface);
         registers.set(access.register, access.load_result(value));
     }
-    Ok(())
 }
