@@ -73,6 +73,13 @@ pub fn ticks_in_ms(milliseconds: u64) -> u64 {
         / MS_PER_SECOND
 }
 
+/// `ticks` of the counter in whole microseconds.
+pub fn ticks_to_us(ticks: u64) -> u64 {
+    const US_PER_SECOND: u128 = 1_000_000;
+    let frequency = u128::from(FREQUENCY.load(Ordering::Relaxed).max(1));
+    u64::try_from(u128::from(ticks) * US_PER_SECOND / frequency).unwrap_or(u64::MAX)
+}
+
 /// Counter ticks since entry.
 pub fn since_entry() -> Timestamp {
     Timestamp {

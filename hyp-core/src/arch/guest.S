@@ -91,8 +91,9 @@ guest_exit:
     cmp     x0, #{resume}
     b.ne    1f
     // Handled: back into the guest with what the fast half left.
-    ldr     x2, [x20, #{pc}]
+    ldp     x2, x3, [x20, #{pc}]
     msr     elr_el2, x2
+    msr     spsr_el2, x3
     mov     x0, x20
     ldp     x2, x3, [x0, #16 * 1]
     ldp     x4, x5, [x0, #16 * 2]

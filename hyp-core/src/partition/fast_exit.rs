@@ -17,7 +17,9 @@
 //! Anything else, and anything that leaves work for the run loop (a list
 //! register to fill, a stop or restart, another vCPU to wait for), goes
 //! to the run loop, which decodes the exit whole (`guest::exit::Exit`).
-//! Nothing here logs or waits for another CPU.
+//! Nothing here waits for another CPU. It runs Rust on the exception stack
+//! (16 KiB) with IRQs masked; what it may log is rare (a PL011 offset that
+//! is not emulated, an unexpected physical interrupt).
 
 use super::exit::{self as run_loop, skip_instruction};
 use super::{Partition, State, device};

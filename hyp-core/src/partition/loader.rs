@@ -4,6 +4,7 @@
 
 use core::fmt;
 
+use crate::arch::cpu;
 use crate::config::PartitionPlan;
 use crate::config::guest_map::GUEST_DTB_MAX_SIZE;
 use crate::guest::device_tree::{self, BootInfo};
@@ -55,8 +56,21 @@ fn copy_module(
     Ok(())
 }
 
+/// How long a load took, in counter ticks: the scrub of the partition's
+/// RAM and the rest (its device tree written, its images copied).
+#[derive(Debug, Clone, Copy)]
+pub struct Loaded {
+    pub scrub_ticks: u64,
+    pub copy_ticks: u64,
+}
+
 /// Loads `plan`'s images for its `boot_count`-th boot.
-pub fn load(plan: &PartitionPlan<'_>, boot_count: u32, gic: GicVersion) -> Result<(), LoadError> {
+pub fn load(
+    plan: &PartitionPlan<'_>,
+    boot_count: u32,
+    gic: GicVersion,
+) -> Result<Loaded, LoadError> {
+    let started = cpu::counter();
     let layout = &plan.layout;
     let dtb =
         device_tree::write(plan, BootInfo { boot_count, gic }).map_err(LoadError::DeviceTree)?;
@@ -72,7 +86,9 @@ pub fn load(plan: &PartitionPlan<'_>, boot_count: u32, gic: GicVersion) -> Resul
             to_usize(plan.ram.size()),
         )
     };
+    let scrub_started = cpu::counter();
     platform::cpu::cache::zero_to_poc(ram);
+    let scrubbed = cpu::counter();
     if let Some(kernel) = plan.config.kernel {
         copy_module(ram, plan, layout.kernel, kernel.range, "kernel")?;
     }
@@ -91,5 +107,11 @@ pub fn load(plan: &PartitionPlan<'_>, boot_count: u32, gic: GicVersion) -> Resul
     // memory with its caches off, turns them on.
     platform::cpu::cache::clean_and_invalidate(dtb_target.as_ptr() as usize, dtb_target.len());
     platform::cpu::cache::invalidate_instruction_cache_all_cpus();
-    Ok(())
+    let scrub_ticks = scrubbed.saturating_sub(scrub_started);
+    Ok(Loaded {
+        scrub_ticks,
+        copy_ticks: cpu::counter()
+            .saturating_sub(started)
+            .saturating_sub(scrub_ticks),
+    })
 }

@@ -37,7 +37,7 @@ use crate::guest::mmio_bus::MmioBus;
 use crate::guest::pl011::{InputFifo, OutputBuffer, Pl011};
 use crate::guest::smccc::{AffinityState, SpeculationState};
 use crate::vgic::{Effects, Vgic};
-use crate::{gic, power};
+use crate::{console, gic, power};
 
 /// A partition's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,12 +307,21 @@ impl Partition {
         self.vgic.reset();
         self.quiesce_passthrough_interrupts();
         self.counter_offset.store(cpu::counter(), Ordering::Release);
-        if let Err(error) = loader::load(&self.plan, boots, self.vgic.version()) {
-            warn!("partition {}: cannot start: {error}", self.name());
-            self.state.store(State::Stopped as u8, Ordering::Release);
-            self.stopped();
-            return;
-        }
+        let loaded = match loader::load(&self.plan, boots, self.vgic.version()) {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                warn!("partition {}: cannot start: {error}", self.name());
+                self.state.store(State::Stopped as u8, Ordering::Release);
+                self.stopped();
+                return;
+            }
+        };
+        info!(
+            "partition {}: RAM scrubbed in {} us, images and device tree copied in {} us",
+            self.name(),
+            console::ticks_to_us(loaded.scrub_ticks),
+            console::ticks_to_us(loaded.copy_ticks)
+        );
         if boots > 1 {
             info!("partition {}: boot {boots}", self.name());
         }
