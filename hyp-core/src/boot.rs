@@ -26,7 +26,9 @@ use crate::mm::address::{PhysAddr, PhysRange};
 use crate::mm::{hyp_map, hyp_memory};
 use crate::power::{self, PowerControl, ResetDevice};
 use crate::time::{Elapsed, Timestamp};
-use crate::{banner, config, console, fault_injection, gic, heap, logging, partition, smp};
+use crate::{
+    banner, config, console, entropy, fault_injection, gic, heap, logging, partition, smp,
+};
 
 /// "0.1.0 (ee781e3)".
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -251,6 +253,7 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
         })
     );
 
+    draw_key(chosen.as_ref());
     if let Some(fault) = chosen_string("tessera,fault-injection") {
         fault_injection::inject_fault(fault);
     }
@@ -283,6 +286,36 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
     }
     partition::run_this_cpu();
     smp::idle()
+}
+
+/// Draws the key the partitions' seeds come from ([`entropy`]), from the
+/// best source there is, and says which.
+fn draw_key(chosen: Option<&crate::dt::Node<'_>>) {
+    let random: heapless::Vec<u64, 4> = (0..4).map_while(|_| cpu::random()).collect();
+    if random.len() == 4 {
+        let bytes: heapless::Vec<u8, 32> = random.iter().flat_map(|r| r.to_le_bytes()).collect();
+        entropy::set_key(entropy::Source::Rndr, entropy::key_from(&[&bytes]));
+    } else {
+        let seed = |name| chosen.and_then(|c| c.property(name)).map(|p| p.value);
+        let material: heapless::Vec<&[u8], 2> = ["rng-seed", "kaslr-seed"]
+            .into_iter()
+            .filter_map(seed)
+            .filter(|value| !value.is_empty())
+            .collect();
+        if material.is_empty() {
+            warn!(
+                "no entropy: the CPU has no RNDR and the board's /chosen no rng-seed or kaslr-seed; partitions get no seeds (KASLR stays off in their kernels)"
+            );
+            return;
+        }
+        entropy::set_key(entropy::Source::BoardSeed, entropy::key_from(&material));
+    }
+    if let Some((source, _)) = entropy::key() {
+        info!(
+            "partitions' rng-seed and kaslr-seed come from {}",
+            source.describe()
+        );
+    }
 }
 
 /// Module headers read from where the bootloader put them.

@@ -13,6 +13,7 @@ extern crate alloc;
 
 pub mod config;
 pub mod dt;
+pub mod entropy;
 pub mod esr;
 pub mod exception;
 pub mod guest;

@@ -9,7 +9,7 @@ use tessera_scenarios::{Board, Machine};
 
 use crate::overlay::Module;
 use crate::workspace::{output_dir, run_quiet};
-use crate::{linux, uboot};
+use crate::{linux, setup, uboot};
 
 /// Where the image goes when `-device loader` places it (no DTB): the
 /// address QEMU's `-kernel` uses for an Image with text_offset 0 (RAM base
@@ -179,5 +179,29 @@ pub fn dump_dtb(machine: &Machine) -> Result<PathBuf> {
             .args(&args)
             .args(["-display", "none"]),
     )?;
+    add_firmware_seeds(&path)?;
     Ok(path)
+}
+
+/// Puts a fresh `/chosen/rng-seed` (32 bytes) and `kaslr-seed` into the
+/// DTB at `path`, as a board's firmware or bootloader does (the Raspberry
+/// Pi firmware, U-Boot with an RNG, QEMU for its own tree): where Tessera
+/// finds its entropy on a CPU without RNDR.
+pub fn add_firmware_seeds(path: &Path) -> Result<()> {
+    let mut random = [0u8; 40];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut urandom| std::io::Read::read_exact(&mut urandom, &mut random))
+        .context("reading /dev/urandom")?;
+    let (rng_seed, kaslr_seed) = random.split_at(32);
+    // -p: create /chosen if the tree has none.
+    for (name, bytes) in [("rng-seed", rng_seed), ("kaslr-seed", kaslr_seed)] {
+        run_quiet(
+            setup::command("fdtput")
+                .args(["-p", "-t", "bx"])
+                .arg(path)
+                .args(["/chosen", name])
+                .args(bytes.iter().map(|b| format!("{b:02x}"))),
+        )?;
+    }
+    Ok(())
 }

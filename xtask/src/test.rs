@@ -290,6 +290,10 @@ fn scenario_dtb(
         }
     };
     apply_edits(&path, &scenario.dtb_edits)?;
+    if scenario.dtb_file.is_some() {
+        // A board file: its firmware would add them (QEMU's own have them).
+        qemu::add_firmware_seeds(&path)?;
+    }
     // Through U-Boot the boot script writes the sizes, as on a board.
     if scenario.overlay.is_some() && scenario.boot != Loader::UBoot {
         overlay::write_sizes(&path, &modules)?;

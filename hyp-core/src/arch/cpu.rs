@@ -4,7 +4,9 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use aarch64_cpu::registers::{CNTFRQ_EL0, CNTPCT_EL0, MPIDR_EL1, Readable, SCTLR_EL2, TPIDR_EL2};
+use aarch64_cpu::registers::{
+    CNTFRQ_EL0, CNTPCT_EL0, ID_AA64ISAR0_EL1, MPIDR_EL1, Readable, SCTLR_EL2, TPIDR_EL2,
+};
 
 use crate::hw::cpus::{MAX_CPUS, MPIDR_AFFINITY_MASK};
 
@@ -23,6 +25,31 @@ pub fn mpidr() -> u64 {
 pub fn counter() -> u64 {
     aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
     CNTPCT_EL0.get()
+}
+
+/// A 64-bit random number from RNDR, where the CPU has FEAT_RNG and the
+/// number generator gave one (it may fail, for a moment, to gather
+/// entropy: then a few more tries).
+pub fn random() -> Option<u64> {
+    const TRIES: usize = 16;
+    if ID_AA64ISAR0_EL1.read(ID_AA64ISAR0_EL1::RNDR) == 0 {
+        return None;
+    }
+    (0..TRIES).find_map(|_| {
+        let (value, failed): (u64, u64);
+        // SAFETY: RNDR (S3_3_C2_C4_0) reads a random number and sets NZCV
+        // (Z on failure); it touches no memory. FEAT_RNG was checked.
+        unsafe {
+            asm!(
+                "mrs {value}, s3_3_c2_c4_0",
+                "cset {failed}, eq",
+                value = out(reg) value,
+                failed = out(reg) failed,
+                options(nomem, nostack),
+            );
+        }
+        (failed == 0).then_some(value)
+    })
 }
 
 /// Whether this CPU's EL2 MMU, and with it the data cache, is on. Before it

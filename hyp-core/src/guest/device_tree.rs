@@ -12,6 +12,7 @@ use crate::config::guest_map::{
     GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICR_BASE, GUEST_PL011_BASE,
     GUEST_PL011_SIZE, GUEST_PL011_SPI,
 };
+use crate::entropy::Seeds;
 use crate::hw::gic::GicVersion;
 use crate::vgic::distributor::{GICD_SIZE_V2, GICD_SIZE_V3};
 use crate::vgic::redistributor::REDISTRIBUTOR_SIZE;
@@ -38,6 +39,8 @@ pub struct BootInfo {
     pub boot_count: u32,
     /// The GIC the partition's virtual GIC imitates (the host's version).
     pub gic: GicVersion,
+    /// `/chosen/rng-seed` and `kaslr-seed`, where Tessera has entropy.
+    pub seeds: Option<Seeds>,
 }
 
 fn cells(value: u64) -> [u32; 2] {
@@ -150,6 +153,10 @@ pub fn write(plan: &PartitionPlan<'_>, boot: BootInfo) -> Result<Vec<u8>, Error>
     }
     fdt.property_string("tessera,partition", plan.config.name)?;
     fdt.property_u32("tessera,boot-count", boot.boot_count)?;
+    if let Some(seeds) = boot.seeds {
+        fdt.property("rng-seed", &seeds.rng_seed)?;
+        fdt.property_u64("kaslr-seed", seeds.kaslr_seed)?;
+    }
     fdt.end_node(chosen)?;
 
     fdt.end_node(root)?;

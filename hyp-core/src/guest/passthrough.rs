@@ -451,6 +451,7 @@ mod tests {
                 BootInfo {
                     boot_count: 1,
                     gic: GicVersion::V3,
+                    seeds: None,
                 },
             )
             .expect("the guest DTB is written")
@@ -774,6 +775,7 @@ mod tests {
                             BootInfo {
                                 boot_count: 1,
                                 gic: GicVersion::V2,
+                                seeds: None,
                             },
                         );
                         outcomes[if written.is_ok() { 1 } else { 2 }] += 1;

@@ -122,6 +122,41 @@ fn stage2_uses_2mib_blocks_for_2mib_aligned_ram() {
 }
 
 #[test]
+fn the_guest_device_tree_carries_the_seeds_it_is_given() {
+    let blob = merged(&example_body("qemu-virt-two-partitions.dts"));
+    let fdt = Fdt::new(&blob).unwrap();
+    let hardware = hardware(&fdt);
+    let plans = config::read(&fdt, &hardware, &Headers::default()).unwrap();
+    let seeds = crate::entropy::Seeds {
+        rng_seed: [7; 32],
+        kaslr_seed: 0x1234_5678_9abc_def0,
+    };
+    let write = |seeds| {
+        device_tree::write(
+            &plans[0],
+            device_tree::BootInfo {
+                boot_count: 1,
+                gic: crate::hw::gic::GicVersion::V3,
+                seeds,
+            },
+        )
+        .unwrap()
+    };
+    let with = write(Some(seeds));
+    let guest = Fdt::new(&with).unwrap();
+    let chosen = guest.find_node("/chosen").unwrap();
+    assert_eq!(chosen.property("rng-seed").unwrap().value, [7; 32]);
+    assert_eq!(
+        chosen.property("kaslr-seed").unwrap().value,
+        0x1234_5678_9abc_def0u64.to_be_bytes()
+    );
+    let without = write(None);
+    let guest = Fdt::new(&without).unwrap();
+    let chosen = guest.find_node("/chosen").unwrap();
+    assert!(chosen.property("rng-seed").is_none() && chosen.property("kaslr-seed").is_none());
+}
+
+#[test]
 fn the_guest_device_tree_describes_the_partition() {
     let blob = merged(&example_body("qemu-virt-two-partitions.dts"));
     let fdt = Fdt::new(&blob).unwrap();
@@ -133,6 +168,7 @@ fn the_guest_device_tree_describes_the_partition() {
         device_tree::BootInfo {
             boot_count: 3,
             gic: crate::hw::gic::GicVersion::V3,
+            seeds: None,
         },
     )
     .unwrap();
@@ -191,6 +227,7 @@ fn a_direct_mapped_partition_sees_its_host_addresses() {
         device_tree::BootInfo {
             boot_count: 1,
             gic: crate::hw::gic::GicVersion::V3,
+            seeds: None,
         },
     )
     .unwrap();
@@ -225,6 +262,7 @@ fn a_ramdisk_is_placed_below_the_dtb_and_named_in_chosen() {
         device_tree::BootInfo {
             boot_count: 1,
             gic: crate::hw::gic::GicVersion::V3,
+            seeds: None,
         },
     )
     .unwrap();

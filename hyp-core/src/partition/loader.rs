@@ -7,6 +7,7 @@ use core::fmt;
 use crate::arch::cpu;
 use crate::config::PartitionPlan;
 use crate::config::guest_map::GUEST_DTB_MAX_SIZE;
+use crate::entropy;
 use crate::guest::device_tree::{self, BootInfo};
 use crate::hw::gic::GicVersion;
 use crate::mm::address::{PhysRange, to_usize};
@@ -64,6 +65,20 @@ pub struct Loaded {
     pub copy_ticks: u64,
 }
 
+/// The seeds of `plan`'s partition for boot `boot_count`, if Tessera has a key.
+fn seeds(plan: &PartitionPlan<'_>, boot_count: u32) -> Option<entropy::Seeds> {
+    let (_, key) = entropy::key()?;
+    let partition = u32::from(plan.vmid);
+    let fresh = cpu::random().unwrap_or(0);
+    Some(entropy::seeds(
+        key,
+        partition,
+        boot_count,
+        cpu::counter(),
+        fresh,
+    ))
+}
+
 /// Loads `plan`'s images for its `boot_count`-th boot.
 pub fn load(
     plan: &PartitionPlan<'_>,
@@ -72,8 +87,15 @@ pub fn load(
 ) -> Result<Loaded, LoadError> {
     let started = cpu::counter();
     let layout = &plan.layout;
-    let dtb =
-        device_tree::write(plan, BootInfo { boot_count, gic }).map_err(LoadError::DeviceTree)?;
+    let dtb = device_tree::write(
+        plan,
+        BootInfo {
+            boot_count,
+            gic,
+            seeds: seeds(plan, boot_count),
+        },
+    )
+    .map_err(LoadError::DeviceTree)?;
     if dtb.len() > GUEST_DTB_MAX_SIZE {
         return Err(LoadError::DeviceTreeTooLarge(dtb.len()));
     }

@@ -70,6 +70,10 @@ const LINUX_FAILURES: [&str; 9] = [
     "potentially unexpected fatal signal",
 ];
 
+/// What Linux in a partition says when Tessera gave it its seeds.
+const KASLR_ON: &str = "linux | [    0.000000] KASLR enabled";
+const RNG_SEEDED: &str = "linux | [    0.000000] random: crng init done";
+
 /// Printed when the last partition stops: the test guest must outlive Linux.
 const ALL_STOPPED: &str = "all partitions have stopped";
 
@@ -78,6 +82,7 @@ fn forbidden(in_partition: bool) -> Vec<String> {
     forbidden.extend(LINUX_FAILURES.iter().map(|s| (*s).to_owned()));
     if in_partition {
         forbidden.push(ALL_STOPPED.to_owned());
+        forbidden.push("KASLR disabled".to_owned());
     }
     forbidden
 }
@@ -127,6 +132,10 @@ fn partitions_up(boot: &[&str], ready: &[&str]) -> Vec<Step> {
         "partition linux: VMID 2",
         "console input: to partition linux",
         "guest | ticker: a tick every 2 s",
+        // Tessera's /chosen/kaslr-seed and rng-seed: KASLR on, and the
+        // kernel's RNG seeded before anything else runs.
+        KASLR_ON,
+        RNG_SEEDED,
     ];
     first.extend(boot);
     let linux_ready = format!("linux | {READY}");

@@ -72,7 +72,7 @@ fn two_partitions_on(machine: Machine, boot: Boot) -> Scenario {
         "a | TEST implementation_defined_register_undefined: ok",
         "a | TEST physical_timer_inert: ok",
         "a | TEST ram_pattern: ok",
-        "a | RESULT a: 24 passed, 0 failed",
+        "a | RESULT a: 25 passed, 0 failed",
         "partition a: SYSTEM_OFF: stopping",
         "partition a: stopped",
         "b | TEST probe_zero: ok",

@@ -181,6 +181,28 @@ pub fn run(context: &Context) -> ! {
         );
         Ok(())
     });
+    report::case("boot_seeds", || {
+        // Tessera gives every boot /chosen/rng-seed (32 bytes) and
+        // kaslr-seed (8), from RNDR or the board's own seed.
+        let seed = |name: &str| context.fdt.property("/chosen", name).ok().flatten();
+        let Some(rng) = seed("rng-seed") else {
+            fail!("/chosen/rng-seed is missing");
+        };
+        ensure!(
+            rng.len() == 32 && rng.iter().any(|&b| b != 0),
+            "/chosen/rng-seed is {} bytes and must be 32, not all zero",
+            rng.len()
+        );
+        let Some(kaslr) = seed("kaslr-seed") else {
+            fail!("/chosen/kaslr-seed is missing");
+        };
+        ensure!(
+            kaslr.len() == 8 && kaslr.iter().any(|&b| b != 0),
+            "/chosen/kaslr-seed is {} bytes and must be 8, not all zero",
+            kaslr.len()
+        );
+        Ok(())
+    });
     report::case("tessera_null_call", || {
         for conduit in [Conduit::Hvc, Conduit::Smc] {
             let raw = call(conduit, TESSERA_NULL, [1, 2, 3])?[0];
