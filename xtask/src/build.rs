@@ -112,11 +112,57 @@ pub fn hypervisor(board: Board, profile: Profile) -> Result<Artifacts> {
             .display(),
         image.sizes
     );
+    if profile == Profile::Release {
+        check_budget(image.sizes.file)?;
+    }
     Ok(Artifacts {
         image: image_path,
         elf,
         sizes: image.sizes,
     })
+}
+
+/// The ceiling on the release image's size, kept in the repository: a
+/// change that needs more raises it in its own commit, saying by how many
+/// bytes and for what.
+const BUDGET_FILE: &str = "xtask/image-budget.txt";
+
+/// Fails the build of an image larger than [`BUDGET_FILE`] allows.
+fn check_budget(bytes: u64) -> Result<()> {
+    let path = root().join(BUDGET_FILE);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    within_budget(&text, bytes).map_err(anyhow::Error::msg)
+}
+
+/// Whether an image of `bytes` fits the ceiling in `budget` (the text of
+/// [`BUDGET_FILE`]: `#` comments, then the ceiling in bytes).
+fn within_budget(budget: &str, bytes: u64) -> Result<(), String> {
+    let ceiling: u64 = budget
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with('#'))
+        .and_then(|line| line.parse().ok())
+        .ok_or_else(|| format!("{BUDGET_FILE} holds no byte count"))?;
+    if bytes > ceiling {
+        return Err(format!(
+            "the release image is {bytes} bytes, {} over the ceiling of {ceiling} in {BUDGET_FILE}: make it smaller, or raise the ceiling in a commit that says by how many bytes and why",
+            bytes - ceiling
+        ));
+    }
+    Ok(())
+}
+
+/// `cargo xtask build`'s report: the largest functions of the image.
+pub fn print_largest_functions(artifacts: &Artifacts) -> Result<()> {
+    const SHOWN: usize = 20;
+    let elf = std::fs::read(&artifacts.elf)
+        .with_context(|| format!("reading {}", artifacts.elf.display()))?;
+    println!("the {SHOWN} largest functions (bytes, with what was inlined into them):");
+    for (bytes, name) in crate::bench::profile::largest_functions(&elf, SHOWN)? {
+        println!("{bytes:>8}  {name}");
+    }
+    Ok(())
 }
 
 /// rustfmt and clippy, as CI runs them.
@@ -159,4 +205,24 @@ pub fn lint() -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn an_image_over_the_ceiling_fails_the_build() {
+        let budget = "# comment\n1000\n";
+        assert!(within_budget(budget, 1000).is_ok());
+        let error = within_budget(budget, 1001).unwrap_err();
+        assert!(error.contains("1 over the ceiling of 1000"), "{error}");
+        assert!(within_budget("# nothing\n", 1).is_err());
+    }
+
+    #[test]
+    fn the_repository_budget_is_readable() {
+        let text = std::fs::read_to_string(root().join(BUDGET_FILE)).unwrap();
+        assert!(within_budget(&text, 0).is_ok());
+    }
 }

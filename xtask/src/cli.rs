@@ -181,7 +181,8 @@ impl Command {
     pub fn execute(self) -> Result<ExitCode> {
         match self {
             Command::Build { board, profile } => {
-                build::hypervisor(board, profile)?;
+                let built = build::hypervisor(board, profile)?;
+                build::print_largest_functions(&built)?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Run(options) => run::run(&options),

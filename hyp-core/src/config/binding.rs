@@ -9,7 +9,7 @@ use super::passthrough::{self, PassthroughDevice};
 use crate::dt::{Fdt, Node, Property};
 use crate::hw::Hardware;
 use crate::hw::cpus::MPIDR_AFFINITY_MASK;
-use crate::mm::address::{PhysAddr, PhysRange};
+use crate::mm::address::{PhysAddr, PhysRange, sort_small_by};
 use crate::mm::page_table::PAGE_SIZE;
 
 /// The node and compatible strings of the binding.
@@ -124,7 +124,7 @@ pub fn read<'a>(
     // Overlay tools do not keep the source order of nodes (fdtoverlay
     // reverses it), so partitions are ordered by name: VMIDs and the boot
     // log are the same however the overlay was applied.
-    partitions.sort_unstable_by(|a, b| a.name.cmp(b.name));
+    sort_small_by(&mut partitions, |a, b| a.name.cmp(b.name));
     let mut console_input = partitions.iter().filter(|p| p.console_input);
     if let Some(first) = console_input.next() {
         for other in console_input {

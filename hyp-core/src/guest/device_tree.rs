@@ -108,8 +108,9 @@ pub fn write(plan: &PartitionPlan<'_>, boot: BootInfo) -> Result<Vec<u8>, Error>
     fdt.property_u32("phandle", CLOCK_PHANDLE)?;
     fdt.end_node(clock)?;
 
-    let uart_path = format!("/pl011@{GUEST_PL011_BASE:x}");
-    let uart = fdt.begin_node(&uart_path[1..])?;
+    let uart_name = format!("pl011@{GUEST_PL011_BASE:x}");
+    let uart_path = format!("/{uart_name}");
+    let uart = fdt.begin_node(&uart_name)?;
     fdt.property_string_list(
         "compatible",
         ["arm,pl011", "arm,primecell"].map(Into::into).to_vec(),
@@ -138,7 +139,7 @@ pub fn write(plan: &PartitionPlan<'_>, boot: BootInfo) -> Result<Vec<u8>, Error>
         "chosen",
         &memory_name,
         &gic_name,
-        &uart_path[1..],
+        &uart_name,
     ];
     super::passthrough::write(&mut fdt, &plan.config.devices, &taken)?;
 

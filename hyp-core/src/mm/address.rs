@@ -132,10 +132,18 @@ impl fmt::Display for PhysRange {
 /// Sorts a short list in place. Insertion sort: the lists Tessera sorts
 /// (RAM banks, reservations) have a handful of entries, and core's
 /// quicksort would cost more code than all of them.
-pub fn sort_small<T: Ord + Copy>(items: &mut [T]) {
+pub fn sort_small<T: Ord>(items: &mut [T]) {
+    sort_small_by(items, T::cmp);
+}
+
+/// [`sort_small`] by `order`.
+pub fn sort_small_by<T>(items: &mut [T], mut order: impl FnMut(&T, &T) -> core::cmp::Ordering) {
     for i in 1..items.len() {
         let mut j = i;
-        while j > 0 && items.get(j - 1) > items.get(j) {
+        while j > 0
+            && let (Some(a), Some(b)) = (items.get(j - 1), items.get(j))
+            && order(a, b) == core::cmp::Ordering::Greater
+        {
             items.swap(j - 1, j);
             j -= 1;
         }

@@ -41,6 +41,19 @@ pub fn qemu_args(log: &Path) -> Vec<String> {
     ]
 }
 
+/// The `count` largest functions of `elf`: (bytes, name).
+pub fn largest_functions(elf: &[u8], count: usize) -> Result<Vec<(u64, String)>> {
+    let file = object::File::parse(elf).context("parsing Tessera's ELF")?;
+    let mut functions: Vec<(u64, String)> = file
+        .symbols()
+        .filter(|s| matches!(s.kind(), SymbolKind::Text) && s.size() > 0)
+        .filter_map(|s| Some((s.size(), demangle(s.name().ok()?))))
+        .collect();
+    functions.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    functions.truncate(count);
+    Ok(functions)
+}
+
 /// A function of the image: its start (link address) and name.
 struct Symbols {
     /// (start, end, name), by start.
@@ -133,7 +146,7 @@ pub fn report(elf: &[u8], console: &str, log: &Path) -> Result<()> {
 }
 
 /// A Rust v0/legacy symbol, shortened for reading: the path without the hash.
-fn demangle(name: &str) -> String {
+pub fn demangle(name: &str) -> String {
     // Legacy mangling: _ZN<len><ident>...17h<hash>E.
     let Some(mut rest) = name.strip_prefix("_ZN") else {
         return name.to_owned();

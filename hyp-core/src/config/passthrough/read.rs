@@ -13,7 +13,7 @@ use crate::config::error::Problem;
 use crate::dt::Node;
 use crate::dt::address::{self, AddressError};
 use crate::hw::gic::Gic;
-use crate::mm::address::PhysRange;
+use crate::mm::address::{PhysRange, sort_small};
 
 /// The devices `partition`'s `devices` property names, as far as they
 /// could be read (a device with a problem of its own is left out, one
@@ -180,7 +180,7 @@ pub(super) fn pages(registers: &[PhysRange]) -> Vec<PhysRange> {
         .iter()
         .filter_map(|r| r.align_outward(DEVICE_PAGE_SIZE))
         .collect();
-    pages.sort_unstable();
+    sort_small(&mut pages);
     let mut merged: Vec<PhysRange> = Vec::with_capacity(pages.len());
     for page in pages {
         let joined = merged.last_mut().and_then(|last| {
