@@ -42,6 +42,22 @@ pub struct RunningVcpu {
     pub registers: VcpuRegisters,
     pub partition: &'static Partition,
     pub index: usize,
+    /// Whether this CPU's virtual interface asks for the maintenance
+    /// interrupt once its list registers run low (interrupts wait for one).
+    pub underflow: bool,
+}
+
+impl RunningVcpu {
+    /// Fills this vCPU's list registers from the vGIC, on its own CPU, and
+    /// kicks the vCPUs the flush found waiting.
+    pub fn flush(&mut self, interface: &mut gic::ThisCpuInterface) {
+        let flushed = self.partition.vgic.flush(self.index, interface);
+        if flushed.waiting != self.underflow {
+            interface.set_underflow(flushed.waiting);
+            self.underflow = flushed.waiting;
+        }
+        self.partition.kick(flushed.wake);
+    }
 }
 
 /// What [`fast_exit`] did, for `guest.S`.
@@ -106,14 +122,21 @@ extern "C" fn fast_exit(running: &mut RunningVcpu, vector: u64) -> FastExit {
     if !handled {
         return FastExit::Slow;
     }
-    if partition.vgic.needs_flush(vcpu)
-        || partition.state() != State::Running
+    if partition.state() != State::Running
         || smp::stop_requested()
+        || partition.vgic.rendezvous.is_requested(vcpu)
     {
-        FastExit::Handled
-    } else {
-        FastExit::Resume
+        return FastExit::Handled;
     }
+    // Something to list (an SGI to itself, an interrupt another vCPU sent):
+    // filled here, as the run loop would before the next entry.
+    if partition.vgic.needs_flush(vcpu) {
+        let Some(mut interface) = gic::ThisCpuInterface::get() else {
+            return FastExit::Handled;
+        };
+        running.flush(&mut interface);
+    }
+    FastExit::Resume
 }
 
 /// An MMIO access the fast half can carry out: `false` leaves it to the

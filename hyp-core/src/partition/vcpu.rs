@@ -61,7 +61,6 @@ pub fn run_this_cpu() {
         gic::vcpu_starting(partition.vgic.timer_at_start(index));
         partition.claim_console_input(index);
         let mut interface = gic::ThisCpuInterface::get();
-        let mut underflow = false;
         if index == 0 {
             // A fresh start: nothing cached from the previous boot may survive.
             virtualization::invalidate_guest_tlbs();
@@ -73,6 +72,7 @@ pub fn run_this_cpu() {
             ),
             partition,
             index,
+            underflow: false,
         };
         vcpu.power.store(Power::On as u8, Ordering::Release);
         while partition.state() == State::Running {
@@ -86,12 +86,7 @@ pub fn run_this_cpu() {
             };
             if partition.vgic.needs_flush(index) {
                 rendezvous::serve(partition, index, Some(&mut *interface));
-                let flushed = partition.vgic.flush(index, interface);
-                if flushed.waiting != underflow {
-                    interface.set_underflow(flushed.waiting);
-                    underflow = flushed.waiting;
-                }
-                partition.kick(flushed.wake);
+                running.flush(interface);
             }
             // SAFETY: `prepare` set this CPU up for the partition: its own
             // stage-2 tables and VMID, and the traps of docs/partitions.md.
