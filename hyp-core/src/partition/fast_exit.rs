@@ -7,8 +7,9 @@
 //! Handled here:
 //! - MMIO that needs nothing from other vCPUs: every vGIC access whose
 //!   registers no other vCPU's list registers hold (identification
-//!   registers without even the lock), every PL011 access but a transmitted
-//!   byte (which may print a line);
+//!   registers without even the lock), every PL011 access (a byte that
+//!   ends a line prints it, as on the slow path: a guest's console output
+//!   is most of its exits while it boots, two a character);
 //! - trapped system registers: SGIs (`ICC_SGI1R_EL1`), ID registers,
 //!   `ACTLR_EL1`, the EL1 physical timer;
 //! - every physical interrupt: a hardware-linked one goes straight into a
@@ -17,7 +18,8 @@
 //! Anything else, and anything that leaves work for the run loop (a list
 //! register to fill, a stop or restart, another vCPU to wait for), goes
 //! to the run loop, which decodes the exit whole (`guest::exit::Exit`).
-//! Nothing here waits for another CPU. It runs Rust on the exception stack
+//! Nothing here waits for another CPU but for the console's lock while a
+//! finished line is printed (as the run loop would). It runs Rust on the exception stack
 //! (16 KiB) with IRQs masked; what it may log is rare (a PL011 offset that
 //! is not emulated, an unexpected physical interrupt).
 
@@ -30,7 +32,6 @@ use crate::guest::context::VcpuRegisters;
 use crate::guest::exit::{self, Exit};
 use crate::guest::mmio::{AccessWidth, MmioAccess};
 use crate::guest::mmio_bus::Device;
-use crate::guest::pl011::UARTDR;
 use crate::{gic, smp};
 
 /// A vCPU while it runs on this CPU: what `guest.S` saves and loads, and
@@ -153,7 +154,7 @@ fn mmio(
     };
     let done = match found {
         Device::Pl011 => {
-            if access.width == AccessWidth::Double || (access.write && offset == UARTDR) {
+            if access.width == AccessWidth::Double {
                 return false;
             }
             device::pl011::access(partition, vcpu, registers, offset, access)

@@ -132,14 +132,13 @@ fn partitions_up(boot: &[&str], ready: &[&str]) -> Vec<Step> {
         "partition linux: VMID 2",
         "console input: to partition linux",
         "guest | ticker: a tick every 2 s",
-        // Tessera's /chosen/kaslr-seed and rng-seed: KASLR on, and the
-        // kernel's RNG seeded before anything else runs.
-        KASLR_ON,
-        RNG_SEEDED,
     ];
     first.extend(boot);
     let linux_ready = format!("linux | {READY}");
-    let mut last = vec!["guest | tick 1 (", &linux_ready];
+    // Tessera's /chosen/kaslr-seed and rng-seed: KASLR on, and the
+    // kernel's RNG seeded before anything else runs. Linux says so after
+    // the ticker's first tick may have come: in this step, not the first.
+    let mut last = vec!["guest | tick 1 (", KASLR_ON, RNG_SEEDED, &linux_ready];
     last.extend(ready);
     vec![Step::all(&first), Step::all(&last)]
 }
