@@ -2,7 +2,7 @@
 //! and exception handling. Built only for the bare-metal target.
 
 pub mod cpu;
-pub mod exceptions;
+pub mod crash_entry;
 pub mod hyp_timer;
 pub mod layout;
 pub mod mmu;

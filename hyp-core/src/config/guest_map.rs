@@ -19,6 +19,9 @@ pub const GUEST_PL011_SIZE: u64 = 0x1000;
 pub const GUEST_PL011_SPI: u32 = 1;
 /// Guest addresses that guest RAM must not cover: the emulated devices.
 pub const GUEST_DEVICES: (u64, u64) = (GUEST_GIC_BASE, GUEST_PL011_BASE + GUEST_PL011_SIZE);
+/// Phandle of the guest's interrupt controller in the DT Tessera writes
+/// for it: every node's interrupt parent, passthrough devices' too.
+pub const GIC_PHANDLE: u32 = 2;
 /// Guest physical address bits (stage-2 input size): 512 GiB, with the
 /// stage-2 walk starting at level 1.
 pub const IPA_BITS: u32 = 39;

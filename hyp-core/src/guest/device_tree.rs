@@ -9,8 +9,8 @@ use vm_fdt::{Error, FdtWriter};
 
 use crate::config::PartitionPlan;
 use crate::config::guest_map::{
-    GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICR_BASE, GUEST_PL011_BASE,
-    GUEST_PL011_SIZE, GUEST_PL011_SPI,
+    GIC_PHANDLE, GUEST_GICC_BASE, GUEST_GICC_SIZE, GUEST_GICD_BASE, GUEST_GICR_BASE,
+    GUEST_PL011_BASE, GUEST_PL011_SIZE, GUEST_PL011_SPI,
 };
 use crate::entropy::Seeds;
 use crate::hw::gic::GicVersion;
@@ -27,8 +27,6 @@ const IRQ_TYPE_LEVEL_LOW: u32 = 8;
 const TIMER_PPIS: [u32; 4] = [13, 14, 11, 10];
 /// Phandle of the fixed clock the PL011 binding requires.
 const CLOCK_PHANDLE: u32 = 1;
-/// Phandle of the interrupt controller, every node's interrupt parent.
-pub const GIC_PHANDLE: u32 = 2;
 /// The PL011's reference clock as QEMU virt describes it.
 const PL011_CLOCK_HZ: u32 = 24_000_000;
 

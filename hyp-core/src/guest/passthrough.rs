@@ -30,8 +30,8 @@ use alloc::vec::Vec;
 
 use vm_fdt::{Error, FdtWriter};
 
-use super::device_tree::GIC_PHANDLE;
 use crate::config::PassthroughDevice;
+use crate::config::guest_map::GIC_PHANDLE;
 use crate::config::passthrough::{DependencyProperty, is_within, providers};
 use crate::dt::Node;
 use crate::dt::address::{address_cells, size_cells};

@@ -4,7 +4,6 @@
 
 use log::debug;
 
-use super::exit::Next;
 use super::{Partition, speculation};
 use crate::guest::context::VcpuRegisters;
 use crate::guest::smccc::{self, AffinityState, Call, PsciReturn, VENDOR_HYP_REVISION_VALUE};
@@ -16,6 +15,15 @@ fn target_vcpu(partition: &Partition, mpidr: u64) -> Option<usize> {
     usize::try_from(mpidr)
         .ok()
         .filter(|&index| index < partition.vcpus.len())
+}
+
+/// What the vCPU does after an exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Back into the guest.
+    Resume,
+    /// The vCPU is off (CPU_OFF, or its partition stops).
+    Off,
 }
 
 pub fn call(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters) -> Next {

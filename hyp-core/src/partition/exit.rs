@@ -7,6 +7,7 @@
 
 use log::warn;
 
+pub use super::calls::Next;
 use super::{Partition, calls, device};
 use crate::arch::virtualization;
 use crate::esr::Syndrome;
@@ -20,15 +21,6 @@ use crate::guest::smccc::PsciReturn;
 use crate::guest::sysreg::{self, SysRegAccess};
 use crate::partition::output;
 use crate::vgic::Effects;
-
-/// What the vCPU does next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    /// Back into the guest.
-    Resume,
-    /// The vCPU is off (CPU_OFF, or its partition stops).
-    Off,
-}
 
 /// Takes the physical interrupt that made `vcpu`'s CPU leave its guest
 /// (`running`), or woke it while the vCPU is off: the virtual GIC and the

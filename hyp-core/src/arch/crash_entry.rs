@@ -1,4 +1,5 @@
-//! Rust side of the EL2 vectors, and the panic handler.
+//! Where Tessera's own exceptions and panics enter the crash report: the
+//! Rust side of the current-EL vectors, and the panic handler.
 
 use crate::crash;
 use crate::exception::{TrapFrame, VectorKind};
