@@ -288,34 +288,44 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
     smp::idle()
 }
 
-/// Draws the key the partitions' seeds come from ([`entropy`]), from the
-/// best source there is, and says which.
+/// Draws the key the partitions' seeds come from ([`entropy`]) from every
+/// source there is (RNDR, the board's own seeds), and says which.
 fn draw_key(chosen: Option<&crate::dt::Node<'_>>) {
-    let random: heapless::Vec<u64, 4> = (0..4).map_while(|_| cpu::random()).collect();
-    if random.len() == 4 {
-        let bytes: heapless::Vec<u8, 32> = random.iter().flat_map(|r| r.to_le_bytes()).collect();
-        entropy::set_key(entropy::Source::Rndr, entropy::key_from(&[&bytes]));
-    } else {
-        let seed = |name| chosen.and_then(|c| c.property(name)).map(|p| p.value);
-        let material: heapless::Vec<&[u8], 2> = ["rng-seed", "kaslr-seed"]
-            .into_iter()
-            .filter_map(seed)
-            .filter(|value| !value.is_empty())
-            .collect();
-        if material.is_empty() {
-            warn!(
-                "no entropy: the CPU has no RNDR and the board's /chosen no rng-seed or kaslr-seed; partitions get no seeds (KASLR stays off in their kernels)"
-            );
-            return;
-        }
-        entropy::set_key(entropy::Source::BoardSeed, entropy::key_from(&material));
-    }
-    if let Some((source, _)) = entropy::key() {
-        info!(
-            "partitions' rng-seed and kaslr-seed come from {}",
-            source.describe()
+    const RNDR_WORDS: usize = 4;
+    let random: heapless::Vec<u64, RNDR_WORDS> =
+        (0..RNDR_WORDS).filter_map(|_| cpu::random()).collect();
+    let rndr: heapless::Vec<u8, 32> = random.iter().flat_map(|r| r.to_le_bytes()).collect();
+    let seed = |name| chosen.and_then(|c| c.property(name)).map(|p| p.value);
+    let board: heapless::Vec<&[u8], 2> = ["rng-seed", "kaslr-seed"]
+        .into_iter()
+        .filter_map(seed)
+        .filter(|value| !value.is_empty())
+        .collect();
+    let source = entropy::Source {
+        rndr: random.len() == RNDR_WORDS,
+        board_seed: !board.is_empty(),
+    };
+    if !source.rndr && !source.board_seed {
+        warn!(
+            "no entropy: RNDR {} and the board's /chosen has no rng-seed or kaslr-seed; partitions get no seeds (KASLR stays off in their kernels)",
+            if cpu::has_random() {
+                "failed"
+            } else {
+                "is not implemented"
+            }
         );
+        return;
     }
+    let mut material: heapless::Vec<&[u8], 3> = heapless::Vec::new();
+    let _ = material.push(&rndr);
+    for part in board {
+        let _ = material.push(part);
+    }
+    entropy::set_key(source, entropy::key_from(&material));
+    info!(
+        "partitions' rng-seed and kaslr-seed come from {}",
+        source.describe()
+    );
 }
 
 /// Module headers read from where the bootloader put them.

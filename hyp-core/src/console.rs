@@ -73,11 +73,21 @@ pub fn ticks_in_ms(milliseconds: u64) -> u64 {
         / MS_PER_SECOND
 }
 
-/// `ticks` of the counter in whole microseconds.
-pub fn ticks_to_us(ticks: u64) -> u64 {
-    const US_PER_SECOND: u128 = 1_000_000;
+/// `ticks` of the counter in nanoseconds.
+pub fn ticks_to_ns(ticks: u64) -> u64 {
+    const NS_PER_SECOND: u128 = 1_000_000_000;
     let frequency = u128::from(FREQUENCY.load(Ordering::Relaxed).max(1));
-    u64::try_from(u128::from(ticks) * US_PER_SECOND / frequency).unwrap_or(u64::MAX)
+    u64::try_from(u128::from(ticks) * NS_PER_SECOND / frequency).unwrap_or(u64::MAX)
+}
+
+/// A duration in microseconds to the nanosecond: `3407.016 us`.
+pub struct Microseconds(pub u64);
+
+impl core::fmt::Display for Microseconds {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        const NS_PER_US: u64 = 1000;
+        write!(f, "{}.{:03} us", self.0 / NS_PER_US, self.0 % NS_PER_US)
+    }
 }
 
 /// Counter ticks since entry.

@@ -10,21 +10,22 @@
 //! there is one), so no two boots share a seed and no partition can learn
 //! another's.
 
-/// Where Tessera's key came from.
+/// Where Tessera's key came from: every source there was is absorbed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The CPU's random number instruction (FEAT_RNG).
-    Rndr,
-    /// The board DT's `/chosen/rng-seed` (and `kaslr-seed`), from the
+pub struct Source {
+    /// The CPU's random number instruction (FEAT_RNG) gave 256 bits.
+    pub rndr: bool,
+    /// The board DT's `/chosen/rng-seed` or `kaslr-seed`, from the
     /// firmware or bootloader.
-    BoardSeed,
+    pub board_seed: bool,
 }
 
 impl Source {
     pub fn describe(self) -> &'static str {
-        match self {
-            Source::Rndr => "the CPU's RNDR (FEAT_RNG)",
-            Source::BoardSeed => "the board DT's /chosen/rng-seed",
+        match (self.rndr, self.board_seed) {
+            (true, true) => "the CPU's RNDR (FEAT_RNG) and the board DT's /chosen seeds",
+            (true, false) => "the CPU's RNDR (FEAT_RNG)",
+            _ => "the board DT's /chosen seeds",
         }
     }
 }
@@ -52,24 +53,24 @@ pub struct Seeds {
     pub kaslr_seed: u64,
 }
 
-/// Folds seed material of any length into a key: each byte is XORed
-/// into the key at its position modulo the key's length, so all of it
-/// counts, then the key is stirred through one ChaCha20 block.
+/// Absorbs seed material of any length into a key: each 32-byte chunk
+/// of each part is XORed into the key, which then goes through a ChaCha20
+/// block whose nonce names the part, the chunk and the part's length, so
+/// that no two parts (or a part and its repetition, or its trailing zeros)
+/// cancel out.
 pub fn key_from(material: &[&[u8]]) -> [u8; KEY_BYTES] {
     let mut key = [0u8; KEY_BYTES];
-    let mut position = 0;
-    for part in material {
-        for &byte in *part {
-            if let Some(slot) = key.get_mut(position % KEY_BYTES) {
+    for (part, bytes) in (0u32..).zip(material) {
+        let length = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        for (index, chunk) in (0u32..).zip(bytes.chunks(KEY_BYTES)) {
+            for (slot, byte) in key.iter_mut().zip(chunk) {
                 *slot ^= byte;
             }
-            position += 1;
+            let block = chacha20_block(&key, index, &[part, length, 0]);
+            key.copy_from_slice(block.get(..KEY_BYTES).unwrap_or(&[0; KEY_BYTES]));
         }
     }
-    let block = chacha20_block(&key, 0, &[0; 3]);
-    let mut stirred = [0u8; KEY_BYTES];
-    stirred.copy_from_slice(block.get(..KEY_BYTES).unwrap_or(&[0; KEY_BYTES]));
-    stirred
+    key
 }
 
 /// The seeds of boot `boot_count` of partition `partition`, at counter
@@ -190,6 +191,13 @@ mod tests {
         let mut changed = long;
         changed[39] ^= 1;
         assert_ne!(key_from(&[&long]), key_from(&[&changed]));
-        assert_ne!(key_from(&[b"ab"]), key_from(&[b"a", b"c"]));
+        assert_ne!(key_from(&[b"ab"]), key_from(&[b"a", b"b"]));
+        // Parts that are equal (a firmware filling both seeds from one
+        // draw) or repeated do not cancel, nor do trailing zeros vanish.
+        let draw = [0x5a; 8];
+        assert_ne!(key_from(&[&draw, &draw]), key_from(&[]));
+        let twice: [u8; 64] = [7; 64];
+        assert_ne!(key_from(&[&twice]), key_from(&[]));
+        assert_ne!(key_from(&[b"seed"]), key_from(&[b"seed\0"]));
     }
 }

@@ -27,12 +27,17 @@ pub fn counter() -> u64 {
     CNTPCT_EL0.get()
 }
 
+/// Whether the CPU implements RNDR (FEAT_RNG).
+pub fn has_random() -> bool {
+    ID_AA64ISAR0_EL1.read(ID_AA64ISAR0_EL1::RNDR) != 0
+}
+
 /// A 64-bit random number from RNDR, where the CPU has FEAT_RNG and the
 /// number generator gave one (it may fail, for a moment, to gather
 /// entropy: then a few more tries).
 pub fn random() -> Option<u64> {
     const TRIES: usize = 16;
-    if ID_AA64ISAR0_EL1.read(ID_AA64ISAR0_EL1::RNDR) == 0 {
+    if !has_random() {
         return None;
     }
     (0..TRIES).find_map(|_| {

@@ -317,10 +317,10 @@ impl Partition {
             }
         };
         info!(
-            "partition {}: RAM scrubbed in {} us, images and device tree copied in {} us",
+            "partition {}: RAM scrubbed in {}, images and device tree copied in {}",
             self.name(),
-            console::ticks_to_us(loaded.scrub_ticks),
-            console::ticks_to_us(loaded.copy_ticks)
+            console::Microseconds(console::ticks_to_ns(loaded.scrub_ticks)),
+            console::Microseconds(console::ticks_to_ns(loaded.copy_ticks))
         );
         if boots > 1 {
             info!("partition {}: boot {boots}", self.name());
