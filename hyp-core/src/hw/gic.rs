@@ -112,16 +112,23 @@ impl Gic<'_> {
     }
 }
 
-/// Finds the GIC and reads its regions and maintenance interrupt.
-pub fn discover<'a>(fdt: &Fdt<'a>, issues: &mut Issues<'a>) -> Option<Gic<'a>> {
+/// Whether `node` is an enabled GICv2 or GICv3.
+pub fn is_gic(node: &Node<'_>) -> bool {
     // Most nodes are not interrupt controllers: testing that first keeps the
     // other lookups off them.
-    let is_gic = |n: &Node<'_>| {
-        n.has_property("interrupt-controller")
-            && (n.is_compatible(GICV3_COMPATIBLE) || n.is_compatible(GICV2_COMPATIBLE))
-            && n.is_enabled()
-    };
-    let Some(node) = fdt.nodes().find(is_gic) else {
+    node.has_property("interrupt-controller")
+        && (node.is_compatible(GICV3_COMPATIBLE) || node.is_compatible(GICV2_COMPATIBLE))
+        && node.is_enabled()
+}
+
+/// Finds the GIC and reads its regions and maintenance interrupt.
+pub fn discover<'a>(fdt: &Fdt<'a>, issues: &mut Issues<'a>) -> Option<Gic<'a>> {
+    discover_at(fdt.nodes().find(is_gic), issues)
+}
+
+/// [`discover`] of the GIC `found` (the first [`is_gic`] node, if any).
+pub fn discover_at<'a>(found: Option<Node<'a>>, issues: &mut Issues<'a>) -> Option<Gic<'a>> {
+    let Some(node) = found else {
         issues.fatal(
             Place::Path("interrupt controller"),
             "compatible",
@@ -346,10 +353,21 @@ pub fn decode_interrupts(
 /// The interrupt parent of `node`: its own or its nearest ancestor's
 /// `interrupt-parent` (Devicetree Specification §2.4.1).
 pub fn interrupt_parent<'a>(fdt: &Fdt<'a>, node: &Node<'a>) -> Option<Node<'a>> {
+    fdt.find_phandle(interrupt_parent_phandle(node)?)
+}
+
+/// Whether `node`'s interrupt parent is `gic` (`None`: it names none).
+/// Compared by phandle: finding the parent's node would walk the tree.
+pub fn interrupt_parent_is(node: &Node<'_>, gic: &Node<'_>) -> Option<bool> {
+    let phandle = interrupt_parent_phandle(node)?;
+    Some(gic.property("phandle").and_then(|p| p.as_u32()) == Some(phandle))
+}
+
+fn interrupt_parent_phandle(node: &Node<'_>) -> Option<u32> {
     let mut current = Some(*node);
     while let Some(n) = current {
         if let Some(phandle) = n.property("interrupt-parent").and_then(|p| p.as_u32()) {
-            return fdt.find_phandle(phandle);
+            return Some(phandle);
         }
         current = n.parent();
     }

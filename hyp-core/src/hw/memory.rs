@@ -87,9 +87,26 @@ impl MemoryMap {
 /// Most `reg` entries read from one node.
 const MAX_REGIONS_PER_NODE: usize = 8;
 
+/// Whether `node` is an enabled boot module (`multiboot,module`), which the
+/// bootloader loaded and Tessera's configuration names.
+pub fn is_module(node: &Node<'_>) -> bool {
+    node.is_compatible(&["multiboot,module"]) && node.is_enabled()
+}
+
 /// Reads RAM banks and reserved regions. `dtb` is where the blob itself lies,
 /// when known (at boot; not in host tests of a file).
 pub fn discover<'a>(fdt: &Fdt<'a>, dtb: Option<PhysRange>, issues: &mut Issues<'a>) -> MemoryMap {
+    discover_with_modules(fdt, dtb, &mut fdt.nodes().filter(is_module), issues)
+}
+
+/// [`discover`] with the tree's boot modules found already.
+pub fn discover_with_modules<'a>(
+    fdt: &Fdt<'a>,
+    dtb: Option<PhysRange>,
+    // `dyn`: one copy of this function whoever found the modules.
+    modules: &mut dyn Iterator<Item = Node<'a>>,
+    issues: &mut Issues<'a>,
+) -> MemoryMap {
     let mut map = MemoryMap::default();
     discover_banks(fdt, &mut map, issues);
     let reserve = |map: &mut MemoryMap, issues: &mut Issues<'a>, place: Place<'a>, range, kind| {
@@ -154,10 +171,7 @@ pub fn discover<'a>(fdt: &Fdt<'a>, dtb: Option<PhysRange>, issues: &mut Issues<'
             Err(problem) => issues.fatal(Place::Node(chosen), "linux,initrd-start", problem),
         }
     }
-    for module in fdt
-        .nodes()
-        .filter(|n| n.is_compatible(&["multiboot,module"]) && n.is_enabled())
-    {
+    for module in modules {
         for range in regions(&module, Addressing::Physical, issues) {
             reserve(
                 &mut map,

@@ -53,15 +53,21 @@ pub fn discover<'a>(
         .or_else(|| root.compatible().next())
         .unwrap_or("unknown board");
     let mut console = console::discover(fdt, &mut issues);
-    let memory = memory::discover(fdt, dtb, &mut issues);
+    let landmarks = Landmarks::find(fdt);
+    let memory = match &landmarks.modules {
+        Some(modules) => {
+            memory::discover_with_modules(fdt, dtb, &mut modules.iter().copied(), &mut issues)
+        }
+        None => memory::discover(fdt, dtb, &mut issues),
+    };
     let cpus = cpus::discover(fdt, boot_mpidr, &mut issues);
-    let gic = gic::discover(fdt, &mut issues);
+    let gic = gic::discover_at(landmarks.gic, &mut issues);
     let timer = gic
         .as_ref()
-        .and_then(|gic| timer::discover(fdt, gic, &mut issues));
+        .and_then(|gic| timer::discover_at(landmarks.timer, gic, &mut issues));
     let psci = psci::discover(fdt, &mut issues);
     if let (Some(console), Some(gic)) = (console.as_mut(), gic.as_ref()) {
-        console.interrupt = console_interrupt(fdt, &console.node, gic);
+        console.interrupt = console_interrupt(&console.node, gic);
     }
     match (cpus, gic, timer) {
         (Some(cpus), Some(gic), Some(timer)) if !issues.has_fatal() => Ok(Hardware {
@@ -78,9 +84,44 @@ pub fn discover<'a>(
     }
 }
 
+/// Boot modules [`Landmarks`] keeps; a tree with more is walked again.
+const MAX_MODULES: usize = 64;
+
+/// The nodes discovery looks for anywhere in the tree, found in one walk:
+/// walking the whole tree was most of the boot's discovery.
+struct Landmarks<'a> {
+    gic: Option<Node<'a>>,
+    timer: Option<Node<'a>>,
+    /// `None` if there were more than [`MAX_MODULES`].
+    modules: Option<heapless::Vec<Node<'a>, MAX_MODULES>>,
+}
+
+impl<'a> Landmarks<'a> {
+    fn find(fdt: &Fdt<'a>) -> Landmarks<'a> {
+        let mut found = Landmarks {
+            gic: None,
+            timer: None,
+            modules: Some(heapless::Vec::new()),
+        };
+        for node in fdt.nodes() {
+            if found.gic.is_none() && gic::is_gic(&node) {
+                found.gic = Some(node);
+            } else if found.timer.is_none() && timer::is_timer(&node) {
+                found.timer = Some(node);
+            } else if memory::is_module(&node)
+                && let Some(modules) = found.modules.as_mut()
+                && modules.push(node).is_err()
+            {
+                found.modules = None;
+            }
+        }
+        found
+    }
+}
+
 /// The console UART's SPI, if its interrupt goes to the GIC.
-fn console_interrupt<'a>(fdt: &Fdt<'a>, node: &Node<'a>, gic: &gic::Gic<'a>) -> Option<u32> {
-    if gic::interrupt_parent(fdt, node)? != gic.node {
+fn console_interrupt<'a>(node: &Node<'a>, gic: &gic::Gic<'a>) -> Option<u32> {
+    if !gic::interrupt_parent_is(node, &gic.node)? {
         return None;
     }
     let value = node.property("interrupts")?.value;

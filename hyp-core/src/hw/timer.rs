@@ -2,9 +2,9 @@
 
 #![deny(clippy::indexing_slicing)]
 
-use super::gic::{Gic, Interrupt, decode_interrupts, interrupt_parent};
+use super::gic::{Gic, Interrupt, decode_interrupts, interrupt_parent_is};
 use super::issue::{Issues, Place, Problem};
-use crate::dt::Fdt;
+use crate::dt::Node;
 
 /// The timer's PPIs as INTIDs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,12 +22,19 @@ pub struct Timer {
     pub clock_frequency: Option<u32>,
 }
 
-/// Reads the timer node; its interrupts must be PPIs of `gic`.
-pub fn discover<'a>(fdt: &Fdt<'a>, gic: &Gic<'a>, issues: &mut Issues<'a>) -> Option<Timer> {
-    let Some(node) = fdt
-        .nodes()
-        .find(|n| n.is_compatible(&["arm,armv8-timer", "arm,armv7-timer"]) && n.is_enabled())
-    else {
+/// Whether `node` is an enabled architected timer.
+pub fn is_timer(node: &Node<'_>) -> bool {
+    node.is_compatible(&["arm,armv8-timer", "arm,armv7-timer"]) && node.is_enabled()
+}
+
+/// Reads the timer node (the first [`is_timer`] node, `found`); its
+/// interrupts must be PPIs of `gic`.
+pub fn discover_at<'a>(
+    found: Option<Node<'a>>,
+    gic: &Gic<'a>,
+    issues: &mut Issues<'a>,
+) -> Option<Timer> {
+    let Some(node) = found else {
         issues.fatal(
             Place::Path("/timer"),
             "compatible",
@@ -36,7 +43,7 @@ pub fn discover<'a>(fdt: &Fdt<'a>, gic: &Gic<'a>, issues: &mut Issues<'a>) -> Op
         return None;
     };
     let place = Place::Node(node);
-    if interrupt_parent(fdt, &node).is_some_and(|parent| parent != gic.node) {
+    if interrupt_parent_is(&node, &gic.node) == Some(false) {
         issues.fatal(
             place,
             "interrupt-parent",
