@@ -15,12 +15,17 @@
 //! one, which would fire again at once with the level still up). Every
 //! other exception goes on to the kit's vectors.
 //!
-//! Two sources, on GICv3 (the bench's machine):
+//! Two sources, on GICv3 and on GICv2:
 //!
 //! - the EL1 virtual timer (PPI 27), armed with a deadline already passed
 //!   ([`Sources::timer`]);
-//! - an SGI sent to this vCPU through `ICC_SGI1R_EL1` ([`Sources::sgi`]),
-//!   which Tessera traps and emulates.
+//! - an SGI sent to this vCPU through `ICC_SGI1R_EL1` (GICv3) or
+//!   `GICD_SGIR` (GICv2) ([`Sources::sgi`]), which Tessera traps and
+//!   emulates.
+//!
+//! On GICv2 the handler acknowledges and ends the interrupt through
+//! `GICC_IAR` and `GICC_EOIR`, which under Tessera are the hardware's
+//! virtual CPU interface (no trap).
 //!
 //! The guest raises the interrupt with IRQs unmasked, so that it is taken
 //! at once, then polls for the handler's time stamp (a `WFI` would trap to
@@ -38,7 +43,7 @@ use tessera_guest_kit::boot::boot_fdt;
 use tessera_guest_kit::cpu;
 use tessera_guest_kit::fdt::FdtError;
 use tessera_guest_kit::gic::{
-    self, Gic, InitError, Layout, LayoutError, SgiError, SgiTargets, Version, v3,
+    self, Gic, InitError, Layout, LayoutError, SgiError, SgiTargets, Version, v2, v3,
 };
 use tessera_guest_kit::timer::{CNTV_CTL_ENABLE, VIRTUAL_TIMER_INTID};
 use tock_registers::interfaces::{Readable, Writeable};
@@ -59,6 +64,10 @@ const MAX_POLLS: u64 = 1_000_000;
 /// `HANDLING_EL2`: instructions at EL2 from before the acknowledge to after
 /// the end of interrupt; `INTID`: what the acknowledge returned.
 static STATE: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+/// GICv2: the CPU interface's address, whose GICC_IAR and GICC_EOIR the
+/// handler uses (the hardware's virtual CPU interface under Tessera, no
+/// trap); 0 on GICv3, whose system registers it uses.
+static CPU_INTERFACE: AtomicU64 = AtomicU64::new(0);
 const ENTERED: usize = 0;
 const HANDLING: usize = 1;
 const HANDLING_EL2: usize = 2;
@@ -108,6 +117,9 @@ __bench_irq:
     adrp x1, {state}
     add x1, x1, :lo12:{state}
     str x0, [x1, #{entered}]
+    adrp x5, {cpu_interface}
+    ldr x5, [x5, :lo12:{cpu_interface}]
+    cbnz x5, 2f
     isb
     mrs x4, pmevcntr0_el0
     isb
@@ -122,14 +134,30 @@ __bench_irq:
     msr S3_0_C12_C12_1, x0      // ICC_EOIR1_EL1: end of interrupt
     isb
     mrs x5, pmccntr_el0
-    sub x3, x5, x3
+    and x0, x0, #0xffffff       // ICC_IAR1_EL1.INTID
+    b 3f
+2:  isb
+    mrs x4, pmevcntr0_el0
+    isb
+    mrs x2, pmccntr_el0
+    ldr w0, [x5, #{gicc_iar}]   // GICC_IAR: acknowledge
+    isb
+    mrs x3, pmccntr_el0
+    sub x2, x3, x2
+    msr cntv_ctl_el0, xzr       // the virtual timer off: its level drops
+    isb
+    mrs x3, pmccntr_el0
+    str w0, [x5, #{gicc_eoir}]  // GICC_EOIR: end of interrupt
+    isb
+    mrs x5, pmccntr_el0
+    and x0, x0, #0x3ff          // GICC_IAR.InterruptID
+3:  sub x3, x5, x3
     add x2, x2, x3
     str x2, [x1, #{handling}]
     isb
     mrs x5, pmevcntr0_el0
     sub x5, x5, x4
     str x5, [x1, #{handling_el2}]
-    and x0, x0, #0xffffff       // ICC_IAR1_EL1.INTID
     str x0, [x1, #{intid}]
     ldp x4, x5, [sp, #32]
     ldp x2, x3, [sp, #16]
@@ -137,6 +165,9 @@ __bench_irq:
     eret
 "#,
     state = sym STATE,
+    cpu_interface = sym CPU_INTERFACE,
+    gicc_iar = const v2::GICC_IAR,
+    gicc_eoir = const v2::GICC_EOIR,
     entered = const ENTERED * 8,
     handling = const HANDLING * 8,
     handling_el2 = const HANDLING_EL2 * 8,
@@ -152,8 +183,6 @@ unsafe extern "C" {
 pub enum Unavailable {
     Fdt(FdtError),
     Layout(LayoutError),
-    /// The bench's handler speaks GICv3's system registers only.
-    NotGicv3(Version),
     Init(InitError),
     Sgi(SgiError),
 }
@@ -163,9 +192,6 @@ impl fmt::Display for Unavailable {
         match self {
             Unavailable::Fdt(error) => write!(f, "cannot read the DTB: {error}"),
             Unavailable::Layout(error) => write!(f, "no GIC: {error}"),
-            Unavailable::NotGicv3(version) => {
-                write!(f, "the GIC is {version}; the bench measures GICv3 only")
-            }
             Unavailable::Init(error) => write!(f, "GIC set-up failed: {error}"),
             Unavailable::Sgi(error) => write!(f, "cannot address this vCPU's SGI: {error}"),
         }
@@ -205,9 +231,17 @@ pub struct Event {
     pub handling_el2: u64,
 }
 
-/// The GIC set up for the two sources, and this vCPU's SGI value.
+/// How this vCPU sends itself an SGI.
+enum SgiSender {
+    /// GICv3: this value to `ICC_SGI1R_EL1` (a system-register trap).
+    Sgi1r(u64),
+    /// GICv2: this value to `GICD_SGIR` at this address (an MMIO trap).
+    Sgir { address: usize, value: u32 },
+}
+
+/// The GIC set up for the two sources, and how to send this vCPU an SGI.
 pub struct Sources {
-    sgi1r: u64,
+    sgi: SgiSender,
 }
 
 impl Sources {
@@ -217,17 +251,27 @@ impl Sources {
     pub fn set_up() -> Result<Sources, Unavailable> {
         let fdt = boot_fdt().map_err(Unavailable::Fdt)?;
         let layout = Layout::find(&fdt).map_err(Unavailable::Layout)?;
-        if layout.version != Version::V3 {
-            return Err(Unavailable::NotGicv3(layout.version));
-        }
         let gic: Gic = gic::init(&layout).map_err(Unavailable::Init)?;
         // This vCPU alone: Aff0 of its MPIDR (Aff1-Aff3 are 0, natively
-        // and in a partition).
+        // and in a partition), which is also its GICv2 CPU interface.
         let aff0 = v3::affinity_value(cpu::mpidr()) & 0xff;
-        let sgi1r = v3::sgi1r(BENCH_SGI, SgiTargets::Vcpus(1 << aff0)).map_err(Unavailable::Sgi)?;
+        let itself = SgiTargets::Vcpus(1 << aff0);
+        let sgi = match layout.version {
+            Version::V3 => {
+                SgiSender::Sgi1r(v3::sgi1r(BENCH_SGI, itself).map_err(Unavailable::Sgi)?)
+            }
+            Version::V2 => {
+                let base = |region: u64| usize::try_from(region).unwrap_or(0);
+                CPU_INTERFACE.store(layout.cpu.base, Ordering::SeqCst);
+                SgiSender::Sgir {
+                    address: base(layout.distributor.base) + v2::GICD_SGIR,
+                    value: v2::sgir(BENCH_SGI, itself).map_err(Unavailable::Sgi)?,
+                }
+            }
+        };
         gic.enable(VIRTUAL_TIMER_INTID);
         gic.enable(BENCH_SGI);
-        Ok(Sources { sgi1r })
+        Ok(Sources { sgi })
     }
 
     /// One virtual-timer interrupt: the timer armed with a deadline of 0
@@ -254,23 +298,39 @@ impl Sources {
         })
     }
 
-    /// One SGI to this vCPU, from the write of `ICC_SGI1R_EL1` to its
-    /// handler.
+    /// One SGI to this vCPU, from the write of `ICC_SGI1R_EL1` (GICv3) or
+    /// `GICD_SGIR` (GICv2) to its handler.
     pub fn sgi(&self) -> Result<Event, Missed> {
         event(BENCH_SGI, || {
             let start: u64;
-            // SAFETY: raises an SGI on this vCPU, which the bench's handler
-            // takes. Not `nomem`: that handler writes STATE.
-            unsafe {
-                asm!(
-                    "isb",
-                    "mrs {start}, pmccntr_el0",
-                    "msr S3_0_C12_C11_5, {sgi1r}", // ICC_SGI1R_EL1
-                    "isb",
-                    start = out(reg) start,
-                    sgi1r = in(reg) self.sgi1r,
-                    options(nostack, preserves_flags),
-                );
+            match self.sgi {
+                // SAFETY: raises an SGI on this vCPU, which the bench's
+                // handler takes. Not `nomem`: that handler writes STATE.
+                SgiSender::Sgi1r(sgi1r) => unsafe {
+                    asm!(
+                        "isb",
+                        "mrs {start}, pmccntr_el0",
+                        "msr S3_0_C12_C11_5, {sgi1r}", // ICC_SGI1R_EL1
+                        "isb",
+                        start = out(reg) start,
+                        sgi1r = in(reg) sgi1r,
+                        options(nostack, preserves_flags),
+                    );
+                },
+                // SAFETY: as above, through the distributor's GICD_SGIR, a
+                // register of this guest's GIC.
+                SgiSender::Sgir { address, value } => unsafe {
+                    asm!(
+                        "isb",
+                        "mrs {start}, pmccntr_el0",
+                        "str {value:w}, [{address}]",
+                        "isb",
+                        start = out(reg) start,
+                        value = in(reg) value,
+                        address = in(reg) address,
+                        options(nostack, preserves_flags),
+                    );
+                },
             }
             start
         })

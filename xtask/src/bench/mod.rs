@@ -125,11 +125,12 @@ fn run(name: &str, mut command: Command, steps: Vec<Step>, out: &Path) -> Result
 fn bare_run(
     name: &str,
     guest: &Path,
+    gic: u8,
     virtualization: bool,
     iterations: u64,
     out: &Path,
 ) -> Result<RunLog> {
-    let machine = machine(3, 1, "256M", virtualization);
+    let machine = machine(gic, 1, "256M", virtualization);
     let mut command = qemu::command(
         name,
         &machine,
@@ -249,8 +250,9 @@ pub fn bench(options: &Options) -> Result<ExitCode> {
     };
     let full = format!("iterations={iterations}");
 
-    let native = bare_run("native", &guest, false, iterations, &out)?;
-    let floor = bare_run("floor", &guest, true, iterations, &out)?;
+    let native = bare_run("native", &guest, 3, false, iterations, &out)?;
+    let native_gicv2 = bare_run("native-gicv2", &guest, 2, false, iterations, &out)?;
+    let floor = bare_run("floor", &guest, 3, true, iterations, &out)?;
     let one = tessera_run(
         "tessera-one-partition",
         &hypervisor.image,
@@ -289,6 +291,7 @@ pub fn bench(options: &Options) -> Result<ExitCode> {
     let repeated = bench_lines(&one.text) == bench_lines(&again.text);
     let report = Report::assemble(report::Inputs {
         native: &native.text,
+        native_gicv2: &native_gicv2.text,
         floor: &floor.text,
         one_partition: &one.text,
         one_partition_gicv2: &gicv2.text,
@@ -299,6 +302,7 @@ pub fn bench(options: &Options) -> Result<ExitCode> {
         repeated,
         wall: vec![
             ("native", native.wall),
+            ("native-gicv2", native_gicv2.wall),
             ("floor", floor.wall),
             ("tessera-one-partition", one.wall),
             ("tessera-one-partition-again", again.wall),
