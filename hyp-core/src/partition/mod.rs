@@ -306,7 +306,6 @@ impl Partition {
         *self.uart.lock() = Uart::default();
         self.vgic.reset();
         self.quiesce_passthrough_interrupts();
-        self.counter_offset.store(cpu::counter(), Ordering::Release);
         let loaded = match loader::load(&self.plan, boots, self.vgic.version()) {
             Ok(loaded) => loaded,
             Err(error) => {
@@ -325,6 +324,9 @@ impl Partition {
         if boots > 1 {
             info!("partition {}: boot {boots}", self.name());
         }
+        // The guest's virtual counter starts from (about) zero at its first
+        // instruction, not before its RAM was scrubbed and its images copied.
+        self.counter_offset.store(cpu::counter(), Ordering::Release);
         self.state.store(State::Running as u8, Ordering::Release);
         let _ = self.cpu_on(0, self.plan.layout.kernel, self.plan.layout.dtb);
         if let Some(vcpu) = self.vcpus.first() {
