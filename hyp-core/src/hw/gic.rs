@@ -356,11 +356,18 @@ pub fn interrupt_parent<'a>(fdt: &Fdt<'a>, node: &Node<'a>) -> Option<Node<'a>> 
     fdt.find_phandle(interrupt_parent_phandle(node)?)
 }
 
-/// Whether `node`'s interrupt parent is `gic` (`None`: it names none).
-/// Compared by phandle: finding the parent's node would walk the tree.
-pub fn interrupt_parent_is(node: &Node<'_>, gic: &Node<'_>) -> Option<bool> {
+/// Whether `node`'s interrupt parent is `gic` (`None`: it names none, or
+/// a phandle no node has). Compared by phandle first: finding the parent's
+/// node walks the tree, which only a parent other than the GIC needs.
+pub fn interrupt_parent_is<'a>(fdt: &Fdt<'a>, node: &Node<'a>, gic: &Node<'a>) -> Option<bool> {
     let phandle = interrupt_parent_phandle(node)?;
-    Some(gic.property("phandle").and_then(|p| p.as_u32()) == Some(phandle))
+    let own = ["phandle", "linux,phandle"]
+        .into_iter()
+        .find_map(|name| gic.property(name).and_then(|p| p.as_u32()));
+    if own == Some(phandle) {
+        return Some(true);
+    }
+    fdt.find_phandle(phandle).map(|parent| parent == *gic)
 }
 
 fn interrupt_parent_phandle(node: &Node<'_>) -> Option<u32> {

@@ -64,10 +64,10 @@ pub fn discover<'a>(
     let gic = gic::discover_at(landmarks.gic, &mut issues);
     let timer = gic
         .as_ref()
-        .and_then(|gic| timer::discover_at(landmarks.timer, gic, &mut issues));
+        .and_then(|gic| timer::discover_at(fdt, landmarks.timer, gic, &mut issues));
     let psci = psci::discover(fdt, &mut issues);
     if let (Some(console), Some(gic)) = (console.as_mut(), gic.as_ref()) {
-        console.interrupt = console_interrupt(&console.node, gic);
+        console.interrupt = console_interrupt(fdt, &console.node, gic);
     }
     match (cpus, gic, timer) {
         (Some(cpus), Some(gic), Some(timer)) if !issues.has_fatal() => Ok(Hardware {
@@ -84,8 +84,9 @@ pub fn discover<'a>(
     }
 }
 
-/// Boot modules [`Landmarks`] keeps; a tree with more is walked again.
-const MAX_MODULES: usize = 64;
+/// Boot modules [`Landmarks`] keeps (a node is about 128 bytes of the boot
+/// stack); a tree with more is walked again.
+const MAX_MODULES: usize = 8;
 
 /// The nodes discovery looks for anywhere in the tree, found in one walk:
 /// walking the whole tree was most of the boot's discovery.
@@ -108,7 +109,8 @@ impl<'a> Landmarks<'a> {
                 found.gic = Some(node);
             } else if found.timer.is_none() && timer::is_timer(&node) {
                 found.timer = Some(node);
-            } else if memory::is_module(&node)
+            }
+            if memory::is_module(&node)
                 && let Some(modules) = found.modules.as_mut()
                 && modules.push(node).is_err()
             {
@@ -120,8 +122,8 @@ impl<'a> Landmarks<'a> {
 }
 
 /// The console UART's SPI, if its interrupt goes to the GIC.
-fn console_interrupt<'a>(node: &Node<'a>, gic: &gic::Gic<'a>) -> Option<u32> {
-    if !gic::interrupt_parent_is(node, &gic.node)? {
+fn console_interrupt<'a>(fdt: &Fdt<'a>, node: &Node<'a>, gic: &gic::Gic<'a>) -> Option<u32> {
+    if !gic::interrupt_parent_is(fdt, node, &gic.node)? {
         return None;
     }
     let value = node.property("interrupts")?.value;

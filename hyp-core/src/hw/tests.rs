@@ -413,3 +413,34 @@ fn an_initrd_that_ends_before_it_starts_is_fatal() {
         "/chosen: linux,initrd-start: 0x1000000: initrd ends before it starts"
     );
 }
+
+#[test]
+fn boot_modules_found_in_the_one_walk_match_a_walk_of_their_own() {
+    use crate::config::test_support::merged;
+    // 3 modules fit the single walk's list; 12 overflow it (the tree is
+    // walked again for them).
+    for count in [3u64, 12] {
+        let mut body = String::from("modules { #address-cells = <2>; #size-cells = <2>;\n");
+        for i in 0..count {
+            let base = 0x5000_0000 + i * 0x10_0000;
+            body += &format!(
+                "module@{base:x} {{ compatible = \"multiboot,kernel\", \"multiboot,module\"; reg = <0x0 {base:#x} 0x0 0x1000>; }};\n"
+            );
+        }
+        body += "};";
+        let blob = merged(&body);
+        let fdt = Fdt::new(&blob).unwrap();
+        let hw = discover_ok(&fdt, 0);
+        let modules = |map: &memory::MemoryMap| -> Vec<PhysRange> {
+            map.reserved
+                .iter()
+                .filter(|r| r.kind == ReservedKind::Module)
+                .map(|r| r.range)
+                .collect()
+        };
+        let found = modules(&hw.memory);
+        assert_eq!(found.len() as u64, count, "{found:?}");
+        let walked = memory::discover(&fdt, None, &mut Issues::default());
+        assert_eq!(found, modules(&walked));
+    }
+}

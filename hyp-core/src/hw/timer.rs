@@ -4,7 +4,7 @@
 
 use super::gic::{Gic, Interrupt, decode_interrupts, interrupt_parent_is};
 use super::issue::{Issues, Place, Problem};
-use crate::dt::Node;
+use crate::dt::{Fdt, Node};
 
 /// The timer's PPIs as INTIDs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,7 @@ pub fn is_timer(node: &Node<'_>) -> bool {
 /// Reads the timer node (the first [`is_timer`] node, `found`); its
 /// interrupts must be PPIs of `gic`.
 pub fn discover_at<'a>(
+    fdt: &Fdt<'a>,
     found: Option<Node<'a>>,
     gic: &Gic<'a>,
     issues: &mut Issues<'a>,
@@ -43,7 +44,7 @@ pub fn discover_at<'a>(
         return None;
     };
     let place = Place::Node(node);
-    if interrupt_parent_is(&node, &gic.node) == Some(false) {
+    if interrupt_parent_is(fdt, &node, &gic.node) == Some(false) {
         issues.fatal(
             place,
             "interrupt-parent",
