@@ -81,10 +81,8 @@ fn read_device_tree(address: usize) -> Result<Fdt<'static>, DtbProblem> {
 }
 
 /// The console named by the DTB, or else the build's fallback UART.
-fn early_uart(fdt: Option<&Fdt<'_>>) -> Uart {
-    let named = fdt
-        .and_then(|fdt| hw::console::discover(fdt, &mut Issues::default()))
-        .map(|console| (console.kind, console.registers.start().as_usize()));
+fn early_uart(console: Option<&hw::console::Console<'_>>) -> Uart {
+    let named = console.map(|console| (console.kind, console.registers.start().as_usize()));
     let (kind, address) = named.unwrap_or(platform::board::build_target().fallback_console);
     // SAFETY: the address is the console UART the DT names, or the board's
     // documented debug UART; the MMU is off, so it is reached as device
@@ -98,7 +96,10 @@ fn early_uart(fdt: Option<&Fdt<'_>>) -> Uart {
 #[unsafe(no_mangle)]
 extern "C" fn wrong_el_main(dtb_address: usize, exception_level: u64) -> ! {
     let fdt = read_device_tree(dtb_address).ok();
-    let mut uart = early_uart(fdt.as_ref());
+    let console = fdt
+        .as_ref()
+        .and_then(|fdt| hw::console::discover(fdt, &mut Issues::default()));
+    let mut uart = early_uart(console.as_ref());
     let _ = writeln!(
         uart,
         "Tessera: entered at EL{exception_level}, but a hypervisor must be entered at EL2. \
@@ -128,7 +129,10 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
             cpu::park()
         }
     };
-    console::install(early_uart(Some(&fdt)));
+    // Found once: the console comes first, and discovery takes it as found.
+    let mut console_issues = Issues::default();
+    let found_console = hw::console::discover(&fdt, &mut console_issues);
+    console::install(early_uart(found_console.as_ref()));
     // Looked up once: finding a node by path walks the tree.
     let chosen = fdt.find_node("/chosen");
     let chosen_string = |name| {
@@ -147,7 +151,9 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
     );
 
     let dtb_range = PhysRange::new(PhysAddr(dtb_address as u64), fdt.total_size() as u64);
-    let mut hardware = match hw::discover(&fdt, cpu::mpidr(), dtb_range) {
+    let discovered =
+        hw::discover_with_console(&fdt, cpu::mpidr(), dtb_range, found_console, console_issues);
+    let mut hardware = match discovered {
         Ok(hardware) => hardware,
         Err(issues) => {
             error!("the device tree does not describe a machine Tessera can run on:");

@@ -46,13 +46,29 @@ pub fn discover<'a>(
     dtb: Option<PhysRange>,
 ) -> Result<Hardware<'a>, Issues<'a>> {
     let mut issues = Issues::default();
+    let console = console::discover(fdt, &mut issues);
+    discover_with_console(fdt, boot_mpidr, dtb, console, issues)
+}
+
+/// [`discover`] with the console found already (the boot needs it before
+/// anything else), and what finding it raised in `issues`.
+#[allow(
+    clippy::result_large_err,
+    reason = "runs once, before the heap exists, so there is nothing to box into"
+)]
+pub fn discover_with_console<'a>(
+    fdt: &Fdt<'a>,
+    boot_mpidr: u64,
+    dtb: Option<PhysRange>,
+    mut console: Option<console::Console<'a>>,
+    mut issues: Issues<'a>,
+) -> Result<Hardware<'a>, Issues<'a>> {
     let root = fdt.root();
     let model = root
         .property("model")
         .and_then(|p| p.as_str())
         .or_else(|| root.compatible().next())
         .unwrap_or("unknown board");
-    let mut console = console::discover(fdt, &mut issues);
     let landmarks = Landmarks::find(fdt);
     let memory = match &landmarks.modules {
         Some(modules) => {
