@@ -8,26 +8,13 @@
 // A guest exception enters a lower-EL vector (vectors.S), which pushes the
 // guest's x0/x1, puts the vector index in x0 and branches to guest_exit:
 // it saves the guest, switches back to SP_EL0 and returns from guest_enter
-// with the vector index, so exits are handled by ordinary Rust code.
+// with the vector index, unless the fast half (partition/fast_exit.rs),
+// which guest_exit offers every exit first, handled it and resumed the
+// guest.
 
-.section .text.guest, "ax"
-.global guest_enter
-guest_enter:
-    stp     x19, x20, [x0, #{host} + 16 * 0]
-    stp     x21, x22, [x0, #{host} + 16 * 1]
-    stp     x23, x24, [x0, #{host} + 16 * 2]
-    stp     x25, x26, [x0, #{host} + 16 * 3]
-    stp     x27, x28, [x0, #{host} + 16 * 4]
-    stp     x29, x30, [x0, #{host} + 16 * 5]
-    mov     x1, sp
-    str     x1, [x0, #{host} + 16 * 6]
-    msr     spsel, #1
-    str     x0, [sp, #-16]!
-    ldr     x1, [x0, #{sp_el0}]
-    msr     sp_el0, x1
-    ldp     x1, x2, [x0, #{pc}]
-    msr     elr_el2, x1
-    msr     spsr_el2, x2
+// Loads the guest's x0-x30 from the registers at x0 and enters it (ELR_EL2
+// and SPSR_EL2 already set).
+.macro ENTER_GUEST
     ldp     x2, x3, [x0, #16 * 1]
     ldp     x4, x5, [x0, #16 * 2]
     ldp     x6, x7, [x0, #16 * 3]
@@ -48,6 +35,27 @@ guest_enter:
     // No speculation past the ERET into what follows.
     dsb     nsh
     isb
+.endm
+
+.section .text.guest, "ax"
+.global guest_enter
+guest_enter:
+    stp     x19, x20, [x0, #{host} + 16 * 0]
+    stp     x21, x22, [x0, #{host} + 16 * 1]
+    stp     x23, x24, [x0, #{host} + 16 * 2]
+    stp     x25, x26, [x0, #{host} + 16 * 3]
+    stp     x27, x28, [x0, #{host} + 16 * 4]
+    stp     x29, x30, [x0, #{host} + 16 * 5]
+    mov     x1, sp
+    str     x1, [x0, #{host} + 16 * 6]
+    msr     spsel, #1
+    str     x0, [sp, #-16]!
+    ldr     x1, [x0, #{sp_el0}]
+    msr     sp_el0, x1
+    ldp     x1, x2, [x0, #{pc}]
+    msr     elr_el2, x1
+    msr     spsr_el2, x2
+    ENTER_GUEST
 
 // x0 = vector index; [sp] = guest x0/x1; [sp + 16] = registers pointer.
 // Saves the guest, then offers the exit to the fast half (fast_exit, in
@@ -95,25 +103,7 @@ guest_exit:
     msr     elr_el2, x2
     msr     spsr_el2, x3
     mov     x0, x20
-    ldp     x2, x3, [x0, #16 * 1]
-    ldp     x4, x5, [x0, #16 * 2]
-    ldp     x6, x7, [x0, #16 * 3]
-    ldp     x8, x9, [x0, #16 * 4]
-    ldp     x10, x11, [x0, #16 * 5]
-    ldp     x12, x13, [x0, #16 * 6]
-    ldp     x14, x15, [x0, #16 * 7]
-    ldp     x16, x17, [x0, #16 * 8]
-    ldp     x18, x19, [x0, #16 * 9]
-    ldp     x20, x21, [x0, #16 * 10]
-    ldp     x22, x23, [x0, #16 * 11]
-    ldp     x24, x25, [x0, #16 * 12]
-    ldp     x26, x27, [x0, #16 * 13]
-    ldp     x28, x29, [x0, #16 * 14]
-    ldr     x30, [x0, #16 * 15]
-    ldp     x0, x1, [x0]
-    eret
-    dsb     nsh
-    isb
+    ENTER_GUEST
 1:  // To the run loop: the vector index, or {handled} if nothing is left
     // to do but look.
     cmp     x0, #{slow}
