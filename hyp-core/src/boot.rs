@@ -27,7 +27,7 @@ use crate::mm::{hyp_map, hyp_memory};
 use crate::power::{self, PowerControl, ResetDevice};
 use crate::time::{Elapsed, Timestamp};
 use crate::{
-    banner, config, console, entropy, fault_injection, gic, heap, logging, partition, smp,
+    banner, config, console, entropy, fault_injection, heap, logging, partition, physical_gic, smp,
 };
 
 /// "0.1.0 (ee781e3)".
@@ -226,7 +226,7 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
     for warning in hardware.warnings.iter() {
         warn!("{warning}");
     }
-    let gic_info = match gic::init(
+    let gic_info = match physical_gic::init(
         &hardware.gic.regions,
         hardware.gic.maintenance_intid,
         hardware.timer.hyp_physical,
@@ -291,7 +291,31 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
         halt();
     }
     partition::run_this_cpu();
-    smp::idle()
+    idle()
+}
+
+/// A secondary CPU's first Rust code, MMU and caches on (entry.S).
+#[unsafe(no_mangle)]
+extern "C" fn secondary_main(index: usize) -> ! {
+    smp::report_online(index);
+    idle()
+}
+
+/// Where a CPU waits while it has nothing to run: until partitions start
+/// (then it runs its vCPU, if it has one), or until it is told to stop.
+fn idle() -> ! {
+    let mut ran = false;
+    loop {
+        if smp::stop_requested() {
+            smp::acknowledge_stop();
+            cpu::park();
+        }
+        if !ran && partition::started() {
+            ran = true;
+            partition::run_this_cpu();
+        }
+        cpu::wait_for_event();
+    }
 }
 
 /// Draws the key the partitions' seeds come from ([`entropy`]) from every

@@ -37,11 +37,11 @@ mod crash;
 #[cfg(target_os = "none")]
 mod fault_injection;
 #[cfg(target_os = "none")]
-mod gic;
-#[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]
 mod partition;
+#[cfg(target_os = "none")]
+mod physical_gic;
 #[cfg(target_os = "none")]
 mod power;
 #[cfg(target_os = "none")]

@@ -9,7 +9,7 @@ use log::{info, warn};
 use crate::arch::{self, cpu};
 use crate::hw::Hardware;
 use crate::hw::cpus::{Cpu, EnableMethod, MAX_CPUS};
-use crate::{console, gic, partition};
+use crate::{console, physical_gic};
 
 /// Stacks of each secondary CPU (the boot CPU's are in the image): the one
 /// Tessera's code runs on, and the one exceptions run on.
@@ -172,35 +172,17 @@ fn start(
     }
 }
 
-/// A secondary CPU's first Rust code, MMU and caches on (entry.S).
-#[unsafe(no_mangle)]
-extern "C" fn secondary_main(index: usize) -> ! {
+/// Brings a secondary CPU into service, its MMU and caches on, and counts
+/// it online: what it does next is the boot sequence's (`boot.rs`).
+pub fn report_online(index: usize) {
     cpu::enable_event_stream();
-    if let Err(error) = gic::init_this_cpu() {
+    if let Err(error) = physical_gic::init_this_cpu() {
         warn!("GIC CPU interface: {error}");
     }
     info!("CPU {index} online (MPIDR {:#x})", cpu::mpidr());
     record_online();
     ONLINE.fetch_add(1, Ordering::Release);
     cpu::send_event();
-    idle()
-}
-
-/// Where a CPU waits while it has nothing to run: until partitions start
-/// (then it runs its vCPU, if it has one), or until it is told to stop.
-pub fn idle() -> ! {
-    let mut ran = false;
-    loop {
-        if STOP_REQUESTED.load(Ordering::Acquire) {
-            acknowledge_stop();
-            cpu::park();
-        }
-        if !ran && partition::started() {
-            ran = true;
-            partition::run_this_cpu();
-        }
-        cpu::wait_for_event();
-    }
 }
 
 /// Whether a crash asked every CPU to stop.
@@ -220,8 +202,15 @@ pub fn stop_other_cpus() -> (usize, usize) {
     let others = ONLINE.load(Ordering::Acquire).saturating_sub(1);
     STOP_REQUESTED.store(true, Ordering::Release);
     cpu::send_event();
-    // CPUs running a guest see the request when the kick makes them exit.
-    partition::kick_all();
+    // CPUs running a guest see the request when the kick makes them exit
+    // (one that does not is woken by the event above, or by the kick).
+    let this = cpu::mpidr();
+    for slot in &ONLINE_MPIDRS {
+        let mpidr = slot.load(Ordering::Acquire);
+        if mpidr != u64::MAX && mpidr != this {
+            physical_gic::kick(mpidr);
+        }
+    }
     let until = deadline(STOP_TIMEOUT_MS);
     while STOPPED.load(Ordering::Acquire) < others && cpu::counter() < until {
         cpu::wait_for_event();

@@ -159,7 +159,7 @@ pub fn print_largest_functions(artifacts: &Artifacts) -> Result<()> {
     let elf = std::fs::read(&artifacts.elf)
         .with_context(|| format!("reading {}", artifacts.elf.display()))?;
     println!("the {SHOWN} largest functions (bytes, with what was inlined into them):");
-    for (bytes, name) in crate::bench::profile::largest_functions(&elf, SHOWN)? {
+    for (bytes, name) in crate::elf::largest_functions(&elf, SHOWN)? {
         println!("{bytes:>8}  {name}");
     }
     Ok(())

@@ -14,6 +14,7 @@ mod bench;
 mod build;
 mod check_config;
 mod cli;
+mod elf;
 mod guests;
 mod image;
 mod linux;

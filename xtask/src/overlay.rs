@@ -9,7 +9,7 @@ use hyp_core::config::binding::MODULE_COMPATIBLE;
 use hyp_core::dt::Fdt;
 
 use crate::linux;
-use crate::setup::command;
+use crate::workspace::command;
 use crate::workspace::{output_dir, root, run_quiet};
 
 /// The configuration `cargo xtask run` boots when given none: Linux

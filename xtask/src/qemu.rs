@@ -8,8 +8,8 @@ pub use tessera_scenarios::Boot as Loader;
 use tessera_scenarios::{Board, Machine};
 
 use crate::overlay::Module;
-use crate::workspace::{output_dir, run_quiet};
-use crate::{linux, setup, uboot};
+use crate::workspace::{self, output_dir, run_quiet};
+use crate::{linux, uboot};
 
 /// Where the image goes when `-device loader` places it (no DTB): the
 /// address QEMU's `-kernel` uses for an Image with text_offset 0 (RAM base
@@ -196,7 +196,7 @@ pub fn add_firmware_seeds(path: &Path) -> Result<()> {
     // -p: create /chosen if the tree has none.
     for (name, bytes) in [("rng-seed", rng_seed), ("kaslr-seed", kaslr_seed)] {
         run_quiet(
-            setup::command("fdtput")
+            workspace::command("fdtput")
                 .args(["-p", "-t", "bx"])
                 .arg(path)
                 .args(["/chosen", name])

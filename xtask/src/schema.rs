@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::setup;
-use crate::workspace::{output_dir, root, run_quiet};
+use crate::workspace::{command, output_dir, root, run_quiet};
 
 /// The board DTBs every example overlay is applied to.
 const BOARDS: [&str; 2] = ["qemu-virt-gicv3", "qemu-virt-gicv2"];
@@ -269,7 +269,7 @@ fn validate(schema: &Path, dtb: &Path) -> Result<Report> {
 fn compile_overlay(source: &Path, dir: &Path, stem: &str) -> Result<PathBuf> {
     let dtbo = dir.join(format!("{stem}.dtbo"));
     run_quiet(
-        setup::command("dtc")
+        command("dtc")
             .args(["-@", "-q", "-I", "dts", "-O", "dtb", "-o"])
             .arg(&dtbo)
             .arg(source),
@@ -281,7 +281,7 @@ fn compile_overlay(source: &Path, dir: &Path, stem: &str) -> Result<PathBuf> {
 fn merge(board: &str, dtbo: &Path, merged: &Path) -> Result<()> {
     let board_dtb = root().join("dtb/boards").join(format!("{board}.dtb"));
     run_quiet(
-        setup::command("fdtoverlay")
+        command("fdtoverlay")
             .arg("-i")
             .arg(&board_dtb)
             .arg("-o")
@@ -314,7 +314,7 @@ fn check_binding(dir: &Path, schema: &Path) -> Vec<Outcome> {
         std::fs::write(&source, dts)?;
         let dtb = dir.join("binding-examples.dtb");
         run_quiet(
-            setup::command("dtc")
+            command("dtc")
                 .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
                 .arg(&dtb)
                 .arg(&source),

@@ -7,6 +7,7 @@ use std::process::Command;
 use anyhow::{Result, bail};
 
 use crate::build::TARGET;
+use crate::workspace::tool;
 use crate::{linux, uboot, workspace};
 
 /// Oldest QEMU accepted: 9 brought the `raspi4b` machine the Raspberry Pi
@@ -60,21 +61,6 @@ const DTSCHEMA_PINS: [&str; 15] = [
 const DTSCHEMA_VENV: &str = "target/tessera/venv";
 /// Written into the virtualenv once the pinned set is installed.
 const DTSCHEMA_STAMP: &str = "tessera-dtschema.txt";
-
-/// Where a command lives: on PATH, or in the sbin directories a non-root
-/// PATH often lacks (mkfs.vfat, sfdisk).
-pub fn tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-/// A `Command` for a tool found by [`tool`] (or by name, to fail clearly).
-pub fn command(name: &str) -> Command {
-    Command::new(tool(name).unwrap_or_else(|| PathBuf::from(name)))
-}
 
 /// The installed QEMU's major version, if any.
 fn qemu_major() -> Option<u32> {

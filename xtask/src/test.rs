@@ -240,7 +240,7 @@ fn base_dtb(scenario: &Scenario, cache: &mut HashMap<String, PathBuf>) -> Result
 /// Applies `edits` to the DTB at `path`, in place.
 fn apply_edits(path: &Path, edits: &[DtbEdit]) -> Result<()> {
     for edit in edits {
-        let mut command = setup::command("fdtput");
+        let mut command = crate::workspace::command("fdtput");
         match edit {
             DtbEdit::DeleteNode(node) => command.args(["-r"]).arg(path).arg(node),
             DtbEdit::SetString {

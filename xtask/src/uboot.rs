@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::overlay::Module;
-use crate::setup::command;
+use crate::workspace::command;
 use crate::workspace::{output_dir, run_quiet};
 
 /// Debian's U-Boot for QEMU's arm64 `virt` machine.

@@ -5,6 +5,21 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+/// Where a command lives: on PATH, or in the sbin directories a non-root
+/// PATH often lacks (mkfs.vfat, sfdisk).
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A `Command` for a tool found by [`tool`] (or by name, to fail clearly).
+pub fn command(name: &str) -> Command {
+    Command::new(tool(name).unwrap_or_else(|| PathBuf::from(name)))
+}
+
 /// The workspace root (xtask's parent directory).
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

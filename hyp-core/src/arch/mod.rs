@@ -16,7 +16,6 @@ use crate::exception::{TRAP_FRAME_SIZE, VectorKind};
 use crate::guest::context::VcpuRegisters;
 use crate::guest::smccc;
 use crate::hw::cpus::MAX_CPUS;
-use crate::partition::fast_exit::{FastExit, RunningVcpu};
 
 /// arm64 Image header flags (booting.rst): bit 0 little-endian (0), bits
 /// 1-2 page size (1 = 4 KiB), bit 3 "may be placed anywhere in RAM" (1).
@@ -54,6 +53,20 @@ global_asm!(
     lower_el64_sync = const VectorKind::LowerEl64Sync as u64,
 );
 
+/// What the fast half (`fast_exit` in `partition/fast_exit.rs`) did with
+/// an exit, for `guest.S`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+pub enum FastExit {
+    /// Nothing: the run loop handles the exit.
+    Slow = 0,
+    /// Handled: back into the guest at once.
+    Resume = 1,
+    /// Handled, but the run loop must look before the guest runs again (a
+    /// list register to fill, a stop, a request to park).
+    Handled = 2,
+}
+
 global_asm!(
     include_str!("guest.S"),
     resume = const FastExit::Resume as u64,
@@ -84,16 +97,15 @@ pub const HANDLED: u64 = 16;
 ///
 /// # Safety
 ///
-/// This CPU's EL2 state must be set up for the guest (stage 2 with its own
-/// VMID, HCR_EL2 trapping what Tessera must see): the guest then reaches
-/// nothing but its own memory and traps everything else to EL2.
-pub unsafe fn run_guest(vcpu: &mut RunningVcpu) -> u64 {
-    // The pointer covers the whole RunningVcpu, whose first field the
-    // registers are: fast_exit receives it back as the RunningVcpu.
-    let pointer = core::ptr::from_mut(vcpu).cast::<VcpuRegisters>();
-    // SAFETY: `vcpu` is valid for reads and writes for the call and
-    // nothing else uses it meanwhile; the caller vouches for the EL2
+/// `vcpu` points at the guest's registers at the start of the struct the
+/// fast half takes back (`RunningVcpu`), valid for reads and writes for
+/// the call and used by nothing else meanwhile. This CPU's EL2 state must
+/// be set up for the guest (stage 2 with its own VMID, HCR_EL2 trapping
+/// what Tessera must see): the guest then reaches nothing but its own
+/// memory and traps everything else to EL2.
+pub unsafe fn run_guest(vcpu: *mut VcpuRegisters) -> u64 {
+    // SAFETY: the caller vouches for the pointer and the EL2
     // configuration. guest_enter preserves the callee-saved registers and
     // stack pointer as the ABI requires.
-    unsafe { guest_enter(pointer) }
+    unsafe { guest_enter(vcpu) }
 }

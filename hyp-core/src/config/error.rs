@@ -3,31 +3,10 @@
 use alloc::boxed::Box;
 use core::fmt;
 
+use super::owner::Owner;
 use super::passthrough::DeviceProblem;
 use crate::hw::gic::GicVersion;
-use crate::hw::memory::ReservedKind;
 use crate::mm::address::{ByteSize, PhysRange};
-
-/// What a partition's memory ran into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner<'a> {
-    /// Another partition's RAM.
-    Partition(&'a str),
-    /// Something the board DTB or the bootloader reserved, or Tessera itself.
-    Reserved(ReservedKind),
-    /// The board's RAM, not given to anything yet.
-    Ram,
-}
-
-impl fmt::Display for Owner<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Owner::Partition(name) => write!(f, "partition {name}'s memory"),
-            Owner::Reserved(kind) => f.write_str(kind.describe()),
-            Owner::Ram => f.write_str("the board's RAM"),
-        }
-    }
-}
 
 /// What is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]

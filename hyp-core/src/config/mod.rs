@@ -8,6 +8,7 @@ pub mod binding;
 pub mod error;
 pub mod guest_map;
 pub mod image;
+mod owner;
 pub mod passthrough;
 pub mod plan;
 
@@ -19,7 +20,8 @@ mod tests;
 use alloc::vec::Vec;
 
 pub use binding::{Module, PartitionConfig, RestartPolicy};
-pub use error::{ConfigError, Owner, Problem};
+pub use error::{ConfigError, Problem};
+pub use owner::Owner;
 pub use passthrough::{Note, PassthroughDevice};
 pub use plan::{ModuleContents, PartitionPlan};
 

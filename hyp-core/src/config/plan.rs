@@ -5,9 +5,10 @@
 use alloc::vec::Vec;
 
 use super::binding::{Module, PartitionConfig};
-use super::error::{ConfigError, Owner, Problem};
+use super::error::{ConfigError, Problem};
 use super::guest_map::{DEFAULT_GUEST_RAM_BASE, GUEST_DEVICES, GuestLayout, IPA_BITS};
 use super::image::{HEADER_SIZE, KernelKind};
+use super::owner::Owner;
 use crate::hw::cpus::Cpus;
 use crate::hw::memory::{MemoryMap, ReservedKind};
 use crate::mm::address::{PhysAddr, PhysRange};

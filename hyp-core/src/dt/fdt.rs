@@ -17,6 +17,7 @@
 
 use core::fmt;
 
+use super::bytes::{align4, be32, be64};
 use super::node::{Node, Nodes};
 
 /// `FDT_MAGIC` (§5.2).
@@ -158,26 +159,6 @@ impl fmt::Display for FdtError {
             }
         }
     }
-}
-
-pub(super) fn be32(bytes: &[u8], offset: usize) -> Option<u32> {
-    let word = bytes.get(offset..offset.checked_add(4)?)?;
-    Some(u32::from_be_bytes([
-        *word.first()?,
-        *word.get(1)?,
-        *word.get(2)?,
-        *word.get(3)?,
-    ]))
-}
-
-pub(super) fn be64(bytes: &[u8], offset: usize) -> Option<u64> {
-    let high = be32(bytes, offset)?;
-    let low = be32(bytes, offset.checked_add(4)?)?;
-    Some((u64::from(high) << 32) | u64::from(low))
-}
-
-pub(super) fn align4(offset: usize) -> Option<usize> {
-    Some(offset.checked_add(3)? & !3)
 }
 
 /// Reads the bytes of a NUL-terminated string starting at `offset`, without

@@ -1,6 +1,7 @@
 //! Device-tree reading: a checked FDT parser and address translation.
 
 pub mod address;
+mod bytes;
 pub mod fdt;
 pub mod node;
 pub mod property;

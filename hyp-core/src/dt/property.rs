@@ -2,7 +2,7 @@
 
 #![deny(clippy::indexing_slicing)]
 
-use super::fdt::{be32, be64};
+use super::bytes::{be32, be64};
 
 /// A property: its name and raw big-endian value.
 #[derive(Debug, Clone, Copy)]

@@ -21,7 +21,7 @@ use crate::mm::address::PhysAddr;
 use crate::mm::page_table::{MapError, PageTable, Stage, Table, TablePool};
 use crate::vgic::Vgic;
 use crate::vgic::state::PRIVATE_COUNT as FIRST_SPI;
-use crate::{gic, smp};
+use crate::{physical_gic, smp};
 
 /// Why partitions could not be built.
 #[derive(Debug)]
@@ -138,7 +138,7 @@ pub fn start_all(
         // hardware-linked: the guest's deactivation reaches the GIC.
         let mut owned_spis = alloc::vec![(FIRST_SPI + GUEST_PL011_SPI, false)];
         for spi in plan.config.passthrough_spis() {
-            gic::claim_guest_spi(spi.intid, spi.is_edge_triggered());
+            physical_gic::claim_guest_spi(spi.intid, spi.is_edge_triggered());
             owned_spis.push((spi.intid, true));
         }
         let vgic = Vgic::new(gic_version, vcpus.len(), owned_spis);

@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use log::info;
 
 use super::{Partition, partitions};
-use crate::{console, gic};
+use crate::{console, physical_gic};
 
 /// Index of the partition that takes console input (usize::MAX: none).
 static INPUT_PARTITION: AtomicUsize = AtomicUsize::new(usize::MAX);
@@ -53,7 +53,7 @@ impl Partition {
         if vcpu == 0 && self.takes_console_input() {
             let intid = CONSOLE_INTERRUPT.load(Ordering::Relaxed);
             if let Ok(intid) = u32::try_from(intid) {
-                gic::route_console_input_here(intid);
+                physical_gic::route_console_input_here(intid);
             }
         }
     }
@@ -69,7 +69,7 @@ impl Partition {
             });
             uart.line_rose()
         };
-        gic::console_input_taken();
+        physical_gic::console_input_taken();
         if rose {
             self.uart_interrupt(Some(current));
         }

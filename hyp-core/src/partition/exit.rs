@@ -12,7 +12,6 @@ use super::{Partition, calls, device};
 use crate::arch::virtualization;
 use crate::esr::Syndrome;
 use crate::exception::VectorKind;
-use crate::gic;
 use crate::guest::context::VcpuRegisters;
 use crate::guest::exit::{Conduit, Exit, NotMmio};
 use crate::guest::inject::{self, GuestState, Injected};
@@ -20,6 +19,7 @@ use crate::guest::mmio::MmioAccess;
 use crate::guest::smccc::PsciReturn;
 use crate::guest::sysreg::{self, SysRegAccess};
 use crate::partition::output;
+use crate::physical_gic;
 use crate::vgic::Effects;
 
 /// Takes the physical interrupt that made `vcpu`'s CPU leave its guest
@@ -27,9 +27,9 @@ use crate::vgic::Effects;
 /// UART's FIFO then hold what arrived until the vCPU runs, or the partition
 /// restarts.
 pub fn interrupt(partition: &Partition, vcpu: usize, running: bool) {
-    match gic::take_interrupt() {
-        gic::Taken::Guest(intid) => {
-            let woken = match gic::ThisCpuInterface::get() {
+    match physical_gic::take_interrupt() {
+        physical_gic::Taken::Guest(intid) => {
+            let woken = match physical_gic::ThisCpuInterface::get() {
                 // The list registers are the vCPU's only while it runs here.
                 Some(mut registers) if running => partition.vgic.inject_running(
                     vcpu,
@@ -44,15 +44,15 @@ pub fn interrupt(partition: &Partition, vcpu: usize, running: bool) {
             if let Some(other) = woken.filter(|&w| w != vcpu)
                 && let Some(target) = partition.vcpus.get(other)
             {
-                gic::kick(target.physical_mpidr);
+                physical_gic::kick(target.physical_mpidr);
             }
         }
-        gic::Taken::ConsoleInput => partition.receive_console_input(vcpu),
-        gic::Taken::HypTimer => {
+        physical_gic::Taken::ConsoleInput => partition.receive_console_input(vcpu),
+        physical_gic::Taken::HypTimer => {
             crate::fault_injection::timer_fired();
             output::timer_fired(partition);
         }
-        gic::Taken::Handled => {}
+        physical_gic::Taken::Handled => {}
     }
 }
 

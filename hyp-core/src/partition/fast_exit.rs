@@ -25,14 +25,14 @@
 
 use super::exit::{self as run_loop, skip_instruction};
 use super::{Partition, State, device};
-use crate::arch::virtualization;
+use crate::arch::{FastExit, virtualization};
 use crate::esr::{Syndrome, ec, fault_ipa};
 use crate::exception::VectorKind;
 use crate::guest::context::VcpuRegisters;
 use crate::guest::exit::{self, Exit};
 use crate::guest::mmio::{AccessWidth, MmioAccess};
 use crate::guest::mmio_bus::Device;
-use crate::{gic, smp};
+use crate::{physical_gic, smp};
 
 /// A vCPU while it runs on this CPU: what `guest.S` saves and loads, and
 /// what the fast half needs to act for it.
@@ -49,9 +49,16 @@ pub struct RunningVcpu {
 }
 
 impl RunningVcpu {
+    /// What `guest.S` takes (`arch::run_guest`): a pointer to the
+    /// registers that covers the whole struct, whose first field they are,
+    /// so that [`fast_exit`] receives it back as the `RunningVcpu`.
+    pub fn as_guest_frame(&mut self) -> *mut VcpuRegisters {
+        core::ptr::from_mut(self).cast::<VcpuRegisters>()
+    }
+
     /// Fills this vCPU's list registers from the vGIC, on its own CPU, and
     /// kicks the vCPUs the flush found waiting.
-    pub fn flush(&mut self, interface: &mut gic::ThisCpuInterface) {
+    pub fn flush(&mut self, interface: &mut physical_gic::ThisCpuInterface) {
         let flushed = self.partition.vgic.flush(self.index, interface);
         if flushed.waiting != self.underflow {
             interface.set_underflow(flushed.waiting);
@@ -59,19 +66,6 @@ impl RunningVcpu {
         }
         self.partition.kick(flushed.wake);
     }
-}
-
-/// What [`fast_exit`] did, for `guest.S`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u64)]
-pub enum FastExit {
-    /// Nothing: the run loop handles the exit.
-    Slow = 0,
-    /// Handled: back into the guest at once.
-    Resume = 1,
-    /// Handled, but the run loop must look before the guest runs again (a
-    /// list register to fill, a stop, a request to park).
-    Handled = 2,
 }
 
 /// The vector indices of a guest's synchronous exceptions and IRQs
@@ -89,7 +83,7 @@ extern "C" fn fast_exit(running: &mut RunningVcpu, vector: u64) -> FastExit {
     // asserts is withdrawn before any exit is handled, fast or slow.
     let line = virtualization::virtual_timer_line();
     if partition.vgic.timer_sample_matters(vcpu, line)
-        && let Some(mut interface) = gic::ThisCpuInterface::get()
+        && let Some(mut interface) = physical_gic::ThisCpuInterface::get()
     {
         partition.vgic.sample_timer(vcpu, line, &mut interface);
     }
@@ -132,7 +126,7 @@ extern "C" fn fast_exit(running: &mut RunningVcpu, vector: u64) -> FastExit {
     // Something to list (an SGI to itself, an interrupt another vCPU sent):
     // filled here, as the run loop would before the next entry.
     if partition.vgic.needs_flush(vcpu) {
-        let Some(mut interface) = gic::ThisCpuInterface::get() else {
+        let Some(mut interface) = physical_gic::ThisCpuInterface::get() else {
             return FastExit::Handled;
         };
         running.flush(&mut interface);

@@ -37,7 +37,7 @@ use crate::guest::mmio_bus::MmioBus;
 use crate::guest::pl011::{InputFifo, OutputBuffer, Pl011};
 use crate::guest::smccc::{AffinityState, SpeculationState};
 use crate::vgic::{Effects, Vgic};
-use crate::{console, gic, power};
+use crate::{console, physical_gic, power};
 
 /// A partition's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,7 +197,7 @@ impl Partition {
                 cpu::send_event();
                 if vcpu.physical_mpidr != cpu::mpidr() {
                     // Its CPU waits in WFI (see `vcpu::run_this_cpu`).
-                    gic::kick(vcpu.physical_mpidr);
+                    physical_gic::kick(vcpu.physical_mpidr);
                 }
                 Ok(())
             }
@@ -259,7 +259,7 @@ impl Partition {
             cpu::send_event();
             for vcpu in &self.vcpus {
                 if vcpu.physical_mpidr != cpu::mpidr() {
-                    gic::kick(vcpu.physical_mpidr);
+                    physical_gic::kick(vcpu.physical_mpidr);
                 }
             }
         }
@@ -330,7 +330,7 @@ impl Partition {
         self.state.store(State::Running as u8, Ordering::Release);
         let _ = self.cpu_on(0, self.plan.layout.kernel, self.plan.layout.dtb);
         if let Some(vcpu) = self.vcpus.first() {
-            gic::kick(vcpu.physical_mpidr);
+            physical_gic::kick(vcpu.physical_mpidr);
         }
         cpu::send_event();
     }
@@ -344,7 +344,7 @@ impl Partition {
             && let Some(vcpu) = self.vcpus.get(woken)
             && Some(woken) != current
         {
-            gic::kick(vcpu.physical_mpidr);
+            physical_gic::kick(vcpu.physical_mpidr);
         }
     }
 
@@ -352,7 +352,7 @@ impl Partition {
     pub fn kick(&self, vcpus: crate::vgic::state::VcpuSet) {
         for vcpu in vcpus.iter() {
             if let Some(vcpu) = self.vcpus.get(vcpu) {
-                gic::kick(vcpu.physical_mpidr);
+                physical_gic::kick(vcpu.physical_mpidr);
             }
         }
     }
@@ -362,7 +362,7 @@ impl Partition {
     pub fn wake(&self, current: usize, effects: &Effects) {
         for (index, vcpu) in self.vcpus.iter().enumerate() {
             if index != current && effects.wake.contains(index) {
-                gic::kick(vcpu.physical_mpidr);
+                physical_gic::kick(vcpu.physical_mpidr);
             }
         }
         // Its hardware-linked interrupts' physical state follows the
@@ -370,7 +370,7 @@ impl Partition {
         // the vCPU it belongs to.
         for op in &effects.physical {
             if let Some(vcpu) = self.vcpus.get(op.vcpu) {
-                gic::apply_physical(op, vcpu.physical_mpidr);
+                physical_gic::apply_physical(op, vcpu.physical_mpidr);
             }
         }
         // Its passthrough SPIs: the physical GIC follows the guest's
@@ -380,7 +380,7 @@ impl Partition {
                 .vcpus
                 .get(usize::from(target))
                 .map(|v| v.physical_mpidr);
-            gic::route_guest_spi(intid, enabled, mpidr);
+            physical_gic::route_guest_spi(intid, enabled, mpidr);
         }
     }
 
@@ -388,7 +388,7 @@ impl Partition {
     /// active) while no vCPU runs: before each start, and when it stops.
     fn quiesce_passthrough_interrupts(&self) {
         for spi in self.plan.config.passthrough_spis() {
-            gic::quiesce_guest_spi(spi.intid);
+            physical_gic::quiesce_guest_spi(spi.intid);
         }
     }
 }
@@ -404,15 +404,6 @@ pub fn every_partition_has_printed() -> bool {
 /// Whether partitions have been started (secondary CPUs wait for this).
 pub fn started() -> bool {
     PARTITIONS.get().is_some()
-}
-
-/// Makes every CPU that runs a vCPU leave its guest (after a crash).
-pub fn kick_all() {
-    for vcpu in partitions().iter().flat_map(|p| &p.vcpus) {
-        if vcpu.physical_mpidr != cpu::mpidr() {
-            gic::kick(vcpu.physical_mpidr);
-        }
-    }
 }
 
 /// The host core's speculation state, for SMCCC_ARCH_FEATURES.

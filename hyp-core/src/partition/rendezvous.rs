@@ -7,7 +7,7 @@ use log::warn;
 
 use super::{Partition, Power};
 use crate::arch::cpu;
-use crate::gic::{self, ThisCpuInterface};
+use crate::physical_gic::{self, ThisCpuInterface};
 use crate::smp;
 use crate::vgic::state::VcpuSet;
 
@@ -55,7 +55,7 @@ pub fn with_parked<T>(
     partition.vgic.request_park(running);
     for other in running.iter() {
         if let Some(target) = partition.vcpus.get(other) {
-            gic::kick(target.physical_mpidr);
+            physical_gic::kick(target.physical_mpidr);
         }
     }
     let deadline = cpu::counter()

@@ -7,7 +7,7 @@ use super::fast_exit::RunningVcpu;
 use super::{Partition, Power, State, exit, partitions, rendezvous};
 use crate::arch::{cpu, virtualization};
 use crate::guest::context::VcpuRegisters;
-use crate::{gic, smp};
+use crate::{physical_gic, smp};
 
 /// The partition and vCPU this CPU runs, if any.
 fn assignment() -> Option<(&'static Partition, usize)> {
@@ -58,9 +58,9 @@ pub fn run_this_cpu() {
             partition.plan.config.pmu_el2_events,
             partition.counter_offset.load(Ordering::Acquire),
         );
-        gic::vcpu_starting(partition.vgic.timer_at_start(index));
+        physical_gic::vcpu_starting(partition.vgic.timer_at_start(index));
         partition.claim_console_input(index);
-        let mut interface = gic::ThisCpuInterface::get();
+        let mut interface = physical_gic::ThisCpuInterface::get();
         if index == 0 {
             // A fresh start: nothing cached from the previous boot may survive.
             virtualization::invalidate_guest_tlbs();
@@ -91,8 +91,9 @@ pub fn run_this_cpu() {
             // SAFETY: `prepare` set this CPU up for the partition: its own
             // stage-2 tables and VMID, and the traps of docs/partitions.md.
             // Exits come back with the timer's line sampled, the fast ones
-            // handled already (partition/fast_exit.rs).
-            let vector = unsafe { crate::arch::run_guest(&mut running) };
+            // handled already (partition/fast_exit.rs). `running` is this
+            // loop's own, untouched by anything else while the guest runs.
+            let vector = unsafe { crate::arch::run_guest(running.as_guest_frame()) };
             if vector != crate::arch::HANDLED
                 && exit::handle(partition, index, &mut running.registers, vector) == exit::Next::Off
             {
@@ -103,7 +104,7 @@ pub fn run_this_cpu() {
             let wake = partition.vgic.vcpu_stopping(index, interface);
             partition.kick(wake);
         }
-        gic::vcpu_stopped();
+        physical_gic::vcpu_stopped();
         partition.power_off_vcpu(index, Power::On);
     }
 }

@@ -36,7 +36,6 @@ use rendezvous::Rendezvous;
 use state::{PRIVATE_COUNT, VcpuSet, VgicState};
 
 use crate::guest::mmio::AccessWidth;
-use crate::guest::mmio_bus::Device;
 use crate::hw::gic::GicVersion;
 
 /// The EL1 virtual timer's PPI (INTID 27), hardware-linked to the same
@@ -63,19 +62,22 @@ pub enum Frame {
 }
 
 impl Frame {
-    /// The frame at `offset` into `device`'s window of the bus.
+    /// The distributor's register at `offset` into its frame.
     #[inline]
-    pub fn at(device: Device, offset: u64) -> Option<Frame> {
-        match device {
-            Device::GicDistributor => Some(Frame::Distributor {
-                offset: u32::try_from(offset).ok()?,
-            }),
-            Device::GicRedistributors => Some(Frame::Redistributor {
-                vcpu: usize::try_from(offset / redistributor::REDISTRIBUTOR_SIZE).ok()?,
-                offset: offset % redistributor::REDISTRIBUTOR_SIZE,
-            }),
-            Device::Pl011 => None,
-        }
+    pub fn distributor(offset: u64) -> Option<Frame> {
+        Some(Frame::Distributor {
+            offset: u32::try_from(offset).ok()?,
+        })
+    }
+
+    /// The register at `offset` into the redistributors' window: one frame
+    /// pair per vCPU, in vCPU order.
+    #[inline]
+    pub fn redistributor(offset: u64) -> Option<Frame> {
+        Some(Frame::Redistributor {
+            vcpu: usize::try_from(offset / redistributor::REDISTRIBUTOR_SIZE).ok()?,
+            offset: offset % redistributor::REDISTRIBUTOR_SIZE,
+        })
     }
 }
 
@@ -157,15 +159,6 @@ impl Vgic {
             timer.line.store(false, Ordering::Release);
             timer.watch.store(false, Ordering::Release);
         }
-    }
-
-    /// Which emulated frame guest address `ipa` falls in, if any (the
-    /// partition looks addresses up on its bus, `guest/mmio_bus.rs`).
-    #[cfg(test)]
-    pub fn frame(&self, ipa: u64) -> Option<Frame> {
-        let bus = crate::guest::mmio_bus::MmioBus::new(self.version, self.attention.len());
-        let (device, offset) = bus.find(ipa)?;
-        Frame::at(device, offset)
     }
 
     /// Whether an access of `width` in `frame` acts on interrupts'
@@ -464,7 +457,7 @@ impl Vgic {
     /// hardware-linked: a physical one fires again if still asserted)
     /// stays pending; one it holds active can no longer be ended there and
     /// is deactivated. Returns the vCPUs to kick. The caller then empties
-    /// the list registers (`gic::vcpu_stopped`).
+    /// the list registers (`physical_gic::vcpu_stopped`).
     pub fn vcpu_stopping(&self, vcpu: usize, registers: &mut impl CpuInterface) -> VcpuSet {
         let mut state = self.state.lock();
         let count = registers.count().min(flush::MAX_LIST_REGISTERS);

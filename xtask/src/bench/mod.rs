@@ -34,7 +34,8 @@ use crate::build::{self, Board as BuildBoard, Profile};
 use crate::guests::{self, BENCH_GUEST};
 use crate::overlay;
 use crate::qemu::{self, Console, Loader};
-use crate::setup::{self, command as tool};
+use crate::setup;
+use crate::workspace::command as tool;
 use crate::workspace::{root, run_quiet};
 
 pub use report::Report;

@@ -12,7 +12,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
+
+use crate::elf::{Symbols, demangle, link_base};
 
 /// Functions listed.
 const SHOWN: usize = 40;
@@ -41,47 +42,6 @@ pub fn qemu_args(log: &Path) -> Vec<String> {
     ]
 }
 
-/// The `count` largest functions of `elf`: (bytes, name).
-pub fn largest_functions(elf: &[u8], count: usize) -> Result<Vec<(u64, String)>> {
-    let file = object::File::parse(elf).context("parsing Tessera's ELF")?;
-    let mut functions: Vec<(u64, String)> = file
-        .symbols()
-        .filter(|s| matches!(s.kind(), SymbolKind::Text) && s.size() > 0)
-        .filter_map(|s| Some((s.size(), demangle(s.name().ok()?))))
-        .collect();
-    functions.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    functions.truncate(count);
-    Ok(functions)
-}
-
-/// A function of the image: its start (link address) and name.
-struct Symbols {
-    /// (start, end, name), by start.
-    functions: Vec<(u64, u64, String)>,
-}
-
-impl Symbols {
-    fn read(elf: &[u8]) -> Result<Symbols> {
-        let file = object::File::parse(elf).context("parsing Tessera's ELF")?;
-        let mut functions: Vec<(u64, u64, String)> = file
-            .symbols()
-            .filter(|s| matches!(s.kind(), SymbolKind::Text) && s.address() != 0)
-            .filter_map(|s| {
-                let name = s.name().ok()?;
-                Some((s.address(), s.address() + s.size().max(4), name.to_owned()))
-            })
-            .collect();
-        functions.sort_by_key(|f| f.0);
-        Ok(Symbols { functions })
-    }
-
-    fn find(&self, address: u64) -> Option<&str> {
-        let index = self.functions.partition_point(|f| f.0 <= address);
-        let (start, end, name) = self.functions.get(index.checked_sub(1)?)?;
-        (*start <= address && address < *end).then_some(name.as_str())
-    }
-}
-
 /// The program counter of an exec-log line:
 /// `Trace 0: 0x7f.. [00000000/0000000040201234/00000000/ff020000] `.
 fn traced_pc(line: &str) -> Option<u64> {
@@ -96,16 +56,6 @@ fn load_address(console: &str) -> Option<u64> {
     let rest = console.split_once("loaded at 0x")?.1;
     let digits: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
     u64::from_str_radix(&digits, 16).ok()
-}
-
-/// The address the image is linked at: its lowest loadable byte.
-fn link_base(elf: &[u8]) -> Result<u64> {
-    let file = object::File::parse(elf).context("parsing Tessera's ELF")?;
-    file.segments()
-        .filter(|s| s.data().is_ok_and(|d| !d.is_empty()))
-        .map(|s| s.address())
-        .min()
-        .context("the ELF has no loadable data")
 }
 
 /// Counts the instructions of `log` that ran in Tessera's image (whose
@@ -145,36 +95,6 @@ pub fn report(elf: &[u8], console: &str, log: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A Rust v0/legacy symbol, shortened for reading: the path without the hash.
-pub fn demangle(name: &str) -> String {
-    // Legacy mangling: _ZN<len><ident>...17h<hash>E.
-    let Some(mut rest) = name.strip_prefix("_ZN") else {
-        return name.to_owned();
-    };
-    let mut parts = Vec::new();
-    while let Some(digits) = rest.get(..rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(0)) {
-        let Ok(length) = digits.parse::<usize>() else {
-            break;
-        };
-        let Some(part) = rest.get(digits.len()..digits.len() + length) else {
-            break;
-        };
-        if !(part.starts_with('h') && part.len() == 17) {
-            parts.push(
-                part.replace("$LT$", "<")
-                    .replace("$GT$", ">")
-                    .replace("$u20$", " "),
-            );
-        }
-        rest = &rest[digits.len() + length..];
-    }
-    if parts.is_empty() {
-        name.to_owned()
-    } else {
-        parts.join("::")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,14 +110,5 @@ mod tests {
     fn the_load_address_comes_from_the_banner() {
         let console = "[    0.000167] cpu0 INFO  Tessera 0.1.0 (8527df0), loaded at 0x40200000, device tree at 0x48000000";
         assert_eq!(load_address(console), Some(0x4020_0000));
-    }
-
-    #[test]
-    fn legacy_symbols_lose_their_hash() {
-        assert_eq!(
-            demangle("_ZN8hyp_core9partition4exit6handle17h0123456789abcdefE"),
-            "hyp_core::partition::exit::handle"
-        );
-        assert_eq!(demangle("guest_exit"), "guest_exit");
     }
 }

@@ -8,8 +8,9 @@ use alloc::vec::Vec;
 
 use super::DEVICES_PROPERTY;
 use super::problem::DeviceProblem;
-use crate::config::error::{ConfigError, Owner, Problem};
+use crate::config::error::{ConfigError, Problem};
 use crate::config::guest_map::{GUEST_DEVICES, IPA_BITS};
+use crate::config::owner::Owner;
 use crate::config::plan::PartitionPlan;
 use crate::hw::memory::MemoryMap;
 use crate::mm::address::{PhysAddr, PhysRange};

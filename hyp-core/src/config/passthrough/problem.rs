@@ -3,7 +3,7 @@
 use core::fmt;
 
 use super::dma::DmaReason;
-use crate::config::error::Owner;
+use crate::config::owner::Owner;
 use crate::dt::Node;
 use crate::dt::address::AddressError;
 use crate::hw::gic::SPI_BASE;

@@ -2,11 +2,11 @@
 //! a guest's access and `vgic/`.
 
 use super::Refusal;
-use crate::gic;
 use crate::guest::context::VcpuRegisters;
 use crate::guest::mmio::MmioAccess;
 use crate::guest::mmio_bus::Device;
 use crate::partition::{Partition, rendezvous};
+use crate::physical_gic;
 use crate::vgic::{Effects, Frame};
 
 /// A single load or store to the emulated distributor or redistributors.
@@ -21,10 +21,10 @@ pub fn access(
     offset: u64,
     access: MmioAccess,
 ) -> Result<(), Refusal> {
-    let Some(frame) = Frame::at(device, offset) else {
+    let Some(frame) = frame(device, offset) else {
         return Err(OUTSIDE);
     };
-    let Some(mut interface) = gic::ThisCpuInterface::get() else {
+    let Some(mut interface) = physical_gic::ThisCpuInterface::get() else {
         return Ok(());
     };
     let vgic = &partition.vgic;
@@ -36,6 +36,16 @@ pub fn access(
 }
 
 const OUTSIDE: Refusal = "an access outside the GIC's frames";
+
+/// The vGIC frame at `offset` into `device`'s window of the bus.
+#[inline(always)]
+fn frame(device: Device, offset: u64) -> Option<Frame> {
+    match device {
+        Device::GicDistributor => Frame::distributor(offset),
+        Device::GicRedistributors => Frame::redistributor(offset),
+        Device::Pl011 => None,
+    }
+}
 
 /// [`access`] for the fast half: only an access no other vCPU is involved
 /// in, which needs no rendezvous; `None` leaves any other to the run loop
@@ -49,7 +59,7 @@ pub fn access_alone(
     offset: u64,
     access: MmioAccess,
 ) -> Option<Result<(), Refusal>> {
-    let Some(frame) = Frame::at(device, offset) else {
+    let Some(frame) = frame(device, offset) else {
         return Some(Err(OUTSIDE));
     };
     let vgic = &partition.vgic;
@@ -65,7 +75,7 @@ pub fn access_alone(
     {
         return None;
     }
-    let mut interface = gic::ThisCpuInterface::get()?;
+    let mut interface = physical_gic::ThisCpuInterface::get()?;
     carry_out(partition, vcpu, registers, frame, access, &mut interface);
     Some(Ok(()))
 }
@@ -77,7 +87,7 @@ fn carry_out(
     registers: &mut VcpuRegisters,
     frame: Frame,
     access: MmioAccess,
-    interface: &mut gic::ThisCpuInterface,
+    interface: &mut physical_gic::ThisCpuInterface,
 ) {
     let vgic = &partition.vgic;
     if access.write {
