@@ -18,6 +18,7 @@ pub mod esr;
 pub mod exception;
 pub mod guest;
 pub mod hw;
+pub mod lifecycle;
 pub mod logging;
 pub mod mm;
 pub mod open_line;

@@ -3,12 +3,12 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use log::info;
 use spin::Mutex;
 
-use super::{PARTITIONS, Partition, Power, RUNNING_PARTITIONS, SPECULATION, State, Uart, Vcpu};
+use super::{PARTITIONS, Partition, RUNNING_PARTITIONS, SPECULATION, Uart};
 use crate::arch::virtualization;
 use crate::config::PartitionPlan;
 use crate::config::guest_map::{GUEST_PL011_BASE, GUEST_PL011_SPI, IPA_BITS};
@@ -16,6 +16,7 @@ use crate::guest::mmio_bus::MmioBus;
 use crate::guest::stage2;
 use crate::hw::Hardware;
 use crate::hw::gic::GicRegions;
+use crate::lifecycle::Lifecycle;
 use crate::mm::address::ByteSize;
 use crate::mm::address::PhysAddr;
 use crate::mm::page_table::{MapError, PageTable, Stage, Table, TablePool};
@@ -122,18 +123,14 @@ pub fn start_all(
                 mpidr: offline.mpidr,
             });
         }
-        let vcpus = plan
-            .config
-            .cpus
-            .iter()
-            .filter_map(|&i| hardware.cpus.list.get(i))
-            .map(|cpu| Vcpu {
-                physical_mpidr: cpu.mpidr,
-                power: AtomicU8::new(Power::Off as u8),
-                entry: AtomicU64::new(0),
-                context: AtomicU64::new(0),
-            })
-            .collect::<Vec<_>>();
+        let lifecycle = Lifecycle::new(
+            plan.config
+                .cpus
+                .iter()
+                .filter_map(|&i| hardware.cpus.list.get(i))
+                .map(|cpu| cpu.mpidr),
+            plan.config.restart,
+        );
         // The emulated PL011's SPI, and the passthrough devices' SPIs,
         // hardware-linked: the guest's deactivation reaches the GIC.
         let mut owned_spis = alloc::vec![(FIRST_SPI + GUEST_PL011_SPI, false)];
@@ -141,20 +138,18 @@ pub fn start_all(
             physical_gic::claim_guest_spi(spi.intid, spi.is_edge_triggered());
             owned_spis.push((spi.intid, true));
         }
-        let vgic = Vgic::new(gic_version, vcpus.len(), owned_spis);
+        let vgic = Vgic::new(gic_version, lifecycle.vcpu_count(), owned_spis);
         built.push(Partition {
             vgic,
-            bus: MmioBus::new(gic_version, vcpus.len()),
+            bus: MmioBus::new(gic_version, lifecycle.vcpu_count()),
             counter_offset: AtomicU64::new(0),
             plan,
             stage2_root,
-            state: AtomicU8::new(State::Loading as u8),
+            lifecycle,
             boots: AtomicU32::new(0),
             has_printed: AtomicBool::new(false),
-            vcpus,
             uart: Mutex::new(Uart::default()),
             warnings: AtomicU32::new(0),
-            active: AtomicUsize::new(0),
         });
     }
     for partition in &built {
@@ -172,8 +167,10 @@ pub fn start_all(
 fn describe(partition: &Partition) {
     let plan = &partition.plan;
     let mut cpus = heapless::String::<96>::new();
-    for vcpu in &partition.vcpus {
-        let _ = core::fmt::Write::write_fmt(&mut cpus, format_args!(" {:#x}", vcpu.physical_mpidr));
+    for index in 0..partition.lifecycle.vcpu_count() {
+        if let Some(mpidr) = partition.lifecycle.physical_mpidr(index) {
+            let _ = core::fmt::Write::write_fmt(&mut cpus, format_args!(" {mpidr:#x}"));
+        }
     }
     info!(
         "partition {}: VMID {}, CPUs (MPIDR){cpus}, RAM {} ({}) at guest {:#x}, kernel ({}) at guest {:#x}, PL011 at guest {GUEST_PL011_BASE:#x}",

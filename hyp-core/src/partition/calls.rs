@@ -6,16 +6,7 @@ use log::debug;
 
 use super::{Partition, speculation};
 use crate::guest::context::VcpuRegisters;
-use crate::guest::smccc::{self, AffinityState, Call, PsciReturn, VENDOR_HYP_REVISION_VALUE};
-use crate::hw::cpus::MPIDR_AFFINITY_MASK;
-
-/// The vCPU a PSCI target MPIDR names: vCPU n has MPIDR n (Aff0 only).
-fn target_vcpu(partition: &Partition, mpidr: u64) -> Option<usize> {
-    let mpidr = mpidr & MPIDR_AFFINITY_MASK;
-    usize::try_from(mpidr)
-        .ok()
-        .filter(|&index| index < partition.vcpus.len())
-}
+use crate::guest::smccc::{self, Call, PsciReturn, VENDOR_HYP_REVISION_VALUE};
 
 /// What the vCPU does after an exit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,27 +33,18 @@ pub fn call(partition: &Partition, vcpu: usize, registers: &mut VcpuRegisters) -
             entry,
             context,
         } => {
-            let answer = match target_vcpu(partition, target) {
-                None => PsciReturn::InvalidParameters,
-                Some(_) if partition.plan.host_address(entry).is_none() => {
-                    PsciReturn::InvalidAddress
-                }
-                Some(index) => match partition.cpu_on(index, entry, context) {
-                    Ok(()) => PsciReturn::Success,
-                    Err(AffinityState::OnPending) => PsciReturn::OnPending,
-                    Err(_) => PsciReturn::AlreadyOn,
-                },
-            };
+            let in_ram = partition.plan.host_address(entry).is_some();
+            let answer =
+                partition
+                    .lifecycle
+                    .psci_cpu_on(target, entry, context, in_ram, &super::El2);
             result(answer.value());
         }
         Call::AffinityInfo {
             target,
             lowest_level,
         } => {
-            let answer = target_vcpu(partition, target)
-                .filter(|_| lowest_level == 0)
-                .and_then(|index| partition.affinity(index));
-            result(answer.map_or(PsciReturn::InvalidParameters.value(), |s| s as u64));
+            result(partition.lifecycle.psci_affinity_info(target, lowest_level));
         }
         Call::SystemOff => {
             partition.request_stop(false, "SYSTEM_OFF");

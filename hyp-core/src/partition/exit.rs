@@ -41,10 +41,8 @@ pub fn interrupt(partition: &Partition, vcpu: usize, running: bool) {
             };
             // An SPI the guest has just moved to another vCPU may still
             // arrive here once: that vCPU's CPU must look.
-            if let Some(other) = woken.filter(|&w| w != vcpu)
-                && let Some(target) = partition.vcpus.get(other)
-            {
-                physical_gic::kick(target.physical_mpidr);
+            if let Some(other) = woken.filter(|&w| w != vcpu) {
+                partition.kick_vcpu(other);
             }
         }
         physical_gic::Taken::ConsoleInput => partition.receive_console_input(vcpu),

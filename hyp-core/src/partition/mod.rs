@@ -5,10 +5,9 @@
 //! waits in EL2 while the vCPU is off and runs the guest while it is on.
 //! CPUs change each other's state only through atomics here, then wake the
 //! other CPU with SEV (when it waits in EL2) or a kick SGI (when it runs a
-//! guest); the woken CPU acts on what it finds. Each partition counts its
-//! vCPUs that are not off; the CPU whose vCPU brings that count to zero
-//! finishes the stop or restart (a compare-exchange on the state decides),
-//! so no CPU ever waits for another and exactly one finishes.
+//! guest); the woken CPU acts on what it finds. Which CPU finishes a stop
+//! or a restart, and who may turn a vCPU on, is decided by the partition's
+//! [`Lifecycle`] (host-tested, `lifecycle/`); this module acts on it.
 
 mod build;
 mod calls;
@@ -25,7 +24,7 @@ pub use build::start_all;
 pub use vcpu::run_this_cpu;
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use log::{info, warn};
 use spin::{Mutex, Once};
@@ -35,45 +34,10 @@ use crate::config::PartitionPlan;
 use crate::config::guest_map::GUEST_PL011_SPI;
 use crate::guest::mmio_bus::MmioBus;
 use crate::guest::pl011::{InputFifo, OutputBuffer, Pl011};
-use crate::guest::smccc::{AffinityState, SpeculationState};
+use crate::guest::smccc::SpeculationState;
+use crate::lifecycle::{Finish, Lifecycle, Machine, Power, State, Stopping};
 use crate::vgic::{Effects, Vgic};
 use crate::{console, physical_gic, power};
-
-/// A partition's lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-enum State {
-    Running = 0,
-    /// Its vCPUs are leaving; the last one stops the partition.
-    Stopping = 1,
-    /// Its vCPUs are leaving; the last one restarts the partition.
-    Restarting = 2,
-    /// The last vCPU is reloading it.
-    Loading = 3,
-    Stopped = 4,
-}
-
-/// A vCPU's PSCI power state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-enum Power {
-    Off = 0,
-    /// CPU_ON was called; its CPU has not started it yet.
-    OnPending = 1,
-    On = 2,
-    /// CPU_ON is writing the entry point (reads as ON_PENDING).
-    Claimed = 3,
-}
-
-/// One vCPU: where it runs and what PSCI says about it.
-#[derive(Debug)]
-pub struct Vcpu {
-    /// MPIDR affinity of the physical CPU it is pinned to.
-    pub physical_mpidr: u64,
-    power: AtomicU8,
-    entry: AtomicU64,
-    context: AtomicU64,
-}
 
 /// The emulated UART, the output and input it holds, and its line.
 #[derive(Debug, Default)]
@@ -103,9 +67,9 @@ impl Uart {
 pub struct Partition {
     pub plan: PartitionPlan<'static>,
     stage2_root: u64,
-    state: AtomicU8,
+    /// Its state and its vCPUs' power states.
+    pub lifecycle: Lifecycle,
     boots: AtomicU32,
-    pub vcpus: Vec<Vcpu>,
     pub uart: Mutex<Uart>,
     pub vgic: Vgic,
     /// The emulated devices' windows in the guest's address space.
@@ -116,8 +80,6 @@ pub struct Partition {
     counter_offset: AtomicU64,
     /// Guest-caused warnings so far (they are rate-limited).
     warnings: AtomicU32,
-    /// vCPUs that are not off (claimed, pending or on).
-    active: AtomicUsize,
     /// Whether a line of this partition has reached the console.
     has_printed: AtomicBool,
 }
@@ -142,24 +104,11 @@ impl Partition {
     }
 
     fn state(&self) -> State {
-        match self.state.load(Ordering::Acquire) {
-            0 => State::Running,
-            1 => State::Stopping,
-            2 => State::Restarting,
-            3 => State::Loading,
-            _ => State::Stopped,
-        }
+        self.lifecycle.state()
     }
 
     fn vcpu_power(&self, index: usize) -> Option<Power> {
-        self.vcpus
-            .get(index)
-            .map(|v| match v.power.load(Ordering::Acquire) {
-                0 => Power::Off,
-                1 => Power::OnPending,
-                2 => Power::On,
-                _ => Power::Claimed,
-            })
+        self.lifecycle.power(index)
     }
 
     /// Whether a guest-caused warning should be logged (the first few, then
@@ -169,63 +118,23 @@ impl Partition {
         count < WARNINGS_LOGGED || count.is_multiple_of(256)
     }
 
-    /// PSCI AFFINITY_INFO for vCPU `index`.
-    pub fn affinity(&self, index: usize) -> Option<AffinityState> {
-        self.vcpu_power(index).map(|power| match power {
-            Power::Off => AffinityState::Off,
-            Power::OnPending | Power::Claimed => AffinityState::OnPending,
-            Power::On => AffinityState::On,
-        })
-    }
-
-    /// PSCI CPU_ON: `Err(state)` when the vCPU is not off.
-    pub fn cpu_on(&self, index: usize, entry: u64, context: u64) -> Result<(), AffinityState> {
-        let vcpu = self.vcpus.get(index).ok_or(AffinityState::Off)?;
-        // Claim the vCPU first, so that a concurrent CPU_ON that fails
-        // cannot change the entry point of the one that succeeded.
-        match vcpu.power.compare_exchange(
-            Power::Off as u8,
-            Power::Claimed as u8,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => {
-                self.active.fetch_add(1, Ordering::SeqCst);
-                vcpu.entry.store(entry, Ordering::Relaxed);
-                vcpu.context.store(context, Ordering::Relaxed);
-                vcpu.power.store(Power::OnPending as u8, Ordering::Release);
-                cpu::send_event();
-                if vcpu.physical_mpidr != cpu::mpidr() {
-                    // Its CPU waits in WFI (see `vcpu::run_this_cpu`).
-                    physical_gic::kick(vcpu.physical_mpidr);
-                }
-                Ok(())
-            }
-            Err(state) if state == Power::On as u8 => Err(AffinityState::On),
-            Err(_) => Err(AffinityState::OnPending),
-        }
-    }
-
-    /// Turns vCPU `index` off (from pending or on); the CPU whose vCPU was
-    /// the last one not off finishes a stop or restart.
+    /// Turns vCPU `index` off (from pending or on) and, if it was the last
+    /// one not off, finishes the stop or restart the lifecycle decided.
     fn power_off_vcpu(&self, index: usize, from: Power) {
-        let Some(vcpu) = self.vcpus.get(index) else {
-            return;
-        };
-        if vcpu
-            .power
-            .compare_exchange(
-                from as u8,
-                Power::Off as u8,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_err()
-        {
-            return;
-        }
-        if self.active.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.last_vcpu_left();
+        match self.lifecycle.power_off(index, from, &El2) {
+            Finish::Nothing => {}
+            Finish::Restart { all_off } => {
+                if all_off {
+                    self.log_stop(Stopping::Restart, "all vCPUs are off");
+                }
+                self.start();
+            }
+            Finish::Stop { all_off } => {
+                if all_off {
+                    self.log_stop(Stopping::Stop, "all vCPUs are off");
+                }
+                self.stopped();
+            }
         }
     }
 
@@ -233,54 +142,17 @@ impl Partition {
     /// partition's restart policy interprets them; every other vCPU is
     /// made to leave its guest. The caller's vCPU then stops too.
     pub fn request_stop(&self, restart: bool, why: &str) {
-        let restart = self.plan.config.restart.restarts(restart);
-        let next = if restart {
-            State::Restarting
-        } else {
-            State::Stopping
-        };
-        if self
-            .state
-            .compare_exchange(
-                State::Running as u8,
-                next as u8,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
-        {
-            info!(
-                "partition {}: {why}: {}",
-                self.name(),
-                if restart { "restarting" } else { "stopping" }
-            );
-            // The state change must be visible before any kick arrives
-            // (a system-register SGI write is not ordered by a release store).
-            cpu::send_event();
-            for vcpu in &self.vcpus {
-                if vcpu.physical_mpidr != cpu::mpidr() {
-                    physical_gic::kick(vcpu.physical_mpidr);
-                }
-            }
+        if let Some(stopping) = self.lifecycle.request_stop(restart, &El2) {
+            self.log_stop(stopping, why);
         }
     }
 
-    /// Called once the partition has no vCPU left that is not off.
-    fn last_vcpu_left(&self) {
-        if self.state() == State::Running {
-            // Every vCPU called CPU_OFF: nothing can turn one on again.
-            self.request_stop(false, "all vCPUs are off");
-        }
-        let finish = |from: State, to: State| {
-            self.state
-                .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
+    fn log_stop(&self, stopping: Stopping, why: &str) {
+        let what = match stopping {
+            Stopping::Restart => "restarting",
+            Stopping::Stop => "stopping",
         };
-        if finish(State::Restarting, State::Loading) {
-            self.start();
-        } else if finish(State::Stopping, State::Stopped) {
-            self.stopped();
-        }
+        info!("partition {}: {why}: {what}", self.name());
     }
 
     /// After the partition became Stopped: the last one powers off.
@@ -310,7 +182,7 @@ impl Partition {
             Ok(loaded) => loaded,
             Err(error) => {
                 warn!("partition {}: cannot start: {error}", self.name());
-                self.state.store(State::Stopped as u8, Ordering::Release);
+                self.lifecycle.failed_to_load();
                 self.stopped();
                 return;
             }
@@ -327,11 +199,24 @@ impl Partition {
         // The guest's virtual counter starts from (about) zero at its first
         // instruction, not before its RAM was scrubbed and its images copied.
         self.counter_offset.store(cpu::counter(), Ordering::Release);
-        self.state.store(State::Running as u8, Ordering::Release);
-        let _ = self.cpu_on(0, self.plan.layout.kernel, self.plan.layout.dtb);
-        if let Some(vcpu) = self.vcpus.first() {
-            physical_gic::kick(vcpu.physical_mpidr);
-        }
+        self.lifecycle
+            .started(self.plan.layout.kernel, self.plan.layout.dtb, &El2);
+    }
+}
+
+/// The machine the lifecycle acts on: this CPU, kicks and events.
+struct El2;
+
+impl Machine for El2 {
+    fn this_cpu(&self) -> u64 {
+        cpu::mpidr()
+    }
+
+    fn kick(&self, mpidr: u64) {
+        physical_gic::kick(mpidr);
+    }
+
+    fn send_event(&self) {
         cpu::send_event();
     }
 }
@@ -341,45 +226,44 @@ impl Partition {
     pub fn uart_interrupt(&self, current: Option<usize>) {
         let intid = crate::vgic::state::PRIVATE_COUNT + GUEST_PL011_SPI;
         if let Some(woken) = self.vgic.inject(current.unwrap_or(0), intid)
-            && let Some(vcpu) = self.vcpus.get(woken)
             && Some(woken) != current
         {
-            physical_gic::kick(vcpu.physical_mpidr);
+            self.kick_vcpu(woken);
+        }
+    }
+
+    /// Kicks the CPU of vCPU `index`.
+    pub fn kick_vcpu(&self, index: usize) {
+        if let Some(mpidr) = self.lifecycle.physical_mpidr(index) {
+            physical_gic::kick(mpidr);
         }
     }
 
     /// Kicks the CPUs of `vcpus`.
     pub fn kick(&self, vcpus: crate::vgic::state::VcpuSet) {
         for vcpu in vcpus.iter() {
-            if let Some(vcpu) = self.vcpus.get(vcpu) {
-                physical_gic::kick(vcpu.physical_mpidr);
-            }
+            self.kick_vcpu(vcpu);
         }
     }
 
     /// Kicks the CPUs of the vCPUs a vGIC write woke, other than `current`'s
     /// (which fills its list registers on its way back into the guest).
     pub fn wake(&self, current: usize, effects: &Effects) {
-        for (index, vcpu) in self.vcpus.iter().enumerate() {
-            if index != current && effects.wake.contains(index) {
-                physical_gic::kick(vcpu.physical_mpidr);
-            }
+        for index in effects.wake.iter().filter(|&index| index != current) {
+            self.kick_vcpu(index);
         }
         // Its hardware-linked interrupts' physical state follows the
         // guest's writes (vgic/hardware_linked.rs): a PPI on the CPU of
         // the vCPU it belongs to.
         for op in &effects.physical {
-            if let Some(vcpu) = self.vcpus.get(op.vcpu) {
-                physical_gic::apply_physical(op, vcpu.physical_mpidr);
+            if let Some(mpidr) = self.lifecycle.physical_mpidr(op.vcpu) {
+                physical_gic::apply_physical(op, mpidr);
             }
         }
         // Its passthrough SPIs: the physical GIC follows the guest's
         // enables and routing, to the CPU of the vCPU the guest chose.
         for &(intid, enabled, target) in &effects.hardware {
-            let mpidr = self
-                .vcpus
-                .get(usize::from(target))
-                .map(|v| v.physical_mpidr);
+            let mpidr = self.lifecycle.physical_mpidr(usize::from(target));
             physical_gic::route_guest_spi(intid, enabled, mpidr);
         }
     }

@@ -7,7 +7,7 @@ use log::warn;
 
 use super::{Partition, Power};
 use crate::arch::cpu;
-use crate::physical_gic::{self, ThisCpuInterface};
+use crate::physical_gic::ThisCpuInterface;
 use crate::smp;
 use crate::vgic::state::VcpuSet;
 
@@ -53,11 +53,7 @@ pub fn with_parked<T>(
     }
     let running = running();
     partition.vgic.request_park(running);
-    for other in running.iter() {
-        if let Some(target) = partition.vcpus.get(other) {
-            physical_gic::kick(target.physical_mpidr);
-        }
-    }
+    partition.kick(running);
     let deadline = cpu::counter()
         .saturating_add(PARK_TIMEOUT_MS.saturating_mul(cpu::counter_frequency()) / 1000);
     while !rendezvous.all_parked() {

@@ -4,20 +4,18 @@
 use core::sync::atomic::Ordering;
 
 use super::fast_exit::RunningVcpu;
-use super::{Partition, Power, State, exit, partitions, rendezvous};
+use super::{Partition, exit, partitions, rendezvous};
 use crate::arch::{cpu, virtualization};
 use crate::guest::context::VcpuRegisters;
+use crate::lifecycle::{Power, State};
 use crate::{physical_gic, smp};
 
 /// The partition and vCPU this CPU runs, if any.
 fn assignment() -> Option<(&'static Partition, usize)> {
     let mpidr = cpu::mpidr();
-    partitions().iter().find_map(|p| {
-        p.vcpus
-            .iter()
-            .position(|v| v.physical_mpidr == mpidr)
-            .map(|index| (p, index))
-    })
+    partitions()
+        .iter()
+        .find_map(|p| p.lifecycle.vcpu_on_cpu(mpidr).map(|index| (p, index)))
 }
 
 /// Runs this CPU's vCPU for as long as Tessera runs; a CPU without one
@@ -26,19 +24,16 @@ pub fn run_this_cpu() {
     let Some((partition, index)) = assignment() else {
         return;
     };
-    let Some(vcpu) = partition.vcpus.get(index) else {
-        return;
-    };
     loop {
         // Off: wait until CPU_ON (or a restart) turns this vCPU on.
-        loop {
+        let (entry, context) = loop {
             if smp::stop_requested() {
                 smp::acknowledge_stop();
                 cpu::park();
             }
             if partition.vcpu_power(index) == Some(Power::OnPending) {
-                if partition.state() == State::Running {
-                    break;
+                if let Some(start) = partition.lifecycle.entry_if_running(index) {
+                    break start;
                 }
                 // Turned on while its partition stops: it never runs.
                 partition.power_off_vcpu(index, Power::OnPending);
@@ -50,7 +45,7 @@ pub fn run_this_cpu() {
             cpu::wait_for_interrupt();
             exit::interrupt(partition, index, false);
             rendezvous::serve(partition, index, None);
-        }
+        };
         virtualization::prepare(
             partition.stage2_root,
             partition.plan.vmid,
@@ -66,15 +61,12 @@ pub fn run_this_cpu() {
             virtualization::invalidate_guest_tlbs();
         }
         let mut running = RunningVcpu {
-            registers: VcpuRegisters::at_entry(
-                vcpu.entry.load(Ordering::Relaxed),
-                vcpu.context.load(Ordering::Relaxed),
-            ),
+            registers: VcpuRegisters::at_entry(entry, context),
             partition,
             index,
             underflow: false,
         };
-        vcpu.power.store(Power::On as u8, Ordering::Release);
+        partition.lifecycle.mark_on(index);
         while partition.state() == State::Running {
             if smp::stop_requested() {
                 // Another CPU crashed: stop here, as idle CPUs do.
