@@ -21,7 +21,13 @@
 //!   ([`Sources::timer`]);
 //! - an SGI sent to this vCPU through `ICC_SGI1R_EL1` (GICv3) or
 //!   `GICD_SGIR` (GICv2) ([`Sources::sgi`]), which Tessera traps and
-//!   emulates.
+//!   emulates;
+//! - an SGI sent to vCPU 1, whose own IRQ entry ([`pong_main`]) answers at
+//!   once with an SGI back ([`Sources::round_trip`]). vCPU 0 waits for the
+//!   answer in `WFI` and vCPU 1 waits for the SGI in `WFI` (neither traps
+//!   to Tessera), so that under `-icount` neither is charged for spinning
+//!   while the other works: the figure is the instructions both vCPUs and
+//!   Tessera run from the send to the answer's handler.
 //!
 //! On GICv2 the handler acknowledges and ends the interrupt through
 //! `GICC_IAR` and `GICC_EOIR`, which under Tessera are the hardware's
@@ -35,17 +41,19 @@
 
 use core::arch::{asm, global_asm};
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::VBAR_EL1;
 use tessera_guest_kit::boot::boot_fdt;
-use tessera_guest_kit::cpu;
+use tessera_guest_kit::cpu::{self, secondary_entry_point};
 use tessera_guest_kit::fdt::FdtError;
 use tessera_guest_kit::gic::{
     self, Gic, InitError, Layout, LayoutError, SgiError, SgiTargets, Version, v2, v3,
 };
+use tessera_guest_kit::psci::Psci;
 use tessera_guest_kit::timer::{CNTV_CTL_ENABLE, VIRTUAL_TIMER_INTID};
+use tessera_guest_kit::{time, timer};
 use tock_registers::interfaces::{Readable, Writeable};
 
 /// The SGI the bench sends itself (any SGI would do; the kit's tests use
@@ -68,6 +76,12 @@ static STATE: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
 /// handler uses (the hardware's virtual CPU interface under Tessera, no
 /// trap); 0 on GICv3, whose system registers it uses.
 static CPU_INTERFACE: AtomicU64 = AtomicU64::new(0);
+/// vCPU 1's answer: the value its IRQ entry writes to `ICC_SGI1R_EL1`
+/// (GICv3) or to `GICD_SGIR` at [`PONG_SGIR`] (GICv2); set before vCPU 1
+/// starts. [`PONG_READY`]: vCPU 1 waits for SGIs.
+static PONG: AtomicU64 = AtomicU64::new(0);
+static PONG_SGIR: AtomicU64 = AtomicU64::new(0);
+static PONG_READY: AtomicBool = AtomicBool::new(false);
 const ENTERED: usize = 0;
 const HANDLING: usize = 1;
 const HANDLING_EL2: usize = 2;
@@ -87,29 +101,25 @@ global_asm!(
     b __kit_vectors + \index * 0x80
 .endm
 
+// Entries `first` to `last`, each forwarded to the kit's.
+.macro bench_forward_all first, last
+    .set bench_index, \first
+    .rept \last - \first + 1
+    bench_forward bench_index
+    .set bench_index, bench_index + 1
+    .endr
+.endm
+
 .section .text.bench_vectors, "ax"
 .balign 2048
 .global __bench_vectors
 __bench_vectors:
-    bench_forward 0
-    bench_forward 1
-    bench_forward 2
-    bench_forward 3
-    bench_forward 4
+    bench_forward_all 0, 4
     .balign 0x80
     stp x0, x1, [sp, #-48]!
     mrs x0, pmccntr_el0
     b __bench_irq
-    bench_forward 6
-    bench_forward 7
-    bench_forward 8
-    bench_forward 9
-    bench_forward 10
-    bench_forward 11
-    bench_forward 12
-    bench_forward 13
-    bench_forward 14
-    bench_forward 15
+    bench_forward_all 6, 15
 
 __bench_irq:
     stp x2, x3, [sp, #16]
@@ -174,8 +184,52 @@ __bench_irq:
     intid = const INTID * 8,
 );
 
+// vCPU 1's vector table: its IRQ entry acknowledges the SGI, ends it and
+// sends PONG to vCPU 0, with two registers saved; every other entry goes
+// to the kit's table.
+global_asm!(
+    r#"
+.section .text.bench_pong_vectors, "ax"
+.balign 2048
+.global __bench_pong_vectors
+__bench_pong_vectors:
+    bench_forward_all 0, 4
+    .balign 0x80
+    stp x0, x1, [sp, #-16]!
+    b __bench_pong
+    bench_forward_all 6, 15
+
+__bench_pong:
+    adrp x1, {cpu_interface}
+    ldr x1, [x1, :lo12:{cpu_interface}]
+    cbnz x1, 2f
+    mrs x0, S3_0_C12_C12_0      // ICC_IAR1_EL1: acknowledge
+    msr S3_0_C12_C12_1, x0      // ICC_EOIR1_EL1: end of interrupt
+    adrp x1, {pong}
+    ldr x1, [x1, :lo12:{pong}]
+    msr S3_0_C12_C11_5, x1      // ICC_SGI1R_EL1: the answer
+    b 3f
+2:  ldr w0, [x1, #{gicc_iar}]   // GICC_IAR: acknowledge
+    str w0, [x1, #{gicc_eoir}]  // GICC_EOIR: end of interrupt
+    adrp x1, {pong_sgir}
+    ldr x1, [x1, :lo12:{pong_sgir}]
+    adrp x0, {pong}
+    ldr x0, [x0, :lo12:{pong}]
+    str w0, [x1]                // GICD_SGIR: the answer
+3:  isb
+    ldp x0, x1, [sp], #16
+    eret
+"#,
+    cpu_interface = sym CPU_INTERFACE,
+    pong = sym PONG,
+    pong_sgir = sym PONG_SGIR,
+    gicc_iar = const v2::GICC_IAR,
+    gicc_eoir = const v2::GICC_EOIR,
+);
+
 unsafe extern "C" {
     static __bench_vectors: u8;
+    static __bench_pong_vectors: u8;
 }
 
 /// Why the interrupt figures cannot be taken.
@@ -185,6 +239,8 @@ pub enum Unavailable {
     Layout(LayoutError),
     Init(InitError),
     Sgi(SgiError),
+    /// vCPU 1 did not start (CPU_ON's answer) or did not get ready.
+    NoSecondVcpu(u64),
 }
 
 impl fmt::Display for Unavailable {
@@ -194,6 +250,12 @@ impl fmt::Display for Unavailable {
             Unavailable::Layout(error) => write!(f, "no GIC: {error}"),
             Unavailable::Init(error) => write!(f, "GIC set-up failed: {error}"),
             Unavailable::Sgi(error) => write!(f, "cannot address this vCPU's SGI: {error}"),
+            Unavailable::NoSecondVcpu(answer) => {
+                write!(
+                    f,
+                    "vCPU 1 did not start (CPU_ON answered {answer:#x}) or set up"
+                )
+            }
         }
     }
 }
@@ -231,7 +293,7 @@ pub struct Event {
     pub handling_el2: u64,
 }
 
-/// How this vCPU sends itself an SGI.
+/// How this vCPU sends an SGI.
 enum SgiSender {
     /// GICv3: this value to `ICC_SGI1R_EL1` (a system-register trap).
     Sgi1r(u64),
@@ -239,9 +301,11 @@ enum SgiSender {
     Sgir { address: usize, value: u32 },
 }
 
-/// The GIC set up for the two sources, and how to send this vCPU an SGI.
+/// The GIC set up for the sources, and how to send this vCPU an SGI and
+/// vCPU 1 one (if the machine has a second CPU).
 pub struct Sources {
     sgi: SgiSender,
+    to_vcpu_1: SgiSender,
 }
 
 impl Sources {
@@ -256,22 +320,46 @@ impl Sources {
         // and in a partition), which is also its GICv2 CPU interface.
         let aff0 = v3::affinity_value(cpu::mpidr()) & 0xff;
         let itself = SgiTargets::Vcpus(1 << aff0);
-        let sgi = match layout.version {
-            Version::V3 => {
-                SgiSender::Sgi1r(v3::sgi1r(BENCH_SGI, itself).map_err(Unavailable::Sgi)?)
-            }
-            Version::V2 => {
-                let base = |region: u64| usize::try_from(region).unwrap_or(0);
-                CPU_INTERFACE.store(layout.cpu.base, Ordering::SeqCst);
-                SgiSender::Sgir {
-                    address: base(layout.distributor.base) + v2::GICD_SGIR,
-                    value: v2::sgir(BENCH_SGI, itself).map_err(Unavailable::Sgi)?,
+        let distributor = usize::try_from(layout.distributor.base).unwrap_or(0);
+        let sender = |targets| -> Result<SgiSender, Unavailable> {
+            Ok(match layout.version {
+                Version::V3 => {
+                    SgiSender::Sgi1r(v3::sgi1r(BENCH_SGI, targets).map_err(Unavailable::Sgi)?)
                 }
-            }
+                Version::V2 => SgiSender::Sgir {
+                    address: distributor + v2::GICD_SGIR,
+                    value: v2::sgir(BENCH_SGI, targets).map_err(Unavailable::Sgi)?,
+                },
+            })
         };
+        let sgi = sender(itself)?;
+        let to_vcpu_1 = sender(SgiTargets::Vcpus(1 << 1))?;
+        // vCPU 1's answer, to this vCPU.
+        match sender(itself)? {
+            SgiSender::Sgi1r(value) => PONG.store(value, Ordering::SeqCst),
+            SgiSender::Sgir { address, value } => {
+                PONG.store(u64::from(value), Ordering::SeqCst);
+                PONG_SGIR.store(address as u64, Ordering::SeqCst);
+            }
+        }
+        if layout.version == Version::V2 {
+            CPU_INTERFACE.store(layout.cpu.base, Ordering::SeqCst);
+        }
         gic.enable(VIRTUAL_TIMER_INTID);
         gic.enable(BENCH_SGI);
-        Ok(Sources { sgi })
+        Ok(Sources { sgi, to_vcpu_1 })
+    }
+
+    /// Starts vCPU 1 ([`pong_main`]) and waits until it waits for SGIs.
+    pub fn start_vcpu_1(&self) -> Result<(), Unavailable> {
+        let answer = Psci::HVC.cpu_on(1, secondary_entry_point(), 0);
+        if answer != 0 {
+            return Err(Unavailable::NoSecondVcpu(answer));
+        }
+        if !time::wait_until(VCPU_1_READY_MS, || PONG_READY.load(Ordering::SeqCst)) {
+            return Err(Unavailable::NoSecondVcpu(answer));
+        }
+        Ok(())
     }
 
     /// One virtual-timer interrupt: the timer armed with a deadline of 0
@@ -301,40 +389,49 @@ impl Sources {
     /// One SGI to this vCPU, from the write of `ICC_SGI1R_EL1` (GICv3) or
     /// `GICD_SGIR` (GICv2) to its handler.
     pub fn sgi(&self) -> Result<Event, Missed> {
-        event(BENCH_SGI, || {
-            let start: u64;
-            match self.sgi {
-                // SAFETY: raises an SGI on this vCPU, which the bench's
-                // handler takes. Not `nomem`: that handler writes STATE.
-                SgiSender::Sgi1r(sgi1r) => unsafe {
-                    asm!(
-                        "isb",
-                        "mrs {start}, pmccntr_el0",
-                        "msr S3_0_C12_C11_5, {sgi1r}", // ICC_SGI1R_EL1
-                        "isb",
-                        start = out(reg) start,
-                        sgi1r = in(reg) sgi1r,
-                        options(nostack, preserves_flags),
-                    );
-                },
-                // SAFETY: as above, through the distributor's GICD_SGIR, a
-                // register of this guest's GIC.
-                SgiSender::Sgir { address, value } => unsafe {
-                    asm!(
-                        "isb",
-                        "mrs {start}, pmccntr_el0",
-                        "str {value:w}, [{address}]",
-                        "isb",
-                        start = out(reg) start,
-                        value = in(reg) value,
-                        address = in(reg) address,
-                        options(nostack, preserves_flags),
-                    );
-                },
-            }
-            start
-        })
+        event(BENCH_SGI, || send(&self.sgi))
     }
+
+    /// One SGI to vCPU 1 and its answer: from the write that sends it to
+    /// the answer's handler on this vCPU, which waits in `WFI`.
+    pub fn round_trip(&self) -> Result<Event, Missed> {
+        event_waiting(BENCH_SGI, || send(&self.to_vcpu_1))
+    }
+}
+
+/// Sends the SGI of `sender`; returns the counter read just before.
+fn send(sender: &SgiSender) -> u64 {
+    let start: u64;
+    match *sender {
+        // SAFETY: raises an SGI on this vCPU, which the bench's
+        // handler takes. Not `nomem`: that handler writes STATE.
+        SgiSender::Sgi1r(sgi1r) => unsafe {
+            asm!(
+                "isb",
+                "mrs {start}, pmccntr_el0",
+                "msr S3_0_C12_C11_5, {sgi1r}", // ICC_SGI1R_EL1
+                "isb",
+                start = out(reg) start,
+                sgi1r = in(reg) sgi1r,
+                options(nostack, preserves_flags),
+            );
+        },
+        // SAFETY: as above, through the distributor's GICD_SGIR, a
+        // register of this guest's GIC.
+        SgiSender::Sgir { address, value } => unsafe {
+            asm!(
+                "isb",
+                "mrs {start}, pmccntr_el0",
+                "str {value:w}, [{address}]",
+                "isb",
+                start = out(reg) start,
+                value = in(reg) value,
+                address = in(reg) address,
+                options(nostack, preserves_flags),
+            );
+        },
+    }
+    start
 }
 
 /// Clears the handler's record, runs `raise` (which returns the counter
@@ -359,6 +456,63 @@ fn event(expected: u32, raise: impl FnOnce() -> u64) -> Result<Event, Missed> {
         handling: STATE[HANDLING].load(Ordering::SeqCst),
         handling_el2: STATE[HANDLING_EL2].load(Ordering::SeqCst),
     })
+}
+
+/// [`event`] for an interrupt that comes late (another vCPU's answer):
+/// this vCPU waits for it in `WFI`, with IRQs masked between the check and
+/// the `WFI` so that an interrupt taken in between cannot leave it asleep.
+/// The virtual timer, armed [`BACKSTOP_MS`] ahead, ends a wait for an
+/// interrupt that never comes (its INTID is then the one acknowledged).
+fn event_waiting(expected: u32, raise: impl FnOnce() -> u64) -> Result<Event, Missed> {
+    STATE[ENTERED].store(0, Ordering::SeqCst);
+    STATE[INTID].store(u64::from(gic::SPURIOUS), Ordering::SeqCst);
+    timer::set_deadline_after(timer::ms_to_ticks(BACKSTOP_MS, timer::frequency()));
+    cpu::mask_irqs();
+    let start = raise();
+    while STATE[ENTERED].load(Ordering::SeqCst) == 0 {
+        cpu::wait_for_interrupt();
+        cpu::unmask_irqs();
+        cpu::mask_irqs();
+    }
+    cpu::unmask_irqs();
+    // The handler stopped the timer, whichever interrupt it took.
+    let intid = STATE[INTID].load(Ordering::SeqCst);
+    if intid != u64::from(expected) {
+        return Err(Missed::Other { intid, expected });
+    }
+    Ok(Event {
+        latency: STATE[ENTERED].load(Ordering::SeqCst).wrapping_sub(start),
+        handling: STATE[HANDLING].load(Ordering::SeqCst),
+        handling_el2: STATE[HANDLING_EL2].load(Ordering::SeqCst),
+    })
+}
+
+/// How long [`event_waiting`] waits before the timer ends the wait.
+const BACKSTOP_MS: u64 = 10;
+/// How long vCPU 1 may take to start and set up its GIC interface.
+const VCPU_1_READY_MS: u64 = 1000;
+
+/// vCPU 1: sets up its GIC interface, installs the answering vectors and
+/// waits for SGIs for as long as the bench runs.
+pub fn pong_main(_vcpu: usize, _context_id: u64) -> ! {
+    match gic::init_cpu() {
+        Ok(gic) => {
+            gic.enable(BENCH_SGI);
+            VBAR_EL1.set(&raw const __bench_pong_vectors as u64);
+            barrier::isb(barrier::SY);
+            cpu::unmask_irqs();
+            PONG_READY.store(true, Ordering::SeqCst);
+            cpu::send_event();
+            loop {
+                cpu::wait_for_interrupt();
+            }
+        }
+        Err(error) => {
+            tessera_guest_kit::println!("BENCH vCPU 1: GIC interface: {error}");
+            Psci::HVC.cpu_off();
+            cpu::park()
+        }
+    }
 }
 
 /// The bench's vectors in place, IRQs unmasked; the kit's vectors and the

@@ -54,7 +54,7 @@ mod guest {
     use crate::stats::{Summary, summarise};
     use crate::{DEFAULT_ITERATIONS, floor, irq, pmu, sample};
 
-    entry!(main);
+    entry!(main, irq::pong_main);
 
     /// Where the guest runs.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +123,7 @@ mod guest {
     /// interrupt (from the timer's events).
     const TIMER_IRQ: &str = "timer_irq";
     const SGI_SELF: &str = "sgi_self";
+    const SGI_ROUND_TRIP: &str = "sgi_round_trip";
     const EOI: &str = "eoi";
 
     fn main(_dtb: usize) -> ! {
@@ -268,7 +269,7 @@ mod guest {
 
     /// The interrupt figures, or why there are none.
     fn interrupts(mode: Mode, iterations: usize, overhead: u64) {
-        let names = [TIMER_IRQ, SGI_SELF, EOI];
+        let names = [TIMER_IRQ, SGI_SELF, EOI, SGI_ROUND_TRIP];
         if mode == Mode::Floor {
             for name in names {
                 println!(
@@ -291,6 +292,12 @@ mod guest {
             sources.timer()
         });
         interrupt_latency(SGI_SELF, None, iterations, overhead, || sources.sgi());
+        match sources.start_vcpu_1() {
+            Ok(()) => interrupt_latency(SGI_ROUND_TRIP, None, iterations, overhead, || {
+                sources.round_trip()
+            }),
+            Err(why) => println!("BENCH {SGI_ROUND_TRIP} skipped: {why}"),
+        }
     }
 
     /// `iterations` interrupts raised by `raise`: their delivery latency,
