@@ -189,6 +189,8 @@ pub fn lint() -> Result<ExitCode> {
             "test-guest",
             "--package",
             "bench-guest",
+            "--package",
+            "init-clock",
             "--target",
             TARGET,
             "--",

@@ -29,9 +29,9 @@ pub fn build(profile: Profile) -> Result<PathBuf> {
     build_named(TEST_GUEST, profile)
 }
 
-/// Builds the guest whose package and binary are `name` into
-/// `target/tessera/guests/<name>.bin`.
-pub fn build_named(name: &str, profile: Profile) -> Result<PathBuf> {
+/// Builds crate `name`'s binary of the same name for the bare-metal
+/// target: where its ELF is, and the ELF.
+pub fn build_elf(name: &str, profile: Profile) -> Result<(PathBuf, Vec<u8>)> {
     let mut command = cargo();
     command.args([
         "build",
@@ -55,6 +55,13 @@ pub fn build_named(name: &str, profile: Profile) -> Result<PathBuf> {
         .join(profile.directory())
         .join(name);
     let elf = std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
+    Ok((built, elf))
+}
+
+/// Builds the guest whose package and binary are `name` into
+/// `target/tessera/guests/<name>.bin`.
+pub fn build_named(name: &str, profile: Profile) -> Result<PathBuf> {
+    let (built, elf) = build_elf(name, profile)?;
     let binary = image::flat_binary(&elf, GUEST_LINK_ADDRESS)
         .with_context(|| format!("making a raw binary of {}", built.display()))?;
     let dir = output_dir("guests")?;

@@ -188,11 +188,34 @@ pub fn dump_dtb(machine: &Machine) -> Result<PathBuf> {
 /// Pi firmware, U-Boot with an RNG, QEMU for its own tree): where Tessera
 /// finds its entropy on a CPU without RNDR.
 pub fn add_firmware_seeds(path: &Path) -> Result<()> {
-    let mut random = [0u8; 40];
+    let mut random = [0u8; SEED_BYTES];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut urandom| std::io::Read::read_exact(&mut urandom, &mut random))
         .context("reading /dev/urandom")?;
-    let (rng_seed, kaslr_seed) = random.split_at(32);
+    write_seeds(path, &random)
+}
+
+/// [`add_firmware_seeds`] with seeds that follow from `seed` alone (a
+/// SplitMix64 stream), for runs that must repeat exactly.
+pub fn set_firmware_seeds(path: &Path, seed: u64) -> Result<()> {
+    let mut state = seed;
+    let mut bytes = [0u8; SEED_BYTES];
+    for chunk in bytes.chunks_mut(8) {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+    }
+    write_seeds(path, &bytes)
+}
+
+/// `rng-seed` (32 bytes) and `kaslr-seed` (8).
+const SEED_BYTES: usize = 40;
+
+fn write_seeds(path: &Path, bytes: &[u8; SEED_BYTES]) -> Result<()> {
+    let (rng_seed, kaslr_seed) = bytes.split_at(32);
     // -p: create /chosen if the tree has none.
     for (name, bytes) in [("rng-seed", rng_seed), ("kaslr-seed", kaslr_seed)] {
         run_quiet(

@@ -17,6 +17,7 @@
 //! threshold is asserted, only that they are sane ([`report::sanity`]).
 
 mod lines;
+mod linux;
 pub mod profile;
 mod reference;
 mod report;
@@ -158,10 +159,11 @@ fn tessera_run(
     bootargs: &str,
     out: &Path,
 ) -> Result<RunLog> {
-    tessera_run_with(name, image, overlay_file, 3, cpus, bootargs, &[], out)
+    tessera_run_with(name, image, overlay_file, 3, cpus, bootargs, &[], None, out)
 }
 
-/// [`tessera_run`] on a GIC of version `gic`, with more arguments for QEMU.
+/// [`tessera_run`] on a GIC of version `gic`, with more arguments for QEMU,
+/// and with `/chosen` seeds that follow from `seed` (else fresh ones).
 #[allow(clippy::too_many_arguments, reason = "one call per kind of run")]
 fn tessera_run_with(
     name: &str,
@@ -171,10 +173,14 @@ fn tessera_run_with(
     cpus: u8,
     bootargs: &str,
     qemu_args: &[String],
+    seed: Option<u64>,
     out: &Path,
 ) -> Result<RunLog> {
     let machine = machine(gic, cpus, "1G", true);
     let board = qemu::dump_dtb(&machine)?;
+    if let Some(seed) = seed {
+        qemu::set_firmware_seeds(&board, seed)?;
+    }
     let merged = overlay::merge(name, &board, &root().join(overlay_file))?;
     overlay::write_sizes(&merged.dtb, &merged.modules)?;
     let partitions = partition_names(&merged.modules);
@@ -240,6 +246,7 @@ pub fn bench(options: &Options) -> Result<ExitCode> {
             2,
             &bootargs,
             &profile::qemu_args(&log),
+            None,
             &out,
         )?;
         let elf = std::fs::read(&hypervisor.elf)
@@ -281,6 +288,7 @@ pub fn bench(options: &Options) -> Result<ExitCode> {
         2,
         &full,
         &[],
+        None,
         &out,
     )?;
     let three = tessera_run(
@@ -292,6 +300,13 @@ pub fn bench(options: &Options) -> Result<ExitCode> {
         &out,
     )?;
 
+    // Linux's boot: many boots of seconds each, not part of --quick.
+    let linux = if options.quick {
+        None
+    } else {
+        Some(linux::run_all(&hypervisor.image, &out)?)
+    };
+
     let repeated = bench_lines(&one.text) == bench_lines(&again.text);
     let report = Report::assemble(report::Inputs {
         native: &native.text,
@@ -300,6 +315,7 @@ pub fn bench(options: &Options) -> Result<ExitCode> {
         one_partition: &one.text,
         one_partition_gicv2: &gicv2.text,
         three_partitions: &three.text,
+        linux,
         sizes: hypervisor.sizes,
         quick: options.quick,
         iterations,

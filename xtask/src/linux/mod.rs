@@ -17,7 +17,7 @@
 //! initramfs only when its content changes, so `run` and `test` call it
 //! freely.
 
-mod cpio;
+pub mod cpio;
 mod fetch;
 mod initramfs;
 mod modules;
