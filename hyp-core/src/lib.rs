@@ -12,6 +12,7 @@
 extern crate alloc;
 
 pub mod config;
+pub mod console_turns;
 pub mod dt;
 pub mod entropy;
 pub mod esr;

@@ -7,7 +7,7 @@
 //! [`RETRY_MS`] later on its own CPU's timer, so no vCPU waits for another
 //! partition's output. Partitions that found the console taken go first
 //! once it is free, so a partition that prints without pause cannot keep
-//! the others' lines waiting.
+//! the others' lines waiting (`console_turns/`, host-tested).
 //!
 //! The partition that takes console input is shown byte by byte, as a
 //! terminal would (its shell's prompt and echo appear before any newline);
@@ -16,11 +16,12 @@
 //! it has waited [`UNFINISHED_LINE_WAIT_MS`] for its end: Tessera's own
 //! timer fires then.
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::Ordering;
 
 use super::{Partition, Uart, partitions};
 use crate::arch::{cpu, hyp_timer};
 use crate::console;
+use crate::console_turns::ConsoleTurns;
 use crate::guest::pl011::MAX_LINE;
 
 /// Most lines one call prints (about 1.3 KiB).
@@ -30,12 +31,8 @@ pub const UNFINISHED_LINE_WAIT_MS: u64 = 100;
 /// A vCPU that finds another printing tries again this much later.
 pub const RETRY_MS: u64 = 1;
 
-/// The partition whose vCPU is printing, as its index + 1 (0: nobody).
-static PRINTING: AtomicUsize = AtomicUsize::new(NOBODY);
-const NOBODY: usize = 0;
-/// Partitions (a bit each, by index) whose vCPU found another partition
-/// printing: until they have had their turn, no other partition starts.
-static WAITING: AtomicU64 = AtomicU64::new(0);
+/// Whose turn it is on the console.
+static TURNS: ConsoleTurns = ConsoleTurns::new();
 
 impl Partition {
     /// Whether `uart` holds output to print now: a whole line, or for the
@@ -114,7 +111,7 @@ pub fn drain(partition: &Partition) {
     while budget > 0 && print_one(partition, &mut line, now, Lock::Try) {
         budget -= 1;
     }
-    PRINTING.store(NOBODY, Ordering::Release);
+    TURNS.end();
     // Lines beyond the budget, or a buffer its guest held locked: later.
     let more = partition
         .uart
@@ -140,41 +137,16 @@ pub fn drain_all(partition: &Partition) {
     }
     let mut line = [0u8; MAX_LINE];
     while print_one(partition, &mut line, u64::MAX, Lock::Wait) {}
-    PRINTING.store(NOBODY, Ordering::Release);
+    TURNS.end();
     cpu::send_event();
 }
 
-/// Takes the console for `partition`'s lines, if it is free and no other
-/// partition is waiting for its turn. If another partition holds the
-/// console, or goes first, marks `partition` waiting; a sibling vCPU
-/// printing the same partition's lines does not count: that is no turn
-/// taken from anyone.
+/// Takes the console for `partition`'s lines ([`ConsoleTurns::begin`]).
 fn begin_printing(partition: &Partition) -> bool {
     let index = partitions()
         .iter()
         .position(|p| core::ptr::eq(p, partition));
-    // Never NOBODY, even for a partition not in the list.
-    let me = index.map_or(usize::MAX, |index| index + 1);
-    let bit = index
-        .and_then(|index| u32::try_from(index).ok())
-        .and_then(|index| 1u64.checked_shl(index))
-        .unwrap_or(0);
-    let waiting = WAITING.load(Ordering::Acquire);
-    let others_first = waiting != 0 && waiting & bit == 0;
-    if !others_first {
-        match PRINTING.compare_exchange(NOBODY, me, Ordering::Acquire, Ordering::Relaxed) {
-            Ok(_) => {
-                if waiting & bit != 0 {
-                    WAITING.fetch_and(!bit, Ordering::AcqRel);
-                }
-                return true;
-            }
-            Err(owner) if owner == me => return false,
-            Err(_) => {}
-        }
-    }
-    WAITING.fetch_or(bit, Ordering::AcqRel);
-    false
+    TURNS.begin(index)
 }
 
 /// Makes this CPU's timer fire [`RETRY_MS`] from now (or sooner, if set).
