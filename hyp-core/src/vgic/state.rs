@@ -605,11 +605,7 @@ impl VgicState {
     /// there).
     pub fn hardware_candidate(&self, vcpu: usize, intid: u32) -> Option<Candidate> {
         let irq = self.irq(vcpu, intid)?;
-        let pending_now = Irq {
-            pending: true,
-            ..*irq
-        };
-        (irq.hw && !irq.pending && !irq.active && self.delivers(vcpu, intid, &pending_now))
+        (irq.hw && !irq.pending && !irq.active && self.would_deliver(vcpu, intid, irq))
             .then_some(Candidate {
                 intid,
                 priority: irq.priority,
@@ -621,8 +617,12 @@ impl VgicState {
 
     /// Whether `irq` (`intid` of `vcpu`) is deliverable to `vcpu` itself.
     fn delivers(&self, vcpu: usize, intid: u32, irq: &Irq) -> bool {
-        irq.pending
-            && irq.enabled
+        irq.pending && self.would_deliver(vcpu, intid, irq)
+    }
+
+    /// Whether `irq` would be deliverable to `vcpu` itself once pending.
+    fn would_deliver(&self, vcpu: usize, intid: u32, irq: &Irq) -> bool {
+        irq.enabled
             && self.group_enables & (1 << u8::from(irq.group1)) != 0
             && (intid < PRIVATE_COUNT || self.destination(vcpu, intid) == Some(vcpu))
     }
