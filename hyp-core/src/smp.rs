@@ -32,6 +32,22 @@ fn record_online() {
     }
 }
 
+/// Online CPUs (by their slot in `ONLINE_MPIDRS`) that run a vCPU: a crash
+/// kicks them out of their guests. The others wait in EL2, where an event
+/// wakes them, and never take a kick (EL2 runs with IRQs masked), which
+/// would then stay pending and keep their parked WFI from sleeping.
+static RUNS_GUESTS: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// The CPU with MPIDR affinity `mpidr` runs a vCPU (set as partitions are
+/// built).
+pub fn runs_guests(mpidr: u64) {
+    for (slot, runs) in ONLINE_MPIDRS.iter().zip(&RUNS_GUESTS) {
+        if slot.load(Ordering::Acquire) == mpidr {
+            runs.store(true, Ordering::Release);
+        }
+    }
+}
+
 /// Whether the CPU with MPIDR affinity `mpidr` is online.
 pub fn is_online(mpidr: u64) -> bool {
     ONLINE_MPIDRS
@@ -202,12 +218,12 @@ pub fn stop_other_cpus() -> (usize, usize) {
     let others = ONLINE.load(Ordering::Acquire).saturating_sub(1);
     STOP_REQUESTED.store(true, Ordering::Release);
     cpu::send_event();
-    // CPUs running a guest see the request when the kick makes them exit
-    // (one that does not is woken by the event above, or by the kick).
+    // CPUs running a guest see the request when the kick makes them exit;
+    // the others, waiting in EL2, were woken by the event above.
     let this = cpu::mpidr();
-    for slot in &ONLINE_MPIDRS {
+    for (slot, runs) in ONLINE_MPIDRS.iter().zip(&RUNS_GUESTS) {
         let mpidr = slot.load(Ordering::Acquire);
-        if mpidr != u64::MAX && mpidr != this {
+        if runs.load(Ordering::Acquire) && mpidr != this {
             physical_gic::kick(mpidr);
         }
     }

@@ -61,7 +61,7 @@ pub enum Power {
 pub enum Finish {
     /// Nothing: other vCPUs are still on, or another CPU finishes.
     Nothing,
-    /// Reload the partition and start it ([`Lifecycle::started`]): its
+    /// Reload the partition and start it ([`Lifecycle::loaded`]): its
     /// state is `Loading`.
     Restart {
         /// Because every vCPU called CPU_OFF (and the policy restarts).
@@ -286,7 +286,7 @@ impl Lifecycle {
         }
         // Every vCPU called CPU_OFF while it ran: nothing can turn one on
         // again, so the partition stops (as its policy reads SYSTEM_OFF).
-        let all_off = self.request_stop(false, machine).is_some();
+        let all_off = self.request_stop(false, machine, |_| {}).is_some();
         if self.advance(State::Restarting, State::Loading) {
             Finish::Restart { all_off }
         } else if self.advance(State::Stopping, State::Stopped) {
@@ -298,10 +298,16 @@ impl Lifecycle {
 
     /// SYSTEM_OFF (`restart` false) or SYSTEM_RESET (true), as the restart
     /// policy reads them: a running partition starts stopping or
-    /// restarting, and every other vCPU's CPU is kicked so that it leaves
-    /// its guest. What it became if this call changed the state (the caller
-    /// says why); the caller's vCPU then turns off too.
-    pub fn request_stop(&self, restart: bool, machine: &impl Machine) -> Option<Stopping> {
+    /// restarting, `announce` is told which (before any other vCPU can
+    /// leave, so that its line comes first), and every other vCPU's CPU is
+    /// kicked so that it leaves its guest. What it became if this call
+    /// changed the state; the caller's vCPU then turns off too.
+    pub fn request_stop(
+        &self,
+        restart: bool,
+        machine: &impl Machine,
+        announce: impl FnOnce(Stopping),
+    ) -> Option<Stopping> {
         let (stopping, next) = if self.policy.restarts(restart) {
             (Stopping::Restart, State::Restarting)
         } else {
@@ -310,6 +316,7 @@ impl Lifecycle {
         if !self.advance(State::Running, next) {
             return None;
         }
+        announce(stopping);
         // The state change must be visible before any kick arrives (a
         // system-register SGI write is not ordered by a release store).
         machine.send_event();
@@ -321,14 +328,10 @@ impl Lifecycle {
     }
 
     /// The partition is loaded: it runs, from vCPU 0 at `entry` with
-    /// `context` in x0.
-    pub fn started(&self, entry: u64, context: u64, machine: &impl Machine) {
+    /// `context` in x0 (its CPU is kicked or sent an event, as by CPU_ON).
+    pub fn loaded(&self, entry: u64, context: u64, machine: &impl Machine) {
         self.state.store(State::Running as u8, Ordering::Release);
         let _ = self.cpu_on(0, entry, context, machine);
-        if let Some(first) = self.vcpus.first() {
-            machine.kick(first.physical_mpidr);
-        }
-        machine.send_event();
     }
 
     /// The partition could not be loaded: it stays stopped.

@@ -58,7 +58,7 @@ fn lifecycle(vcpus: usize, policy: RestartPolicy) -> Lifecycle {
 /// A partition started with vCPU 0 on, as a CPU finds it pending.
 fn running(vcpus: usize, policy: RestartPolicy) -> Lifecycle {
     let partition = lifecycle(vcpus, policy);
-    partition.started(0x4008_0000, 0x4800_0000, &FakeMachine::on_cpu(0));
+    partition.loaded(0x4008_0000, 0x4800_0000, &FakeMachine::on_cpu(0));
     assert_eq!(
         partition.entry_if_running(0),
         Some((0x4008_0000, 0x4800_0000))
@@ -84,13 +84,19 @@ fn a_new_partition_is_loading_with_every_vcpu_off() {
 fn starting_turns_vcpu_0_on_and_kicks_its_cpu() {
     let partition = lifecycle(2, RestartPolicy::OnRequest);
     let machine = FakeMachine::on_cpu(1);
-    partition.started(0x1000, 0x2000, &machine);
+    partition.loaded(0x1000, 0x2000, &machine);
     assert_eq!(partition.state(), State::Running);
     assert_eq!(partition.power(0), Some(Power::OnPending));
     assert_eq!(partition.power(1), Some(Power::Off));
     assert_eq!(partition.entry_if_running(0), Some((0x1000, 0x2000)));
-    assert!(machine.kicks().contains(&mpidr(0)));
+    assert_eq!(machine.kicks(), [mpidr(0)]);
     assert!(machine.events.load(Ordering::SeqCst) > 0);
+    // Restarted by its own CPU (vCPU 0's was the last to leave): no kick.
+    let partition = lifecycle(2, RestartPolicy::OnRequest);
+    let own = FakeMachine::on_cpu(0);
+    partition.loaded(0x1000, 0x2000, &own);
+    assert!(own.kicks().is_empty());
+    assert_eq!(partition.power(0), Some(Power::OnPending));
 }
 
 #[test]
@@ -193,11 +199,16 @@ fn system_off_and_reset_follow_the_restart_policy() {
         (RestartPolicy::OnRequest, false, Stopping::Stop),
         (RestartPolicy::OnRequest, true, Stopping::Restart),
         (RestartPolicy::Always, false, Stopping::Restart),
+        (RestartPolicy::Always, true, Stopping::Restart),
+        (RestartPolicy::Never, false, Stopping::Stop),
         (RestartPolicy::Never, true, Stopping::Stop),
     ] {
         let partition = running(1, policy);
         let machine = FakeMachine::on_cpu(0);
-        assert_eq!(partition.request_stop(restart, &machine), Some(stopping));
+        assert_eq!(
+            partition.request_stop(restart, &machine, |_| {}),
+            Some(stopping)
+        );
         let finish = partition.power_off(0, Power::On, &machine);
         let expected = match stopping {
             Stopping::Stop => Finish::Stop { all_off: false },
@@ -211,16 +222,23 @@ fn system_off_and_reset_follow_the_restart_policy() {
 fn a_stop_request_kicks_every_other_vcpu_once_and_only_the_first_counts() {
     let partition = running(3, RestartPolicy::OnRequest);
     let machine = FakeMachine::on_cpu(1);
-    assert_eq!(
-        partition.request_stop(false, &machine),
-        Some(Stopping::Stop)
-    );
+    let mut announced = None;
+    let stopping = partition.request_stop(false, &machine, |stopping| {
+        // Announced before any other vCPU is kicked.
+        assert!(machine.kicks().is_empty());
+        announced = Some(stopping);
+    });
+    assert_eq!(stopping, Some(Stopping::Stop));
+    assert_eq!(announced, Some(Stopping::Stop));
     let mut kicks = machine.kicks();
     kicks.sort_unstable();
     assert_eq!(kicks, [mpidr(0), mpidr(2)], "not its own CPU");
     // A second request (SYSTEM_RESET from another vCPU) changes nothing.
     let other = FakeMachine::on_cpu(2);
-    assert_eq!(partition.request_stop(true, &other), None);
+    assert_eq!(
+        partition.request_stop(true, &other, |_| panic!("nothing changed to announce")),
+        None
+    );
     assert!(other.kicks().is_empty());
     assert_eq!(partition.state(), State::Stopping);
 }
@@ -230,7 +248,7 @@ fn a_vcpu_turned_on_while_its_partition_stops_never_runs_and_is_counted() {
     let partition = running(2, RestartPolicy::OnRequest);
     let machine = FakeMachine::on_cpu(0);
     partition.cpu_on(1, 0x1000, 0, &machine).unwrap();
-    partition.request_stop(false, &machine).unwrap();
+    partition.request_stop(false, &machine, |_| {}).unwrap();
     assert_eq!(partition.entry_if_running(1), None, "it must not start");
     assert_eq!(partition.power_off(0, Power::On, &machine), Finish::Nothing);
     // Its CPU turns it off again: the last one, so it finishes the stop.
@@ -271,12 +289,12 @@ fn turning_off_from_the_wrong_state_changes_nothing() {
 fn a_restarted_partition_runs_again_from_vcpu_0() {
     let partition = running(2, RestartPolicy::OnRequest);
     let machine = FakeMachine::on_cpu(0);
-    partition.request_stop(true, &machine).unwrap();
+    partition.request_stop(true, &machine, |_| {}).unwrap();
     assert_eq!(
         partition.power_off(0, Power::On, &machine),
         Finish::Restart { all_off: false }
     );
-    partition.started(0x2000, 0x3000, &machine);
+    partition.loaded(0x2000, 0x3000, &machine);
     assert_eq!(partition.state(), State::Running);
     assert_eq!(partition.entry_if_running(0), Some((0x2000, 0x3000)));
     assert_eq!(partition.power(1), Some(Power::Off));
@@ -287,7 +305,10 @@ fn a_partition_that_fails_to_load_is_stopped() {
     let partition = lifecycle(1, RestartPolicy::Always);
     partition.failed_to_load();
     assert_eq!(partition.state(), State::Stopped);
-    assert_eq!(partition.request_stop(true, &FakeMachine::on_cpu(0)), None);
+    assert_eq!(
+        partition.request_stop(true, &FakeMachine::on_cpu(0), |_| {}),
+        None
+    );
 }
 
 /// How many times each race is run.
@@ -352,7 +373,7 @@ fn of_vcpus_leaving_at_once_exactly_one_finishes_the_restart() {
                     let machine = FakeMachine::on_cpu(vcpu);
                     barrier.wait();
                     // Every vCPU calls SYSTEM_RESET at once, then leaves.
-                    let requested = partition.request_stop(true, &machine).is_some();
+                    let requested = partition.request_stop(true, &machine, |_| {}).is_some();
                     (requested, partition.power_off(vcpu, Power::On, &machine))
                 })
             })

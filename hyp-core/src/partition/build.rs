@@ -131,6 +131,11 @@ pub fn start_all(
                 .map(|cpu| cpu.mpidr),
             plan.config.restart,
         );
+        for index in 0..lifecycle.vcpu_count() {
+            if let Some(mpidr) = lifecycle.physical_mpidr(index) {
+                smp::runs_guests(mpidr);
+            }
+        }
         // The emulated PL011's SPI, and the passthrough devices' SPIs,
         // hardware-linked: the guest's deactivation reaches the GIC.
         let mut owned_spis = alloc::vec![(FIRST_SPI + GUEST_PL011_SPI, false)];

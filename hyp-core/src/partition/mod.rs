@@ -125,13 +125,13 @@ impl Partition {
             Finish::Nothing => {}
             Finish::Restart { all_off } => {
                 if all_off {
-                    self.log_stop(Stopping::Restart, "all vCPUs are off");
+                    self.announce_stop("all vCPUs are off", Stopping::Restart);
                 }
                 self.start();
             }
             Finish::Stop { all_off } => {
                 if all_off {
-                    self.log_stop(Stopping::Stop, "all vCPUs are off");
+                    self.announce_stop("all vCPUs are off", Stopping::Stop);
                 }
                 self.stopped();
             }
@@ -142,12 +142,11 @@ impl Partition {
     /// partition's restart policy interprets them; every other vCPU is
     /// made to leave its guest. The caller's vCPU then stops too.
     pub fn request_stop(&self, restart: bool, why: &str) {
-        if let Some(stopping) = self.lifecycle.request_stop(restart, &El2) {
-            self.log_stop(stopping, why);
-        }
+        self.lifecycle
+            .request_stop(restart, &El2, |stopping| self.announce_stop(why, stopping));
     }
 
-    fn log_stop(&self, stopping: Stopping, why: &str) {
+    fn announce_stop(&self, why: &str, stopping: Stopping) {
         let what = match stopping {
             Stopping::Restart => "restarting",
             Stopping::Stop => "stopping",
@@ -200,7 +199,7 @@ impl Partition {
         // instruction, not before its RAM was scrubbed and its images copied.
         self.counter_offset.store(cpu::counter(), Ordering::Release);
         self.lifecycle
-            .started(self.plan.layout.kernel, self.plan.layout.dtb, &El2);
+            .loaded(self.plan.layout.kernel, self.plan.layout.dtb, &El2);
     }
 }
 

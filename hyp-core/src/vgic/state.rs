@@ -605,14 +605,15 @@ impl VgicState {
     /// there).
     pub fn hardware_candidate(&self, vcpu: usize, intid: u32) -> Option<Candidate> {
         let irq = self.irq(vcpu, intid)?;
-        (irq.hw && !irq.pending && !irq.active && self.would_deliver(vcpu, intid, irq))
-            .then_some(Candidate {
+        (irq.hw && !irq.pending && !irq.active && self.would_deliver(vcpu, intid, irq)).then_some(
+            Candidate {
                 intid,
                 priority: irq.priority,
                 group1: irq.group1,
                 hw: true,
                 source: 0,
-            })
+            },
+        )
     }
 
     /// Whether `irq` (`intid` of `vcpu`) is deliverable to `vcpu` itself.

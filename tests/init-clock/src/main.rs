@@ -18,9 +18,15 @@
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 
-/// Renders `line` as `BENCH linux_init counter=<counter> frequency=<frequency>\n`
+/// Room for the line: its 36 fixed bytes and two numbers of at most
+/// [`U64_DIGITS`] digits.
+const LINE_BYTES: usize = 96;
+/// The most decimal digits a `u64` has.
+const U64_DIGITS: usize = 20;
+
+/// Renders `BENCH linux_init counter=<counter> frequency=<frequency>\n`
 /// into `buffer`; returns the bytes used.
-fn render(counter: u64, frequency: u64, buffer: &mut [u8; 96]) -> usize {
+fn render(counter: u64, frequency: u64, buffer: &mut [u8; LINE_BYTES]) -> usize {
     let mut used = 0;
     let mut put = |bytes: &[u8]| {
         for &byte in bytes {
@@ -31,15 +37,15 @@ fn render(counter: u64, frequency: u64, buffer: &mut [u8; 96]) -> usize {
         }
     };
     put(b"BENCH linux_init counter=");
-    put(decimal(counter, &mut [0; 20]));
+    put(decimal(counter, &mut [0; U64_DIGITS]));
     put(b" frequency=");
-    put(decimal(frequency, &mut [0; 20]));
+    put(decimal(frequency, &mut [0; U64_DIGITS]));
     put(b"\n");
     used
 }
 
 /// `value` in decimal, in the tail of `digits`.
-fn decimal(mut value: u64, digits: &mut [u8; 20]) -> &[u8] {
+fn decimal(mut value: u64, digits: &mut [u8; U64_DIGITS]) -> &[u8] {
     let mut start = digits.len();
     loop {
         start -= 1;
@@ -79,7 +85,7 @@ mod linux {
                 options(nomem, nostack, preserves_flags),
             );
         }
-        let mut line = [0u8; 96];
+        let mut line = [0u8; super::LINE_BYTES];
         let length = super::render(counter, frequency, &mut line);
         // SAFETY: write(2) of `length` bytes of `line`, which lives across
         // the call; the kernel writes only x0.
@@ -110,7 +116,7 @@ mod linux {
 
 #[cfg(not(target_os = "none"))]
 fn main() {
-    let mut line = [0u8; 96];
+    let mut line = [0u8; LINE_BYTES];
     let length = render(0, 0, &mut line);
     eprint!(
         "init-clock runs in the bench's Linux initramfs; built for the bare-metal target it prints {}",
@@ -125,7 +131,7 @@ mod tests {
 
     #[test]
     fn the_line_names_both_values_in_decimal() {
-        let mut line = [0u8; 96];
+        let mut line = [0u8; LINE_BYTES];
         let length = render(62_500_000, 62_500_000, &mut line);
         assert_eq!(
             &line[..length],

@@ -34,6 +34,12 @@ use crate::workspace::{command, output_dir, run_quiet};
 
 /// Boots per side.
 pub const SEEDS: u64 = 8;
+/// The machine of both sides: GIC version, CPUs, and the RAM natively
+/// (the partition's `memory-size` in [`OVERLAY`]; Tessera's machine has
+/// 1 GiB, its own and the partition's).
+const GIC_VERSION: u8 = 3;
+const CPUS: u8 = 1;
+const NATIVE_MEMORY: &str = "256M";
 /// The partition's overlay, and the initramfs it names.
 const OVERLAY: &str = "tests/overlays/bench-linux.dts";
 const INITRAMFS: &str = "initramfs-bench.cpio.gz";
@@ -64,7 +70,7 @@ pub fn run_all(image: &Path, out: &Path) -> Result<Boots> {
     };
     for seed in 1..=SEEDS {
         let seed_args = vec!["-seed".to_owned(), seed.to_string()];
-        let machine = machine(3, 1, "256M", false);
+        let machine = machine(GIC_VERSION, CPUS, NATIVE_MEMORY, false);
         let name = format!("linux-native-seed{seed}");
         let dtb = native_dtb(&machine, seed, &out.join(format!("{name}.dtb")))?;
         let mut command = qemu::command(
@@ -91,8 +97,8 @@ pub fn run_all(image: &Path, out: &Path) -> Result<Boots> {
             &name,
             image,
             OVERLAY,
-            3,
-            1,
+            GIC_VERSION,
+            CPUS,
             tessera_scenarios::linux::BOOTARGS,
             &seed_args,
             Some(seed),

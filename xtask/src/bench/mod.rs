@@ -177,9 +177,13 @@ fn tessera_run_with(
     out: &Path,
 ) -> Result<RunLog> {
     let machine = machine(gic, cpus, "1G", true);
-    let board = qemu::dump_dtb(&machine)?;
+    let mut board = qemu::dump_dtb(&machine)?;
     if let Some(seed) = seed {
-        qemu::set_firmware_seeds(&board, seed)?;
+        // On a copy: the dump is shared by every run of this machine.
+        let seeded = out.join(format!("{name}-board.dtb"));
+        std::fs::copy(&board, &seeded).with_context(|| format!("writing {}", seeded.display()))?;
+        qemu::set_firmware_seeds(&seeded, seed)?;
+        board = seeded;
     }
     let merged = overlay::merge(name, &board, &root().join(overlay_file))?;
     overlay::write_sizes(&merged.dtb, &merged.modules)?;
