@@ -989,7 +989,10 @@ BENCH done
                 tessera: vec![tessera, tessera],
             });
             let table = report.table();
-            assert!(table.contains(&format!("(goal <=1.01: {verdict};")), "{table}");
+            assert!(
+                table.contains(&format!("(goal <=1.01: {verdict};")),
+                "{table}"
+            );
         }
     }
 
