@@ -4,8 +4,9 @@
 
 use alloc::vec::Vec;
 
-use super::error::{ConfigError, Problem};
+use super::error::{ConfigError, Problem, Scope};
 use super::passthrough::{self, PassthroughDevice};
+use super::vocabulary;
 use crate::dt::{Fdt, Node, Property};
 use crate::hw::Hardware;
 use crate::hw::cpus::MPIDR_AFFINITY_MASK;
@@ -35,7 +36,7 @@ pub enum RestartPolicy {
 }
 
 impl RestartPolicy {
-    const ALLOWED: &'static str = "\"on-request\", \"always\", \"never\"";
+    const ALLOWED: &'static [&'static str] = &["on-request", "always", "never"];
 
     /// Whether a partition restarts when its guest asks to stop
     /// (`requested_restart` false: SYSTEM_OFF, or every vCPU off) or to
@@ -106,11 +107,18 @@ pub fn read<'a>(
     errors: &mut Vec<ConfigError<'a>>,
 ) -> Vec<PartitionConfig<'a>> {
     let mut partitions = Vec::new();
+    vocabulary::unknown_properties(&hypervisor, &vocabulary::HYPERVISOR, None, &mut |problem| {
+        errors.push(ConfigError {
+            scope: Scope::Hypervisor,
+            property: "",
+            problem,
+        });
+    });
     for node in hypervisor.children() {
         let name = node.name();
         if !node.is_compatible(&[PARTITION_COMPATIBLE]) {
             errors.push(ConfigError {
-                partition: Some(name),
+                scope: Scope::Partition(name),
                 property: "compatible",
                 problem: Problem::NotAPartition,
             });
@@ -129,7 +137,7 @@ pub fn read<'a>(
     if let Some(first) = console_input.next() {
         for other in console_input {
             errors.push(ConfigError {
-                partition: Some(other.name),
+                scope: Scope::Partition(other.name),
                 property: CONSOLE_INPUT,
                 problem: Problem::OnlyOnePartition { by: first.name },
             });
@@ -164,13 +172,29 @@ fn read_partition<'a>(
     let name = node.name();
     let mut error = |property: &'static str, problem: Problem<'a>| {
         errors.push(ConfigError {
-            partition: Some(name),
+            scope: Scope::Partition(name),
             property,
             problem,
         });
     };
     if !is_valid_name(name) {
         error("", Problem::BadName);
+    }
+    vocabulary::unknown_properties(&node, &vocabulary::PARTITION, None, &mut |problem| {
+        error("", problem);
+    });
+    // Modules' `reg` and the partition's sizes are read as two cells each.
+    for cells in ["#address-cells", "#size-cells"] {
+        match node.property(cells).map(|p| p.as_u32()) {
+            Some(Some(2)) => {}
+            None => error(cells, Problem::Missing),
+            Some(_) => error(
+                cells,
+                Problem::Malformed {
+                    expected: "<2>: a partition's addresses and sizes are two cells each",
+                },
+            ),
+        }
     }
 
     let mut cpu_list = Vec::new();
@@ -335,7 +359,30 @@ fn read_partition<'a>(
 
     let mut kernel = None;
     let mut ramdisk = None;
+    for child in node.children() {
+        if !vocabulary::is_module_node(child.name()) {
+            error("", vocabulary::unknown_partition_child(child.name()));
+            continue;
+        }
+        let module = Some(child.name());
+        vocabulary::unknown_properties(&child, &vocabulary::MODULE, module, &mut |problem| {
+            error("", problem);
+        });
+        for grandchild in child.children() {
+            error(
+                "",
+                Problem::UnknownNode {
+                    name: grandchild.name(),
+                    on: module,
+                    suggestion: None,
+                },
+            );
+        }
+    }
     for child in node.children().filter(|c| c.is_enabled()) {
+        if !vocabulary::is_module_node(child.name()) {
+            continue;
+        }
         let is_kernel = child.is_compatible(&[KERNEL_COMPATIBLE]);
         let is_ramdisk = child.is_compatible(&[RAMDISK_COMPATIBLE]);
         if !child.is_compatible(&[MODULE_COMPATIBLE]) || is_kernel == is_ramdisk {

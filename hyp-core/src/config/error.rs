@@ -13,6 +13,21 @@ use crate::mm::address::{ByteSize, PhysRange};
 pub enum Problem<'a> {
     /// A required property is absent.
     Missing,
+    /// A property the binding does not have (on the node `on`, a module
+    /// of the partition, when it is not the partition's own), with the
+    /// known name it is closest to.
+    UnknownProperty {
+        name: &'a str,
+        on: Option<&'a str>,
+        suggestion: Option<&'static str>,
+    },
+    /// A child node the binding does not have, under the node `on` (a
+    /// module of the partition) when it is not the partition itself.
+    UnknownNode {
+        name: &'a str,
+        on: Option<&'a str>,
+        suggestion: Option<&'static str>,
+    },
     /// The value does not have the form the binding gives.
     Malformed { expected: &'static str },
     /// An address or size that must be a multiple of 4 KiB is not.
@@ -54,7 +69,7 @@ pub enum Problem<'a> {
     /// An unknown enumeration value.
     UnknownValue {
         value: &'a str,
-        allowed: &'static str,
+        allowed: &'static [&'static str],
     },
     /// A child of `/hypervisor` that is not a partition.
     NotAPartition,
@@ -85,6 +100,16 @@ impl fmt::Display for Problem<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Problem::Missing => f.write_str("property missing"),
+            Problem::UnknownProperty {
+                name,
+                on,
+                suggestion,
+            } => unknown(f, "property", name, *on, *suggestion),
+            Problem::UnknownNode {
+                name,
+                on,
+                suggestion,
+            } => unknown(f, "node", name, *on, *suggestion),
             Problem::Malformed { expected } => write!(f, "malformed: expected {expected}"),
             Problem::NotPageAligned { value } => {
                 write!(f, "{value:#x} is not a multiple of 4 KiB")
@@ -134,7 +159,12 @@ impl fmt::Display for Problem<'_> {
                 )
             }
             Problem::UnknownValue { value, allowed } => {
-                write!(f, "\"{value}\" is not one of {allowed}")
+                write!(f, "\"{value}\" is not one of ")?;
+                for (index, known) in allowed.iter().enumerate() {
+                    let separator = if index == 0 { "" } else { ", " };
+                    write!(f, "{separator}\"{known}\"")?;
+                }
+                Ok(())
             }
             Problem::NotAPartition => {
                 f.write_str("not a partition: compatible must be \"tessera,partition\"")
@@ -162,20 +192,50 @@ impl fmt::Display for Problem<'_> {
     }
 }
 
-/// One configuration error: partition (`None`: the `/hypervisor` node
-/// itself), property (`""`: the node) and problem.
+/// `module@49000000: unknown property "x": did you mean "y"?`, the node
+/// and the suggestion where there are.
+fn unknown(
+    f: &mut fmt::Formatter<'_>,
+    what: &str,
+    name: &str,
+    on: Option<&str>,
+    suggestion: Option<&str>,
+) -> fmt::Result {
+    if let Some(node) = on {
+        write!(f, "{node}: ")?;
+    }
+    write!(f, "unknown {what} \"{name}\"")?;
+    match suggestion {
+        Some(known) => write!(f, ": did you mean \"{known}\"?"),
+        None => Ok(()),
+    }
+}
+
+/// Which node an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// The `/hypervisor` node itself.
+    Hypervisor,
+    /// A partition, by name (its modules' errors too).
+    Partition(&'a str),
+    /// `/chosen` (its `tessera,*` settings).
+    Chosen,
+}
+
+/// One configuration error: where, property (`""`: the node) and problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError<'a> {
-    pub partition: Option<&'a str>,
+    pub scope: Scope<'a>,
     pub property: &'static str,
     pub problem: Problem<'a>,
 }
 
 impl fmt::Display for ConfigError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.partition {
-            Some(name) => write!(f, "partition {name}")?,
-            None => f.write_str("/hypervisor")?,
+        match self.scope {
+            Scope::Partition(name) => write!(f, "partition {name}")?,
+            Scope::Hypervisor => f.write_str("/hypervisor")?,
+            Scope::Chosen => f.write_str("/chosen")?,
         }
         if !self.property.is_empty() {
             write!(f, ": {}", self.property)?;

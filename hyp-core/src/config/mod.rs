@@ -5,12 +5,14 @@
 //! sees on the host exactly the report Tessera would print on the board.
 
 pub mod binding;
+pub mod chosen;
 pub mod error;
 pub mod guest_map;
 pub mod image;
 mod owner;
 pub mod passthrough;
 pub mod plan;
+pub mod vocabulary;
 
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -20,7 +22,7 @@ mod tests;
 use alloc::vec::Vec;
 
 pub use binding::{Module, PartitionConfig, RestartPolicy};
-pub use error::{ConfigError, Problem};
+pub use error::{ConfigError, Problem, Scope};
 pub use owner::Owner;
 pub use passthrough::{Note, PassthroughDevice};
 pub use plan::{ModuleContents, PartitionPlan};
@@ -37,14 +39,19 @@ pub fn read<'a>(
     hardware: &Hardware<'a>,
     contents: &impl ModuleContents,
 ) -> Result<Vec<PartitionPlan<'a>>, Vec<ConfigError<'a>>> {
-    let Some(hypervisor) = binding::hypervisor_node(fdt) else {
-        return Ok(Vec::new());
-    };
     let mut errors = Vec::new();
+    chosen::check(fdt, &mut errors);
+    let Some(hypervisor) = binding::hypervisor_node(fdt) else {
+        return if errors.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err(errors)
+        };
+    };
     let partitions = binding::read(hypervisor, hardware, &mut errors);
     if partitions.is_empty() && errors.is_empty() {
         errors.push(ConfigError {
-            partition: None,
+            scope: Scope::Hypervisor,
             property: "",
             problem: Problem::NoPartitions,
         });

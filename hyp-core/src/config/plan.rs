@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 
 use super::binding::{Module, PartitionConfig};
-use super::error::{ConfigError, Problem};
+use super::error::{ConfigError, Problem, Scope};
 use super::guest_map::{DEFAULT_GUEST_RAM_BASE, GUEST_DEVICES, GuestLayout, IPA_BITS};
 use super::image::{HEADER_SIZE, KernelKind};
 use super::owner::Owner;
@@ -60,7 +60,7 @@ pub fn plan<'a>(
 ) -> Vec<PartitionPlan<'a>> {
     if partitions.len() > MAX_PARTITIONS {
         errors.push(ConfigError {
-            partition: None,
+            scope: Scope::Hypervisor,
             property: "",
             problem: Problem::TooMany {
                 limit: MAX_PARTITIONS,
@@ -85,7 +85,7 @@ pub fn plan<'a>(
             && !guest_base.is_multiple_of(PLACEMENT_ALIGN)
         {
             errors.push(ConfigError {
-                partition: Some(config.name),
+                scope: Scope::Partition(config.name),
                 property: "memory-base",
                 problem: Problem::Malformed {
                     expected: "a 2 MiB-aligned guest RAM base for an arm64 Image kernel",
@@ -102,7 +102,7 @@ pub fn plan<'a>(
             Ok(layout) => layout,
             Err(needs) => {
                 errors.push(ConfigError {
-                    partition: Some(config.name),
+                    scope: Scope::Partition(config.name),
                     property: "memory-size",
                     problem: Problem::TooLarge {
                         needs,
@@ -142,7 +142,7 @@ fn check_cpus<'a>(
             };
             match slot {
                 Some(by) => errors.push(ConfigError {
-                    partition: Some(partition.name),
+                    scope: Scope::Partition(partition.name),
                     property,
                     problem: Problem::CpuTaken {
                         cpu: cpus.list.get(cpu).map_or(0, |c| c.mpidr),
@@ -174,7 +174,7 @@ fn check_modules<'a>(
     for (i, (name, module)) in modules.iter().enumerate() {
         let mut error = |problem| {
             errors.push(ConfigError {
-                partition: Some(name),
+                scope: Scope::Partition(name),
                 property: "reg",
                 problem,
             })
@@ -223,7 +223,7 @@ fn place_memory<'a>(
         };
         let mut error = |problem| {
             errors.push(ConfigError {
-                partition: Some(partition.name),
+                scope: Scope::Partition(partition.name),
                 property: "memory-base",
                 problem,
             })
@@ -286,7 +286,7 @@ fn place_memory<'a>(
                 }
             }
             None => errors.push(ConfigError {
-                partition: Some(partition.name),
+                scope: Scope::Partition(partition.name),
                 property: "memory-size",
                 problem: Problem::NoRoom { size },
             }),
@@ -327,7 +327,7 @@ fn guest_ram_base<'a>(
     let (base, property) = match (config.direct_map, config.guest_memory_base) {
         (true, Some(_)) => {
             errors.push(ConfigError {
-                partition: Some(config.name),
+                scope: Scope::Partition(config.name),
                 property: "guest-memory-base",
                 problem: Problem::Malformed {
                     expected: "no guest-memory-base with direct-map (guest addresses are host addresses)",
@@ -350,7 +350,7 @@ fn guest_ram_base<'a>(
     };
     if let Some(why) = why {
         errors.push(ConfigError {
-            partition: Some(config.name),
+            scope: Scope::Partition(config.name),
             property,
             problem: Problem::GuestRamClash { base, size, why },
         });

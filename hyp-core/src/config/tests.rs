@@ -526,3 +526,176 @@ fn corrupted_configurations_never_panic() {
         "the corruption should leave some valid and some invalid configurations: {outcomes:?}"
     );
 }
+
+#[test]
+fn misspelt_and_made_up_properties_are_errors_naming_them() {
+    let body = hypervisor(&partition(
+        "a",
+        "\"/cpus/cpu@0\"",
+        "memory-size = <0x0 0x4000000>; guest-memroy-base = <0x0 0x80000000>; direct-mapped; \
+         restrat = \"always\"; frobnicate = <1>;",
+        0x4900_0000,
+    ));
+    let errors = errors(&body);
+    assert_reports(
+        &errors,
+        "partition a: unknown property \"guest-memroy-base\": did you mean \"guest-memory-base\"?",
+    );
+    assert_reports(
+        &errors,
+        "partition a: unknown property \"direct-mapped\": did you mean \"direct-map\"?",
+    );
+    assert_reports(
+        &errors,
+        "partition a: unknown property \"restrat\": did you mean \"restart\"?",
+    );
+    let made_up = errors
+        .iter()
+        .find(|e| e.contains("\"frobnicate\""))
+        .expect("frobnicate reported");
+    assert_eq!(made_up, "partition a: unknown property \"frobnicate\"");
+}
+
+#[test]
+fn a_misspelt_required_property_is_named_beside_the_missing_one() {
+    let body = hypervisor(&partition(
+        "a",
+        "\"/cpus/cpu@0\"",
+        "memroy-size = <0x0 0x4000000>;",
+        0x4900_0000,
+    ));
+    let errors = errors(&body);
+    assert_reports(
+        &errors,
+        "partition a: unknown property \"memroy-size\": did you mean \"memory-size\"?",
+    );
+    assert_reports(&errors, "partition a: memory-size: property missing");
+}
+
+#[test]
+fn modules_and_the_hypervisor_node_take_only_their_own_properties_and_nodes() {
+    let body = hypervisor(&partition("a", "\"/cpus/cpu@0\"", SIZE_64M, 0x4900_0000))
+        .replace(
+            "reg = <0x0 0x49000000 0x0 0x10000>;",
+            "reg = <0x0 0x49000000 0x0 0x10000>; tessera,fille = \"a.bin\"; extra { };",
+        )
+        .replace(
+            "compatible = \"tessera,hypervisor\";",
+            "compatible = \"tessera,hypervisor\"; partitions = <2>;",
+        );
+    let errors = errors(&body);
+    assert_reports(
+        &errors,
+        "partition a: module@49000000: unknown property \"tessera,fille\": did you mean \"tessera,file\"?",
+    );
+    assert_reports(
+        &errors,
+        "partition a: module@49000000: unknown node \"extra\"",
+    );
+    assert_reports(&errors, "/hypervisor: unknown property \"partitions\"");
+}
+
+#[test]
+fn a_partition_has_module_nodes_only() {
+    let body = hypervisor(&partition("a", "\"/cpus/cpu@0\"", SIZE_64M, 0x4900_0000))
+        .replace("module@49000000", "modul@49000000");
+    let errors = errors(&body);
+    assert_reports(
+        &errors,
+        "partition a: unknown node \"modul@49000000\": did you mean \"module@<address>\"?",
+    );
+    let body = hypervisor(&partition(
+        "a",
+        "\"/cpus/cpu@0\"",
+        &format!("{SIZE_64M} serial {{ }};"),
+        0x4900_0000,
+    ));
+    let serial = self::errors(&body);
+    let serial = serial
+        .iter()
+        .find(|e| e.contains("\"serial\""))
+        .expect("serial reported");
+    assert_eq!(serial, "partition a: unknown node \"serial\"");
+}
+
+#[test]
+fn generic_properties_are_accepted_everywhere() {
+    let body = hypervisor(&partition(
+        "a",
+        "\"/cpus/cpu@0\"",
+        &format!("{SIZE_64M} status = \"okay\"; phandle = <0x77>;"),
+        0x4900_0000,
+    ))
+    .replace(
+        "compatible = \"tessera,hypervisor\";",
+        "compatible = \"tessera,hypervisor\"; status = \"okay\";",
+    );
+    assert!(check(&body, &Headers::default()).is_ok());
+}
+
+#[test]
+fn address_and_size_cells_are_two() {
+    // The module's reg as one address cell and two size cells read it, so
+    // that discovery takes it.
+    let body = hypervisor(&partition("a", "\"/cpus/cpu@0\"", SIZE_64M, 0x4900_0000))
+        .replace("#address-cells = <2>;", "#address-cells = <1>;")
+        .replace(
+            "reg = <0x0 0x49000000 0x0 0x10000>;",
+            "reg = <0x49000000 0x0 0x10000>;",
+        );
+    let errors = errors(&body);
+    assert_reports(
+        &errors,
+        "partition a: #address-cells: malformed: expected <2>: a partition's addresses and sizes are two cells each",
+    );
+    // Without #size-cells, one size cell (the default) reads the reg.
+    let body = hypervisor(&partition("a", "\"/cpus/cpu@0\"", SIZE_64M, 0x4900_0000))
+        .replace("#size-cells = <2>;", "")
+        .replace(
+            "reg = <0x0 0x49000000 0x0 0x10000>;",
+            "reg = <0x0 0x49000000 0x10000>;",
+        );
+    assert_reports(
+        &self::errors(&body),
+        "partition a: #size-cells: property missing",
+    );
+}
+
+#[test]
+fn chosen_settings_are_checked_by_name_and_value() {
+    let valid = hypervisor(&partition("a", "\"/cpus/cpu@0\"", SIZE_64M, 0x4900_0000));
+    let with_chosen = |settings: &str| format!("{valid} chosen {{ {settings} }};");
+    let errors = errors(&with_chosen(
+        "tessera,log-level = \"debgu\"; tessera,crash-acton = \"reset\"; \
+         tessera,config-error = <1>; tessera,whatever = \"x\";",
+    ));
+    assert_reports(
+        &errors,
+        "/chosen: tessera,log-level: \"debgu\" is not one of \"off\", \"error\", \"warn\", \"info\", \"debug\", \"trace\"",
+    );
+    assert_reports(
+        &errors,
+        "/chosen: unknown property \"tessera,crash-acton\": did you mean \"tessera,crash-action\"?",
+    );
+    assert_reports(
+        &errors,
+        "/chosen: tessera,config-error: malformed: expected a string",
+    );
+    assert_reports(&errors, "/chosen: unknown property \"tessera,whatever\"");
+    let fine = with_chosen(
+        "tessera,log-level = \"debug\"; tessera,crash-action = \"halt\"; \
+         tessera,config-error = \"power-off\"; bootargs = \"anything\";",
+    );
+    assert!(check(&fine, &Headers::default()).is_ok());
+    // Without /hypervisor too: a tree that configures nothing.
+    let merged = merged("chosen { tessera,log-level = \"loud\"; };");
+    let fdt = Fdt::new(&merged).unwrap();
+    let hardware = hardware(&fdt);
+    let errors = read(&fdt, &hardware, &Headers::default()).unwrap_err();
+    assert_eq!(
+        errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [
+            "/chosen: tessera,log-level: \"loud\" is not one of \"off\", \"error\", \"warn\", \"info\", \"debug\", \"trace\""
+        ]
+    );
+}

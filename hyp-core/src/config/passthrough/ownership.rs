@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use super::problem::DeviceProblem;
 use super::{DEVICE_PAGE_SIZE, DEVICES_PROPERTY, PassthroughDevice, interrupts};
 use crate::config::binding::{HYPERVISOR_PATH, PartitionConfig};
-use crate::config::error::{ConfigError, Problem};
+use crate::config::error::{ConfigError, Problem, Scope};
 use crate::config::guest_map::GUEST_PL011_SPI;
 use crate::dt::Node;
 use crate::dt::address;
@@ -40,7 +40,7 @@ pub fn check_ownership<'a>(
     for (index, &(name, device)) in given.iter().enumerate() {
         let mut report = |problem| {
             errors.push(ConfigError {
-                partition: Some(name),
+                scope: Scope::Partition(name),
                 property: DEVICES_PROPERTY,
                 problem: Problem::Device {
                     path: device.path,

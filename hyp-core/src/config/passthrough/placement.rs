@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 
 use super::DEVICES_PROPERTY;
 use super::problem::DeviceProblem;
-use crate::config::error::{ConfigError, Problem};
+use crate::config::error::{ConfigError, Problem, Scope};
 use crate::config::guest_map::{GUEST_DEVICES, IPA_BITS};
 use crate::config::owner::Owner;
 use crate::config::plan::PartitionPlan;
@@ -30,7 +30,7 @@ pub fn check_placement<'a>(
         for device in &plan.config.devices {
             let mut report = |problem| {
                 errors.push(ConfigError {
-                    partition: Some(plan.config.name),
+                    scope: Scope::Partition(plan.config.name),
                     property: DEVICES_PROPERTY,
                     problem: Problem::Device {
                         path: device.path,
