@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use super::error::{ConfigError, Problem, Scope};
 use super::passthrough::{self, PassthroughDevice};
 use super::vocabulary;
-use crate::dt::{Fdt, Node, Property};
+use crate::dt::{Fdt, Lookup, Node, Property};
 use crate::hw::Hardware;
 use crate::hw::cpus::MPIDR_AFFINITY_MASK;
 use crate::mm::address::{PhysAddr, PhysRange, sort_small_by};
@@ -211,11 +211,12 @@ fn read_partition<'a>(
         for path in paths.strings().filter(|_| well_formed) {
             let found = node
                 .fdt()
-                .find_node(path)
-                .and_then(|cpu_node| cpus.list.iter().position(|c| c.node == cpu_node));
+                .find_unique_node(path)
+                .map(|cpu_node| cpus.list.iter().position(|c| c.node == cpu_node));
             match found {
-                Some(index) => cpu_list.push(index),
-                None => error("cpus", Problem::NoSuchCpu { path }),
+                Ok(Some(index)) => cpu_list.push(index),
+                Ok(None) | Err(Lookup::NotFound) => error("cpus", Problem::NoSuchCpu { path }),
+                Err(lookup) => error("cpus", Problem::AmbiguousPath { path, lookup }),
             }
         }
     }
@@ -260,6 +261,19 @@ fn read_partition<'a>(
                 gic,
             },
         );
+    }
+    // A list that names nothing, with nothing else said of it: the
+    // partition would be set up and never run.
+    let named = if node.has_property("cpus") {
+        Some(("cpus", node.property("cpus").map_or(0, |p| p.value.len())))
+    } else {
+        node.property("cpu-mpidrs")
+            .map(|p| ("cpu-mpidrs", p.value.len()))
+    };
+    if let Some((property, 0)) = named
+        && cpu_list.is_empty()
+    {
+        error(property, Problem::NoCpuNamed);
     }
     match (node.has_property("cpus"), node.has_property("cpu-mpidrs")) {
         (false, false) => error("cpus", Problem::NoCpus),
@@ -408,12 +422,22 @@ fn read_partition<'a>(
             *slot = Some(module);
         }
     }
-    if kernel.is_none()
-        && !node
-            .children()
-            .any(|c| c.is_compatible(&[KERNEL_COMPATIBLE]))
-    {
-        error("", Problem::NoKernel);
+    if kernel.is_none() {
+        let kernels = || {
+            node.children()
+                .filter(|c| c.is_compatible(&[KERNEL_COMPATIBLE]))
+        };
+        match kernels().find(|c| !c.is_enabled()) {
+            Some(disabled) if !kernels().any(|c| c.is_enabled()) => error(
+                "",
+                Problem::KernelDisabled {
+                    module: disabled.name(),
+                },
+            ),
+            _ if kernels().next().is_none() => error("", Problem::NoKernel),
+            // An enabled kernel module that could not be read: said already.
+            _ => {}
+        }
     }
 
     PartitionConfig {

@@ -5,6 +5,7 @@ use core::fmt;
 
 use super::owner::Owner;
 use super::passthrough::DeviceProblem;
+use crate::dt::Lookup;
 use crate::hw::gic::GicVersion;
 use crate::mm::address::{ByteSize, PhysRange};
 
@@ -21,6 +22,9 @@ pub enum Problem<'a> {
         on: Option<&'a str>,
         suggestion: Option<&'static str>,
     },
+    /// A path (of `cpus` or `devices`) without unit addresses that several
+    /// nodes match: which one was meant cannot be guessed.
+    AmbiguousPath { path: &'a str, lookup: Lookup<'a> },
     /// A child node the binding does not have, under the node `on` (a
     /// module of the partition) when it is not the partition itself.
     UnknownNode {
@@ -50,6 +54,10 @@ pub enum Problem<'a> {
     CpuTaken { cpu: u64, by: &'a str },
     /// A partition without CPUs.
     NoCpus,
+    /// `cpus` or `cpu-mpidrs` is there but names no CPU at all.
+    NoCpuNamed,
+    /// The kernel module is there but disabled (`status`).
+    KernelDisabled { module: &'a str },
     /// More vCPUs than the virtual GIC of the board's GIC version serves.
     TooManyVcpus {
         count: usize,
@@ -110,6 +118,7 @@ impl fmt::Display for Problem<'_> {
                 on,
                 suggestion,
             } => unknown(f, "node", name, *on, *suggestion),
+            Problem::AmbiguousPath { path, lookup } => write!(f, "\"{path}\" {lookup}"),
             Problem::Malformed { expected } => write!(f, "malformed: expected {expected}"),
             Problem::NotPageAligned { value } => {
                 write!(f, "{value:#x} is not a multiple of 4 KiB")
@@ -130,6 +139,11 @@ impl fmt::Display for Problem<'_> {
                 )
             }
             Problem::NoCpus => f.write_str("no CPUs: give it `cpus` or `cpu-mpidrs`"),
+            Problem::NoCpuNamed => f.write_str("names no CPU: the partition would never run"),
+            Problem::KernelDisabled { module } => write!(
+                f,
+                "no kernel: its kernel module {module} is disabled (status is not \"okay\")"
+            ),
             Problem::TooManyVcpus { count, limit, gic } => write!(
                 f,
                 "{count} CPUs, but a partition's virtual {} serves at most {limit} vCPUs",

@@ -699,3 +699,53 @@ fn chosen_settings_are_checked_by_name_and_value() {
         ]
     );
 }
+
+#[test]
+fn a_cpu_list_that_names_no_cpu_is_an_error() {
+    let body = hypervisor(&partition("a", "<>", SIZE_64M, 0x4900_0000))
+        .replace("cpus = <>;", "cpu-mpidrs = <>;");
+    assert_reports(
+        &errors(&body),
+        "partition a: cpu-mpidrs: names no CPU: the partition would never run",
+    );
+}
+
+#[test]
+fn a_disabled_kernel_module_is_no_kernel_and_named() {
+    let body = hypervisor(&partition("a", "\"/cpus/cpu@0\"", SIZE_64M, 0x4900_0000)).replace(
+        "compatible = \"multiboot,kernel\", \"multiboot,module\";",
+        "compatible = \"multiboot,kernel\", \"multiboot,module\"; status = \"disabled\";",
+    );
+    assert_reports(
+        &errors(&body),
+        "partition a: no kernel: its kernel module module@49000000 is disabled",
+    );
+}
+
+#[test]
+fn a_path_that_names_several_nodes_is_an_error_listing_them() {
+    let body = hypervisor(&partition("a", "\"/cpus/cpu\"", SIZE_64M, 0x4900_0000));
+    assert_reports(
+        &errors(&body),
+        "partition a: cpus: \"/cpus/cpu\" names more than one node: /cpus/cpu@0, /cpus/cpu@1, \
+         /cpus/cpu@2, /cpus/cpu@3: give the unit address",
+    );
+    let body = hypervisor(&partition(
+        "a",
+        "\"/cpus/cpu@0\"",
+        &format!("{SIZE_64M} devices = \"/virtio_mmio\"; direct-map;"),
+        0x4900_0000,
+    ));
+    assert_reports(
+        &errors(&body),
+        "partition a: devices: /virtio_mmio: names more than one node: /virtio_mmio@a000000, ",
+    );
+    // One match without a unit address is fine.
+    let body = hypervisor(&partition(
+        "a",
+        "\"/cpus/cpu@0\"",
+        &format!("{SIZE_64M} devices = \"/pl031\";"),
+        0x4900_0000,
+    ));
+    assert!(check(&body, &Headers::default()).is_ok());
+}

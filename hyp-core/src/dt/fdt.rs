@@ -18,7 +18,7 @@
 use core::fmt;
 
 use super::bytes::{align4, be32, be64};
-use super::node::{Node, Nodes};
+use super::node::{Lookup, Node, Nodes};
 
 /// `FDT_MAGIC` (§5.2).
 pub const FDT_MAGIC: u32 = 0xd00d_feed;
@@ -522,6 +522,15 @@ impl<'a> Fdt<'a> {
             Some(node)
         } else {
             node.find_descendant(rest)
+        }
+    }
+
+    /// The node an absolute `path` names, never a guess between nodes that
+    /// share a base name ([`Node::unique_child`]); aliases are not followed.
+    pub fn find_unique_node(&self, path: &'a str) -> Result<Node<'a>, Lookup<'a>> {
+        match path.strip_prefix('/') {
+            Some(absolute) => self.root().find_unique_descendant(absolute),
+            None => Err(Lookup::NotFound),
         }
     }
 

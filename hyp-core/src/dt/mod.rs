@@ -9,5 +9,5 @@ pub mod property;
 pub(crate) mod test_builder;
 
 pub use fdt::{Fdt, FdtError};
-pub use node::Node;
+pub use node::{Ambiguity, Lookup, Node};
 pub use property::Property;

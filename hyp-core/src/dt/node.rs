@@ -2,6 +2,7 @@
 
 #![deny(clippy::indexing_slicing)]
 
+use alloc::boxed::Box;
 use core::fmt;
 
 use super::fdt::{FDT_TOKEN_SIZE, Fdt, MAX_DEPTH, Token, cstr_at, token_at};
@@ -175,6 +176,41 @@ impl<'a> Node<'a> {
             .find_named(|full| full == name || (!exact && without_unit_address(full) == name))
     }
 
+    /// The child `name` names, as [`Node::child`], but never a guess: a
+    /// name without unit address that two children have (`cpu` for
+    /// `cpu@0` and `cpu@1`) is [`Lookup::Ambiguous`], unless a child has
+    /// exactly that name.
+    pub fn unique_child(&self, name: &'a str) -> Result<Node<'a>, Lookup<'a>> {
+        if name.contains('@') {
+            return self.child(name).ok_or(Lookup::NotFound);
+        }
+        let bytes = name.as_bytes();
+        let mut matching = self
+            .children()
+            .filter(|child| without_unit_address(child.name().as_bytes()) == bytes);
+        let Some(first) = matching.next() else {
+            return Err(Lookup::NotFound);
+        };
+        if first.name() == name || matching.next().is_none() {
+            return Ok(first);
+        }
+        match self.children().find(|child| child.name() == name) {
+            Some(exact) => Ok(exact),
+            None => Err(Lookup::Ambiguous(Box::new(Ambiguity {
+                parent: *self,
+                name,
+            }))),
+        }
+    }
+
+    /// Follows a relative path below this node as [`Node::unique_child`]
+    /// does each step.
+    pub fn find_unique_descendant(&self, path: &'a str) -> Result<Node<'a>, Lookup<'a>> {
+        path.split('/')
+            .filter(|part| !part.is_empty())
+            .try_fold(*self, |node, part| node.unique_child(part))
+    }
+
     /// Follows a relative path (`soc/serial@7e201000`) below this node.
     pub fn find_descendant(&self, path: &str) -> Option<Node<'a>> {
         path.split('/')
@@ -207,6 +243,44 @@ impl<'a> Node<'a> {
 }
 
 /// A node name without its unit address (`serial` of `serial@7e201000`).
+/// Why a path names no single node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    NotFound,
+    /// A name without unit address that several children of one node have
+    /// (boxed: a node is large, and a lookup is returned often).
+    Ambiguous(Box<Ambiguity<'a>>),
+}
+
+/// `name`, without a unit address, is the base name of several children
+/// of `parent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ambiguity<'a> {
+    pub parent: Node<'a>,
+    pub name: &'a str,
+}
+
+/// "names more than one node: /cpus/cpu@0, /cpus/cpu@1: give the unit
+/// address", or "names no node".
+impl fmt::Display for Lookup<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Lookup::Ambiguous(ambiguity) = self else {
+            return f.write_str("names no node");
+        };
+        f.write_str("names more than one node:")?;
+        let name = ambiguity.name.as_bytes();
+        let candidates = ambiguity
+            .parent
+            .children()
+            .filter(|child| without_unit_address(child.name().as_bytes()) == name);
+        for (index, candidate) in candidates.enumerate() {
+            let separator = if index == 0 { " " } else { ", " };
+            write!(f, "{separator}{}", candidate.path())?;
+        }
+        f.write_str(": give the unit address")
+    }
+}
+
 fn without_unit_address(name: &[u8]) -> &[u8] {
     name.iter()
         .position(|&b| b == b'@')

@@ -4,8 +4,8 @@ use core::fmt;
 
 use super::dma::DmaReason;
 use crate::config::owner::Owner;
-use crate::dt::Node;
 use crate::dt::address::AddressError;
+use crate::dt::{Lookup, Node};
 use crate::hw::gic::SPI_BASE;
 use crate::hw::issue;
 use crate::mm::address::PhysRange;
@@ -16,6 +16,8 @@ use crate::mm::address::PhysRange;
 pub enum DeviceProblem<'a> {
     /// The path names no node of the board's tree.
     NotFound,
+    /// The path, without unit addresses, names several nodes.
+    Ambiguous(Lookup<'a>),
     /// The same node appears twice in the list.
     ListedTwice,
     /// The node's `status` is not "okay".
@@ -98,6 +100,7 @@ impl fmt::Display for DeviceProblem<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotFound => f.write_str("no such node in the board's device tree"),
+            Self::Ambiguous(lookup) => write!(f, "{lookup}"),
             Self::ListedTwice => f.write_str("listed twice"),
             Self::Disabled { status } => write!(
                 f,

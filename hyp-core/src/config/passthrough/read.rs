@@ -10,8 +10,8 @@ use super::problem::DeviceProblem;
 use super::{DEVICE_PAGE_SIZE, DEVICES_PROPERTY, PassthroughDevice, dependencies, dma, interrupts};
 use crate::config::binding::is_path_list;
 use crate::config::error::Problem;
-use crate::dt::Node;
 use crate::dt::address::{self, AddressError};
+use crate::dt::{Lookup, Node};
 use crate::hw::gic::Gic;
 use crate::mm::address::{PhysRange, sort_small};
 
@@ -46,9 +46,23 @@ pub fn read_devices<'a>(
                 },
             )
         };
-        let Some(node) = partition.fdt().find_node(path) else {
-            report(DeviceProblem::NotFound);
-            continue;
+        // An absolute path names one node or none; an alias names the node
+        // its target does.
+        let found = if path.starts_with('/') {
+            partition.fdt().find_unique_node(path)
+        } else {
+            partition.fdt().find_node(path).ok_or(Lookup::NotFound)
+        };
+        let node = match found {
+            Ok(node) => node,
+            Err(Lookup::NotFound) => {
+                report(DeviceProblem::NotFound);
+                continue;
+            }
+            Err(lookup) => {
+                report(DeviceProblem::Ambiguous(lookup));
+                continue;
+            }
         };
         if devices.iter().any(|d| d.node == node) {
             report(DeviceProblem::ListedTwice);
