@@ -267,8 +267,8 @@ extern "C" fn primary_main(dtb_address: usize, load_address: usize, entry_ticks:
         Ok(plans) => plans,
         Err(errors) => {
             error!(
-                "the partition configuration has {} errors; no partition starts:",
-                errors.len()
+                "the partition configuration has {}; no partition starts:",
+                config::Count(errors.len(), "error")
             );
             for problem in &errors {
                 error!("  {problem}");

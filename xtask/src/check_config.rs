@@ -145,14 +145,17 @@ pub fn check(board: &Path, overlay_file: &Path, addresses: LoadAddresses) -> Res
             {
                 println!("note: {note}");
             }
-            println!("configuration OK: {} partitions", plans.len());
+            println!(
+                "configuration OK: {}",
+                config::Count(plans.len(), "partition")
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
             println!(
-                "{}: {} errors; Tessera would start no partition:",
+                "{}: {}; Tessera would start no partition:",
                 overlay_file.display(),
-                errors.len()
+                config::Count(errors.len(), "error")
             );
             for error in &errors {
                 println!("  {error}");

@@ -97,11 +97,16 @@ pub fn merge(name: &str, board: &Path, overlay: &Path) -> Result<Merged> {
 pub fn overlapping(modules: &[Module]) -> Result<Option<(String, String)>> {
     let mut ranges = Vec::new();
     for module in modules {
-        ranges.push((
-            module.address,
-            module.address + module.size()?,
-            &module.node,
-        ));
+        let size = module.size()?;
+        let Some(end) = module.address.checked_add(size) else {
+            bail!(
+                "{}: {} ({size} bytes) at {:#x} would end past the 64-bit address space",
+                module.node,
+                module.file.display(),
+                module.address
+            );
+        };
+        ranges.push((module.address, end, &module.node));
     }
     ranges.sort();
     Ok(ranges
@@ -206,9 +211,16 @@ mod tests {
         let touching = overlapping(&apart).unwrap();
         let over = [module("/a", 0x1000), module("/b", 0x1007)];
         let found = overlapping(&over).unwrap();
+        let wrapping = [module("/top", u64::MAX - 3)];
+        let past_the_end = overlapping(&wrapping).unwrap_err().to_string();
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(touching, None, "adjacent modules do not overlap");
         assert_eq!(found, Some(("/a".into(), "/b".into())));
+        assert!(
+            past_the_end.contains("/top: ")
+                && past_the_end.contains("(8 bytes) at 0xfffffffffffffffc would end past"),
+            "{past_the_end}"
+        );
     }
 
     #[test]

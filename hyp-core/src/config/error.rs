@@ -52,10 +52,19 @@ pub enum Problem<'a> {
     NoSuchMpidr { mpidr: u64 },
     /// A CPU that another partition (or this one) already has.
     CpuTaken { cpu: u64, by: &'a str },
+    /// A CPU listed twice in the same partition.
+    CpuListedTwice { cpu: u64 },
     /// A partition without CPUs.
     NoCpus,
     /// `cpus` or `cpu-mpidrs` is there but names no CPU at all.
     NoCpuNamed,
+    /// The kernel's Image header gives a size or offset no RAM holds.
+    ImplausibleHeader {
+        module: &'a str,
+        file: Option<&'a str>,
+        field: &'static str,
+        value: u64,
+    },
     /// The kernel module is there but disabled (`status`).
     KernelDisabled { module: &'a str },
     /// More vCPUs than the virtual GIC of the board's GIC version serves.
@@ -132,6 +141,9 @@ impl fmt::Display for Problem<'_> {
             Problem::NoSuchMpidr { mpidr } => {
                 write!(f, "no CPU of this board has MPIDR {mpidr:#x}")
             }
+            Problem::CpuListedTwice { cpu } => {
+                write!(f, "the CPU with MPIDR {cpu:#x} is listed twice")
+            }
             Problem::CpuTaken { cpu, by } => {
                 write!(
                     f,
@@ -140,6 +152,18 @@ impl fmt::Display for Problem<'_> {
             }
             Problem::NoCpus => f.write_str("no CPUs: give it `cpus` or `cpu-mpidrs`"),
             Problem::NoCpuNamed => f.write_str("names no CPU: the partition would never run"),
+            Problem::ImplausibleHeader {
+                module,
+                file,
+                field,
+                value,
+            } => {
+                write!(f, "{field} {value:#x} in the Image header of {module}")?;
+                if let Some(file) = file {
+                    write!(f, " ({file})")?;
+                }
+                f.write_str(" is more than any RAM: not a kernel Image, or a damaged one")
+            }
             Problem::KernelDisabled { module } => write!(
                 f,
                 "no kernel: its kernel module {module} is disabled (status is not \"okay\")"
@@ -158,6 +182,14 @@ impl fmt::Display for Problem<'_> {
             Problem::Duplicate { what } => write!(f, "more than one {what} module"),
             Problem::NotLoaded => f.write_str(
                 "size is 0: the file was not loaded (the boot script writes its size here)",
+            ),
+            Problem::TooLarge {
+                needs: u64::MAX,
+                has,
+            } => write!(
+                f,
+                "the images and the guest DTB need more than 2^64 bytes; the partition has {}",
+                ByteSize(*has)
             ),
             Problem::TooLarge { needs, has } => write!(
                 f,
@@ -225,6 +257,19 @@ fn unknown(
     }
 }
 
+/// `count` of `noun`, the noun plural unless it is one: "1 error",
+/// "5 errors".
+#[derive(Debug, Clone, Copy)]
+pub struct Count(pub usize, pub &'static str);
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Count(count, noun) = *self;
+        let plural = if count == 1 { "" } else { "s" };
+        write!(f, "{count} {noun}{plural}")
+    }
+}
+
 /// Which node an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope<'a> {
@@ -255,5 +300,19 @@ impl fmt::Display for ConfigError<'_> {
             write!(f, ": {}", self.property)?;
         }
         write!(f, ": {}", self.problem)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::ToString;
+
+    use super::Count;
+
+    #[test]
+    fn counts_are_plural_unless_one() {
+        assert_eq!(Count(1, "error").to_string(), "1 error");
+        assert_eq!(Count(0, "error").to_string(), "0 errors");
+        assert_eq!(Count(5, "partition").to_string(), "5 partitions");
     }
 }

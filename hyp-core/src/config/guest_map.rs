@@ -46,7 +46,8 @@ pub struct GuestLayout {
 
 impl GuestLayout {
     /// The layout for a kernel at `load_offset` taking `footprint` bytes and
-    /// an optional ramdisk of `ramdisk_size` bytes, or the RAM it would need.
+    /// an optional ramdisk of `ramdisk_size` bytes, or the RAM it would need
+    /// (`u64::MAX`: more than any, the sizes add up past 2^64).
     pub fn place(
         ram_base: u64,
         ram_size: u64,
@@ -55,16 +56,22 @@ impl GuestLayout {
         ramdisk_size: Option<u64>,
     ) -> Result<GuestLayout, u64> {
         let page = 4096u64;
-        let ramdisk_space = ramdisk_size.map_or(0, |s| s.div_ceil(page) * page);
-        let needs = load_offset
-            .saturating_add(footprint.div_ceil(page) * page)
-            .saturating_add(ramdisk_space)
-            .saturating_add(GUEST_DTB_SLOT);
+        let round_up = |size: u64| size.div_ceil(page).checked_mul(page);
+        let ramdisk_space = match ramdisk_size {
+            Some(size) => round_up(size).ok_or(u64::MAX)?,
+            None => 0,
+        };
+        // Every sum checked: sizes come from image headers and the DTB.
+        let needs = round_up(footprint)
+            .and_then(|kernel| load_offset.checked_add(kernel))
+            .and_then(|sum| sum.checked_add(ramdisk_space))
+            .and_then(|sum| sum.checked_add(GUEST_DTB_SLOT))
+            .ok_or(u64::MAX)?;
         // The DTB slot is the top 2 MiB-aligned 2 MiB inside RAM.
-        let ram_end = ram_base.saturating_add(ram_size);
+        let ram_end = ram_base.checked_add(ram_size).ok_or(u64::MAX)?;
         let dtb = (ram_end.saturating_sub(GUEST_DTB_SLOT)) & !(GUEST_DTB_SLOT - 1);
-        let kernel = ram_base + load_offset;
-        let kernel_end = kernel.saturating_add(footprint);
+        let kernel = ram_base.checked_add(load_offset).ok_or(needs)?;
+        let kernel_end = kernel.checked_add(footprint).ok_or(needs)?;
         let ramdisk = ramdisk_size.map(|size| (dtb.saturating_sub(ramdisk_space), size));
         let below_dtb = ramdisk.map_or(dtb, |(start, _)| start);
         if needs > ram_size || dtb < ram_base || kernel_end > below_dtb {

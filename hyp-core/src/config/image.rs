@@ -66,6 +66,20 @@ impl KernelKind {
         }
     }
 
+    /// A header field no kernel can have: `text_offset` or `image_size`
+    /// beyond [`MAX_PLAUSIBLE`] (no RAM is that large), as (field, value).
+    pub fn implausible_field(self) -> Option<(&'static str, u64)> {
+        match self {
+            KernelKind::Arm64Image { text_offset, .. } if text_offset > MAX_PLAUSIBLE => {
+                Some(("text_offset", text_offset))
+            }
+            KernelKind::Arm64Image { image_size, .. } if image_size > MAX_PLAUSIBLE => {
+                Some(("image_size", image_size))
+            }
+            _ => None,
+        }
+    }
+
     /// Offset of the load address from the RAM base.
     pub fn load_offset(self) -> u64 {
         match self {
@@ -83,6 +97,10 @@ impl KernelKind {
         }
     }
 }
+
+/// More than any partition's RAM can be: 2^48 bytes, the largest physical
+/// address space (48-bit output addresses).
+pub const MAX_PLAUSIBLE: u64 = 1 << 48;
 
 #[cfg(test)]
 mod tests {

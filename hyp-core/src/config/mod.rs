@@ -22,7 +22,7 @@ mod tests;
 use alloc::vec::Vec;
 
 pub use binding::{Module, PartitionConfig, RestartPolicy};
-pub use error::{ConfigError, Problem, Scope};
+pub use error::{ConfigError, Count, Problem, Scope};
 pub use owner::Owner;
 pub use passthrough::{Note, PassthroughDevice};
 pub use plan::{ModuleContents, PartitionPlan};

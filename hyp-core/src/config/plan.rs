@@ -81,6 +81,19 @@ pub fn plan<'a>(
         let kernel_kind = contents
             .header(&kernel)
             .map_or(KernelKind::Raw, |h| KernelKind::detect(&h));
+        if let Some((field, value)) = kernel_kind.implausible_field() {
+            errors.push(ConfigError {
+                scope: Scope::Partition(config.name),
+                property: "",
+                problem: Problem::ImplausibleHeader {
+                    module: kernel.node.name(),
+                    file: kernel.file,
+                    field,
+                    value,
+                },
+            });
+            continue;
+        }
         if let KernelKind::Arm64Image { .. } = kernel_kind
             && !guest_base.is_multiple_of(PLACEMENT_ALIGN)
         {
@@ -140,17 +153,20 @@ fn check_cpus<'a>(
             } else {
                 "cpu-mpidrs"
             };
-            match slot {
-                Some(by) => errors.push(ConfigError {
-                    scope: Scope::Partition(partition.name),
-                    property,
-                    problem: Problem::CpuTaken {
-                        cpu: cpus.list.get(cpu).map_or(0, |c| c.mpidr),
-                        by,
-                    },
-                }),
-                None => *slot = Some(partition.name),
-            }
+            let mpidr = cpus.list.get(cpu).map_or(0, |c| c.mpidr);
+            let problem = match slot {
+                Some(by) if *by == partition.name => Problem::CpuListedTwice { cpu: mpidr },
+                Some(by) => Problem::CpuTaken { cpu: mpidr, by },
+                None => {
+                    *slot = Some(partition.name);
+                    continue;
+                }
+            };
+            errors.push(ConfigError {
+                scope: Scope::Partition(partition.name),
+                property,
+                problem,
+            });
         }
     }
 }

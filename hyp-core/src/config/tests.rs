@@ -349,6 +349,22 @@ fn a_cpu_given_twice_or_missing() {
         &errors,
         "partition b: cpu-mpidrs: no CPU of this board has MPIDR 0x100",
     );
+    // Twice in one partition: not "given to" itself.
+    let body = hypervisor(&partition(
+        "a",
+        "\"/cpus/cpu@0\", \"/cpus/cpu@0\"",
+        SIZE_64M,
+        0x4900_0000,
+    ));
+    let errors = self::errors(&body);
+    assert_reports(
+        &errors,
+        "partition a: cpus: the CPU with MPIDR 0x0 is listed twice",
+    );
+    assert!(
+        !errors.iter().any(|e| e.contains("already given")),
+        "{errors:#?}"
+    );
 }
 
 #[test]
@@ -748,4 +764,49 @@ fn a_path_that_names_several_nodes_is_an_error_listing_them() {
         0x4900_0000,
     ));
     assert!(check(&body, &Headers::default()).is_ok());
+}
+
+/// An arm64 Image header with `text_offset` and `image_size`.
+fn arm64_header(text_offset: u64, image_size: u64) -> [u8; image::HEADER_SIZE] {
+    let mut header = [0u8; image::HEADER_SIZE];
+    header[8..16].copy_from_slice(&text_offset.to_le_bytes());
+    header[16..24].copy_from_slice(&image_size.to_le_bytes());
+    header[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    header
+}
+
+#[test]
+fn image_header_fields_no_ram_holds_are_errors_naming_them() {
+    let body = hypervisor(&partition("a", "\"/cpus/cpu@0\"", SIZE_64M, 0x4900_0000))
+        .replace("reg = <", "tessera,file = \"a.bin\"; reg = <");
+    for (text_offset, image_size, expected) in [
+        (
+            0x8_0000,
+            0xffff_ffff_ffff_f001,
+            "partition a: image_size 0xfffffffffffff001 in the Image header of module@49000000 (a.bin) is more than any RAM",
+        ),
+        (
+            u64::MAX,
+            0x20_0000,
+            "partition a: text_offset 0xffffffffffffffff in the Image header of module@49000000 (a.bin) is more than any RAM",
+        ),
+    ] {
+        let headers = Headers(HashMap::from([(
+            0x4900_0000,
+            arm64_header(text_offset, image_size),
+        )]));
+        let errors = check(&body, &headers).unwrap_err();
+        assert_reports(&errors, expected);
+    }
+    // Just below the bound: too large for the partition, said in sizes a
+    // person reads.
+    let headers = Headers(HashMap::from([(
+        0x4900_0000,
+        arm64_header(0x8_0000, image::MAX_PLAUSIBLE),
+    )]));
+    let errors = check(&body, &headers).unwrap_err();
+    assert_reports(
+        &errors,
+        "partition a: memory-size: the images and the guest DTB need 256.0 TiB but the partition has 64 MiB",
+    );
 }

@@ -156,10 +156,20 @@ pub struct ByteSize(pub u64);
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [(&str, u32); 4] = [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)];
+        const UNITS: [(&str, u32); 6] = [
+            ("EiB", 60),
+            ("PiB", 50),
+            ("TiB", 40),
+            ("GiB", 30),
+            ("MiB", 20),
+            ("KiB", 10),
+        ];
+        // Exact where that stays short to read ("48 KiB", not
+        // "18014398509481980 KiB"); else one decimal of the largest unit.
+        const MAX_EXACT: u64 = 10_000;
         for (unit, shift) in UNITS {
             let scale = 1u64 << shift;
-            if self.0 >= scale && self.0.is_multiple_of(scale) {
+            if self.0 >= scale && self.0.is_multiple_of(scale) && self.0 >> shift < MAX_EXACT {
                 return write!(f, "{} {unit}", self.0 >> shift);
             }
         }
@@ -178,6 +188,14 @@ impl fmt::Display for ByteSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_sizes_read_in_the_largest_unit() {
+        assert_eq!(ByteSize(0xffff_ffff_ffff_f000).to_string(), "15.9 EiB");
+        assert_eq!(ByteSize(1 << 50).to_string(), "1 PiB");
+        assert_eq!(ByteSize(48 << 10).to_string(), "48 KiB");
+        assert_eq!(ByteSize(20_000 << 10).to_string(), "19.5 MiB");
+    }
 
     #[test]
     fn range_rejects_empty_and_overflowing() {
