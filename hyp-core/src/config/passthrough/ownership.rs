@@ -77,6 +77,10 @@ pub fn check_ownership<'a>(
         for &(other, what, ref ranges) in &hypervisor_devices {
             if other == device.node {
                 report(DeviceProblem::IsHypervisorDevice { what });
+            } else if super::is_within(&device.node, &other) {
+                // A frame of the GIC (a GICv3 ITS, a GICv2m MSI frame):
+                // Tessera's because the GIC is, whatever its address.
+                report(DeviceProblem::PartOfHypervisorDevice { other, what });
             } else if let Some(page) = shared_page(&device.pages, ranges) {
                 report(DeviceProblem::HypervisorDevice { page, other, what });
             }

@@ -41,6 +41,8 @@ pub enum DeviceProblem<'a> {
     PageShared { page: PhysRange, other: Node<'a> },
     /// The device is one Tessera itself drives.
     IsHypervisorDevice { what: &'static str },
+    /// The node is part of (below) `other`, a device Tessera drives.
+    PartOfHypervisorDevice { other: Node<'a>, what: &'static str },
     /// A page is shared with a device Tessera itself drives.
     HypervisorDevice {
         page: PhysRange,
@@ -131,6 +133,9 @@ impl fmt::Display for DeviceProblem<'_> {
                 other.path()
             ),
             Self::IsHypervisorDevice { what } => write!(f, "is Tessera's {what}"),
+            Self::PartOfHypervisorDevice { other, what } => {
+                write!(f, "is part of {}, Tessera's {what}", other.path())
+            }
             Self::HypervisorDevice { page, other, what } => write!(
                 f,
                 "shares the 4 KiB page {page} with {}, Tessera's {what}",

@@ -350,6 +350,22 @@ fn tessera_s_console_and_gic_cannot_be_given() {
 }
 
 #[test]
+fn the_gic_s_its_and_msi_frames_are_tessera_s_too() {
+    let body = hypervisor(&[partition("a", 0, &devices(&["/intc@8000000/its@8080000"]))]);
+    assert_reports(
+        &errors(QEMU_VIRT, &body),
+        "partition a: devices: /intc@8000000/its@8080000: is part of /intc@8000000, \
+         Tessera's interrupt controller (GIC)",
+    );
+    let body = hypervisor(&[partition("a", 0, &devices(&["/intc@8000000/v2m@8020000"]))]);
+    assert_reports(
+        &errors("qemu-virt-gicv2.dtb", &body),
+        "partition a: devices: /intc@8000000/v2m@8020000: is part of /intc@8000000, \
+         Tessera's interrupt controller (GIC)",
+    );
+}
+
+#[test]
 fn a_page_shared_with_tessera_s_console() {
     let body = format!(
         "{} {}",
