@@ -14,6 +14,8 @@ pub enum Owner<'a> {
     Reserved(ReservedKind),
     /// The board's RAM, not given to anything yet.
     Ram,
+    /// A partition's module (an image the bootloader placed).
+    Module { partition: &'a str, module: &'a str },
 }
 
 impl fmt::Display for Owner<'_> {
@@ -22,6 +24,9 @@ impl fmt::Display for Owner<'_> {
             Owner::Partition(name) => write!(f, "partition {name}'s memory"),
             Owner::Reserved(kind) => f.write_str(kind.describe()),
             Owner::Ram => f.write_str("the board's RAM"),
+            Owner::Module { partition, module } => {
+                write!(f, "partition {partition}'s {module}")
+            }
         }
     }
 }

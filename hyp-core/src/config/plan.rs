@@ -10,7 +10,7 @@ use super::guest_map::{DEFAULT_GUEST_RAM_BASE, GUEST_DEVICES, GuestLayout, IPA_B
 use super::image::{HEADER_SIZE, KernelKind};
 use super::owner::Owner;
 use crate::hw::cpus::Cpus;
-use crate::hw::memory::{MemoryMap, ReservedKind};
+use crate::hw::memory::{MemoryMap, Reserved, ReservedKind};
 use crate::mm::address::{PhysAddr, PhysRange};
 use crate::mm::free;
 
@@ -215,10 +215,12 @@ fn check_modules<'a>(
             if other.range.overlaps(&module.range) {
                 error(Problem::Overlap {
                     range: module.range,
-                    with: Owner::Reserved(ReservedKind::Module),
+                    with: Owner::Module {
+                        partition: other_name,
+                        module: other.node.name(),
+                    },
                     other: other.range,
                 });
-                let _ = other_name;
             }
         }
     }
@@ -258,7 +260,7 @@ fn place_memory<'a>(
         for reserved in memory.reserved.iter().filter(|r| r.range.overlaps(&range)) {
             error(Problem::Overlap {
                 range,
-                with: Owner::Reserved(reserved.kind),
+                with: owner_of(reserved, partitions),
                 other: reserved.range,
             });
             ok = false;
@@ -309,6 +311,22 @@ fn place_memory<'a>(
         }
     }
     placed
+}
+
+/// Who holds `reserved`: the partition and module for a module's range
+/// (the memory map knows only that it is a module), else its kind.
+fn owner_of<'a>(reserved: &Reserved, partitions: &[PartitionConfig<'a>]) -> Owner<'a> {
+    let module = partitions.iter().find_map(|p| {
+        p.kernel
+            .iter()
+            .chain(p.ramdisk.iter())
+            .find(|m| m.range == reserved.range)
+            .map(|m| (p.name, m.node.name()))
+    });
+    match (reserved.kind, module) {
+        (ReservedKind::Module, Some((partition, module))) => Owner::Module { partition, module },
+        (kind, _) => Owner::Reserved(kind),
+    }
 }
 
 /// Removes `hole` from the ranges in `free`.

@@ -261,7 +261,12 @@ fn memory_overlapping_a_module() {
         &format!("{SIZE_64M} memory-base = <0x0 0x4a000000>;"),
         0x4b00_0000,
     ));
-    assert_reports(&errors(&body), "overlaps module at 0x4b000000..0x4b010000");
+    // Whose module: the partition and the node, not just "a module".
+    assert_reports(
+        &errors(&body),
+        "partition a: memory-base: 0x4a000000..0x4e000000 overlaps partition a's module@4b000000 \
+         at 0x4b000000..0x4b010000",
+    );
 }
 
 #[test]

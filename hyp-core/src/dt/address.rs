@@ -51,7 +51,9 @@ impl fmt::Display for AddressError {
                 entry_cells,
             } => write!(
                 f,
-                "{property} is {bytes} bytes, not a whole number of {entry_cells}-cell entries"
+                "{property} is {bytes} bytes, not a whole number of {entry_cells}-cell entries \
+                 (the cells of an entry come from the parent's #address-cells and \
+                 #size-cells: 2 and 1 where it has none)"
             ),
             Self::UnsupportedCells {
                 address_cells,
