@@ -38,7 +38,7 @@ pub enum Problem<'a> {
     NotPageAligned { value: u64 },
     /// A size of zero.
     Zero,
-    /// A range that is not inside one RAM bank of the board.
+    /// A range that is not all RAM of the board (banks that touch count as one).
     OutsideRam { range: PhysRange },
     /// A range that overlaps something it must not.
     Overlap {
@@ -133,7 +133,7 @@ impl fmt::Display for Problem<'_> {
                 write!(f, "{value:#x} is not a multiple of 4 KiB")
             }
             Problem::Zero => f.write_str("is zero"),
-            Problem::OutsideRam { range } => write!(f, "{range} is not inside one RAM bank"),
+            Problem::OutsideRam { range } => write!(f, "{range} is not all RAM"),
             Problem::Overlap { range, with, other } => {
                 write!(f, "{range} overlaps {with} at {other}")
             }

@@ -239,39 +239,55 @@ fn place_memory<'a>(
         let (Some(base), true) = (partition.memory_base, partition.memory_size != 0) else {
             continue;
         };
-        let mut error = |problem| {
+        let mut error = |property, problem| {
             errors.push(ConfigError {
                 scope: Scope::Partition(partition.name),
-                property: "memory-base",
+                property,
                 problem,
             })
         };
         let Some(range) = PhysRange::new(base, partition.memory_size) else {
-            error(Problem::Malformed {
-                expected: "a range that does not wrap",
-            });
+            error(
+                "memory-base",
+                Problem::Malformed {
+                    expected: "a range that does not wrap",
+                },
+            );
             continue;
         };
         let mut ok = true;
         if !memory.is_ram(&range) {
-            error(Problem::OutsideRam { range });
+            // A base in RAM with too much after it: the size is at fault.
+            let base_in_ram = PhysRange::new(base, 1).is_some_and(|first| memory.is_ram(&first));
+            let property = if base_in_ram {
+                "memory-size"
+            } else {
+                "memory-base"
+            };
+            error(property, Problem::OutsideRam { range });
             ok = false;
         }
         for reserved in memory.reserved.iter().filter(|r| r.range.overlaps(&range)) {
-            error(Problem::Overlap {
-                range,
-                with: owner_of(reserved, partitions),
-                other: reserved.range,
-            });
+            error(
+                "memory-base",
+                Problem::Overlap {
+                    range,
+                    with: owner_of(reserved, partitions),
+                    other: reserved.range,
+                },
+            );
             ok = false;
         }
         for (other, other_range) in partitions.iter().zip(&placed).take(index) {
             if let Some(other_range) = other_range.filter(|r| r.overlaps(&range)) {
-                error(Problem::Overlap {
-                    range,
-                    with: Owner::Partition(other.name),
-                    other: other_range,
-                });
+                error(
+                    "memory-base",
+                    Problem::Overlap {
+                        range,
+                        with: Owner::Partition(other.name),
+                        other: other_range,
+                    },
+                );
                 ok = false;
             }
         }

@@ -310,7 +310,7 @@ fn memory_outside_ram_or_misaligned() {
     let errors = errors(&body);
     assert_reports(
         &errors,
-        "partition a: memory-base: 0x100000000..0x104000000 is not inside one RAM bank",
+        "partition a: memory-base: 0x100000000..0x104000000 is not all RAM",
     );
     assert_reports(
         &errors,
@@ -319,6 +319,18 @@ fn memory_outside_ram_or_misaligned() {
     assert_reports(
         &errors,
         "partition b: memory-base: 0x50000800 is not a multiple of 4 KiB",
+    );
+    // The base in RAM, the end past it: memory-size is at fault (QEMU
+    // virt's board file has 2 GiB at 0x40000000).
+    let body = hypervisor(&partition(
+        "a",
+        "\"/cpus/cpu@0\"",
+        "memory-size = <0x0 0x10000000>; memory-base = <0x0 0xb8000000>;",
+        0x4900_0000,
+    ));
+    assert_reports(
+        &self::errors(&body),
+        "partition a: memory-size: 0xb8000000..0xc8000000 is not all RAM",
     );
 }
 

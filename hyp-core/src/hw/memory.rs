@@ -73,9 +73,26 @@ impl MemoryMap {
         self.banks.iter().map(PhysRange::size).sum()
     }
 
-    /// Whether `range` lies entirely inside one RAM bank.
+    /// Whether `range` lies entirely inside RAM: in one bank, or across
+    /// banks that touch (the Raspberry Pi 5's firmware reports its RAM as
+    /// adjacent banks: together they are one range).
     pub fn is_ram(&self, range: &PhysRange) -> bool {
-        self.banks.iter().any(|bank| bank.contains_range(range))
+        // The banks ascend: each one that holds the next byte needed moves
+        // it to its own end.
+        let mut needed = range.start();
+        for bank in &self.banks {
+            if !bank.contains(needed) {
+                continue;
+            }
+            if bank.last() >= range.last() {
+                return true;
+            }
+            match bank.end() {
+                Some(next) => needed = next,
+                None => return false,
+            }
+        }
+        false
     }
 
     /// Records a reserved region; `false` if the table is full.

@@ -43,6 +43,18 @@ fn push_range(free: &mut Vec<PhysRange, MAX_FREE_RANGES>, start: u128, end: u128
     let (Ok(start), Ok(size)) = (u64::try_from(start), u64::try_from(end - start)) else {
         return;
     };
+    // Free RAM that continues where the last range ended (banks that
+    // touch) is one range with it.
+    if let Some(last) = free.last_mut()
+        && last.end() == Some(PhysAddr(start))
+        && let Some(joined) = last
+            .size()
+            .checked_add(size)
+            .and_then(|size| PhysRange::new(last.start(), size))
+    {
+        *last = joined;
+        return;
+    }
     if let Some(range) = PhysRange::new(PhysAddr(start), size) {
         // Capacity is the worst case of banks + reservations, so this cannot be full.
         let _ = free.push(range);
@@ -114,6 +126,24 @@ mod tests {
             "too big for the highest range: the next one down"
         );
         assert_eq!(place_highest(&free, 0x200_0000, 0x20_0000), None);
+    }
+
+    #[test]
+    fn banks_that_touch_are_one_range() {
+        // As the Raspberry Pi 5's firmware reports 8 GiB: 0..1 GiB, then on.
+        let banks = [range(0, 0x4000_0000), range(0x4000_0000, 0x1_c000_0000)];
+        let across = range(0x3000_0000, 0x2000_0000);
+        let map = map(&banks, &[]);
+        assert!(map.is_ram(&across));
+        assert_eq!(free_ranges(&map).as_slice(), [range(0, 0x2_0000_0000)]);
+        // A gap between banks is not RAM.
+        let apart = [range(0, 0x4000_0000), range(0x4000_1000, 0x1000_0000)];
+        let map_apart = self::map(&apart, &[]);
+        assert!(!map_apart.is_ram(&across));
+        assert_eq!(free_ranges(&map_apart).len(), 2);
+        // A reservation at the boundary still splits the free RAM.
+        let split = self::map(&banks, &[range(0x3fff_f000, 0x2000)]);
+        assert_eq!(free_ranges(&split).len(), 2);
     }
 
     #[test]
