@@ -42,6 +42,17 @@ pub fn read<'a>(
     let mut errors = Vec::new();
     chosen::check(fdt, &mut errors);
     let Some(hypervisor) = binding::hypervisor_node(fdt) else {
+        // A /hypervisor node that is not Tessera's (a misspelt compatible)
+        // configures nothing: that is an error, not a machine powered off.
+        if fdt.find_node(binding::HYPERVISOR_PATH).is_some() {
+            errors.push(ConfigError {
+                scope: Scope::Hypervisor,
+                property: "compatible",
+                problem: Problem::Malformed {
+                    expected: "\"tessera,hypervisor\"",
+                },
+            });
+        }
         return if errors.is_empty() {
             Ok(Vec::new())
         } else {

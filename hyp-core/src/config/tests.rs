@@ -513,6 +513,16 @@ fn a_tree_without_hypervisor_node_configures_nothing() {
     );
 }
 
+#[test]
+fn a_hypervisor_node_with_another_compatible_is_an_error() {
+    let body = hypervisor(&partition("a", "\"/cpus/cpu@0\"", SIZE_64M, 0x4900_0000))
+        .replace("\"tessera,hypervisor\"", "\"tessera,hypervisr\"");
+    assert_reports(
+        &errors(&body),
+        "/hypervisor: compatible: malformed: expected \"tessera,hypervisor\"",
+    );
+}
+
 /// The configuration reader and checks take whatever a corrupted overlay
 /// leaves of the tree (in the `/hypervisor` subtree, where the overlay's
 /// bytes are) and never panic: errors, or a plan, but never a crash.
