@@ -14,8 +14,8 @@ use hyp_core::mm::address::{ByteSize, PhysAddr, PhysRange};
 use hyp_core::mm::hyp_memory;
 
 use crate::build::{self, Board, Profile};
-use crate::overlay;
 use crate::uboot::{DTB_LOAD, TESSERA_LOAD};
+use crate::{overlay, overlay_scope};
 
 /// Offset of `image_size` in the arm64 Image header (booting.rst).
 const IMAGE_SIZE_OFFSET: usize = 16;
@@ -94,7 +94,28 @@ pub fn check(board: &Path, overlay_file: &Path, addresses: LoadAddresses) -> Res
             .map(|m| (m.address, m.file.clone()))
             .collect(),
     );
-    match config::read(&fdt, &hardware, &files) {
+    // What the overlay changed besides the partitions (host-only).
+    let board_blob = std::fs::read(board)?;
+    let board_fdt = Fdt::new(&board_blob).map_err(|e| anyhow!("{}: {e}", board.display()))?;
+    let overlay_blob = std::fs::read(&merged.overlay)?;
+    let overlay_fdt =
+        Fdt::new(&overlay_blob).map_err(|e| anyhow!("{}: {e}", merged.overlay.display()))?;
+    // The nodes given to partitions, as the merged tree names them.
+    let given: Vec<String> = fdt
+        .find_node(config::binding::HYPERVISOR_PATH)
+        .into_iter()
+        .flat_map(|hypervisor| hypervisor.children())
+        .filter_map(|partition| partition.property("devices"))
+        .flat_map(|devices| devices.strings())
+        .filter_map(|path| fdt.find_node(path))
+        .map(|node| node.path().to_string())
+        .collect();
+    let scope = overlay_scope::problems(&board_fdt, &fdt, &overlay_fdt, &given);
+    let result = match config::read(&fdt, &hardware, &files) {
+        Ok(_) if !scope.is_empty() => Err(Vec::new()),
+        result => result,
+    };
+    match result {
         Ok(plans) if plans.is_empty() => {
             println!(
                 "no partitions: the tree has no /hypervisor node with compatible \"tessera,hypervisor\""
@@ -155,10 +176,13 @@ pub fn check(board: &Path, overlay_file: &Path, addresses: LoadAddresses) -> Res
             println!(
                 "{}: {}; Tessera would start no partition:",
                 overlay_file.display(),
-                config::Count(errors.len(), "error")
+                config::Count(errors.len() + scope.len(), "error")
             );
             for error in &errors {
                 println!("  {error}");
+            }
+            for problem in &scope {
+                println!("  {problem} (checked on the host only)");
             }
             Ok(ExitCode::FAILURE)
         }

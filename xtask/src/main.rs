@@ -19,6 +19,7 @@ mod guests;
 mod image;
 mod linux;
 mod overlay;
+mod overlay_scope;
 mod qemu;
 mod run;
 mod schema;

@@ -38,6 +38,8 @@ impl Module {
 pub struct Merged {
     /// The merged tree, module sizes still as the overlay gives them.
     pub dtb: PathBuf,
+    /// The overlay, compiled.
+    pub overlay: PathBuf,
     pub modules: Vec<Module>,
 }
 
@@ -89,7 +91,11 @@ pub fn merge(name: &str, board: &Path, overlay: &Path) -> Result<Merged> {
     )
     .with_context(|| format!("applying {} to {}", overlay.display(), board.display()))?;
     let modules = modules(&dtb, &search_path(&overlay)?)?;
-    Ok(Merged { dtb, modules })
+    Ok(Merged {
+        dtb,
+        overlay: compiled,
+        modules,
+    })
 }
 
 /// Two modules whose bytes would overlap once loaded (the bootloader would
