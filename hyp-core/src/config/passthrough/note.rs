@@ -5,7 +5,8 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::config::binding::PartitionConfig;
+use crate::config::binding::{PartitionConfig, RAMDISK_COMPATIBLE};
+use crate::config::vocabulary;
 use crate::dt::Node;
 
 /// Something to know about a partition's devices; not an error.
@@ -23,6 +24,8 @@ pub enum Note<'a> {
     },
     /// A subnode's interrupts, which the guest's copy leaves out.
     SubnodeInterrupts { partition: &'a str, node: Node<'a> },
+    /// A ramdisk module that is disabled: the partition boots without one.
+    RamdiskDisabled { partition: &'a str, module: &'a str },
 }
 
 impl fmt::Display for Note<'_> {
@@ -44,6 +47,11 @@ impl fmt::Display for Note<'_> {
                  firmware must leave it set up",
                 consumer.path(),
                 provider.path()
+            ),
+            Note::RamdiskDisabled { partition, module } => write!(
+                f,
+                "partition {partition}: {module}, a ramdisk, is disabled: the partition boots \
+                 without a ramdisk"
             ),
             Note::SubnodeInterrupts { partition, node } => write!(
                 f,
@@ -80,6 +88,17 @@ pub fn notes<'a>(partition: &PartitionConfig<'a>) -> Vec<Note<'a>> {
         for child in device.node.children() {
             subnode_interrupts(name, &child, &mut notes);
         }
+    }
+    let disabled_ramdisks = partition.node.children().filter(|child| {
+        vocabulary::is_module_node(child.name())
+            && child.is_compatible(&[RAMDISK_COMPATIBLE])
+            && !child.is_enabled()
+    });
+    for module in disabled_ramdisks {
+        notes.push(Note::RamdiskDisabled {
+            partition: name,
+            module: module.name(),
+        });
     }
     notes
 }

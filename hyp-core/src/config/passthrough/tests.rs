@@ -662,3 +662,17 @@ fn a_name_the_guest_tree_cannot_have() {
         ),
     );
 }
+
+#[test]
+fn a_disabled_ramdisk_is_no_ramdisk_and_said_so() {
+    let ramdisk = "module@4c000000 { compatible = \"multiboot,ramdisk\", \"multiboot,module\";
+        reg = <0x0 0x4c000000 0x0 0x1000>; status = \"disabled\"; };";
+    let checked = valid(QEMU_VIRT, &hypervisor(&[partition("a", 0, ramdisk)]));
+    assert_eq!(
+        checked.notes,
+        [
+            "partition a: module@4c000000, a ramdisk, is disabled: the partition boots without a \
+          ramdisk"
+        ]
+    );
+}
