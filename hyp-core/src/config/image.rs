@@ -37,13 +37,13 @@ impl KernelKind {
     pub fn detect(bytes: &[u8]) -> KernelKind {
         let le32 = |offset: usize| {
             bytes
-                .get(offset..offset + 4)
+                .get(offset..offset.checked_add(4)?)
                 .and_then(|b| b.try_into().ok())
                 .map(u32::from_le_bytes)
         };
         let le64 = |offset: usize| {
             bytes
-                .get(offset..offset + 8)
+                .get(offset..offset.checked_add(8)?)
                 .and_then(|b| b.try_into().ok())
                 .map(u64::from_le_bytes)
         };

@@ -3,6 +3,12 @@
 //!
 //! The same code runs at boot and in `cargo xtask check-config`, so a user
 //! sees on the host exactly the report Tessera would print on the board.
+//!
+//! Every number here comes from a user's overlay, a board's DTB or an image
+//! header: arithmetic is checked (an overflow is an error naming the field),
+//! never wrapped or saturated into a plausible value.
+
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 pub mod binding;
 pub mod chosen;

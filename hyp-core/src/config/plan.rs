@@ -37,7 +37,9 @@ impl PartitionPlan<'_> {
     /// Host physical address of guest physical `ipa` inside the guest RAM.
     pub fn host_address(&self, ipa: u64) -> Option<PhysAddr> {
         let offset = ipa.checked_sub(self.layout.ram_base)?;
-        (offset < self.ram.size()).then(|| PhysAddr(self.ram.start().0 + offset))
+        (offset < self.ram.size())
+            .then(|| self.ram.start().0.checked_add(offset).map(PhysAddr))
+            .flatten()
     }
 }
 
@@ -126,7 +128,10 @@ pub fn plan<'a>(
             }
         };
         plans.push(PartitionPlan {
-            vmid: u16::try_from(index + 1).unwrap_or(u16::MAX),
+            vmid: index
+                .checked_add(1)
+                .and_then(|vmid| u16::try_from(vmid).ok())
+                .unwrap_or(u16::MAX),
             config,
             ram,
             kernel_kind,
@@ -211,7 +216,7 @@ fn check_modules<'a>(
                 other: reserved.range,
             });
         }
-        for (other_name, other) in modules.iter().skip(i + 1) {
+        for (other_name, other) in modules.iter().skip(i.saturating_add(1)) {
             if other.range.overlaps(&module.range) {
                 error(Problem::Overlap {
                     range: module.range,
@@ -347,7 +352,7 @@ fn owner_of<'a>(reserved: &Reserved, partitions: &[PartitionConfig<'a>]) -> Owne
 
 /// Removes `hole` from the ranges in `free`.
 fn subtract(free: &mut Vec<PhysRange>, hole: &PhysRange) {
-    let mut result = Vec::with_capacity(free.len() + 1);
+    let mut result = Vec::with_capacity(free.len().saturating_add(1));
     for range in free.iter() {
         if !range.overlaps(hole) {
             result.push(*range);
@@ -359,8 +364,9 @@ fn subtract(free: &mut Vec<PhysRange>, hole: &PhysRange) {
             result.push(below);
         }
         if hole.last() < range.last()
-            && let Some(above) =
-                PhysRange::new(PhysAddr(hole.last().0 + 1), range.last().0 - hole.last().0)
+            && let Some(above) = hole
+                .end()
+                .and_then(|after| PhysRange::spanning(after, range.last()))
         {
             result.push(above);
         }

@@ -107,6 +107,12 @@ const MAX_COMPARED: usize = 48;
 /// The optimal string alignment distance between `a` and `b`: insertions,
 /// deletions, substitutions and swaps of two neighbours, one each; names
 /// longer than [`MAX_COMPARED`] are as far as can be.
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    reason = "indices stay below MAX_COMPARED + 1 and distances below 2 * MAX_COMPARED: \
+              the names are bounded above before the table is filled"
+)]
 fn distance(a: &str, b: &str) -> usize {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() > MAX_COMPARED || b.len() > MAX_COMPARED {

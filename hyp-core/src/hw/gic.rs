@@ -279,7 +279,7 @@ fn v3_regions<'a>(
             place,
             "reg",
             Problem::Address(AddressError::TooFewEntries {
-                needed: 1 + count,
+                needed: count.saturating_add(1),
                 found: 0,
             }),
         );
@@ -290,7 +290,7 @@ fn v3_regions<'a>(
             place,
             "reg",
             Problem::Address(AddressError::TooFewEntries {
-                needed: 1 + count,
+                needed: count.saturating_add(1),
                 found: entries.len(),
             }),
         );
@@ -321,7 +321,7 @@ pub fn decode_interrupts(
     value: &[u8],
     cells: u32,
 ) -> impl Iterator<Item = Result<Interrupt, Problem>> + '_ {
-    let stride = cells as usize * 4;
+    let stride = (cells as usize).saturating_mul(4);
     let usable = if stride == 0 || !value.len().is_multiple_of(stride) {
         &[][..]
     } else {
@@ -330,14 +330,16 @@ pub fn decode_interrupts(
     usable.chunks_exact(stride.max(1)).map(|specifier| {
         let cell = |i: usize| {
             specifier
-                .get(i * 4..i * 4 + 4)
+                .chunks_exact(4)
+                .nth(i)
                 .and_then(|b| b.try_into().ok())
                 .map(u32::from_be_bytes)
                 .unwrap_or(u32::MAX)
         };
         match (cell(0), cell(1)) {
-            (SPECIFIER_PPI, n) if n < PPI_COUNT => Ok(Interrupt::Ppi(PPI_BASE + n)),
-            (SPECIFIER_SPI, n) if n <= MAX_SPI => Ok(Interrupt::Spi(SPI_BASE + n)),
+            // In range, so the sums cannot overflow.
+            (SPECIFIER_PPI, n) if n < PPI_COUNT => Ok(Interrupt::Ppi(PPI_BASE.saturating_add(n))),
+            (SPECIFIER_SPI, n) if n <= MAX_SPI => Ok(Interrupt::Spi(SPI_BASE.saturating_add(n))),
             (SPECIFIER_PPI | SPECIFIER_SPI, n) => Err(Problem::InvalidValue {
                 value: n.into(),
                 why: "interrupt number out of range",

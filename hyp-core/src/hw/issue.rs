@@ -110,7 +110,7 @@ pub struct Issues<'a> {
 impl<'a> Issues<'a> {
     pub fn push(&mut self, issue: Issue<'a>) {
         if self.list.push(issue).is_err() {
-            self.dropped += 1;
+            self.dropped = self.dropped.saturating_add(1);
         }
     }
 

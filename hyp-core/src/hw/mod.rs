@@ -3,6 +3,10 @@
 //!
 //! Pure functions of the DTB (plus the boot CPU's MPIDR and the blob's own
 //! location), so they run in host unit tests against real board DTBs.
+//!
+//! Every number here comes from a board's DTB: arithmetic is checked.
+
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 pub mod console;
 pub mod cpus;

@@ -76,6 +76,13 @@ impl PhysRange {
         PhysRange::new(start, end.0.checked_sub(start.0)?)
     }
 
+    /// The range from `first` to `last`, both included, or `None` if it
+    /// is reversed or is the whole 64-bit space (its size needs 65 bits).
+    pub fn spanning(first: PhysAddr, last: PhysAddr) -> Option<PhysRange> {
+        let size = last.0.checked_sub(first.0)?.checked_add(1)?;
+        PhysRange::new(first, size)
+    }
+
     pub fn start(&self) -> PhysAddr {
         self.start
     }

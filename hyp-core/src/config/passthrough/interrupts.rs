@@ -53,7 +53,7 @@ pub(super) fn read<'a>(
         report(DeviceProblem::InterruptParent { parent });
         return spis;
     }
-    let stride = gic.interrupt_cells as usize * CELL_BYTES;
+    let stride = (gic.interrupt_cells as usize).saturating_mul(CELL_BYTES);
     if stride == 0 || !property.value.len().is_multiple_of(stride) {
         report(DeviceProblem::Interrupts(malformed(property.value.len())));
         return spis;

@@ -146,7 +146,7 @@ fn intersection(a: &PhysRange, b: &PhysRange) -> Option<PhysRange> {
     let start = a.start().max(b.start());
     let last = a.last().min(b.last());
     (start <= last)
-        .then(|| PhysRange::new(start, last.0 - start.0 + 1))
+        .then(|| PhysRange::spanning(start, last))
         .flatten()
 }
 

@@ -201,7 +201,7 @@ pub(super) fn pages(registers: &[PhysRange]) -> Vec<PhysRange> {
             let touches = last.end().is_some_and(|end| end >= page.start());
             let end = page.last().max(last.last());
             touches
-                .then(|| PhysRange::new(last.start(), end.0 - last.start().0 + 1))
+                .then(|| PhysRange::spanning(last.start(), end))
                 .flatten()
                 .map(|joined| *last = joined)
         });
