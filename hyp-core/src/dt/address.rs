@@ -113,7 +113,8 @@ fn entries<'a, const N: usize>(
         bytes: property.value.len(),
         entry_cells,
     })?;
-    let entry_bytes = entry_cells as usize * 4;
+    // At most 2 + 2 + 2 cells (checked above).
+    let entry_bytes = (entry_cells as usize).saturating_mul(4);
     if !property.value.len().is_multiple_of(entry_bytes) {
         return Err(AddressError::BadLength {
             property: name,
@@ -171,8 +172,9 @@ pub fn translate(bus: Option<Node<'_>>, mut address: u64, size: u64) -> Result<u
                         })
             });
             let [child, parent_base, _] = window.ok_or(AddressError::OutsideRanges { address })?;
-            address = parent_base
-                .checked_add(address - child)
+            address = address
+                .checked_sub(child)
+                .and_then(|offset| parent_base.checked_add(offset))
                 .ok_or(AddressError::OutsideRanges { address })?;
         }
         current = Some(parent);
@@ -200,10 +202,10 @@ pub fn reg_entry(node: &Node<'_>, index: usize) -> Result<PhysRange, AddressErro
         if i == index {
             return entry;
         }
-        found = i + 1;
+        found = i.saturating_add(1);
     }
     Err(AddressError::TooFewEntries {
-        needed: index + 1,
+        needed: index.saturating_add(1),
         found,
     })
 }

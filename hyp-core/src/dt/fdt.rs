@@ -208,6 +208,11 @@ pub(super) enum Token<'a> {
 /// Inlined into each walk: a lookup decodes hundreds of tokens, and passing
 /// every decoded token back through memory cost more than decoding it.
 #[inline(always)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    reason = "offsets past a token that was read: each sum stays within the structure block \
+              (a slice, at most isize::MAX bytes), checked where a length from the blob is added"
+)]
 pub(super) fn token_at(structs: &[u8], offset: usize) -> Result<(Token<'_>, usize), FdtError> {
     let token = be32(structs, offset).ok_or(FdtError::Truncated {
         needed: offset + 4,
@@ -269,7 +274,10 @@ struct Block {
 impl Block {
     fn of<'a>(&self, blob: &'a [u8]) -> &'a [u8] {
         let start = self.offset as usize;
-        blob.get(start..start + self.size as usize).unwrap_or(&[])
+        start
+            .checked_add(self.size as usize)
+            .and_then(|end| blob.get(start..end))
+            .unwrap_or(&[])
     }
 }
 
@@ -312,7 +320,7 @@ impl<'a> Fdt<'a> {
             available: blob.len(),
         })?;
         let field = |index: usize| -> Result<usize, FdtError> {
-            let value = be32(blob, index * 4).ok_or(FdtError::Truncated {
+            let value = be32(blob, index.saturating_mul(4)).ok_or(FdtError::Truncated {
                 needed: FDT_HEADER_SIZE,
                 available: blob.len(),
             })?;
@@ -352,7 +360,7 @@ impl<'a> Fdt<'a> {
         let reservations = block(
             "memory reservation",
             off_rsvmap,
-            total - off_rsvmap.min(total),
+            total.saturating_sub(off_rsvmap),
             8,
         )?;
         let fdt = Fdt {
@@ -409,7 +417,7 @@ impl<'a> Fdt<'a> {
                 Token::Nop => {}
                 Token::BeginNode { name } => {
                     core::str::from_utf8(name).map_err(|_| FdtError::BadName {
-                        offset: offset + FDT_TOKEN_SIZE,
+                        offset: offset.saturating_add(FDT_TOKEN_SIZE),
                     })?;
                     if depth == 0 && (seen_root || !name.is_empty()) {
                         return Err(FdtError::BadRoot { offset });
@@ -419,7 +427,7 @@ impl<'a> Fdt<'a> {
                             .get_mut(depth)
                             .ok_or(FdtError::TooDeep { offset })? = true;
                     }
-                    depth += 1;
+                    depth = depth.saturating_add(1);
                     if depth > MAX_DEPTH {
                         return Err(FdtError::TooDeep { offset });
                     }
@@ -470,11 +478,16 @@ impl<'a> Fdt<'a> {
         let mut offset = 0;
         loop {
             let address = be64(block, offset).ok_or(FdtError::UnterminatedReservations)?;
-            let size = be64(block, offset + 8).ok_or(FdtError::UnterminatedReservations)?;
+            let size = offset
+                .checked_add(8)
+                .and_then(|at| be64(block, at))
+                .ok_or(FdtError::UnterminatedReservations)?;
             if address == 0 && size == 0 {
                 return Ok(());
             }
-            offset += 16;
+            offset = offset
+                .checked_add(16)
+                .ok_or(FdtError::UnterminatedReservations)?;
         }
     }
 
@@ -494,7 +507,8 @@ impl<'a> Fdt<'a> {
         // Validation found the root's FDT_BEGIN_NODE after any leading NOPs.
         let mut offset = 0;
         while be32(self.structs(), offset) == Some(FDT_NOP) {
-            offset += 4;
+            // A NOP was read there: the next token's offset fits.
+            offset = offset.saturating_add(FDT_TOKEN_SIZE);
         }
         Node::at(*self, offset, 0, [0; MAX_DEPTH])
     }

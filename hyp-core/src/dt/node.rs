@@ -87,7 +87,12 @@ impl<'a> Node<'a> {
     /// The node's name including its unit address (`serial@7e201000`); the
     /// root's name is empty.
     pub fn name(&self) -> &'a str {
-        cstr_at(self.fdt.structs(), self.offset() + FDT_TOKEN_SIZE).unwrap_or("")
+        // A node's token was read at its offset: the name's offset fits.
+        cstr_at(
+            self.fdt.structs(),
+            self.offset().saturating_add(FDT_TOKEN_SIZE),
+        )
+        .unwrap_or("")
     }
 
     /// The name without its unit address.
@@ -308,7 +313,7 @@ impl fmt::Display for NodePath<'_> {
                 self.node.ancestors.get(level).copied()
             };
             let name = offset
-                .and_then(|o| cstr_at(structs, o as usize + FDT_TOKEN_SIZE).ok())
+                .and_then(|o| cstr_at(structs, (o as usize).saturating_add(FDT_TOKEN_SIZE)).ok())
                 .unwrap_or("?");
             write!(f, "/{name}")?;
         }
@@ -434,7 +439,7 @@ fn skip_body(structs: &[u8], mut offset: usize) -> Option<usize> {
         let (token, next) = token_at(structs, offset).ok()?;
         offset = next;
         match token {
-            Token::BeginNode { .. } => depth += 1,
+            Token::BeginNode { .. } => depth = depth.saturating_add(1),
             Token::EndNode => {
                 depth = depth.checked_sub(1)?;
                 if depth == 0 {
@@ -480,7 +485,7 @@ impl<'a> Iterator for Nodes<'a> {
                     let node =
                         Node::with_body(self.fdt, self.offset, next, self.depth, self.ancestors);
                     *self.ancestors.get_mut(self.depth)? = narrow(self.offset);
-                    self.depth += 1;
+                    self.depth = self.depth.saturating_add(1);
                     self.offset = next;
                     return Some(node);
                 }

@@ -73,7 +73,7 @@ impl<'a> Iterator for StringList<'a> {
     fn next(&mut self) -> Option<&'a str> {
         let end = self.rest.iter().position(|&b| b == 0)?;
         let text = self.rest.get(..end)?;
-        self.rest = self.rest.get(end + 1..)?;
+        self.rest = self.rest.get(end.checked_add(1)?..)?;
         core::str::from_utf8(text).ok()
     }
 }

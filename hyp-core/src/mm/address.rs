@@ -4,6 +4,10 @@
 //! with stage 2) and virtual addresses are distinct types so that one is never
 //! passed where another is meant. At EL2 Tessera identity-maps what it uses,
 //! so a `PhysAddr` is also the address EL2 code dereferences.
+//!
+//! Addresses and sizes come from DTBs and overlays: arithmetic is checked.
+
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use core::fmt;
 
@@ -30,9 +34,10 @@ impl PhysAddr {
         self.0.checked_add(offset).map(PhysAddr)
     }
 
-    /// Whether the address is a multiple of `align` (a power of two).
+    /// Whether the address is a multiple of `align` (a power of two; 0
+    /// counts as 1).
     pub fn is_aligned(self, align: u64) -> bool {
-        self.0 & (align - 1) == 0
+        self.0 & low_bits(align) == 0
     }
 
     /// The address as a pointer-sized integer (at EL2 identity-mapped, so usable as a pointer).
@@ -42,13 +47,19 @@ impl PhysAddr {
 
     /// Rounds down to a multiple of `align` (a power of two).
     pub fn align_down(self, align: u64) -> PhysAddr {
-        PhysAddr(self.0 & !(align - 1))
+        PhysAddr(self.0 & !low_bits(align))
     }
 
     /// Rounds up to a multiple of `align` (a power of two), or `None` on overflow.
     pub fn align_up(self, align: u64) -> Option<PhysAddr> {
-        Some(PhysAddr(self.0.checked_add(align - 1)? & !(align - 1)))
+        let mask = low_bits(align);
+        Some(PhysAddr(self.0.checked_add(mask)? & !mask))
     }
+}
+
+/// The bits below a power-of-two `align` (none for 0 or 1).
+fn low_bits(align: u64) -> u64 {
+    align.saturating_sub(1)
 }
 
 impl fmt::Display for PhysAddr {
@@ -68,7 +79,8 @@ pub struct PhysRange {
 impl PhysRange {
     /// A range, or `None` if `size` is 0 or the end would overflow 64 bits.
     pub fn new(start: PhysAddr, size: u64) -> Option<PhysRange> {
-        (size != 0 && start.0.checked_add(size - 1).is_some()).then_some(PhysRange { start, size })
+        let last = size.checked_sub(1).and_then(|extra| start.0.checked_add(extra));
+        last.is_some().then_some(PhysRange { start, size })
     }
 
     /// The range `[start, end)`, or `None` if it is empty or reversed.
@@ -93,7 +105,8 @@ impl PhysRange {
 
     /// The last byte's address (never overflows, unlike the exclusive end).
     pub fn last(&self) -> PhysAddr {
-        PhysAddr(self.start.0 + (self.size - 1))
+        // `new` made sure that this neither wraps nor underflows.
+        PhysAddr(self.start.0.saturating_add(self.size.saturating_sub(1)))
     }
 
     /// The exclusive end, or `None` if the range reaches the top of the address space.
@@ -147,12 +160,12 @@ pub fn sort_small<T: Ord>(items: &mut [T]) {
 pub fn sort_small_by<T>(items: &mut [T], mut order: impl FnMut(&T, &T) -> core::cmp::Ordering) {
     for i in 1..items.len() {
         let mut j = i;
-        while j > 0
-            && let (Some(a), Some(b)) = (items.get(j - 1), items.get(j))
+        while let Some(before) = j.checked_sub(1)
+            && let (Some(a), Some(b)) = (items.get(before), items.get(j))
             && order(a, b) == core::cmp::Ordering::Greater
         {
-            items.swap(j - 1, j);
-            j -= 1;
+            items.swap(before, j);
+            j = before;
         }
     }
 }
@@ -184,7 +197,9 @@ impl fmt::Display for ByteSize {
             if self.0 >= (1u64 << shift) {
                 // One decimal is enough to read a size; integer arithmetic only.
                 let whole = self.0 >> shift;
-                let tenths = ((self.0 - (whole << shift)) * 10) >> shift;
+                // The remainder is below 2^shift (at most 2^60): times ten fits.
+                let remainder = self.0 & low_bits(1u64 << shift);
+                let tenths = remainder.saturating_mul(10) >> shift;
                 return write!(f, "{whole}.{tenths} {unit}");
             }
         }
