@@ -173,8 +173,14 @@ pub fn check(board: &Path, overlay_file: &Path, addresses: LoadAddresses) -> Res
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
+            // Tessera's own verdict first; then what only the host sees.
+            let verdict = if errors.is_empty() {
+                "Tessera would boot this tree, but the overlay changes the board"
+            } else {
+                "Tessera would start no partition"
+            };
             println!(
-                "{}: {}; Tessera would start no partition:",
+                "{}: {}; {verdict}:",
                 overlay_file.display(),
                 config::Count(errors.len() + scope.len(), "error")
             );

@@ -54,16 +54,17 @@ pub fn problems(
         {
             continue;
         }
-        let Some(before) = board.find_node(&path) else {
+        let before = exact_node(board, &path);
+        // A board without /chosen gets one for the settings it may have.
+        if before.is_none() && path != CHOSEN {
             problems.push(format!("{}: adds node {path}", fragment_of(&path)));
             continue;
-        };
+        }
         for property in node.properties() {
-            if before
-                .property(property.name)
-                .is_some_and(|p| p.value == property.value)
-                || allowed(&path, property.name, given)
-            {
+            let unchanged = before
+                .and_then(|before| before.property(property.name))
+                .is_some_and(|p| p.value == property.value);
+            if unchanged || allowed(&path, property.name, given) {
                 continue;
             }
             problems.push(format!(
@@ -78,11 +79,23 @@ pub fn problems(
     problems
 }
 
+const CHOSEN: &str = "/chosen";
+
+/// The node of `fdt` at `path`, every name matched whole (`/foo` is not
+/// `/foo@1`, as a lookup by base name would take it).
+fn exact_node<'a>(fdt: &Fdt<'a>, path: &str) -> Option<Node<'a>> {
+    path.split('/')
+        .filter(|part| !part.is_empty())
+        .try_fold(fdt.root(), |node, part| {
+            node.children().find(|child| child.name() == part)
+        })
+}
+
 /// Whether an overlay may set `property` of the node at `path`.
 fn allowed(path: &str, property: &str, given: &[String]) -> bool {
     BOOKKEEPING.contains(&property)
         || (property == "status" && given.iter().any(|g| g == path))
-        || (path == "/chosen" && property.starts_with(hyp_core::config::chosen::PREFIX))
+        || (path == CHOSEN && property.starts_with(hyp_core::config::chosen::PREFIX))
 }
 
 /// Each `fragment@N` of `overlay` with the path it targets: `target-path`,
@@ -135,16 +148,31 @@ fn duplicate_partitions(overlay: &Fdt<'_>, fragments: &[(String, String)]) -> Ve
         else {
             continue;
         };
-        let partitions = match target.trim_end_matches('/') {
-            "" => body.child("hypervisor"),
-            "/hypervisor" => Some(body),
-            _ => None,
+        // The partitions this fragment writes into: below `/`, below
+        // `/hypervisor`, or the one it targets.
+        let target = target.trim_end_matches('/');
+        let names: Vec<String> = match target {
+            "" => body
+                .child("hypervisor")
+                .into_iter()
+                .flat_map(|hypervisor| hypervisor.children())
+                .map(|partition| partition.name().to_owned())
+                .collect(),
+            "/hypervisor" => body
+                .children()
+                .map(|partition| partition.name().to_owned())
+                .collect(),
+            _ => target
+                .strip_prefix("/hypervisor/")
+                .and_then(|rest| rest.split('/').next())
+                .map(str::to_owned)
+                .into_iter()
+                .collect(),
         };
-        for partition in partitions.into_iter().flat_map(|node| node.children()) {
-            let partition_name = partition.name().to_owned();
+        for partition_name in names {
             match defined.get(&partition_name) {
                 Some(first) => problems.push(format!(
-                    "{name}: defines partition {partition_name}, which {first} defines too: \
+                    "{name}: writes into partition {partition_name}, which {first} defines too: \
                      fdtoverlay would merge the two property by property"
                 )),
                 None => {
@@ -259,6 +287,21 @@ mod tests {
     }
 
     #[test]
+    fn a_fragment_that_patches_a_partition_another_defines_is_an_error() {
+        let source = format!(
+            "/ {{
+                fragment@0 {{ target-path = \"/\"; __overlay__ {{
+                    hypervisor {{ compatible = \"tessera,hypervisor\"; {PARTITION} }};
+                }}; }};
+                fragment@1 {{ target-path = \"/hypervisor/a\"; __overlay__ {{ restart = \"never\"; }}; }};
+            }};"
+        );
+        let problems = problems_of("patch", &source, &[]);
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(problems[0].starts_with("fragment@1: writes into partition a, which fragment@0"));
+    }
+
+    #[test]
     fn a_partition_two_fragments_define_is_an_error() {
         let source = format!(
             "/ {{
@@ -272,8 +315,8 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "fragment@1: defines partition a, which fragment@0 defines too: fdtoverlay would merge \
-              the two property by property"
+                "fragment@1: writes into partition a, which fragment@0 defines too: fdtoverlay would \
+              merge the two property by property"
             ]
         );
     }

@@ -20,6 +20,10 @@ pub const PARTITION_COMPATIBLE: &str = "tessera,partition";
 pub const MODULE_COMPATIBLE: &str = "multiboot,module";
 pub const KERNEL_COMPATIBLE: &str = "multiboot,kernel";
 pub const RAMDISK_COMPATIBLE: &str = "multiboot,ramdisk";
+/// The `status` values a partition may have (the DT spec's "okay", its
+/// older "ok", and "disabled" to leave it out).
+const STATUS_VALUES: [&str; 3] = ["okay", "ok", "disabled"];
+
 /// The flag of the one partition that takes the console's input.
 pub const CONSOLE_INPUT: &str = "console-input";
 
@@ -121,6 +125,20 @@ pub fn read<'a>(
                 scope: Scope::Partition(name),
                 property: "compatible",
                 problem: Problem::NotAPartition,
+            });
+            continue;
+        }
+        // "disabled" leaves a partition out; a misspelt status must not.
+        if let Some(status) = node.property("status").and_then(|p| p.as_str())
+            && !STATUS_VALUES.contains(&status)
+        {
+            errors.push(ConfigError {
+                scope: Scope::Partition(name),
+                property: "status",
+                problem: Problem::UnknownValue {
+                    value: status,
+                    allowed: &STATUS_VALUES,
+                },
             });
             continue;
         }

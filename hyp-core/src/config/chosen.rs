@@ -31,14 +31,12 @@ pub const SETTINGS: [(&str, &[&str]); 4] = [
     ),
 ];
 
-/// The settings' names.
-const NAMES: [&str; 4] = [SETTINGS[0].0, SETTINGS[1].0, SETTINGS[2].0, SETTINGS[3].0];
-
 /// Checks every `tessera,*` property of `/chosen` in `fdt`.
 pub fn check<'a>(fdt: &Fdt<'a>, errors: &mut Vec<ConfigError<'a>>) {
     let Some(chosen) = fdt.find_node("/chosen") else {
         return;
     };
+    let names = SETTINGS.map(|(name, _)| name);
     let mut error = |property: &'static str, problem: Problem<'a>| {
         errors.push(ConfigError {
             scope: Scope::Chosen,
@@ -56,7 +54,7 @@ pub fn check<'a>(fdt: &Fdt<'a>, errors: &mut Vec<ConfigError<'a>>) {
                 Problem::UnknownProperty {
                     name: property.name,
                     on: None,
-                    suggestion: vocabulary::closest(property.name, &NAMES),
+                    suggestion: vocabulary::closest(property.name, &names),
                 },
             );
             continue;

@@ -62,7 +62,11 @@ pub fn unknown_properties<'a>(
 /// Whether `name` is a module node's: `module@<hex address>`.
 pub fn is_module_node(name: &str) -> bool {
     name.split_once('@').is_some_and(|(base, unit)| {
-        base == MODULE_NODE && !unit.is_empty() && unit.bytes().all(|b| b.is_ascii_hexdigit())
+        base == MODULE_NODE
+            && !unit.is_empty()
+            && unit
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -101,7 +105,7 @@ fn tolerance(known: &str) -> usize {
 }
 
 /// Names longer than this are never taken for a known one (the longest
-/// known name has 17 characters).
+/// known name, `tessera,fault-injection`, has 23 characters).
 const MAX_COMPARED: usize = 48;
 
 /// The optimal string alignment distance between `a` and `b`: insertions,
@@ -186,6 +190,10 @@ mod tests {
         assert!(!is_module_node("module@"));
         assert!(!is_module_node("modul@49000000"));
         assert!(!is_module_node("module@0x49000000"));
+        assert!(
+            !is_module_node("module@4C000000"),
+            "lower-case hex, as the binding says"
+        );
         let Problem::UnknownNode { suggestion, .. } = unknown_partition_child("modul@49000000")
         else {
             panic!("not an unknown node");

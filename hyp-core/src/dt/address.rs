@@ -133,11 +133,27 @@ fn entries<'a, const N: usize>(
 
 /// The raw (bus-address) `reg` entries of `node` as (address, size).
 pub fn raw_reg<'a>(node: &Node<'a>) -> Result<impl Iterator<Item = (u64, u64)> + 'a, AddressError> {
-    let reg = node.property("reg").ok_or(AddressError::MissingReg)?;
-    let (address, size) = match node.parent() {
+    let (address, size) = reg_cells(node);
+    raw_reg_cells(node, address, size)
+}
+
+/// The cells of an address and of a size in `node`'s `reg`: its parent's
+/// `#address-cells` and `#size-cells`.
+pub fn reg_cells(node: &Node<'_>) -> (u32, u32) {
+    match node.parent() {
         Some(parent) => (address_cells(&parent), size_cells(&parent)),
         None => (DEFAULT_ADDRESS_CELLS, DEFAULT_SIZE_CELLS),
-    };
+    }
+}
+
+/// [`raw_reg`] with the cell counts a binding fixes, whatever the parent
+/// says (a Tessera partition's modules: 2 + 2, checked apart).
+pub fn raw_reg_cells<'a>(
+    node: &Node<'a>,
+    address: u32,
+    size: u32,
+) -> Result<impl Iterator<Item = (u64, u64)> + 'a, AddressError> {
+    let reg = node.property("reg").ok_or(AddressError::MissingReg)?;
     if address == 0 || address > 2 || size > 2 {
         return Err(AddressError::UnsupportedCells {
             address_cells: address,

@@ -247,7 +247,6 @@ impl<'a> Node<'a> {
     }
 }
 
-/// A node name without its unit address (`serial` of `serial@7e201000`).
 /// Why a path names no single node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup<'a> {
@@ -286,6 +285,7 @@ impl fmt::Display for Lookup<'_> {
     }
 }
 
+/// A node name without its unit address (`serial` of `serial@7e201000`).
 fn without_unit_address(name: &[u8]) -> &[u8] {
     name.iter()
         .position(|&b| b == b'@')

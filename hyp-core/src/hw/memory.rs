@@ -104,6 +104,11 @@ impl MemoryMap {
 /// Most `reg` entries read from one node.
 const MAX_REGIONS_PER_NODE: usize = 8;
 
+/// What a Tessera partition's node is, and the cells of its modules'
+/// `reg` (`config::binding`, which hw/ does not depend on, says the same).
+const PARTITION_COMPATIBLE: &str = "tessera,partition";
+const BINDING_CELLS: u32 = 2;
+
 /// Whether `node` is an enabled boot module (`multiboot,module`), which the
 /// bootloader loaded and Tessera's configuration names.
 pub fn is_module(node: &Node<'_>) -> bool {
@@ -209,7 +214,9 @@ enum Addressing {
     Translated,
     /// As is: boot-module nodes under `/chosen` (Xen dom0less's
     /// `multiboot,module` vocabulary) give physical addresses with the
-    /// parent's cell counts, and `/chosen` has no `ranges`.
+    /// parent's cell counts, and `/chosen` has no `ranges`; a Tessera
+    /// partition's modules with 2 + 2 cells, the binding's (the
+    /// configuration reports a partition whose cell counts differ).
     Physical,
 }
 
@@ -221,7 +228,16 @@ fn regions<'a>(
     issues: &mut Issues<'a>,
 ) -> Vec<PhysRange, MAX_REGIONS_PER_NODE> {
     let mut found = Vec::new();
-    let entries = match address::raw_reg(node) {
+    let in_partition = node
+        .parent()
+        .is_some_and(|parent| parent.is_compatible(&[PARTITION_COMPATIBLE]));
+    let (address_cells, size_cells) = if addressing == Addressing::Physical && in_partition {
+        (BINDING_CELLS, BINDING_CELLS)
+    } else {
+        address::reg_cells(node)
+    };
+    let read = address::raw_reg_cells(node, address_cells, size_cells);
+    let entries = match read {
         Ok(entries) => entries,
         Err(error) => {
             issues.fatal(Place::Node(*node), "reg", Problem::Address(error));

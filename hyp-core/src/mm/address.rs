@@ -79,7 +79,9 @@ pub struct PhysRange {
 impl PhysRange {
     /// A range, or `None` if `size` is 0 or the end would overflow 64 bits.
     pub fn new(start: PhysAddr, size: u64) -> Option<PhysRange> {
-        let last = size.checked_sub(1).and_then(|extra| start.0.checked_add(extra));
+        let last = size
+            .checked_sub(1)
+            .and_then(|extra| start.0.checked_add(extra));
         last.is_some().then_some(PhysRange { start, size })
     }
 
@@ -184,9 +186,9 @@ impl fmt::Display for ByteSize {
             ("MiB", 20),
             ("KiB", 10),
         ];
-        // Exact where that stays short to read ("48 KiB", not
+        // Exact where that stays short enough to read ("12290 MiB", not
         // "18014398509481980 KiB"); else one decimal of the largest unit.
-        const MAX_EXACT: u64 = 10_000;
+        const MAX_EXACT: u64 = 1 << 20;
         for (unit, shift) in UNITS {
             let scale = 1u64 << shift;
             if self.0 >= scale && self.0.is_multiple_of(scale) && self.0 >> shift < MAX_EXACT {
@@ -216,7 +218,8 @@ mod tests {
         assert_eq!(ByteSize(0xffff_ffff_ffff_f000).to_string(), "15.9 EiB");
         assert_eq!(ByteSize(1 << 50).to_string(), "1 PiB");
         assert_eq!(ByteSize(48 << 10).to_string(), "48 KiB");
-        assert_eq!(ByteSize(20_000 << 10).to_string(), "19.5 MiB");
+        assert_eq!(ByteSize(12_290 << 20).to_string(), "12290 MiB");
+        assert_eq!(ByteSize((1 << 20) << 10).to_string(), "1 GiB");
     }
 
     #[test]

@@ -54,8 +54,12 @@ const BASELINE_TIMEOUT: Duration = Duration::from_secs(180);
 const SLEEP_START: &str = "sleep-start";
 const SLEEP_END: &str = "sleep-end";
 const SLEEP: Duration = Duration::from_secs(2);
-/// `sleep 2` measured from outside the guest must be within this.
-const SLEEP_TOLERANCE_PERCENT: u32 = 10;
+/// `sleep 2` measured from outside the guest must be within this. The
+/// interval also holds the shell's fork and exec of `sleep` and `echo`,
+/// which under TCG on a loaded host took 232 ms once (a failed run at
+/// 10 %); a clock off by a factor (the failure this catches) is still far
+/// outside 25 %.
+const SLEEP_TOLERANCE_PERCENT: u32 = 25;
 
 /// Kernel and busybox failures, on top of Tessera's own.
 const LINUX_FAILURES: [&str; 9] = [

@@ -89,8 +89,10 @@ pub fn notes<'a>(partition: &PartitionConfig<'a>) -> Vec<Note<'a>> {
             subnode_interrupts(name, &child, &mut notes);
         }
     }
+    // Said only when it leaves the partition without one.
     let disabled_ramdisks = partition.node.children().filter(|child| {
-        vocabulary::is_module_node(child.name())
+        partition.ramdisk.is_none()
+            && vocabulary::is_module_node(child.name())
             && child.is_compatible(&[RAMDISK_COMPATIBLE])
             && !child.is_enabled()
     });

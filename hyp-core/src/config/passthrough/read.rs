@@ -46,14 +46,8 @@ pub fn read_devices<'a>(
                 },
             )
         };
-        // An absolute path names one node or none; an alias names the node
-        // its target does.
-        let found = if path.starts_with('/') {
-            partition.fdt().find_unique_node(path)
-        } else {
-            partition.fdt().find_node(path).ok_or(Lookup::NotFound)
-        };
-        let node = match found {
+        // Absolute paths only (`is_path_list`): each names one node or none.
+        let node = match partition.fdt().find_unique_node(path) {
             Ok(node) => node,
             Err(Lookup::NotFound) => {
                 report(DeviceProblem::NotFound);
