@@ -50,13 +50,18 @@ pub fn read<'a>(
     let Some(hypervisor) = binding::hypervisor_node(fdt) else {
         // A /hypervisor node that is not Tessera's (a misspelt compatible)
         // configures nothing: that is an error, not a machine powered off.
-        if fdt.find_node(binding::HYPERVISOR_PATH).is_some() {
+        if let Some(node) = fdt.find_node(binding::HYPERVISOR_PATH) {
+            let problem = if node.has_property("compatible") {
+                Problem::Malformed {
+                    expected: "\"tessera,hypervisor\"",
+                }
+            } else {
+                Problem::Missing
+            };
             errors.push(ConfigError {
                 scope: Scope::Hypervisor,
                 property: "compatible",
-                problem: Problem::Malformed {
-                    expected: "\"tessera,hypervisor\"",
-                },
+                problem,
             });
         }
         return if errors.is_empty() {

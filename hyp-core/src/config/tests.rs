@@ -521,6 +521,9 @@ fn a_hypervisor_node_with_another_compatible_is_an_error() {
         &errors(&body),
         "/hypervisor: compatible: malformed: expected \"tessera,hypervisor\"",
     );
+    let body = hypervisor(&partition("a", "\"/cpus/cpu@0\"", SIZE_64M, 0x4900_0000))
+        .replace("compatible = \"tessera,hypervisor\";", "");
+    assert_reports(&errors(&body), "/hypervisor: compatible: property missing");
 }
 
 /// The configuration reader and checks take whatever a corrupted overlay
