@@ -189,22 +189,26 @@ impl<'a> Node<'a> {
         if name.contains('@') {
             return self.child(name).ok_or(Lookup::NotFound);
         }
+        // One walk over the children (each walk passes their subtrees).
         let bytes = name.as_bytes();
-        let mut matching = self
-            .children()
-            .filter(|child| without_unit_address(child.name().as_bytes()) == bytes);
-        let Some(first) = matching.next() else {
-            return Err(Lookup::NotFound);
-        };
-        if first.name() == name || matching.next().is_none() {
-            return Ok(first);
+        let (mut first, mut matches) = (None, 0usize);
+        for child in self.children() {
+            let full = child.name().as_bytes();
+            if full == bytes {
+                return Ok(child);
+            }
+            if without_unit_address(full) == bytes {
+                first.get_or_insert(child);
+                matches = matches.saturating_add(1);
+            }
         }
-        match self.children().find(|child| child.name() == name) {
-            Some(exact) => Ok(exact),
-            None => Err(Lookup::Ambiguous(Box::new(Ambiguity {
+        match (first, matches) {
+            (Some(only), 1) => Ok(only),
+            (Some(_), _) => Err(Lookup::Ambiguous(Box::new(Ambiguity {
                 parent: *self,
                 name,
             }))),
+            (None, _) => Err(Lookup::NotFound),
         }
     }
 
