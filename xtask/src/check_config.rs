@@ -60,7 +60,7 @@ fn image_size(image: &Path) -> Result<u64> {
 /// Checks `overlay` applied to `board`; prints the partitions, or every error.
 pub fn check(board: &Path, overlay_file: &Path, addresses: LoadAddresses) -> Result<ExitCode> {
     let merged = overlay::merge("check-config", board, overlay_file)?;
-    overlay::write_sizes(&merged.dtb, &merged.modules)?;
+    overlay::write_module_sizes(&merged.dtb, &merged.modules)?;
     let artifacts = build::hypervisor(Board::QemuVirt, Profile::Release)?;
     let image = PhysRange::new(PhysAddr(addresses.tessera), image_size(&artifacts.image)?)
         .context("Tessera's image size is 0")?;

@@ -206,6 +206,16 @@ fn check_config_runs() -> Result<Vec<(String, Result<(), String>)>> {
         "check-config reports every passthrough error of a bad overlay".into(),
         printed(ok, &out, false, &expected),
     ));
+    let (ok, out) = run("tests/overlays/qemu-virt-overlapping-modules.dts")?;
+    let expected = [
+        "1 error; Tessera would start no partition",
+        "partition a: reg: 0x49000000..",
+        "overlaps partition b's module@49001000 at 0x49001000..",
+    ];
+    results.push((
+        "check-config names both partitions of overlapping modules".into(),
+        printed(ok, &out, false, &expected),
+    ));
     Ok(results)
 }
 
