@@ -73,17 +73,18 @@ pub fn plan<'a>(
     check_modules(&partitions, memory, errors);
     let rams = place_memory(&partitions, memory, errors);
 
-    let mut plans = Vec::new();
-    for (index, (config, ram)) in partitions.into_iter().zip(rams).enumerate() {
-        let Some(ram) = ram else { continue };
-        let Some(kernel) = config.kernel else {
-            continue;
-        };
-        let guest_base = guest_ram_base(&config, ram, errors);
-        let kernel_kind = contents
-            .header(&kernel)
-            .map_or(KernelKind::Raw, |h| KernelKind::detect(&h));
-        if let Some((field, value)) = kernel_kind.implausible_field() {
+    // Each kernel's header, read and checked whether or not its partition
+    // gets RAM: a memory error must not hide a damaged image.
+    let kinds: Vec<Option<KernelKind>> = partitions
+        .iter()
+        .map(|config| {
+            let kernel = config.kernel.as_ref()?;
+            let kind = contents
+                .header(kernel)
+                .map_or(KernelKind::Raw, |h| KernelKind::detect(&h));
+            let Some((field, value)) = kind.implausible_field() else {
+                return Some(kind);
+            };
             errors.push(ConfigError {
                 scope: Scope::Partition(config.name),
                 property: "",
@@ -94,8 +95,17 @@ pub fn plan<'a>(
                     value,
                 },
             });
+            None
+        })
+        .collect();
+
+    let mut plans = Vec::new();
+    let placed = partitions.into_iter().zip(rams).zip(kinds);
+    for (index, ((config, ram), kernel_kind)) in placed.enumerate() {
+        let (Some(ram), Some(kernel), Some(kernel_kind)) = (ram, config.kernel, kernel_kind) else {
             continue;
-        }
+        };
+        let guest_base = guest_ram_base(&config, ram, errors);
         if let KernelKind::Arm64Image { .. } = kernel_kind
             && !guest_base.is_multiple_of(PLACEMENT_ALIGN)
         {

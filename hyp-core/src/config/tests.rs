@@ -819,6 +819,18 @@ fn image_header_fields_no_ram_holds_are_errors_naming_them() {
         let errors = check(&body, &headers).unwrap_err();
         assert_reports(&errors, expected);
     }
+    // A memory error of the same partition hides nothing.
+    let misplaced = body.replace(
+        SIZE_64M,
+        "memory-size = <0x0 0x4000000>; memory-base = <0x1 0x0>;",
+    );
+    let headers = Headers(HashMap::from([(
+        0x4900_0000,
+        arm64_header(0x8_0000, 0xffff_ffff_ffff_f001),
+    )]));
+    let errors = check(&misplaced, &headers).unwrap_err();
+    assert_reports(&errors, "is not all RAM");
+    assert_reports(&errors, "image_size 0xfffffffffffff001 in the Image header");
     // Just below the bound: too large for the partition, said in sizes a
     // person reads.
     let headers = Headers(HashMap::from([(
