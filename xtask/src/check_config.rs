@@ -110,8 +110,20 @@ pub fn check(board: &Path, overlay_file: &Path, addresses: LoadAddresses) -> Res
         .filter_map(|path| fdt.find_node(path))
         .map(|node| node.path().to_string())
         .collect();
-    let scope = overlay_scope::problems(&board_fdt, &fdt, &overlay_fdt, &given);
-    let result = match config::read(&fdt, &hardware, &files) {
+    let mut scope = overlay_scope::problems(&board_fdt, &fdt, &overlay_fdt, &given);
+    let result = config::read(&fdt, &hardware, &files);
+    // Tessera compares the modules of enabled partitions; the bootloader
+    // loads every module, so one of a disabled partition (or a disabled
+    // module) can still land on another.
+    if result.is_ok()
+        && let Some((a, b)) = overlay::overlapping(&merged.modules)?
+    {
+        scope.push(format!(
+            "{a} and {b}: the files overlap at their load addresses (the bootloader loads \
+             every module, enabled or not); move one module"
+        ));
+    }
+    let result = match result {
         Ok(_) if !scope.is_empty() => Err(Vec::new()),
         result => result,
     };
@@ -175,7 +187,7 @@ pub fn check(board: &Path, overlay_file: &Path, addresses: LoadAddresses) -> Res
         Err(errors) => {
             // Tessera's own verdict first; then what only the host sees.
             let verdict = if errors.is_empty() {
-                "Tessera would boot this tree, but the overlay changes the board"
+                "Tessera's own checks pass, the host's do not"
             } else {
                 "Tessera would start no partition"
             };

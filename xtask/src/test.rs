@@ -216,6 +216,15 @@ fn check_config_runs() -> Result<Vec<(String, Result<(), String>)>> {
         "check-config names both partitions of overlapping modules".into(),
         printed(ok, &out, false, &expected),
     ));
+    let (ok, out) = run("tests/overlays/qemu-virt-overlapping-disabled-module.dts")?;
+    let expected = [
+        "1 error; Tessera's own checks pass, the host's do not",
+        "/hypervisor/a/module@49000000 and /hypervisor/b/module@49001000: the files overlap",
+    ];
+    results.push((
+        "check-config finds a disabled partition's module over a live one".into(),
+        printed(ok, &out, false, &expected),
+    ));
     Ok(results)
 }
 

@@ -129,16 +129,21 @@ pub fn read<'a>(
             continue;
         }
         // "disabled" leaves a partition out; a misspelt status must not.
-        if let Some(status) = node.property("status").and_then(|p| p.as_str())
-            && !STATUS_VALUES.contains(&status)
-        {
+        let status_problem = node.property("status").and_then(|p| match p.as_str() {
+            Some(status) if STATUS_VALUES.contains(&status) => None,
+            Some(status) => Some(Problem::UnknownValue {
+                value: status,
+                allowed: &STATUS_VALUES,
+            }),
+            None => Some(Problem::Malformed {
+                expected: "a string",
+            }),
+        });
+        if let Some(problem) = status_problem {
             errors.push(ConfigError {
                 scope: Scope::Partition(name),
                 property: "status",
-                problem: Problem::UnknownValue {
-                    value: status,
-                    allowed: &STATUS_VALUES,
-                },
+                problem,
             });
             continue;
         }

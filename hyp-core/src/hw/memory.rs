@@ -231,12 +231,19 @@ fn regions<'a>(
     let in_partition = node
         .parent()
         .is_some_and(|parent| parent.is_compatible(&[PARTITION_COMPATIBLE]));
-    let (address_cells, size_cells) = if addressing == Addressing::Physical && in_partition {
-        (BINDING_CELLS, BINDING_CELLS)
-    } else {
-        address::reg_cells(node)
+    // A partition's module in the binding's cells where its reg has them
+    // (its own cell counts are the configuration's error to report), else
+    // as its parent's cells say.
+    let binding = (addressing == Addressing::Physical && in_partition)
+        .then(|| address::raw_reg_cells(node, BINDING_CELLS, BINDING_CELLS).ok())
+        .flatten();
+    let read = match binding {
+        Some(entries) => Ok(entries),
+        None => {
+            let (address_cells, size_cells) = address::reg_cells(node);
+            address::raw_reg_cells(node, address_cells, size_cells)
+        }
     };
-    let read = address::raw_reg_cells(node, address_cells, size_cells);
     let entries = match read {
         Ok(entries) => entries,
         Err(error) => {

@@ -172,7 +172,8 @@ pub fn sort_small_by<T>(items: &mut [T], mut order: impl FnMut(&T, &T) -> core::
     }
 }
 
-/// Formats a byte count the way people read sizes: `2 GiB`, `512 KiB`, `4100 B`.
+/// Formats a byte count the way people read sizes: `2 GiB`, `512 KiB`,
+/// `4.0 KiB` (4100 bytes), `1023 B`.
 #[derive(Clone, Copy, Debug)]
 pub struct ByteSize(pub u64);
 
