@@ -2,6 +2,8 @@
 //! host with the code Tessera runs at boot, against the addresses the
 //! generated boot.scr uses, so mistakes show before anything is flashed.
 
+#![deny(clippy::arithmetic_side_effects)]
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -194,7 +196,7 @@ pub fn check(board: &Path, overlay_file: &Path, addresses: LoadAddresses) -> Res
             println!(
                 "{}: {}; {verdict}:",
                 overlay_file.display(),
-                config::Count(errors.len() + scope.len(), "error")
+                config::Count(errors.len().saturating_add(scope.len()), "error")
             );
             for error in &errors {
                 println!("  {error}");

@@ -2,6 +2,8 @@
 //! DTB with fdtoverlay (Debian's U-Boot for QEMU has no `fdt apply`), and
 //! the modules they name found on disk.
 
+#![deny(clippy::arithmetic_side_effects)]
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};

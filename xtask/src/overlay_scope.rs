@@ -10,6 +10,8 @@
 //! fdtoverlay would merge them property by property into a partition
 //! nobody wrote.
 
+#![deny(clippy::arithmetic_side_effects)]
+
 use std::collections::BTreeMap;
 
 use hyp_core::dt::{Fdt, Node};
