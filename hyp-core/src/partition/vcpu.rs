@@ -80,12 +80,13 @@ pub fn run_this_cpu() {
                 rendezvous::serve(partition, index, Some(&mut *interface));
                 running.flush(interface);
             }
-            // SAFETY: `prepare` set this CPU up for the partition: its own
-            // stage-2 tables and VMID, and the traps of docs/partitions.md.
             // Exits come back with the timer's line sampled, the fast ones
-            // handled already (partition/fast_exit.rs). `running` is this
-            // loop's own, untouched by anything else while the guest runs.
-            let vector = unsafe { crate::arch::run_guest(running.as_guest_frame()) };
+            // handled already (partition/fast_exit.rs).
+            let frame = running.as_guest_frame();
+            // SAFETY: `prepare` set this CPU up for the partition (its own
+            // stage-2 tables and VMID, the traps of docs/partitions.md);
+            // `frame` is this loop's `running`, which nothing else touches.
+            let vector = unsafe { crate::arch::run_guest(frame) };
             if vector != crate::arch::HANDLED
                 && exit::handle(partition, index, &mut running.registers, vector) == exit::Next::Off
             {
